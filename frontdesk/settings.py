@@ -1,0 +1,100 @@
+"""One typed settings object, read from the environment (prefix ``FRONTDESK_``) and an optional ``.env``.
+
+Every part of Frontdesk reads its configuration from here and nowhere else, so that `frontdesk --help`,
+the README and `.env.example` can describe one set of names.  Secrets are ``SecretStr`` so that they
+never appear in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The sandbox's documented credentials: the emulator accepts exactly these, and `frontdesk run`
+# uses them when no real X keys are configured.
+SANDBOX_X_CONSUMER_KEY = "sandbox-consumer-key"
+SANDBOX_X_CONSUMER_SECRET = "sandbox-consumer-secret"
+SANDBOX_X_ACCESS_TOKEN = "sandbox-access-token"
+SANDBOX_X_ACCESS_TOKEN_SECRET = "sandbox-access-token-secret"
+SANDBOX_X_BEARER_TOKEN = "sandbox-bearer-token"
+SANDBOX_TELEGRAM_TOKEN = "123456:sandbox-telegram-token"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FRONTDESK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- where state lives -------------------------------------------------------------------
+    var_dir: Path = Field(default=PROJECT_ROOT / "var", description="Runtime state: SQLite file, models, logs.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL. Empty means the embedded SQLite file var/frontdesk.db. "
+        "PostgreSQL: postgresql+asyncpg://user@host:5432/db",
+    )
+    content_dir: Path = Field(default=PROJECT_ROOT / "content", description="FAQ and events catalogue.")
+
+    # --- HTTP -------------------------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    sandbox_port: int = 8081
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-only-change-me"),
+        description="Signs desk session cookies and API tokens. Set a long random value in production.",
+    )
+
+    # --- NLU (Rasa runs as its own service, from its own Python 3.10 virtualenv) --------------
+    nlu_url: str = Field(default="", description="A running Rasa server. Empty: `frontdesk run` starts one.")
+    nlu_port: int = 5005
+    nlu_timeout_s: float = 5.0
+    nlu_confidence_threshold: float = 0.5
+    rasa_venv: Path = Field(default=PROJECT_ROOT / "var" / "rasa-venv")
+    rasa_python: str = Field(default="", description="Python 3.10 for the Rasa virtualenv; found via pyenv if empty.")
+
+    # --- X ------------------------------------------------------------------------------------
+    x_api_base: str = Field(default="", description="Redirect the X API (e.g. to the sandbox emulator).")
+    x_consumer_key: SecretStr | None = None
+    x_consumer_secret: SecretStr | None = None
+    x_access_token: SecretStr | None = None
+    x_access_token_secret: SecretStr | None = None
+    x_bearer_token: SecretStr | None = None
+    x_mentions_poll_s: float = 0.0  # 0: derived from the rate limit the API reports
+    x_dms_poll_s: float = 0.0
+    x_webhook_enabled: bool = False
+
+    # --- Telegram -----------------------------------------------------------------------------
+    telegram_token: SecretStr | None = None
+    telegram_api_base: str = Field(default="", description="Redirect the Bot API (e.g. to the sandbox).")
+    telegram_agents_chat: int | None = None
+    telegram_webhook_secret: SecretStr | None = None
+
+    # --- the bot's manners ---------------------------------------------------------------------
+    business_hours: str = Field(default="", description="e.g. 'Mon-Fri 09:00-17:00'; empty = always open.")
+    business_timezone: str = "UTC"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.var_dir / 'frontdesk.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def has_x_credentials(self) -> bool:
+        return all(
+            s is not None
+            for s in (self.x_consumer_key, self.x_consumer_secret, self.x_access_token, self.x_access_token_secret)
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
