@@ -194,6 +194,19 @@ def send_message(state: TelegramState, params: Params) -> dict[str, Any]:
     return copy.deepcopy(message)
 
 
+@_method("getChat")
+def get_chat(state: TelegramState, params: Params) -> dict[str, Any]:
+    chat = copy.deepcopy(state.resolve_chat(params.raw("chat_id")))
+    # ChatFullInfo's required fields, with the values of an ordinary chat.
+    chat.update({
+        "accent_color_id": 0,
+        "max_reaction_count": 11,
+        "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
+                                "premium_subscription": False, "gifts_from_channels": False},
+    })
+    return chat
+
+
 @_method("sendChatAction")
 def send_chat_action(state: TelegramState, params: Params) -> bool:
     state.resolve_chat(params.raw("chat_id"))

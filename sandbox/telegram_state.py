@@ -123,7 +123,7 @@ class TelegramState:
         self._waiters.add(fut)
         try:
             await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             self._waiters.discard(fut)
@@ -184,7 +184,7 @@ class TelegramState:
             if chat_id != sender["id"]:
                 raise ControlError(
                     f"in a private chat the chat_id is the user's id: use chat_id={sender['id']} "
-                    f"or chat_type \"group\" (chat_id {chat_id})"
+                    f"or a negative group id with chat_type \"group\" (got chat_id {chat_id})"
                 )
             chat = {"id": chat_id, "type": "private", "first_name": sender["first_name"]}
             for key in ("last_name", "username"):

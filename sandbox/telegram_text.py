@@ -42,10 +42,10 @@ def render(text: str, parse_mode: str | None) -> str:
 
 
 def check_length(rendered: str) -> None:
-    """Telegram's limit, counted (like Telegram) in UTF-16 code units of the rendered text."""
+    """Telegram's limit, counted (like TDLib's ``utf8_length``) in code points of the rendered text."""
     if not rendered.strip():
         raise TelegramApiError(400, "Bad Request: message text is empty")
-    if len(rendered.encode("utf-16-le")) // 2 > MAX_MESSAGE_LENGTH:
+    if len(rendered) > MAX_MESSAGE_LENGTH:
         raise TelegramApiError(400, "Bad Request: message is too long")
 
 

@@ -80,7 +80,7 @@ class WebhookDeliverer:
                 if 200 <= resp.status <= 299:
                     return None
                 return f"Wrong response from the webhook: {resp.status} {resp.reason or ''}".strip()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "Read timeout expired"
         except aiohttp.ClientConnectorError as exc:
             return f"Connection refused ({exc.os_error})" if exc.os_error else "Connection refused"

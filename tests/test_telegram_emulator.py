@@ -151,6 +151,15 @@ async def test_group_messages_carry_the_group_chat(telegram_sandbox: TelegramSan
     assert update.message.from_user.id == ALICE
     reply = await bot.send_message(-1001234, "hello group")
     assert reply.chat.id == -1001234
+    assert (await bot.get_chat(-1001234)).type == "supergroup"
+
+
+async def test_bot_can_post_to_a_registered_agents_chat(telegram_sandbox: TelegramSandbox, bot: Bot) -> None:
+    with pytest.raises(BadRequest, match="(?i)chat not found"):
+        await bot.send_message(-100777, "new ticket")
+    await telegram_sandbox.control.add_chat(-100777, title="Agents")
+    assert (await bot.send_message(-100777, "new ticket")).chat.title == "Agents"
+    assert await bot.send_chat_action(-100777, "typing") is True
 
 
 # ------------------------------------------------------------------------------------------ sending
