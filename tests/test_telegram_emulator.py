@@ -251,14 +251,30 @@ async def test_send_message_refusals(telegram_sandbox: TelegramSandbox, bot: Bot
     with pytest.raises(BadRequest, match="(?i)message is too long"):
         await bot.send_message(ALICE, "x" * 4097)
     assert (await bot.send_message(ALICE, "x" * 4096)).text == "x" * 4096
-    with pytest.raises(BadRequest, match="(?i)can't parse entities"):
-        await bot.send_message(ALICE, "Your ticket is open.", parse_mode="MarkdownV2")
-    assert (await bot.send_message(ALICE, "Your *ticket* is open\\.", parse_mode="MarkdownV2")).text == \
-        "Your ticket is open."
-    assert (await bot.send_message(ALICE, "<b>Ticket</b> &lt;7&gt;", parse_mode="HTML")).text == "Ticket <7>"
     await telegram_sandbox.control.block(ALICE)
     with pytest.raises(Forbidden, match="blocked"):
         await bot.send_message(ALICE, "still there?")
+
+
+async def test_parse_modes_render_and_reject_like_telegram(telegram_sandbox: TelegramSandbox, bot: Bot) -> None:
+    await telegram_sandbox.control.message(ALICE, "hi")
+    with pytest.raises(BadRequest, match="(?i)can't parse entities: Character '.' is reserved"):
+        await bot.send_message(ALICE, "Your ticket is open.", parse_mode="MarkdownV2")
+    assert (await bot.send_message(ALICE, "Your *ticket* is open\\.", parse_mode="MarkdownV2")).text == \
+        "Your ticket is open."
+    assert (await bot.send_message(ALICE, "<b>Ticket</b> &lt;7&gt; &amp;amp;", parse_mode="HTML")).text == \
+        "Ticket <7> &amp;"
+    with pytest.raises(BadRequest, match="(?i)can't parse entities"):
+        await bot.send_message(ALICE, "<b>unclosed", parse_mode="HTML")
+    assert [m["parse_mode"] for m in (await telegram_sandbox.control.sent())["messages"]] == ["MarkdownV2", "HTML"]
+
+
+async def test_control_api_explains_impossible_messages(telegram_sandbox: TelegramSandbox) -> None:
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(f"{telegram_sandbox.url}/_sandbox/telegram/messages",
+                                 json={"chat_id": 99, "from": {"id": ALICE}, "text": "hi"})
+    assert resp.status_code == 400
+    assert f"use chat_id={ALICE}" in resp.json()["error"]
 
 
 async def test_json_body_and_query_string_are_accepted(telegram_sandbox: TelegramSandbox) -> None:
