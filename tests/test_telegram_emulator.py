@@ -16,7 +16,7 @@ import pytest_asyncio
 from aiohttp import web
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
-from telegram.ext import ApplicationBuilder, MessageHandler, filters
+from telegram.ext import ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from tests.fixtures.telegram_sandbox import TelegramSandbox
 
@@ -110,6 +110,45 @@ async def test_restart_with_persisted_offset_repeats_nothing(telegram_sandbox: T
     await telegram_sandbox.control.message(BOB, "after the restart")
     assert await run_once(1) == ["after the restart"]
     assert (await telegram_sandbox.control.state())["pending_updates"] == []
+
+
+async def test_application_conversation_with_buttons(telegram_sandbox: TelegramSandbox) -> None:
+    """The flow Frontdesk's channel uses: a polling Application answers, offers buttons, handles the press."""
+    done = asyncio.Event()
+
+    async def on_text(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        await update.message.reply_text("Open a ticket?", do_quote=True,
+                                        reply_markup=_keyboard(("Yes", "open"), ("No", "skip")))
+
+    async def on_press(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        await update.callback_query.answer("Done")
+        await update.callback_query.edit_message_text(f"You chose {update.callback_query.data}")
+        done.set()
+
+    app = (ApplicationBuilder().token(telegram_sandbox.token).base_url(telegram_sandbox.base_url)
+           .base_file_url(telegram_sandbox.base_file_url).build())
+    app.add_handler(MessageHandler(filters.TEXT, on_text))
+    app.add_handler(CallbackQueryHandler(on_press))
+    control = telegram_sandbox.control
+    async with app:
+        await app.start()
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+        asked = await control.message(ALICE, "my parcel is late")
+        for _ in range(100):  # wait for the bot's question to appear
+            if (await control.sent())["messages"]:
+                break
+            await asyncio.sleep(0.05)
+        question = (await control.sent())["messages"][0]
+        await control.press(ALICE, ALICE, question["message_id"], "open")
+        await asyncio.wait_for(done.wait(), 10)
+        await app.updater.stop()
+        await app.stop()
+
+    sent = await control.sent()
+    assert question["reply_to_message_id"] == asked["message_id"]  # do_quote: a reply to the user
+    assert [(m["text"], m["edited"]) for m in sent["messages"]] == [("Open a ticket?", False),
+                                                                     ("You chose open", True)]
+    assert [a["text"] for a in sent["callback_answers"]] == ["Done"]
 
 
 async def test_long_poll_returns_when_a_message_arrives(telegram_sandbox: TelegramSandbox, bot: Bot) -> None:
