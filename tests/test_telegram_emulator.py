@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -49,8 +50,11 @@ async def test_wrong_token_is_invalid_token(telegram_sandbox: TelegramSandbox) -
     assert resp.status_code == 401
     assert resp.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
     wrong = Bot("999:wrong", base_url=telegram_sandbox.base_url, base_file_url=telegram_sandbox.base_file_url)
-    with pytest.raises(InvalidToken):
-        await wrong.initialize()  # getMe
+    try:
+        with pytest.raises(InvalidToken):
+            await wrong.initialize()  # getMe
+    finally:
+        await wrong.shutdown()
 
 
 # ------------------------------------------------------------------------------------------ updates
@@ -401,3 +405,21 @@ async def test_webhook_delivers_with_secret_and_blocks_polling(
     assert await bot.delete_webhook() is True
     await telegram_sandbox.control.message(ALICE, "back to polling")
     assert [u.message.text for u in await bot.get_updates()] == ["back to polling"]
+
+
+async def test_unreachable_webhook_loses_nothing(telegram_sandbox: TelegramSandbox, bot: Bot) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+    assert await bot.set_webhook(dead_url)
+    await telegram_sandbox.control.message(ALICE, "anyone?")
+    for _ in range(100):
+        info = await bot.get_webhook_info()
+        if info.last_error_message:
+            break
+        await asyncio.sleep(0.05)
+    assert "Connection refused" in info.last_error_message
+    assert info.pending_update_count == 1
+
+    await bot.delete_webhook()
+    assert [u.message.text for u in await bot.get_updates()] == ["anyone?"]
