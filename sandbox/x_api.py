@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,9 +22,9 @@ from sandbox.x_limits import Fault, generous_rate_limits, x_rate_limits
 from sandbox.x_state import XConfig, XState, conversation_id_for
 from sandbox.x_webhook import WebhookDispatcher, crc_check
 
+log = logging.getLogger(__name__)
 X_STATE = web.AppKey("x_state", XState)
 X_WEBHOOKS = web.AppKey("x_webhooks", WebhookDispatcher)
-_AUTH = "x_auth"
 _JSON = "application/json"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -104,11 +105,13 @@ async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamRes
     if not allowed:
         response = _error_response(x_errors.too_many_requests())
     else:
-        request[_AUTH] = context
         try:
             response = await handler(request)
         except x_errors.XApiError as error:
             response = _error_response(error)
+        except Exception:  # a bug in the emulator must still answer JSON, or tweepy hides it
+            log.exception("X emulator: unhandled error in %s %s", request.method, request.path)
+            response = _error_response(x_errors.server_error(500))
     response.headers.update(rate_headers)
     return response
 

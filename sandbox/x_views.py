@@ -173,7 +173,14 @@ def render_tweet(state: XState, tweet: XTweet, fields: Sequence[str] = ()) -> di
         "lang": "en",
         "possibly_sensitive": False,
         "reply_settings": "everyone",
-        "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 0, "quote_count": 0},
+        "public_metrics": {
+            "retweet_count": 0,
+            "reply_count": 0,
+            "like_count": 0,
+            "quote_count": 0,
+            "impression_count": 0,
+            "bookmark_count": 0,
+        },
     }
     if tweet.in_reply_to_user_id:
         full["in_reply_to_user_id"] = tweet.in_reply_to_user_id
