@@ -181,7 +181,9 @@ def _timeline(request: web.Request, state: XState, tweets: list[Any]) -> web.Res
     since_id = x_views.parse_id(query, "since_id")
     until_id = x_views.parse_id(query, "until_id")
     max_results = x_views.parse_max_results(query, 5, 100, 10)
-    tweets = x_views.id_window(tweets, since_id, until_id)
+    start_time = x_views.parse_time(query, "start_time")
+    end_time = x_views.parse_time(query, "end_time")
+    tweets = x_views.id_window(tweets, since_id, until_id, start_time, end_time)
     chunk, next_token = x_views.page(tweets, query, max_results, base32=False)
     return _json(x_views.tweet_page_body(state, chunk, next_token, query))
 

@@ -45,7 +45,7 @@ def authenticate(
             return AuthContext("app", "app")
         raise x_errors.unauthorized()
     if scheme.lower() == "oauth":
-        _verify_oauth1(config, method, origin, path_qs, header, headers, form_body, now)
+        _verify_oauth1(config, method, origin, path_qs, header, form_body, now)
         return AuthContext("user", config.access_token)
     raise x_errors.unauthorized()
 
@@ -56,7 +56,6 @@ def _verify_oauth1(
     origin: str,
     path_qs: str,
     header: str,
-    headers: Mapping[str, str],
     form_body: str | None,
     now: float,
 ) -> None:

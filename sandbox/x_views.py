@@ -133,11 +133,40 @@ def page(items: list[T], query: Mapping[str, str], max_results: int, *, base32: 
     return chunk, next_token
 
 
-def id_window(items: list[XTweet], since_id: str | None, until_id: str | None) -> list[XTweet]:
+def parse_time(query: Mapping[str, str], name: str) -> datetime | None:
+    """X's ``start_time``/``end_time``: RFC 3339, e.g. 2026-11-25T10:00:00Z."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise x_errors.invalid_request(
+            f"Invalid '{name}':'{raw}'. '{name}' must be a timestamp in RFC 3339 format, e.g. "
+            "2026-11-25T10:00:00Z.",
+            {name: [raw]},
+        )
+    return moment
+
+
+def id_window(
+    items: list[XTweet],
+    since_id: str | None,
+    until_id: str | None,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+) -> list[XTweet]:
+    """Keep posts newer than since_id / created at or after start_time, older than until_id / end_time."""
     if since_id is not None:
         items = [t for t in items if int(t.id) > int(since_id)]
     if until_id is not None:
         items = [t for t in items if int(t.id) < int(until_id)]
+    if start_time is not None:
+        items = [t for t in items if t.created_at >= start_time]
+    if end_time is not None:
+        items = [t for t in items if t.created_at < end_time]
     return items
 
 
