@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from aiohttp import web
 
 from sandbox import x_errors, x_views
 from sandbox.x_auth import AuthContext, authenticate
-from sandbox.x_limits import Fault, generous_rate_limits, x_rate_limits
+from sandbox.x_limits import Fault, RateWindow, generous_rate_limits, x_rate_limits
 from sandbox.x_state import XConfig, XState, conversation_id_for
 from sandbox.x_webhook import WebhookDispatcher, crc_check
 
@@ -73,14 +72,10 @@ async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamRes
             x_errors.too_many_requests() if fault_status == 429 else _fault_error(fault_status)
         )
         if endpoint:
-            limit = state.limits.limit_for(endpoint, "app")
-            response.headers.update(
-                {
-                    "x-rate-limit-limit": str(limit),
-                    "x-rate-limit-remaining": "0" if fault_status == 429 else str(limit),
-                    "x-rate-limit-reset": str(math.ceil(state.clock() + state.limits.window_s)),
-                }
-            )
+            window = state.limits.peek(endpoint, "app")
+            if fault_status == 429:  # an exhausted window that reopens a full window from now
+                window = RateWindow(window.limit, 0, state.clock() + state.limits.window_s)
+            response.headers.update(state.limits.headers(window))
         return response
     if endpoint is None:  # unknown path or method: still a JSON body, as X sends
         try:
@@ -95,13 +90,11 @@ async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamRes
         if getattr(route_handler, "x_user_only", False) and context.kind != "user":
             raise x_errors.unsupported_authentication()
     except x_errors.XApiError as error:
-        return _error_response(error)
+        response = _error_response(error)
+        response.headers.update(state.limits.headers(state.limits.peek(endpoint, "app")))
+        return response
     window, allowed = state.limits.hit(endpoint, context.key)
-    rate_headers = {
-        "x-rate-limit-limit": str(window.limit),
-        "x-rate-limit-remaining": str(window.remaining),
-        "x-rate-limit-reset": str(state.limits.reset_header(window)),
-    }
+    rate_headers = state.limits.headers(window)
     if not allowed:
         response = _error_response(x_errors.too_many_requests())
     else:

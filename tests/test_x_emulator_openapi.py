@@ -91,11 +91,17 @@ def _validate(spec: dict[str, Any], route: str, method: str, status: int, conten
         jsonschema.Draft7Validator({"$ref": _URI + target}, registry=registry).validate(body)
 
 
+_RATE_HEADERS = ("x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset")
+
+
 async def _raw(coro: Any) -> tuple[int, str, Any]:
+    """Status, content type and JSON body of one call; every X answer carries the rate-limit headers."""
     try:
         response = await coro
     except tweepy.HTTPException as exc:
         response = exc.response
+    missing = [h for h in _RATE_HEADERS if h not in response.headers]
+    assert not missing, f"{response.url}: no {missing}"
     return response.status, response.headers["Content-Type"], await response.json(content_type=None)
 
 
