@@ -57,7 +57,9 @@ async def _serve(host: str, port: int, brand: str) -> None:
 
 
 def sandbox_command(
-    port: int = typer.Option(None, "--port", "-p", help="Port to listen on (default: FRONTDESK_SANDBOX_PORT, 8081)."),
+    port: int = typer.Option(
+        None, "--port", "-p", help="Port to listen on (default: FRONTDESK_SANDBOX_PORT, 8081)."
+    ),
     host: str = typer.Option("127.0.0.1", help="Interface to bind; keep loopback unless you mean it."),
     brand: str = typer.Option("frontdesk", help="The brand's X handle in the emulator."),
 ) -> None:

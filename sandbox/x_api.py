@@ -18,7 +18,7 @@ from aiohttp import web
 from sandbox import x_errors, x_views
 from sandbox.x_auth import AuthContext, authenticate
 from sandbox.x_limits import Fault, RateWindow, generous_rate_limits, x_rate_limits
-from sandbox.x_state import XConfig, XState, conversation_id_for
+from sandbox.x_state import XConfig, XState
 from sandbox.x_webhook import WebhookDispatcher, crc_check
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,16 @@ async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamRes
         try:
             return await handler(request)
         except web.HTTPMethodNotAllowed:
-            return _json({"title": "Method Not Allowed", "type": "about:blank", "status": 405,
-                          "detail": f"{request.method} is not allowed here"}, 405, x_errors.PROBLEM_JSON)
+            return _json(
+                {
+                    "title": "Method Not Allowed",
+                    "type": "about:blank",
+                    "status": 405,
+                    "detail": f"{request.method} is not allowed here",
+                },
+                405,
+                x_errors.PROBLEM_JSON,
+            )
         except web.HTTPNotFound:
             return _error_response(x_errors.not_found_route())
     try:
@@ -145,7 +153,9 @@ async def users_me(request: web.Request) -> web.Response:
 def _user_or_partial_error(state: XState, raw_id: str) -> tuple[str, web.Response | None]:
     user_id = x_views.parse_path_id(raw_id, "id")
     if state.user(user_id) is None:
-        error = x_errors.resource_not_found("id", user_id, "user", f"Could not find user with id: [{user_id}].")
+        error = x_errors.resource_not_found(
+            "id", user_id, "user", f"Could not find user with id: [{user_id}]."
+        )
         return user_id, _json({"errors": [error]})
     return user_id, None
 
@@ -187,7 +197,9 @@ async def tweet_lookup(request: web.Request) -> web.Response:
     tweet_id = x_views.parse_path_id(request.match_info["id"], "id")
     tweet = state.tweets.get(tweet_id)
     if tweet is None:
-        error = x_errors.resource_not_found("id", tweet_id, "tweet", f"Could not find tweet with id: [{tweet_id}].")
+        error = x_errors.resource_not_found(
+            "id", tweet_id, "tweet", f"Could not find tweet with id: [{tweet_id}]."
+        )
         return _json({"errors": [error]})
     body = x_views.tweet_page_body(state, [tweet], None, request.query)
     result: dict[str, Any] = {"data": body["data"][0]}
@@ -283,11 +295,14 @@ async def create_tweet(request: web.Request) -> web.Response:
     if reply is not None:
         if not isinstance(reply, dict) or not reply.get("in_reply_to_tweet_id"):
             raise x_errors.invalid_request(
-                "The `reply` field must be an object with `in_reply_to_tweet_id`.", {"reply": [json.dumps(reply)]}
+                "The `reply` field must be an object with `in_reply_to_tweet_id`.",
+                {"reply": [json.dumps(reply)]},
             )
         in_reply_to = str(reply["in_reply_to_tweet_id"])
     tweet = state.create_tweet(state.brand.id, text, in_reply_to)
-    response = _json({"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}}, 201)
+    response = _json(
+        {"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}}, 201
+    )
     response.headers["Location"] = f"https://api.twitter.com/2/tweets/{tweet.id}"
     return response
 
@@ -318,7 +333,9 @@ async def _control_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json() if request.can_read_body else {}
     except ValueError:
-        raise _ControlError("the body must be JSON, e.g. -H 'Content-Type: application/json' -d '{...}'") from None
+        raise _ControlError(
+            "the body must be JSON, e.g. -H 'Content-Type: application/json' -d '{...}'"
+        ) from None
     if not isinstance(body, dict):
         raise _ControlError("the body must be a JSON object")
     return body
@@ -346,10 +363,17 @@ async def control_mention(request: web.Request) -> web.Response:
     body = await _control_body(request)
     in_reply_to = body.get("in_reply_to")
     tweet = state.add_mention(
-        _required_str(body, "author"), _required_str(body, "text"), None if in_reply_to is None else str(in_reply_to)
+        _required_str(body, "author"),
+        _required_str(body, "text"),
+        None if in_reply_to is None else str(in_reply_to),
     )
     return _json(
-        {"id": tweet.id, "text": tweet.text, "author_id": tweet.author_id, "conversation_id": tweet.conversation_id},
+        {
+            "id": tweet.id,
+            "text": tweet.text,
+            "author_id": tweet.author_id,
+            "conversation_id": tweet.conversation_id,
+        },
         201,
     )
 
@@ -358,7 +382,9 @@ async def control_dm(request: web.Request) -> web.Response:
     state = request.app[X_STATE]
     body = await _control_body(request)
     event = state.add_dm(_required_str(body, "sender"), _required_str(body, "text"))
-    return _json({"id": event.id, "sender_id": event.sender_id, "dm_conversation_id": event.dm_conversation_id}, 201)
+    return _json(
+        {"id": event.id, "sender_id": event.sender_id, "dm_conversation_id": event.dm_conversation_id}, 201
+    )
 
 
 async def control_sent(request: web.Request) -> web.Response:

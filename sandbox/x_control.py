@@ -6,7 +6,7 @@ sandbox running in another process (`frontdesk sandbox`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 
@@ -22,7 +22,7 @@ class XSandboxControl:
         self.base_url = base_url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> XSandboxControl:
+    async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         return self
 

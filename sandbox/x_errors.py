@@ -51,13 +51,20 @@ def too_many_requests() -> XApiError:
 
 
 def server_error(status: int) -> XApiError:
-    titles = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+    titles = {
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }
     title = titles.get(status, "Service Unavailable")
     return problem(status, title, title)
 
 
 def not_found_route() -> XApiError:
-    return problem(404, "Not Found Error", "Sorry, that page does not exist.", _PROBLEMS + "resource-not-found")
+    return problem(
+        404, "Not Found Error", "Sorry, that page does not exist.", _PROBLEMS + "resource-not-found"
+    )
 
 
 def invalid_request(message: str, parameters: dict[str, list[str]] | None = None) -> XApiError:

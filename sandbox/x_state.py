@@ -22,7 +22,7 @@ from frontdesk.settings import (
     SANDBOX_X_CONSUMER_SECRET,
 )
 from sandbox import x_errors
-from sandbox.x_limits import Faults, RateLimiter, X_WINDOW_S, generous_rate_limits
+from sandbox.x_limits import X_WINDOW_S, Faults, RateLimiter, generous_rate_limits
 from sandbox.x_text import MAX_WEIGHTED_LENGTH, weighted_length
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_]{1,15}$")
@@ -281,7 +281,11 @@ class XState:
 
     def _store_dm(self, sender_id: str, recipient_id: str, text: str) -> XDmEvent:
         event = XDmEvent(
-            id=self._ids.next(), text=text, sender_id=sender_id, recipient_id=recipient_id, created_at=self.now()
+            id=self._ids.next(),
+            text=text,
+            sender_id=sender_id,
+            recipient_id=recipient_id,
+            created_at=self.now(),
         )
         self.dm_events.append(event)
         self._emit("dm", event)

@@ -74,13 +74,17 @@ async def test_no_new_mentions_is_the_bare_empty_page(
     assert page.meta == {"result_count": 0}
 
 
-async def test_only_the_800_newest_mentions_are_reachable(x_client: AsyncClient, x_sandbox: RunningSandbox) -> None:
+async def test_only_the_800_newest_mentions_are_reachable(
+    x_client: AsyncClient, x_sandbox: RunningSandbox
+) -> None:
     for i in range(805):
         x_sandbox.x.add_mention("crowd", f"ping {i}")
     total = 0
     token = None
     while True:
-        page = await x_client.get_users_mentions(x_sandbox.x.brand.id, max_results=100, pagination_token=token)
+        page = await x_client.get_users_mentions(
+            x_sandbox.x.brand.id, max_results=100, pagination_token=token
+        )
         total += page.meta["result_count"]
         token = page.meta.get("next_token")
         if token is None:
@@ -95,7 +99,9 @@ async def test_a_customer_reply_carries_the_thread(
     ours = await x_client.create_tweet(text="Sorry! Which order?", in_reply_to_tweet_id=root["id"])
     again = await x_control.mention("alice", "order 42", in_reply_to=ours.data["id"])
 
-    page = await x_client.get_users_mentions(x_sandbox.x.brand.id, since_id=root["id"], tweet_fields=MENTION_FIELDS)
+    page = await x_client.get_users_mentions(
+        x_sandbox.x.brand.id, since_id=root["id"], tweet_fields=MENTION_FIELDS
+    )
 
     (reply,) = page.data
     assert reply.id == int(again["id"])
@@ -119,7 +125,9 @@ async def test_dm_events_newest_first_paginated_with_the_brands_own_sends(
 ) -> None:
     brand_id = x_sandbox.x.brand.id
     first = await x_control.dm("alice", "hello?")
-    sent = await x_client.create_direct_message(participant_id=first["sender_id"], text="Hi Alice, how can we help?")
+    sent = await x_client.create_direct_message(
+        participant_id=first["sender_id"], text="Hi Alice, how can we help?"
+    )
     await x_control.dm("alice", "my parcel")
     await x_control.dm("bob", "question")
 
@@ -147,9 +155,7 @@ async def test_dm_events_newest_first_paginated_with_the_brands_own_sends(
     assert echo.dm_conversation_id == f"{low}-{high}" == sent.data["dm_conversation_id"]
 
 
-async def test_dm_events_of_one_conversation(
-    x_client: AsyncClient, x_control: XSandboxControl
-) -> None:
+async def test_dm_events_of_one_conversation(x_client: AsyncClient, x_control: XSandboxControl) -> None:
     alice = await x_control.dm("alice", "a1")
     await x_control.dm("bob", "b1")
     page = await x_client.get_direct_message_events(participant_id=alice["sender_id"])

@@ -59,7 +59,9 @@ def test_real_keys_without_base_talk_to_x_itself() -> None:
 
 def test_rewrite_keeps_signed_query_encoding() -> None:
     session = RedirectingSession("http://127.0.0.1:8081/")
-    signed = URL("https://api.twitter.com/2/users/1/mentions?start_time=2026-11-25T10%3A00%3A00Z", encoded=True)
+    signed = URL(
+        "https://api.twitter.com/2/users/1/mentions?start_time=2026-11-25T10%3A00%3A00Z", encoded=True
+    )
     rewritten = session.rewrite(signed)
     assert isinstance(rewritten, URL)
     assert str(rewritten) == "http://127.0.0.1:8081/2/users/1/mentions?start_time=2026-11-25T10%3A00%3A00Z"
@@ -120,7 +122,9 @@ async def test_faults_are_listed_and_used_up(
     await x_client.get_me()
 
 
-async def test_x_rate_limit_profile_uses_xs_numbers(x_control: XSandboxControl, x_client: AsyncClient) -> None:
+async def test_x_rate_limit_profile_uses_xs_numbers(
+    x_control: XSandboxControl, x_client: AsyncClient
+) -> None:
     config = await x_control.config(rate_limit_profile="x")
     assert config["rate_limits"]["dm_events"] == {"user": 15}
     for _ in range(15):

@@ -75,7 +75,9 @@ def spec() -> dict[str, Any]:
     return spec
 
 
-def _validate(spec: dict[str, Any], route: str, method: str, status: int, content_type: str, body: Any) -> None:
+def _validate(
+    spec: dict[str, Any], route: str, method: str, status: int, content_type: str, body: Any
+) -> None:
     responses = spec["paths"][route][method]["responses"]
     declared = responses.get(str(status)) or responses["default"]
     media = content_type.split(";")[0].strip()
@@ -118,22 +120,63 @@ async def test_success_bodies_match_the_spec(
     for i in range(6):
         await x_control.mention(f"fan{i}", f"hello {i}")
     dm = await x_control.dm("alice", "hi there")
-    mention_fields = ["author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets",
-                      "entities", "public_metrics", "lang"]
+    mention_fields = [
+        "author_id",
+        "conversation_id",
+        "created_at",
+        "in_reply_to_user_id",
+        "referenced_tweets",
+        "entities",
+        "public_metrics",
+        "lang",
+    ]
     checks = [
-        ("/2/users/me", "get", raw_client.get_me(user_fields=["created_at", "description", "public_metrics", "protected", "verified", "profile_image_url"])),
-        ("/2/users/{id}/mentions", "get", raw_client.get_users_mentions(
-            brand, max_results=5, expansions=["author_id", "referenced_tweets.id"], tweet_fields=mention_fields,
-            user_fields=["created_at"])),
+        (
+            "/2/users/me",
+            "get",
+            raw_client.get_me(
+                user_fields=[
+                    "created_at",
+                    "description",
+                    "public_metrics",
+                    "protected",
+                    "verified",
+                    "profile_image_url",
+                ]
+            ),
+        ),
+        (
+            "/2/users/{id}/mentions",
+            "get",
+            raw_client.get_users_mentions(
+                brand,
+                max_results=5,
+                expansions=["author_id", "referenced_tweets.id"],
+                tweet_fields=mention_fields,
+                user_fields=["created_at"],
+            ),
+        ),
         ("/2/users/{id}/mentions", "get", raw_client.get_users_mentions(brand, since_id="9" * 19)),
         ("/2/tweets", "post", raw_client.create_tweet(text="Thanks!")),
-        ("/2/dm_conversations/with/{participant_id}/messages", "post",
-         raw_client.create_direct_message(participant_id=dm["sender_id"], text="Hello Alice")),
-        ("/2/dm_events", "get", raw_client.get_direct_message_events(
-            max_results=1, dm_event_fields=["id", "text", "sender_id", "created_at", "dm_conversation_id",
-                                            "event_type"], expansions="sender_id")),
-        ("/2/dm_conversations/with/{participant_id}/dm_events", "get",
-         raw_client.get_direct_message_events(participant_id=dm["sender_id"])),
+        (
+            "/2/dm_conversations/with/{participant_id}/messages",
+            "post",
+            raw_client.create_direct_message(participant_id=dm["sender_id"], text="Hello Alice"),
+        ),
+        (
+            "/2/dm_events",
+            "get",
+            raw_client.get_direct_message_events(
+                max_results=1,
+                dm_event_fields=["id", "text", "sender_id", "created_at", "dm_conversation_id", "event_type"],
+                expansions="sender_id",
+            ),
+        ),
+        (
+            "/2/dm_conversations/with/{participant_id}/dm_events",
+            "get",
+            raw_client.get_direct_message_events(participant_id=dm["sender_id"]),
+        ),
         ("/2/users/{id}/tweets", "get", raw_client.get_users_tweets(brand, tweet_fields=["conversation_id"])),
         ("/2/users/{id}/mentions", "get", raw_client.get_users_mentions("42")),
     ]
@@ -160,7 +203,12 @@ async def test_error_bodies_are_problem_json_per_the_spec(
         ("/2/users/me", "get", await _raw(raw_client.get_me(user_auth=False)), 403),
         ("/2/tweets", "post", await _raw(raw_client.create_tweet(text="once")), 403),
         ("/2/tweets", "post", await _raw(raw_client.create_tweet(text="z" * 281)), 403),
-        ("/2/users/{id}/mentions", "get", await _raw(raw_client.get_users_mentions(brand, max_results=500)), 400),
+        (
+            "/2/users/{id}/mentions",
+            "get",
+            await _raw(raw_client.get_users_mentions(brand, max_results=500)),
+            400,
+        ),
         ("/2/users/{id}/mentions", "get", too_many, 429),
         ("/2/users/{id}/mentions", "get", unavailable, 503),
     ]
