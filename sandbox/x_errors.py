@@ -32,7 +32,7 @@ def unauthorized() -> XApiError:
     return problem(401, "Unauthorized", "Unauthorized")
 
 
-def unsupported_authentication(endpoint_kind: str = "user") -> XApiError:
+def unsupported_authentication() -> XApiError:
     return problem(
         403,
         "Unsupported Authentication",
