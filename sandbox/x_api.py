@@ -61,59 +61,59 @@ def _state(request: web.Request) -> XState:
 # --- middleware -------------------------------------------------------------------------------------
 @web.middleware
 async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Faults, then auth, then the rate-limit window, then the handler; X's JSON errors throughout."""
     state = _state(request)
     latency_ms, fault_status = state.faults.take(request.method, request.path)
     if latency_ms:
         await asyncio.sleep(latency_ms / 1000)
-    route_handler = request.match_info.handler
-    endpoint = getattr(route_handler, "x_endpoint", None)
+    endpoint: str | None = getattr(request.match_info.handler, "x_endpoint", None)
     if fault_status is not None:
-        response = _error_response(
-            x_errors.too_many_requests() if fault_status == 429 else _fault_error(fault_status)
-        )
-        if endpoint:
-            window = state.limits.peek(endpoint, "app")
-            if fault_status == 429:  # an exhausted window that reopens a full window from now
-                window = RateWindow(window.limit, 0, state.clock() + state.limits.window_s)
-            response.headers.update(state.limits.headers(window))
-        return response
-    if endpoint is None:  # unknown path or method: still a JSON body, as X sends
-        try:
-            return await handler(request)
-        except web.HTTPMethodNotAllowed:
-            return _json(
-                {
-                    "title": "Method Not Allowed",
-                    "type": "about:blank",
-                    "status": 405,
-                    "detail": f"{request.method} is not allowed here",
-                },
-                405,
-                x_errors.PROBLEM_JSON,
-            )
-        except web.HTTPNotFound:
-            return _error_response(x_errors.not_found_route())
+        return _fault_response(state, endpoint, fault_status)
+    if endpoint is None:
+        return await _unrouted(request, handler)
     try:
         context = await _authenticate(request, state)
-        if getattr(route_handler, "x_user_only", False) and context.kind != "user":
+        if getattr(request.match_info.handler, "x_user_only", False) and context.kind != "user":
             raise x_errors.unsupported_authentication()
     except x_errors.XApiError as error:
         response = _error_response(error)
         response.headers.update(state.limits.headers(state.limits.peek(endpoint, "app")))
         return response
     window, allowed = state.limits.hit(endpoint, context.key)
-    rate_headers = state.limits.headers(window)
-    if not allowed:
-        response = _error_response(x_errors.too_many_requests())
-    else:
-        try:
-            response = await handler(request)
-        except x_errors.XApiError as error:
-            response = _error_response(error)
-        except Exception:  # a bug in the emulator must still answer JSON, or tweepy hides it
-            log.exception("X emulator: unhandled error in %s %s", request.method, request.path)
-            response = _error_response(x_errors.server_error(500))
-    response.headers.update(rate_headers)
+    response = await _handle(request, handler) if allowed else _error_response(x_errors.too_many_requests())
+    response.headers.update(state.limits.headers(window))
+    return response
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except x_errors.XApiError as error:
+        return _error_response(error)
+    except Exception:  # a bug in the emulator must still answer JSON, or tweepy hides it
+        log.exception("X emulator: unhandled error in %s %s", request.method, request.path)
+        return _error_response(x_errors.server_error(500))
+
+
+async def _unrouted(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown path or method under /2: still a JSON body, as X sends."""
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed:
+        error = x_errors.problem(405, "Method Not Allowed", f"{request.method} is not allowed here")
+        return _error_response(error)
+    except web.HTTPNotFound:
+        return _error_response(x_errors.not_found_route())
+
+
+def _fault_response(state: XState, endpoint: str | None, status: int) -> web.Response:
+    error = x_errors.too_many_requests() if status == 429 else _fault_error(status)
+    response = _error_response(error)
+    if endpoint:
+        window = state.limits.peek(endpoint, "app")
+        if status == 429:  # an exhausted window that reopens a full window from now
+            window = RateWindow(window.limit, 0, state.clock() + state.limits.window_s)
+        response.headers.update(state.limits.headers(window))
     return response
 
 
