@@ -393,7 +393,20 @@ async def control_sent(request: web.Request) -> web.Response:
 
 async def control_users(request: web.Request) -> web.Response:
     state = request.app[X_STATE]
-    users = [{"id": u.id, "username": u.username, "name": u.name} for u in state.users.values()]
+    if request.method == "POST":
+        body = await _control_body(request)
+        user = state.user_by_username(_required_str(body, "username"))
+        assert user is not None
+        if user.id == state.brand.id:
+            raise _ControlError("that is the brand; customers only")
+        if "name" in body:
+            user.name = str(body["name"])
+        if "accepts_dms" in body:
+            user.accepts_dms = bool(body["accepts_dms"])
+    users = [
+        {"id": u.id, "username": u.username, "name": u.name, "accepts_dms": u.accepts_dms}
+        for u in state.users.values()
+    ]
     return _json({"brand": {"id": state.brand.id, "username": state.brand.username}, "users": users})
 
 
@@ -480,10 +493,10 @@ def add_x_routes(app: web.Application, state: XState | None = None, config: XCon
     app.router.add_post("/_sandbox/mentions", control_mention)
     app.router.add_post("/_sandbox/dms", control_dm)
     app.router.add_get("/_sandbox/sent", control_sent)
-    app.router.add_get("/_sandbox/users", control_users)
     for method in ("GET", "POST", "DELETE"):
         app.router.add_route(method, "/_sandbox/faults", control_faults)
     for method in ("GET", "POST"):
+        app.router.add_route(method, "/_sandbox/users", control_users)
         app.router.add_route(method, "/_sandbox/config", control_config)
         app.router.add_route(method, "/_sandbox/webhook", control_webhook)
     app.router.add_post("/_sandbox/reset", control_reset)

@@ -58,6 +58,10 @@ class XSandboxControl:
     async def users(self) -> dict[str, Any]:
         return await self._call("GET", "users")
 
+    async def customer(self, username: str, **fields: Any) -> dict[str, Any]:
+        """Create or change a customer: ``name``, ``accepts_dms`` (False: the brand's DMs get 403)."""
+        return await self._call("POST", "users", {"username": username, **fields})
+
     async def fault(
         self,
         status: int | None = None,

@@ -59,6 +59,7 @@ class XUser:
     username: str
     name: str
     created_at: datetime
+    accepts_dms: bool = True  # False: the brand's DMs to this user get X's 403
 
 
 @dataclass
@@ -259,8 +260,9 @@ class XState:
             raise x_errors.invalid_request(
                 "You cannot send a direct message to yourself.", {"participant_id": [participant_id]}
             )
-        if participant_id not in self.users:
-            raise x_errors.forbidden("You cannot send messages to this user.")
+        recipient = self.users.get(participant_id)
+        if recipient is None or not recipient.accepts_dms:
+            raise x_errors.forbidden("You are not allowed to send messages to this user.")
         event = self._store_dm(sender_id, participant_id, text)
         if sender_id == self.brand.id:
             self._sent.append(("dm", event.id))

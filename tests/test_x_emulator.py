@@ -306,3 +306,13 @@ async def test_reset_clears_posts_but_ids_keep_increasing(
     assert after["author_id"] == alice_id  # customers keep their ids across resets
     page = await x_client.get_users_mentions(x_sandbox.x.brand.id)
     assert [t.text for t in page.data] == ["@frontdesk two"]
+
+
+async def test_a_customer_who_does_not_accept_dms_gets_none(
+    x_client: AsyncClient, x_control: XSandboxControl
+) -> None:
+    dm = await x_control.dm("erin", "hi")
+    await x_control.customer("erin", accepts_dms=False)
+    with pytest.raises(tweepy.Forbidden, match="not allowed to send messages"):
+        await x_client.create_direct_message(participant_id=dm["sender_id"], text="Hello Erin")
+    assert (await x_control.sent())["dms"] == []
