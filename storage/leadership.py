@@ -37,7 +37,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Literal
 
@@ -75,7 +75,7 @@ class LeaderLease:
 
     def __init__(
         self, db: Database, name: str, *, owner: str | None = None, lease_s: float = DEFAULT_LEASE_S,
-        strategy: Strategy = "auto",
+        strategy: Strategy = "auto", on_change: Callable[[bool], None] | None = None,
     ) -> None:
         if lease_s <= 0:
             raise ValueError(f"lease_s must be positive, got {lease_s}")
@@ -94,6 +94,7 @@ class LeaderLease:
         self._lock_engine: AsyncEngine | None = None
         self._lock_conn: AsyncConnection | None = None
         self._changed = asyncio.Event()
+        self._on_change = on_change
 
     @property
     def held(self) -> bool:
@@ -151,6 +152,7 @@ class LeaderLease:
                 self._lock_engine = None
             if was_held:
                 log.info("leader lease %s: released by %s", self.name, self.owner)
+                self._notify(False)
             self._changed.set()
 
     async def wait_held(self) -> None:
@@ -165,6 +167,14 @@ class LeaderLease:
         if held != self._held:
             self._held = held
             self._changed.set()
+            self._notify(held)
+
+    def _notify(self, held: bool) -> None:
+        if self._on_change is not None:
+            try:
+                self._on_change(held)
+            except Exception:  # noqa: BLE001 - a metrics hook must not break leadership
+                log.exception("leader lease %s: on_change hook failed", self.name)
 
     # --- PostgreSQL advisory lock ------------------------------------------------------------------
 
@@ -320,14 +330,16 @@ async def _keep(lease: LeaderLease, retry_s: float) -> None:
 async def leader_lease(
     db: Database, name: str, *, owner: str | None = None, lease_s: float = DEFAULT_LEASE_S,
     retry_s: float | None = None, strategy: Strategy = "auto", keep: bool = True,
+    on_change: Callable[[bool], None] | None = None,
 ) -> AsyncIterator[LeaderLease]:
     """Contend for leadership of `name` for the duration of the block; released on exit.
 
     One attempt is made on entry (so ``lease.held`` is meaningful at once); with ``keep=True`` a
     background task then renews the lease while held and retries every ``retry_s`` (default
     ``lease_s / 3``) while not, so a follower takes over within seconds of the leader's death.
+    ``on_change(held)`` is called on every change, e.g. ``lambda held: metrics.set_leader(name, held)``.
     """
-    lease = LeaderLease(db, name, owner=owner, lease_s=lease_s, strategy=strategy)
+    lease = LeaderLease(db, name, owner=owner, lease_s=lease_s, strategy=strategy, on_change=on_change)
     keeper: asyncio.Task[None] | None = None
     try:
         await lease.try_acquire()

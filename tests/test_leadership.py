@@ -89,14 +89,20 @@ async def test_different_names_have_independent_leaders(contest: tuple[Database,
 
 async def test_released_lease_is_taken_over(contest: tuple[Database, str]) -> None:
     db, strategy = contest
-    async with leader_lease(db, "x:brand", owner="a", lease_s=1.0, strategy=strategy) as a:  # type: ignore[arg-type]
+    seen_a: list[bool] = []
+    seen_b: list[bool] = []
+    async with leader_lease(db, "x:brand", owner="a", lease_s=1.0, strategy=strategy, on_change=seen_a.append) as a:  # type: ignore[arg-type]
         assert a.held
-        async with leader_lease(db, "x:brand", owner="b", lease_s=1.0, retry_s=0.1, strategy=strategy) as b:  # type: ignore[arg-type]
+        async with leader_lease(
+            db, "x:brand", owner="b", lease_s=1.0, retry_s=0.1, strategy=strategy, on_change=seen_b.append  # type: ignore[arg-type]
+        ) as b:
             assert not b.held
             await a.release()
             await _until_held(b)
             assert b.held and not a.held
             assert await a.try_acquire() is False  # the old leader does not snatch it back
+    assert seen_a == [True, False]
+    assert seen_b == [True, False]
 
 
 async def test_a_leader_that_stops_renewing_is_replaced_and_learns_it(db: Database) -> None:
