@@ -27,7 +27,10 @@ SANDBOX_TELEGRAM_TOKEN = "123456:sandbox-telegram-token"
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FRONTDESK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="FRONTDESK_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        # An empty variable means "not set" (deploy): .env.example and the compose file list every
+        # setting with blank secrets, and a blank FRONTDESK_X_CONSUMER_KEY must not count as a key.
+        env_ignore_empty=True,
     )
 
     # --- where state lives -------------------------------------------------------------------
