@@ -144,7 +144,11 @@ def test_manifests_contain_every_part_of_the_deployment(overlay: str) -> None:
     assert set(deployments) == {"frontdesk-worker", "frontdesk-desk", "frontdesk-nlu"}
     assert {"frontdesk-desk", "frontdesk-nlu"} <= set(_objects(overlay, "Service"))
     assert _objects(overlay, "Ingress"), "the desk and the webhooks need an Ingress"
-    assert "frontdesk-secrets" in _objects(overlay, "Secret")
+    # base ships the Secret as a blank template; production must not apply it over the real one
+    assert ("frontdesk-secrets" in _objects(overlay, "Secret")) is (overlay == "base")
+    for obj in _objects(overlay, "Deployment").values():
+        refs = {e.get("secretRef", {}).get("name") for c in _pod_spec(obj)["containers"] for e in c.get("envFrom", [])}
+        assert "frontdesk-secrets" in refs or obj["metadata"]["name"] == "frontdesk-nlu"
     assert any(name.startswith("frontdesk-config") for name in _objects(overlay, "ConfigMap"))
     assert _objects(overlay, "Job")["frontdesk-migrate"]
     hpa_targets = {h["spec"]["scaleTargetRef"]["name"] for h in _objects(overlay, "HorizontalPodAutoscaler").values()}
