@@ -28,7 +28,12 @@ from typing import Any, TextIO
 
 REDACTED = "***"
 BODY_FIELDS: frozenset[str] = frozenset({"text", "body", "message_text"})
-_SECRET_KEY_NAMES = re.compile(r"(pass(word)?|secret|token|api_?key|authorization|cookie|signature)", re.I)
+# Field names whose values are secret: whole words separated by _ or -, so `password`, `access_token`,
+# `X-Api-Key` and `consumer_secret` match but `passed` or `tokenizer` do not.
+_SECRET_KEY_NAMES = re.compile(
+    r"(?:^|[_-])(?:password|passwd|secret|token|api[_-]?key|authorization|cookie|signature|credentials?)(?:$|[_-])",
+    re.I,
+)
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("frontdesk_log_context", default={})
 
@@ -136,6 +141,14 @@ class ContextAndRedactionFilter(logging.Filter):
         self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            self._prepare(record)
+        except Exception as exc:  # noqa: BLE001 - a bad log call must never break the code that logs
+            record.msg, record.args = f"(log record could not be prepared: {type(exc).__name__})", None
+            record.exc_info, record.exc_text = None, None
+        return True
+
+    def _prepare(self, record: logging.LogRecord) -> None:
         for key, value in _context.get().items():
             if not hasattr(record, key):
                 setattr(record, key, value)
@@ -151,7 +164,6 @@ class ContextAndRedactionFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = self.redactor(record.exc_text)
             record.exc_info = None  # formatted and redacted once; formatters use exc_text
-        return True
 
 
 def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:

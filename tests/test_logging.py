@@ -119,3 +119,14 @@ def test_text_format_for_terminals() -> None:
 def test_unknown_level_names_the_fix() -> None:
     with pytest.raises(ValueError, match="DEBUG, INFO"):
         configure_logging("LOUD")
+
+
+def test_a_broken_log_call_does_not_raise(output: io.StringIO) -> None:
+    logging.getLogger("bot").info("two placeholders %s %s", "only one")
+    assert "could not be prepared" in _lines(output)[0]["msg"]  # type: ignore[operator]
+
+
+def test_field_names_that_merely_contain_secret_words_are_kept(output: io.StringIO) -> None:
+    logging.getLogger("bot").info("x", extra={"passed_checks": 3, "tokenizer": "whitespace", "x_access_token": "abc"})
+    line = _lines(output)[0]
+    assert line["passed_checks"] == 3 and line["tokenizer"] == "whitespace" and line["x_access_token"] == "***"
