@@ -258,3 +258,32 @@ async def test_stats_page(desk_client, make_agent, make_ticket) -> None:
 async def test_static_assets_are_served(desk_client, path) -> None:
     response = await desk_client.get(path)
     assert response.status_code == 200 and len(response.content) > 500
+
+
+async def test_the_desk_works_mounted_under_a_prefix(desk_app, make_agent, make_ticket) -> None:
+    """`frontdesk run` may serve the desk beside the webhooks, under its own path."""
+    from fastapi import FastAPI
+
+    parent = FastAPI()
+    parent.mount("/desk", desk_app)
+    await make_agent("ann@example.com", "Ann")
+    ticket = await make_ticket(handle="hana")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=parent), base_url="http://desk.test") as client:
+        bounce = await client.get("/desk/queues/all")
+        assert bounce.status_code == 303
+        assert bounce.headers["location"].startswith("http://desk.test/desk/login?next=%2Fdesk%2Fqueues%2Fall")
+        form = await client.get("/desk/login")
+        signed_in = await client.post(
+            "/desk/login",
+            data={"email": "ann@example.com", "password": DEFAULT_PASSWORD, "csrf_token": _csrf(form.text),
+                  "next": "/desk/queues/all"},
+        )
+        assert signed_in.headers["location"] == "/desk/queues/all"
+        page = await client.get("/desk/queues/all")
+        assert "@hana" in page.text
+        assert 'href="http://desk.test/desk/static/desk.css"' in page.text
+        assert f'href="http://desk.test/desk/tickets/{ticket.id}"' in page.text
+        assert 'data-live-url="http://desk.test/desk/live"' in page.text
+        assert (await client.get("/desk/static/htmx.min.js")).status_code == 200
+        token = await client.post("/desk/api/token", json={"email": "ann@example.com", "password": DEFAULT_PASSWORD})
+        assert token.status_code == 200
