@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -111,7 +112,9 @@ async def test_disabling_an_agent_revokes_their_token(desk_client, make_agent, d
 
 async def test_docs_describe_the_api(desk_client) -> None:
     assert (await desk_client.get("/docs")).status_code == 200
-    paths = (await desk_client.get("/openapi.json")).json()["paths"]
+    spec = (await desk_client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"  # /docs can authorize
     for path in ("/api/token", "/api/tickets", "/api/tickets/{ticket_id}/claim", "/api/stats",
                  "/api/messages/{message_id}/intent"):
         assert path in paths

@@ -166,6 +166,7 @@ async def test_an_agent_works_two_tickets_in_the_browser(browser, browser_store,
         await phone_page.goto(f"{server.base_url}/queues/all")
         await expect(phone_page.locator("#queue-rows tr")).to_have_count(4)
         await phone_page.screenshot(path=str(ARTIFACTS / "desk-queue-390x844.png"), full_page=True)
+        assert await phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         await phone_page.goto(f"{server.base_url}/tickets/{first.id}")
         await expect(phone_page.locator("#conversation")).to_contain_text("ZX-991")
         await phone_page.screenshot(path=str(ARTIFACTS / "desk-ticket-390x844.png"), full_page=True)
