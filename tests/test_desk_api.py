@@ -383,6 +383,7 @@ async def test_thirty_concurrent_claims_have_exactly_one_winner(desk_server, mak
     signer = TokenSigner(TEST_SECRET_KEY, 3600)  # the server's key; 30 argon2 logins would only add time
     limits = httpx.Limits(max_connections=30, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=desk_server.base_url, limits=limits, timeout=60) as client:
+        assert (await client.get("/docs")).status_code == 200  # the standalone server serves the whole app
         # One real login, so the minted tokens are known to be what the server issues.
         assert (await client.post("/api/token", json={"email": agents[0].email, "password": "racer-password"})).status_code == 200
         responses = await asyncio.gather(

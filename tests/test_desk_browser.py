@@ -107,6 +107,7 @@ async def test_an_agent_works_two_tickets_in_the_browser(browser, browser_store,
         # Sign in, with the keyboard.
         await page.goto(f"{server.base_url}/")
         await expect(page).to_have_url(f"{server.base_url}/login?next=%2F")
+        await page.screenshot(path=str(ARTIFACTS / "desk-login-1280x800.png"))
         await page.get_by_label("E-mail").fill("ann@example.com")
         await page.get_by_label("Password").fill(DEFAULT_PASSWORD)
         await page.get_by_label("Password").press("Enter")
