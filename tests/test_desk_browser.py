@@ -145,12 +145,19 @@ async def test_an_agent_works_two_tickets_in_the_browser(browser, browser_store,
         await page.get_by_label("Reply to @alice_w or write an internal note").fill(
             "Sorry about that, Alice! I've asked the courier and will update you today."
         )
-        await page.get_by_role("button", name="Send reply").click()
+        await page.locator("#reply-text").press("Control+Enter")  # the keyboard shortcut for "Send reply"
         await expect(page.locator("#conversation")).to_contain_text("I've asked the courier")
         await expect(page.locator("#reply-text")).to_have_value("")
         async with db.session() as session:
             outbox = (await session.execute(select(OutboxItem))).scalars().all()
         assert [row.text for row in outbox] == ["Sorry about that, Alice! I've asked the courier and will update you today."]
+
+        # An internal note: shown to agents, never queued for the customer.
+        await page.locator("#reply-text").fill("Courier ticket CR-55 opened")
+        await page.get_by_role("button", name="Add note").click()
+        await expect(page.locator("#conversation .msg.note")).to_contain_text("Courier ticket CR-55 opened")
+        async with db.session() as session:
+            assert len((await session.execute(select(OutboxItem))).scalars().all()) == 1
 
         # The customer writes again: the message appears without a reload.
         await expect(page.locator("body")).to_have_attribute("data-live", "on")
