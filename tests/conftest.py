@@ -4,4 +4,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.storage",
     "tests.fixtures.sandbox",
     "tests.fixtures.telegram_sandbox",
+    "tests.fixtures.desk",
 ]
