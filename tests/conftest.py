@@ -1,3 +1,3 @@
 """Shared pytest set-up.  Each part keeps its fixtures in tests/fixtures/<part>.py, listed here."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.nlu"]
