@@ -504,7 +504,7 @@ class NLUServer:
             _signal_group(self.process.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.process.wait(), grace_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         # Rasa may have spawned helpers into its group; they go too.
         _signal_group(self.process.pid, signal.SIGKILL)
