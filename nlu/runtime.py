@@ -473,6 +473,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _rotate(log_path: Path, max_bytes: int = 10 * 1024 * 1024) -> None:
+    """Keep one previous log: Rasa logs are appended across restarts and would otherwise grow forever."""
+    with contextlib.suppress(OSError):
+        if log_path.stat().st_size > max_bytes:
+            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+
+
 def _log_tail(path: Path, lines: int = 20) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -545,6 +552,7 @@ async def start_nlu_server(
         )
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.logs_dir / log_name
+    _rotate(log_path)
     argv = [
         str(rasa_executable(venv)), "run", "--enable-api", "--quiet",
         "-m", str(Path(model).resolve()),

@@ -14,7 +14,15 @@ import httpx
 import pytest
 
 from frontdesk.settings import Settings
-from nlu.runtime import RasaTrainingError, RasaVenvError, find_python310, free_port, train, training_inputs
+from nlu.runtime import (
+    RasaTrainingError,
+    RasaVenvError,
+    find_python310,
+    free_port,
+    requirements_hash,
+    train,
+    training_inputs,
+)
 from tests.fixtures.nlu import MINI_PROJECT, MINI_TAXONOMY, NLUTestProject, nlu_test_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +103,12 @@ def test_no_python310_anywhere_says_how_to_install_one(tmp_path: Path, monkeypat
     with pytest.raises(RasaVenvError) as caught:
         find_python310(Settings(rasa_python=""))
     assert "pyenv install 3.10" in str(caught.value) and str(broken_shim) in str(caught.value)
+
+
+def test_the_venv_is_stamped_with_its_requirements(rasa_venv: Path) -> None:
+    """The stamp is what makes a change to nlu/requirements-rasa.txt trigger a re-install."""
+    assert (rasa_venv / ".frontdesk-requirements").read_text().strip() == requirements_hash()
+    assert (rasa_venv / "bin" / "rasa").exists()
 
 
 def test_found_python310_really_is_310(rasa_venv: Path) -> None:
