@@ -1,3 +1,8 @@
 """Shared pytest set-up.  Each part keeps its fixtures in tests/fixtures/<part>.py, listed here."""
 
-pytest_plugins: list[str] = ["tests.fixtures.nlu"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.storage",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.telegram_sandbox",
+    "tests.fixtures.nlu",
+]

@@ -1,0 +1,171 @@
+"""Helpers shared by the actions: portable upserts, row locks, the audit trail and the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import InvalidText, NotFound
+from storage.models import (
+    Agent,
+    Author,
+    Conversation,
+    ConversationKind,
+    Direction,
+    Message,
+    OutboxItem,
+    Ticket,
+    TicketEvent,
+    utcnow,
+)
+
+X_PUBLIC_REPLY_LIMIT = 280
+X_DM_LIMIT = 10_000
+TELEGRAM_LIMIT = 4_096
+
+
+def dialect_name(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+async def insert_ignoring_conflict(
+    session: AsyncSession, model: type, values: dict[str, Any], conflict_columns: list[str]
+) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new row's id, or None if it already existed.
+
+    The database decides who wins, so concurrent writers never both insert nor both fail.
+    """
+    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+    table = model.__table__  # type: ignore[attr-defined]
+    stmt = (
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=conflict_columns)
+        .returning(table.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_for_update(session: AsyncSession, model: type, key: int) -> Any:
+    """Load a row and lock it until the transaction ends (PostgreSQL; SQLite already holds the write lock)."""
+    row = (
+        await session.execute(select(model).where(model.id == key).with_for_update())  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(model.__name__, key)
+    return row
+
+
+async def get_agent(session: AsyncSession, agent_id: int) -> Agent:
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound("Agent", agent_id)
+    return agent
+
+
+def audit(
+    session: AsyncSession,
+    ticket: Ticket,
+    action: str,
+    *,
+    actor: str,
+    agent_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> TicketEvent:
+    event = TicketEvent(
+        ticket_id=ticket.id, agent_id=agent_id, actor=actor, action=action, detail=detail or {}, created_at=utcnow()
+    )
+    session.add(event)
+    return event
+
+
+def agent_actor(agent_id: int) -> str:
+    return f"agent:{agent_id}"
+
+
+async def reply_target(session: AsyncSession, conversation: Conversation, contact_user_id: str) -> dict[str, Any]:
+    """Where an outbound message on this conversation goes, in the platform's terms."""
+    if conversation.kind == ConversationKind.dm:
+        return {"kind": "dm", "recipient_id": contact_user_id}
+    if conversation.kind == ConversationKind.telegram:
+        return {"kind": "telegram", "chat_id": conversation.platform_ref}
+    # A public thread: answer the customer's latest tweet in it, so the reply threads under it.
+    latest = (
+        await session.execute(
+            select(Message.platform_message_id)
+            .where(
+                Message.conversation_id == conversation.id,
+                Message.direction == Direction.inbound,
+                Message.platform_message_id.is_not(None),  # type: ignore[union-attr]
+            )
+            .order_by(Message.id.desc())  # type: ignore[union-attr]
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return {"kind": "reply", "in_reply_to": latest or conversation.platform_ref}
+
+
+def check_outbound_length(conversation: Conversation, text: str) -> None:
+    limit = {
+        ConversationKind.public: X_PUBLIC_REPLY_LIMIT,
+        ConversationKind.dm: X_DM_LIMIT,
+        ConversationKind.telegram: TELEGRAM_LIMIT,
+    }[conversation.kind]
+    if len(text) > limit:
+        where = "a public reply on X" if conversation.kind == ConversationKind.public else "this channel"
+        raise InvalidText(f"the text has {len(text):,} characters; {where} takes at most {limit:,}")
+
+
+async def queue_outbound(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    contact_user_id: str,
+    text: str,
+    author: Author,
+    ticket_id: int | None,
+    agent_id: int | None = None,
+    idempotency_key: str | None = None,
+) -> Message:
+    """Write an outbound message and its outbox row; the sender delivers it after the commit."""
+    check_outbound_length(conversation, text)
+    now = utcnow()
+    message = Message(
+        conversation_id=conversation.id,
+        ticket_id=ticket_id,
+        channel=conversation.channel,
+        direction=Direction.outbound,
+        author=author,
+        agent_id=agent_id,
+        text=text,
+        created_at=now,
+        entities=[],
+    )
+    session.add(message)
+    await session.flush()
+    target = await reply_target(session, conversation, contact_user_id)
+    if target["kind"] == "reply":
+        message.in_reply_to_platform_id = target["in_reply_to"]
+    session.add(
+        OutboxItem(
+            idempotency_key=idempotency_key or f"message:{message.id}",
+            channel=conversation.channel,
+            message_id=message.id,
+            conversation_id=conversation.id,
+            target=target,
+            text=text,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    conversation.updated_at = now
+    return message
+
+
+def touch(row: Any, when: datetime | None = None) -> None:
+    row.updated_at = when or utcnow()

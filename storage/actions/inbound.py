@@ -1,0 +1,240 @@
+"""Recording what customers write: the first thing that happens to every inbound message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.actions._common import audit, insert_ignoring_conflict
+from storage.db import Database
+from storage.models import (
+    Author,
+    Channel,
+    Contact,
+    Conversation,
+    ConversationKind,
+    ConversationStatus,
+    Direction,
+    Message,
+    Ticket,
+    TicketStatus,
+    utcnow,
+)
+from storage.text import validate_text
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A customer's message as every channel reports it, before anything else is done with it."""
+
+    channel: Channel
+    conversation_kind: ConversationKind
+    conversation_ref: str  # X DM: the customer's user id; public: the thread root id; Telegram: chat id
+    sender_id: str
+    text: str
+    platform_message_id: str
+    sender_handle: str = ""
+    sender_name: str = ""
+    in_reply_to_platform_id: str | None = None
+    platform_created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    is_new: bool
+    ticket_id: int | None = None
+    moved_ticket_id: int | None = None  # a public ticket that followed the customer into this DM
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def record_inbound(db: Database, inbound: InboundMessage) -> Recorded:
+    """Store an inbound message exactly once; `is_new` is False for a message seen before.
+
+    In the same transaction: the contact and conversation are created or refreshed, a resolved
+    conversation starts a new round with the bot, the message joins the open ticket if there is one, and a
+    first DM from a customer whose public complaint is waiting moves that ticket into the DM.
+    """
+    text = validate_text(inbound.text, allow_empty=True)
+    now = utcnow()
+    async with db.transaction() as session:
+        contact_id = await _upsert_contact(session, inbound, now)
+        conversation = await _get_or_create_conversation(session, inbound, contact_id, now)
+        message_id = await insert_ignoring_conflict(
+            session,
+            Message,
+            {
+                "conversation_id": conversation.id,
+                "channel": inbound.channel,
+                "direction": Direction.inbound,
+                "author": Author.customer,
+                "kind": "message",
+                "text": text,
+                "platform_message_id": inbound.platform_message_id,
+                "in_reply_to_platform_id": inbound.in_reply_to_platform_id,
+                "platform_created_at": inbound.platform_created_at,
+                "entities": [],
+                "created_at": now,
+            },
+            ["channel", "platform_message_id"],
+        )
+        if message_id is None:
+            existing = (
+                await session.execute(
+                    select(Message.id, Message.ticket_id).where(
+                        Message.channel == inbound.channel,
+                        Message.platform_message_id == inbound.platform_message_id,
+                    )
+                )
+            ).one()
+            return Recorded(existing.id, conversation.id, contact_id, is_new=False, ticket_id=existing.ticket_id)
+
+        if conversation.status == ConversationStatus.resolved:
+            conversation.status = ConversationStatus.bot
+            conversation.bot_state = {}
+        moved_ticket_id = None
+        if conversation.kind == ConversationKind.dm and conversation.status == ConversationStatus.bot:
+            moved_ticket_id = await _follow_public_ticket_into_dm(session, conversation, contact_id, now)
+        ticket_id = await _open_ticket_id(session, conversation.id)
+        if ticket_id is not None:
+            await session.execute(update(Message).where(Message.id == message_id).values(ticket_id=ticket_id))
+            await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(updated_at=now))
+        conversation.updated_at = now
+        return Recorded(
+            message_id, conversation.id, contact_id, is_new=True, ticket_id=ticket_id, moved_ticket_id=moved_ticket_id
+        )
+
+
+async def _upsert_contact(session: AsyncSession, inbound: InboundMessage, now: datetime) -> int:
+    contact_id = await insert_ignoring_conflict(
+        session,
+        Contact,
+        {
+            "channel": inbound.channel,
+            "platform_user_id": inbound.sender_id,
+            "handle": inbound.sender_handle,
+            "display_name": inbound.sender_name,
+            "created_at": now,
+        },
+        ["channel", "platform_user_id"],
+    )
+    if contact_id is not None:
+        return contact_id
+    contact = (
+        await session.execute(
+            select(Contact).where(Contact.channel == inbound.channel, Contact.platform_user_id == inbound.sender_id)
+        )
+    ).scalar_one()
+    # People rename themselves; keep the latest handle so agents recognise them.
+    if inbound.sender_handle and contact.handle != inbound.sender_handle:
+        contact.handle = inbound.sender_handle
+    if inbound.sender_name and contact.display_name != inbound.sender_name:
+        contact.display_name = inbound.sender_name
+    assert contact.id is not None
+    return contact.id
+
+
+async def _get_or_create_conversation(
+    session: AsyncSession, inbound: InboundMessage, contact_id: int, now: datetime
+) -> Conversation:
+    await insert_ignoring_conflict(
+        session,
+        Conversation,
+        {
+            "contact_id": contact_id,
+            "channel": inbound.channel,
+            "kind": inbound.conversation_kind,
+            "platform_ref": inbound.conversation_ref,
+            "status": ConversationStatus.bot,
+            "bot_state": {},
+            "created_at": now,
+            "updated_at": now,
+        },
+        ["channel", "kind", "platform_ref"],
+    )
+    return (
+        await session.execute(
+            select(Conversation)
+            .where(
+                Conversation.channel == inbound.channel,
+                Conversation.kind == inbound.conversation_kind,
+                Conversation.platform_ref == inbound.conversation_ref,
+            )
+            .with_for_update()
+        )
+    ).scalar_one()
+
+
+async def _open_ticket_id(session: AsyncSession, conversation_id: int) -> int | None:
+    return (
+        await session.execute(select(Ticket.id).where(Ticket.open_conversation_id == conversation_id))
+    ).scalar_one_or_none()
+
+
+async def _follow_public_ticket_into_dm(
+    session: AsyncSession, dm: Conversation, contact_id: int, now: datetime
+) -> int | None:
+    """One story, one place: the customer we invited to DM finds their public ticket waiting here."""
+    ticket = (
+        await session.execute(
+            select(Ticket)
+            .join(Conversation, Conversation.id == Ticket.conversation_id)
+            .where(
+                Ticket.contact_id == contact_id,
+                Ticket.open_conversation_id.is_not(None),  # type: ignore[union-attr]
+                Conversation.kind == ConversationKind.public,
+                Conversation.channel == dm.channel,
+            )
+            .order_by(Ticket.id.desc())  # type: ignore[union-attr]
+            .limit(1)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if ticket is None:
+        return None
+    public = await session.get(Conversation, ticket.conversation_id)
+    assert public is not None
+    ticket.conversation_id = dm.id
+    ticket.open_conversation_id = dm.id
+    ticket.updated_at = now
+    dm.status = ConversationStatus.agent if ticket.status == TicketStatus.assigned else ConversationStatus.queued
+    # The public thread goes back to the bot: a later, unrelated mention gets a normal answer.
+    public.status = ConversationStatus.bot
+    public.bot_state = {}
+    audit(
+        session,
+        ticket,
+        "moved_to_dm",
+        actor="customer",
+        detail={"from_conversation_id": public.id, "to_conversation_id": dm.id},
+    )
+    await session.flush()
+    return ticket.id
+
+
+async def record_nlu_result(
+    db: Database,
+    message_id: int,
+    *,
+    intent: str | None,
+    confidence: float | None,
+    category: str | None,
+    entities: list[dict[str, Any]] | None = None,
+) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(intent=intent, confidence=confidence, category=category, entities=entities or [])
+        )
+
+
+async def mark_handled(db: Database, message_id: int) -> None:
+    async with db.transaction() as session:
+        await session.execute(update(Message).where(Message.id == message_id).values(handled_at=utcnow()))

@@ -1,0 +1,91 @@
+"""The inbox: inbound messages recorded but not yet handled, worked one conversation at a time.
+
+A worker leases a conversation that has unhandled messages (no other worker can take it until the
+lease lapses), handles its messages oldest first, then releases it.  That keeps each conversation
+strictly in order while different conversations proceed in parallel, and a worker that dies mid-way
+loses nothing: its lease lapses and another worker picks the conversation up.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, or_, select, update
+
+from storage.db import Database
+from storage.models import Conversation, Direction, Message, utcnow
+
+
+def _has_unhandled():  # type: ignore[no-untyped-def]
+    return exists().where(
+        Message.conversation_id == Conversation.id,
+        Message.direction == Direction.inbound,
+        Message.handled_at.is_(None),  # type: ignore[union-attr]
+    )
+
+
+async def lease_conversations(db: Database, owner: str, *, limit: int = 10, lease_s: float = 60.0) -> list[int]:
+    """Lease up to `limit` conversations with unhandled inbound messages; returns their ids."""
+    now = utcnow()
+    free = or_(Conversation.lease_until.is_(None), Conversation.lease_until < now)  # type: ignore[union-attr]
+    async with db.transaction() as session:
+        ids = list(
+            (
+                await session.execute(
+                    select(Conversation.id)
+                    .where(free, _has_unhandled())
+                    .order_by(Conversation.updated_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if ids:
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id.in_(ids))  # type: ignore[union-attr]
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s))
+            )
+        return ids
+
+
+async def renew_lease(db: Database, conversation_id: int, owner: str, *, lease_s: float = 60.0) -> bool:
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.lease_owner == owner)
+            .values(lease_until=utcnow() + timedelta(seconds=lease_s))
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def release(db: Database, conversation_id: int, owner: str) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )
+
+
+async def unhandled_messages(db: Database, conversation_id: int) -> list[Message]:
+    async with db.session() as session:
+        return list(
+            (
+                await session.execute(
+                    select(Message)
+                    .where(
+                        and_(
+                            Message.conversation_id == conversation_id,
+                            Message.direction == Direction.inbound,
+                            Message.handled_at.is_(None),  # type: ignore[union-attr]
+                        )
+                    )
+                    .order_by(Message.id)  # type: ignore[arg-type]
+                )
+            )
+            .scalars()
+            .all()
+        )

@@ -1,0 +1,315 @@
+"""The ticket store's tables.
+
+Conversation status is explicit (as in Chatwoot): the bot speaks only while a conversation is `bot`.
+Uniqueness that protects against double work lives in the database itself, not in application checks:
+
+- a contact is unique per (channel, platform user id);
+- a message is unique per (channel, platform message id), so the same tweet or DM is never stored twice;
+- a ticket's `open_conversation_id` equals its conversation while the ticket is open and is NULL once it is
+  closed; being UNIQUE, it allows at most one open ticket per conversation on SQLite and PostgreSQL alike;
+- an outbox row is unique per idempotency key.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index))
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class EnumAsString(TypeDecorator):
+    """Stores a str enum by its value in a plain VARCHAR.
+
+    Native PostgreSQL ENUM types would need a migration for every new value; a string column keeps
+    SQLite and PostgreSQL identical, and attributes still come back as enum members.
+    """
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum_cls: type[enum.Enum]) -> None:
+        super().__init__()
+        self.enum_cls = enum_cls
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else self.enum_cls(value).value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else self.enum_cls(value)
+
+
+class IntEnumAsInteger(EnumAsString):
+    """The same for int enums (priorities), so they sort in SQL."""
+
+    impl = Integer()
+    cache_ok = True
+
+
+def _enum(default: enum.Enum | None, *, index: bool = False, nullable: bool = False) -> Any:
+    column_type = IntEnumAsInteger if isinstance(default, int) else EnumAsString
+    column = Column(column_type(type(default)), nullable=nullable, index=index)
+    return Field(default=default, sa_column=column)
+
+
+class Channel(str, enum.Enum):
+    x = "x"
+    telegram = "telegram"
+
+
+class ConversationKind(str, enum.Enum):
+    dm = "dm"  # an X direct-message conversation
+    public = "public"  # a public X thread (mentions and the brand's replies)
+    telegram = "telegram"  # a Telegram private chat
+
+
+class ConversationStatus(str, enum.Enum):
+    bot = "bot"  # the bot answers
+    queued = "queued"  # escalated, waiting for an agent; the bot is silent
+    agent = "agent"  # an agent holds it; the bot is silent
+    resolved = "resolved"  # closed; the next customer message starts a new round with the bot
+
+
+class Direction(str, enum.Enum):
+    inbound = "in"
+    outbound = "out"
+
+
+class Author(str, enum.Enum):
+    customer = "customer"
+    bot = "bot"
+    agent = "agent"
+    system = "system"
+
+
+class MessageKind(str, enum.Enum):
+    message = "message"  # seen by the customer (or written by them)
+    note = "note"  # internal: seen only by agents
+
+
+class Queue(str, enum.Enum):
+    support = "support"
+    sales = "sales"
+    events = "events"
+    general = "general"
+
+
+class TicketStatus(str, enum.Enum):
+    queued = "queued"  # open, nobody holds it
+    assigned = "assigned"  # open, an agent holds it
+    handed_back = "handed_back"  # closed: the agent gave the conversation back to the bot
+    resolved = "resolved"  # closed: done
+
+    @property
+    def is_open(self) -> bool:
+        return self in (TicketStatus.queued, TicketStatus.assigned)
+
+
+class Priority(int, enum.Enum):
+    """Lower sorts first in the queues."""
+
+    urgent = 0
+    high = 1
+    normal = 2
+    low = 3
+
+    @classmethod
+    def from_name(cls, name: str) -> "Priority":
+        try:
+            return cls[name]
+        except KeyError:
+            raise ValueError(f"unknown priority {name!r}; use one of {', '.join(p.name for p in cls)}") from None
+
+
+class AgentRole(str, enum.Enum):
+    agent = "agent"
+    admin = "admin"
+
+
+class OutboxStatus(str, enum.Enum):
+    pending = "pending"  # waiting for its next attempt
+    sending = "sending"  # leased by a sender; if the lease lapses, reconcile before sending again
+    sent = "sent"
+    failed = "failed"  # gave up (e.g. the platform refused it for good); visible to agents
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("channel", "platform_user_id", name="uq_contacts_channel_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: Channel = Field(sa_column=Column(EnumAsString(Channel), nullable=False))
+    platform_user_id: str = Field(max_length=64)
+    handle: str = Field(default="", max_length=128)
+    display_name: str = Field(default="", max_length=256)
+    created_at: datetime = _created()
+
+
+class Agent(SQLModel, table=True):
+    __tablename__ = "agents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    email: str = Field(max_length=320, unique=True)
+    password_hash: str = Field(max_length=256)
+    role: AgentRole = _enum(AgentRole.agent)
+    telegram_user_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True, nullable=True))
+    active: bool = True
+    created_at: datetime = _created()
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("channel", "kind", "platform_ref", name="uq_conversations_platform_ref"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    channel: Channel = Field(sa_column=Column(EnumAsString(Channel), nullable=False))
+    kind: ConversationKind = Field(sa_column=Column(EnumAsString(ConversationKind), nullable=False))
+    # X DM: the customer's user id; public thread: the thread's root tweet id; Telegram: the chat id.
+    platform_ref: str = Field(max_length=64)
+    status: ConversationStatus = _enum(ConversationStatus.bot, index=True)
+    # What the bot remembers between messages of this round (asked to rephrase, lead details asked for, ...).
+    bot_state: dict[str, Any] = _json()
+    # Work lease: which worker is handling this conversation's inbox right now, and until when.
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _ts()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Ticket(SQLModel, table=True):
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_queue_status", "queue", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True)
+    open_conversation_id: int | None = Field(default=None, unique=True)
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    queue: Queue = Field(sa_column=Column(EnumAsString(Queue), nullable=False))
+    status: TicketStatus = _enum(TicketStatus.queued)
+    priority: Priority = _enum(Priority.normal)
+    category: str = Field(default="other", max_length=16)
+    subject: str = Field(default="", max_length=280)
+    assignee_id: int | None = Field(default=None, foreign_key="agents.id", index=True)
+    # Structured facts gathered on the way: the sales lead, event registration, escalation reason.
+    data: dict[str, Any] = _json()
+    queued_note_sent: bool = False  # the "you're in the queue" note goes out at most once per ticket
+    created_at: datetime = _created()
+    first_response_at: datetime | None = _ts()
+    resolved_at: datetime | None = _ts()
+    updated_at: datetime = _created()
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "platform_message_id", name="uq_messages_channel_platform_id"),
+        # The inbox: inbound messages not yet handled, oldest first per conversation.
+        Index("ix_messages_inbox", "conversation_id", "handled_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id")
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)
+    channel: Channel = Field(sa_column=Column(EnumAsString(Channel), nullable=False))
+    direction: Direction = Field(sa_column=Column(EnumAsString(Direction), nullable=False))
+    author: Author = Field(sa_column=Column(EnumAsString(Author), nullable=False))
+    kind: MessageKind = _enum(MessageKind.message)
+    agent_id: int | None = Field(default=None, foreign_key="agents.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    # The platform's id: tweet id, DM event id, Telegram "chat_id:message_id". NULL for an outbound message
+    # until it is delivered.
+    platform_message_id: str | None = Field(default=None, max_length=64)
+    in_reply_to_platform_id: str | None = Field(default=None, max_length=64)
+    intent: str | None = Field(default=None, max_length=64)
+    confidence: float | None = None
+    category: str | None = Field(default=None, max_length=16)
+    entities: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    corrected_intent: str | None = Field(default=None, max_length=64)
+    platform_created_at: datetime | None = _ts()
+    created_at: datetime = _created()
+    handled_at: datetime | None = _ts()  # inbound: the router has dealt with it
+    delivered_at: datetime | None = _ts()  # outbound: the platform accepted it
+
+
+class TicketEvent(SQLModel, table=True):
+    """Append-only audit trail: who did what to which ticket, when."""
+
+    __tablename__ = "ticket_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    agent_id: int | None = Field(default=None, foreign_key="agents.id")
+    actor: str = Field(max_length=64)  # "bot", "system", "customer" or "agent:<id>"
+    action: str = Field(max_length=32)
+    detail: dict[str, Any] = _json()
+    created_at: datetime = _created()
+
+
+class OutboxItem(SQLModel, table=True):
+    """A message Frontdesk must deliver to a channel: durable, retried, never sent twice."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=128, unique=True)
+    channel: Channel = Field(sa_column=Column(EnumAsString(Channel), nullable=False))
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    conversation_id: int = Field(foreign_key="conversations.id")
+    # Where it goes: {"kind": "dm", "recipient_id"} | {"kind": "reply", "in_reply_to"} | {"kind": "telegram", "chat_id"}
+    target: dict[str, Any] = _json()
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    status: OutboxStatus = _enum(OutboxStatus.pending)
+    attempts: int = 0
+    next_attempt_at: datetime = _created()
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _ts()
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    platform_message_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _created()
+    sent_at: datetime | None = _ts()
+
+
+class ChannelCursor(SQLModel, table=True):
+    """Where each poller got to (e.g. the newest mention id seen), so a restart repeats and loses nothing."""
+
+    __tablename__ = "channel_cursors"
+
+    name: str = Field(primary_key=True, max_length=128)
+    value: str = Field(max_length=256)
+    updated_at: datetime = _created()
+
+
+class EventRegistration(SQLModel, table=True):
+    __tablename__ = "event_registrations"
+    __table_args__ = (UniqueConstraint("event_key", "contact_id", name="uq_registrations_event_contact"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_key: str = Field(max_length=128)
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    status: str = Field(default="registered", max_length=16)  # registered | cancelled
+    created_at: datetime = _created()
+    updated_at: datetime = _created()

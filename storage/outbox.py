@@ -1,0 +1,123 @@
+"""The outbox: durable delivery.  A sender leases due rows, delivers them, and marks them sent.
+
+A row whose lease lapsed while `sending` may or may not have reached the platform (the process died
+mid-send).  It comes back with `needs_reconcile=True`: the sender must look at what the account actually
+posted before sending it again, because X has no idempotency key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import aliased
+
+from storage.db import Database
+from storage.models import Message, OutboxItem, OutboxStatus, utcnow
+
+MAX_BACKOFF_S = 300.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    channel: str
+    conversation_id: int
+    message_id: int
+    target: dict[str, Any]
+    text: str
+    attempts: int
+    needs_reconcile: bool
+    created_at_ts: float
+
+
+async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float = 60.0) -> list[Delivery]:
+    """Lease up to `limit` due rows, at most the oldest undelivered one per conversation (order is kept)."""
+    now = utcnow()
+    earlier = aliased(OutboxItem)
+    lapsed = and_(OutboxItem.status == OutboxStatus.sending, OutboxItem.lease_until < now)
+    due = and_(OutboxItem.status == OutboxStatus.pending, OutboxItem.next_attempt_at <= now)
+    blocked_by_earlier = exists().where(
+        earlier.conversation_id == OutboxItem.conversation_id,
+        earlier.id < OutboxItem.id,
+        earlier.status.in_([OutboxStatus.pending, OutboxStatus.sending]),
+    )
+    async with db.transaction() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(OutboxItem)
+                    .where(or_(due, lapsed), ~blocked_by_earlier)
+                    .order_by(OutboxItem.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        leased: list[Delivery] = []
+        for row in rows:
+            needs_reconcile = row.status == OutboxStatus.sending
+            row.status = OutboxStatus.sending
+            row.lease_owner = owner
+            row.lease_until = now + timedelta(seconds=lease_s)
+            row.attempts += 1
+            leased.append(
+                Delivery(
+                    id=row.id, channel=row.channel.value, conversation_id=row.conversation_id,
+                    message_id=row.message_id, target=dict(row.target), text=row.text, attempts=row.attempts,
+                    needs_reconcile=needs_reconcile, created_at_ts=row.created_at.timestamp(),
+                )
+            )
+        return leased
+
+
+async def mark_sent(db: Database, outbox_id: int, platform_message_id: str | None) -> None:
+    now = utcnow()
+    async with db.transaction() as session:
+        row = await session.get(OutboxItem, outbox_id, with_for_update=True)
+        if row is None or row.status == OutboxStatus.sent:
+            return
+        row.status = OutboxStatus.sent
+        row.sent_at = now
+        row.platform_message_id = platform_message_id
+        row.lease_owner = None
+        row.lease_until = None
+        await session.execute(
+            update(Message)
+            .where(Message.id == row.message_id)
+            .values(delivered_at=now, platform_message_id=platform_message_id)
+        )
+
+
+def backoff_seconds(attempts: int, base_s: float = 1.0) -> float:
+    return min(MAX_BACKOFF_S, base_s * 2 ** max(0, attempts - 1))
+
+
+async def mark_retry(db: Database, outbox_id: int, error: str, *, delay_s: float | None = None) -> None:
+    """Put a row back for a later attempt (after `delay_s`, or exponential backoff by attempts)."""
+    async with db.transaction() as session:
+        row = await session.get(OutboxItem, outbox_id, with_for_update=True)
+        if row is None or row.status == OutboxStatus.sent:
+            return
+        wait = delay_s if delay_s is not None else backoff_seconds(row.attempts)
+        row.status = OutboxStatus.pending
+        row.next_attempt_at = utcnow() + timedelta(seconds=wait)
+        row.last_error = error[:2000]
+        row.lease_owner = None
+        row.lease_until = None
+
+
+async def mark_failed(db: Database, outbox_id: int, error: str) -> None:
+    """Give up on a row for good (the platform refused it); agents see it as not delivered."""
+    async with db.transaction() as session:
+        row = await session.get(OutboxItem, outbox_id, with_for_update=True)
+        if row is None or row.status == OutboxStatus.sent:
+            return
+        row.status = OutboxStatus.failed
+        row.last_error = error[:2000]
+        row.lease_owner = None
+        row.lease_until = None

@@ -1,0 +1,91 @@
+"""Migrations build the schema from nothing, agree with the models, and guard shared databases."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
+from typer.testing import CliRunner
+
+from storage.db import Database
+from storage.errors import SchemaOutOfDate
+from storage.migrate import current_revision, head_revision, open_database, upgrade
+
+
+async def _diff(db: Database) -> list:
+    def _compare(connection):  # type: ignore[no-untyped-def]
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, SQLModel.metadata)
+
+    async with db.engine.connect() as connection:
+        return await connection.run_sync(_compare)
+
+
+@pytest.fixture
+async def empty_db(database_url: str):  # type: ignore[no-untyped-def]
+    """A brand-new, never-migrated database: a fresh SQLite file, or a fresh PostgreSQL schema."""
+    if database_url.startswith("sqlite"):
+        import tempfile
+
+        path = f"{tempfile.mkdtemp()}/empty.db"
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        yield db
+        await db.dispose()
+        return
+    schema = f"s_{uuid.uuid4().hex[:10]}"
+    admin = Database(database_url)
+    async with admin.engine.begin() as conn:
+        await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    db = Database(database_url, connect_args={"server_settings": {"search_path": schema}})
+    yield db
+    await db.dispose()
+    async with admin.engine.begin() as conn:
+        await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    await admin.dispose()
+
+
+async def test_upgrade_from_empty_to_head_and_models_match(empty_db: Database) -> None:
+    assert await current_revision(empty_db) is None
+    await upgrade(empty_db)
+    assert await current_revision(empty_db) == head_revision()
+    assert await _diff(empty_db) == []
+    await upgrade(empty_db)  # running it again changes nothing
+    assert await current_revision(empty_db) == head_revision()
+
+
+async def test_a_shared_database_out_of_date_refuses_to_start_and_names_the_fix(
+    empty_db: Database, database_url: str
+) -> None:
+    with pytest.raises(SchemaOutOfDate, match="run `frontdesk db upgrade`"):
+        # auto_upgrade=False is what PostgreSQL gets by default; the embedded SQLite file upgrades itself.
+        from storage.migrate import ensure_schema
+
+        await ensure_schema(empty_db, auto_upgrade=False)
+
+
+async def test_the_embedded_sqlite_file_is_migrated_on_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        assert await current_revision(db) == head_revision()
+    finally:
+        await db.dispose()
+
+
+def test_db_cli_upgrades_and_reports(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from frontdesk.cli import app
+    from frontdesk.settings import get_settings
+
+    monkeypatch.setenv("FRONTDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    before = runner.invoke(app, ["db", "current"])
+    assert before.exit_code == 1 and "out of date: run `frontdesk db upgrade`" in before.output
+    done = runner.invoke(app, ["db", "upgrade"])
+    assert done.exit_code == 0, done.output
+    assert f"(empty) -> {head_revision()}" in done.output
+    after = runner.invoke(app, ["db", "current"])
+    assert after.exit_code == 0 and "up to date" in after.output
+    get_settings.cache_clear()
