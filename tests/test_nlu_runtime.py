@@ -109,12 +109,14 @@ def test_no_python310_anywhere_says_how_to_install_one(
     assert "pyenv install 3.10" in str(caught.value) and str(broken_shim) in str(caught.value)
 
 
+@pytest.mark.rasa
 def test_the_venv_is_stamped_with_its_requirements(rasa_venv: Path) -> None:
     """The stamp is what makes a change to nlu/requirements-rasa.txt trigger a re-install."""
     assert (rasa_venv / ".frontdesk-requirements").read_text().strip() == requirements_hash()
     assert (rasa_venv / "bin" / "rasa").exists()
 
 
+@pytest.mark.rasa
 def test_found_python310_really_is_310(rasa_venv: Path) -> None:
     python = find_python310(Settings(rasa_python=""))
     out = subprocess.run(
