@@ -5,4 +5,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.sandbox",
     "tests.fixtures.telegram_sandbox",
     "tests.fixtures.desk",
+    "tests.fixtures.nlu",
 ]
