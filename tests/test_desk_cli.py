@@ -1,4 +1,4 @@
-"""`frontdesk agents …` and `frontdesk nlu-export-corrections`, run as the CLI against the `db` store."""
+"""`frontdesk agents …` and `frontdesk nlu export-corrections`, run as the CLI against the `db` store."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from frontdesk.cli import app
 from frontdesk.settings import get_settings
-from nlu.corrections import render_rasa_nlu
+from desk.corrections import render_rasa_nlu
 from storage import actions
 from storage.agents import agent_for_telegram_user, authenticate, list_agents
 from storage.db import Database
@@ -118,7 +118,7 @@ async def test_export_corrections_writes_rasa_nlu_yaml(cli, db, make_agent, tmp_
     await actions.record_inbound(db, inbound("not corrected", sender="c-99", handle="x"))
 
     output = tmp_path / "nlu" / "corrections.yml"
-    result = await cli("nlu-export-corrections", "--output", str(output))
+    result = await cli("nlu", "export-corrections", "--output", str(output))
     assert result.exit_code == 0, result.output
     assert "wrote 3 example(s)" in result.output and "refund_request 2" in result.output
     data = yaml.safe_load(output.read_text(encoding="utf-8"))

@@ -1,7 +1,7 @@
 """Agents' intent corrections, exported as Rasa NLU training data (`nlu/corrections.yml`).
 
 When an agent tells the desk what a customer message really meant, the store keeps it in
-`messages.corrected_intent`.  `frontdesk nlu-export-corrections` writes those messages as Rasa 3.x NLU
+`messages.corrected_intent`.  `frontdesk nlu export-corrections` writes those messages as Rasa 3.x NLU
 YAML, one `- intent:` block per corrected intent, so the next training run learns from them:
 
     version: "3.1"
@@ -22,11 +22,10 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from frontdesk.settings import PROJECT_ROOT, get_settings
+from frontdesk.settings import get_settings
 from storage.db import Database
 from storage.models import Author, Message
 
-DEFAULT_CORRECTIONS_PATH = PROJECT_ROOT / "nlu" / "corrections.yml"
 _WHITESPACE = re.compile(r"\s+")
 # Rasa reads "[text](entity)" and "[text]{...}" inside an example as an entity annotation; customers'
 # brackets are plain text, so they are softened to parentheses.
@@ -71,7 +70,7 @@ async def collect_corrections(db: Database) -> dict[str, list[str]]:
 def render_rasa_nlu(corrections: dict[str, list[str]]) -> str:
     """Rasa NLU YAML (format version 3.1); the examples are a literal block, so no quoting is needed."""
     lines = [
-        "# Written by `frontdesk nlu-export-corrections` from agents' intent corrections in the desk.",
+        "# Written by `frontdesk nlu export-corrections` from agents' intent corrections in the desk.",
         "# Regenerated on every export: edit the corrections in the desk, not this file.",
         'version: "3.1"',
         "nlu:" if corrections else "nlu: []",
@@ -83,7 +82,7 @@ def render_rasa_nlu(corrections: dict[str, list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def export_corrections(db: Database, path: Path = DEFAULT_CORRECTIONS_PATH) -> ExportResult:
+async def export_corrections(db: Database, path: Path) -> ExportResult:
     corrections = await collect_corrections(db)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -97,10 +96,15 @@ async def export_corrections(db: Database, path: Path = DEFAULT_CORRECTIONS_PATH
 
 
 def export_corrections_command(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the YAML.")] = DEFAULT_CORRECTIONS_PATH,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write the YAML (default: FRONTDESK_NLU_CORRECTIONS_PATH)."),
+    ] = None,
 ) -> None:
-    """Write agents' intent corrections as Rasa NLU training data (nlu/corrections.yml)."""
+    """Write agents' intent corrections as Rasa NLU training data; the next `frontdesk nlu train` learns them."""
     from storage.migrate import open_database
+
+    output = output or get_settings().nlu_corrections_path
 
     async def _run() -> ExportResult:
         db = await open_database(get_settings().effective_database_url)
