@@ -56,6 +56,35 @@ class Settings(BaseSettings):
     rasa_venv: Path = Field(default=PROJECT_ROOT / "var" / "rasa-venv")
     rasa_python: str = Field(default="", description="Python 3.10 for the Rasa virtualenv; found via pyenv if empty.")
 
+    # --- NLU service (nlu/runtime.py, nlu/client.py): where the Rasa project, models and logs live --
+    nlu_project_dir: Path = Field(
+        default=PROJECT_ROOT / "nlu" / "project",
+        description="The Rasa project (config.yml, domain.yml, data/, addons/) that `frontdesk nlu train` trains.",
+    )
+    nlu_taxonomy_path: Path | None = Field(
+        default=None, description="Intent -> category map. Empty: taxonomy.yml beside the project directory."
+    )
+    nlu_corrections_path: Path = Field(
+        default=PROJECT_ROOT / "nlu" / "corrections.yml",
+        description="Agents' corrections exported as Rasa NLU data; trained on too when the file exists.",
+    )
+    nlu_retries: int = Field(default=2, ge=0, description="Extra attempts on connection errors and 5xx.")
+    nlu_startup_timeout_s: float = Field(
+        default=300.0, description="How long `frontdesk nlu serve` waits for Rasa to load its model."
+    )
+
+    @property
+    def nlu_models_dir(self) -> Path:
+        return self.var_dir / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.var_dir / "logs"
+
+    @property
+    def effective_nlu_taxonomy_path(self) -> Path:
+        return self.nlu_taxonomy_path or self.nlu_project_dir.parent / "taxonomy.yml"
+
     # --- X ------------------------------------------------------------------------------------
     x_api_base: str = Field(default="", description="Redirect the X API (e.g. to the sandbox emulator).")
     x_consumer_key: SecretStr | None = None
