@@ -334,7 +334,8 @@ _SIZE = re.compile(
     re.IGNORECASE,
 )
 _COMPANY = re.compile(
-    r"\b(?:at|from|for|with|company is|company called|work at|work for|we are|we're|i'm with|i am with)\s+"
+    r"\b(?i:at|from|for|with|company is|company called|work at|work for|we are|we're|i'm with|i am with|"
+    r"this is|i'm from|i am from)\s+"
     r"((?:[A-Z][\w&'.-]*|[A-Z]{2,})(?:\s+(?:[A-Z][\w&'.-]*|&))*(?:\s+(?:GmbH|Inc\.?|Ltd\.?|LLC|AG|SA|BV))?)"
 )
 _NOT_COMPANY = {"I", "The", "A", "An", "We", "Our", "My", "It", "Hi", "Hello", "Monday", "Friday", "Frontdesk"}

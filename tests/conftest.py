@@ -2,5 +2,6 @@
 
 pytest_plugins: list[str] = [
     "tests.fixtures.storage",
+    "tests.fixtures.bot",
     "tests.fixtures.telegram_sandbox",
 ]
