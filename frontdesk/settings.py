@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     business_hours: str = Field(default="", description="e.g. 'Mon-Fri 09:00-17:00'; empty = always open.")
     business_timezone: str = "UTC"
 
+    # --- the bot (bot/worker.py, frontdesk/run.py) ----------------------------------------------------
+    x_brand_user_id: str = Field(
+        default="", description="The brand's numeric X user id for DM links; empty: looked up at start-up."
+    )
+    bot_concurrency: int = Field(default=8, ge=1, description="Conversations the router worker handles at once.")
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
