@@ -2,6 +2,7 @@
 
 pytest_plugins: list[str] = [
     "tests.fixtures.storage",
+    "tests.fixtures.nlu",
     "tests.fixtures.bot",
     "tests.fixtures.telegram_sandbox",
 ]
