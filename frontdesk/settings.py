@@ -96,6 +96,20 @@ class Settings(BaseSettings):
     x_dms_poll_s: float = 0.0
     x_webhook_enabled: bool = False
 
+    # --- X channel (bot/channels/x) -------------------------------------------------------------
+    x_poll_floor_s: float = Field(
+        default=1.0, description="Never poll an X endpoint more often than this, however generous its rate limit."
+    )
+    x_backoff_max_s: float = Field(default=60.0, description="Cap of the backoff after X 5xx or network errors.")
+    x_backfill_s: float = Field(
+        default=3600.0,
+        description="On the very first poll (no cursor stored yet), ingest mentions and DMs at most this old.",
+    )
+    x_webhook_backstop_poll_s: float = Field(
+        default=300.0,
+        description="With webhooks on, still poll this often to catch deliveries X dropped (0: never).",
+    )
+
     # --- Telegram -----------------------------------------------------------------------------
     telegram_token: SecretStr | None = None
     telegram_api_base: str = Field(default="", description="Redirect the Bot API (e.g. to the sandbox).")
