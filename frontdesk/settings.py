@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     telegram_agents_chat: int | None = None
     telegram_webhook_secret: SecretStr | None = None
 
+    # --- desk (the agents' web app) -----------------------------------------------------------
+    desk_session_max_age_s: int = Field(default=12 * 3600, description="How long a desk sign-in lasts.")
+    desk_token_ttl_s: int = Field(default=12 * 3600, description="Lifetime of a /api/token bearer token.")
+    desk_cookie_secure: bool = Field(
+        default=False, description="Send the desk session cookie over HTTPS only (set true behind TLS)."
+    )
+    desk_live_poll_s: float = Field(default=1.0, description="How often the live feed looks for changes.")
+    desk_taxonomy_path: Path | None = Field(
+        default=None, description="The intent taxonomy offered for corrections; empty: nlu/taxonomy.yml."
+    )
+
     # --- the bot's manners ---------------------------------------------------------------------
     business_hours: str = Field(default="", description="e.g. 'Mon-Fri 09:00-17:00'; empty = always open.")
     business_timezone: str = "UTC"
