@@ -8,7 +8,8 @@ orchestrator neither routes traffic to nor restarts a process that is still trai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +89,16 @@ def create_http_app(
     extra: dict[str, Any] | None = None,
 ) -> FastAPI:
     """The process's HTTP app: `/healthz` first, then webhook routers, then the desk at `/`."""
-    app = FastAPI(title="Frontdesk", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # A mounted app's own lifespan does not run under Starlette: run the desk's inside ours.
+        if desk_app is not None and hasattr(desk_app, "router"):
+            async with desk_app.router.lifespan_context(desk_app):
+                yield
+        else:
+            yield
+
+    app = FastAPI(title="Frontdesk", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.readiness = readiness
     app.state.extra = extra or {}
 

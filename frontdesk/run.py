@@ -32,7 +32,7 @@ from bot.content import Content, load_content
 from bot.hours import parse_business_hours
 from bot.router import RouterConfig
 from bot.worker import BotWorker
-from frontdesk.http import Readiness, create_http_app, flag_check, nlu_check, store_check
+from frontdesk.http import Readiness, add_routes, create_http_app, flag_check, nlu_check, store_check
 from frontdesk.settings import Settings
 from storage.db import Database
 from storage.migrate import open_database
@@ -107,24 +107,24 @@ async def started(
         stack.push_async_callback(nlu.aclose)
         readiness.add("nlu", nlu_check(nlu))
 
+        owner = worker_owner or f"frontdesk-{uuid.uuid4().hex[:8]}"
         if uses_x:
-            running.brand_user_id = settings.x_brand_user_id or await _brand_user_id(settings, say)
+            await _start_x(stack, running, say, poll=with_channels)
+            running.brand_user_id = settings.x_brand_user_id or (running.channel.brand_id or "")
+            if with_outbox:
+                running.outbox = _start_outbox(stack, running, owner)
         config = RouterConfig(
             confidence_threshold=settings.nlu_confidence_threshold,
             brand_user_id=running.brand_user_id,
             hours=hours,
         )
-        owner = worker_owner or f"frontdesk-{uuid.uuid4().hex[:8]}"
-        if with_outbox:
-            running.outbox = await _start_outbox(stack, running, owner, say)
         worker = BotWorker(
             db, nlu, content, config, owner=owner, concurrency=settings.bot_concurrency,
             on_outbound=running.outbox.wake if running.outbox is not None else None,
         )
         running.worker = worker
         _spawn(stack, running, "worker", worker.run())
-        if with_channels:
-            await _start_x_channel(stack, running, say)
+        worker.wake()  # messages recorded while we were starting
         say("frontdesk: ready" + (f" on {running.http_url}" if running.http_url else ""))
         yield running
 
@@ -332,20 +332,6 @@ def _sandbox_banner(base: str, http_url: str) -> str:
 """
 
 
-async def _brand_user_id(settings: Settings, say: Say) -> str:
-    """The brand account's numeric id, for the DM deep link in public replies."""
-    try:
-        from bot.channels.x_client import open_x_client
-
-        async with open_x_client(settings) as client:
-            response = await client.get_me(user_auth=True)
-            return str(response.data.id)
-    except Exception as exc:  # noqa: BLE001 - the link is a nicety; public replies still invite a DM
-        say(f"frontdesk: could not look up the brand account's id ({exc}); public replies will ask for a DM "
-            "without a link (set FRONTDESK_X_BRAND_USER_ID to fix)")
-        return ""
-
-
 # --- NLU ---------------------------------------------------------------------------------------------------------
 
 
@@ -372,34 +358,34 @@ def _nlu_client(settings: Settings, url: str) -> Any:
 # --- outbox and X channel (bot/outbox.py, bot/channels/x/) ------------------------------------------------------
 
 
-async def _start_outbox(stack: AsyncExitStack, running: Running, owner: str, say: Say) -> Any:
+async def _start_x(stack: AsyncExitStack, running: Running, say: Say, *, poll: bool) -> None:
+    """The X channel: resolves the brand account, runs the pollers (unless `poll` is off), owns the sender."""
+    from bot.channels.x import XChannel, XStartError
+
+    def wake() -> None:
+        if running.worker is not None:
+            running.worker.wake()
+
+    channel = XChannel(running.db, running.settings, wake=wake, poll=poll)
     try:
-        from bot.channels.x import XSender  # type: ignore[attr-defined]
-        from bot.outbox import OutboxLoop  # type: ignore[import-not-found]
-    except ImportError:
-        say("frontdesk: the outbox loop is not installed in this build (bot/outbox.py missing): "
-            "replies are queued but not delivered")
-        return None
-    from bot.channels.x_client import close_x_client, make_x_client
-
-    client = make_x_client(running.settings)
-    stack.push_async_callback(close_x_client, client)
-    senders = [XSender(client)]
-    outbox = OutboxLoop(running.db, senders, owner)
-    _spawn(stack, running, "outbox", outbox.run())
-    return outbox
-
-
-async def _start_x_channel(stack: AsyncExitStack, running: Running, say: Say) -> None:
-    try:
-        from bot.channels.x import XChannel  # type: ignore[attr-defined]
-    except ImportError:
-        say("frontdesk: the X channel is not installed in this build (bot/channels/x missing)")
-        running.readiness.pending("channels", "the X channel is not installed in this build")
-        return
-    assert running.worker is not None
-    channel = XChannel(running.settings, running.db, wake=running.worker.wake)
-    await channel.start()
+        await channel.start()
+    except XStartError as exc:
+        await channel.stop()
+        raise RunError(str(exc)) from None
     stack.push_async_callback(channel.stop)
     running.channel = channel
-    running.readiness.add("channels", flag_check(lambda: bool(getattr(channel, "ready", True)), "X channel starting"))
+    if poll:
+        running.readiness.add("channels", flag_check(lambda: channel.ready, "the X channel is starting"))
+    if poll and running.settings.x_webhook_enabled and running.http_app is not None:
+        add_routes(running.http_app, channel.webhook_router())
+        say(f"frontdesk: X webhooks accepted at {running.http_url}/webhooks/x (pollers run as a backstop)")
+
+
+def _start_outbox(stack: AsyncExitStack, running: Running, owner: str) -> Any:
+    from bot.outbox import OutboxLoop
+    from storage.models import Channel
+
+    assert running.channel is not None and running.channel.sender is not None
+    outbox = OutboxLoop(running.db, {Channel.x: running.channel.sender}, owner)
+    _spawn(stack, running, "outbox", outbox.run())
+    return outbox
