@@ -20,6 +20,10 @@ def _register_subcommands() -> None:
 
     app.add_typer(db_app, name="db", help="The ticket store: migrations and checks.")
 
+    from sandbox.cli import sandbox_command
+
+    app.command(name="sandbox")(sandbox_command)
+
 
 _register_subcommands()
 

@@ -1,3 +1,7 @@
 """Shared pytest set-up.  Each part keeps its fixtures in tests/fixtures/<part>.py, listed here."""
 
-pytest_plugins: list[str] = ["tests.fixtures.storage"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.storage",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.x_channel",
+]
