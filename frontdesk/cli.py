@@ -23,6 +23,10 @@ def _register_subcommands() -> None:
     app.add_typer(db_app, name="db", help="The ticket store: migrations and checks.")
     app.add_typer(nlu_app, name="nlu", help="The NLU service (Rasa): train, serve, parse, eval.")
 
+    from sandbox.cli import sandbox_command
+
+    app.command(name="sandbox")(sandbox_command)
+
 
 _register_subcommands()
 

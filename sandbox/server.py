@@ -58,7 +58,12 @@ async def running_sandbox(
     try:
         bound_port = _bound_port(runner, port)
         yield RunningSandbox(
-            base_url=f"http://{host}:{bound_port}", host=host, port=bound_port, x=app[X_STATE], app=app, extra={}
+            base_url=f"http://{host}:{bound_port}",
+            host=host,
+            port=bound_port,
+            x=app[X_STATE],
+            app=app,
+            extra={},
         )
     finally:
         await runner.cleanup()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,13 +17,13 @@ from aiohttp import web
 
 from sandbox import x_errors, x_views
 from sandbox.x_auth import AuthContext, authenticate
-from sandbox.x_limits import Fault, generous_rate_limits, x_rate_limits
-from sandbox.x_state import XConfig, XState, conversation_id_for
+from sandbox.x_limits import Fault, RateWindow, generous_rate_limits, x_rate_limits
+from sandbox.x_state import XConfig, XState
 from sandbox.x_webhook import WebhookDispatcher, crc_check
 
+log = logging.getLogger(__name__)
 X_STATE = web.AppKey("x_state", XState)
 X_WEBHOOKS = web.AppKey("x_webhooks", WebhookDispatcher)
-_AUTH = "x_auth"
 _JSON = "application/json"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -61,55 +61,59 @@ def _state(request: web.Request) -> XState:
 # --- middleware -------------------------------------------------------------------------------------
 @web.middleware
 async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Faults, then auth, then the rate-limit window, then the handler; X's JSON errors throughout."""
     state = _state(request)
     latency_ms, fault_status = state.faults.take(request.method, request.path)
     if latency_ms:
         await asyncio.sleep(latency_ms / 1000)
-    route_handler = request.match_info.handler
-    endpoint = getattr(route_handler, "x_endpoint", None)
+    endpoint: str | None = getattr(request.match_info.handler, "x_endpoint", None)
     if fault_status is not None:
-        response = _error_response(
-            x_errors.too_many_requests() if fault_status == 429 else _fault_error(fault_status)
-        )
-        if endpoint:
-            limit = state.limits.limit_for(endpoint, "app")
-            response.headers.update(
-                {
-                    "x-rate-limit-limit": str(limit),
-                    "x-rate-limit-remaining": "0" if fault_status == 429 else str(limit),
-                    "x-rate-limit-reset": str(math.ceil(state.clock() + state.limits.window_s)),
-                }
-            )
-        return response
-    if endpoint is None:  # unknown path or method: still a JSON body, as X sends
-        try:
-            return await handler(request)
-        except web.HTTPMethodNotAllowed:
-            return _json({"title": "Method Not Allowed", "type": "about:blank", "status": 405,
-                          "detail": f"{request.method} is not allowed here"}, 405, x_errors.PROBLEM_JSON)
-        except web.HTTPNotFound:
-            return _error_response(x_errors.not_found_route())
+        return _fault_response(state, endpoint, fault_status)
+    if endpoint is None:
+        return await _unrouted(request, handler)
     try:
         context = await _authenticate(request, state)
-        if getattr(route_handler, "x_user_only", False) and context.kind != "user":
+        if getattr(request.match_info.handler, "x_user_only", False) and context.kind != "user":
             raise x_errors.unsupported_authentication()
     except x_errors.XApiError as error:
-        return _error_response(error)
+        response = _error_response(error)
+        response.headers.update(state.limits.headers(state.limits.peek(endpoint, "app")))
+        return response
     window, allowed = state.limits.hit(endpoint, context.key)
-    rate_headers = {
-        "x-rate-limit-limit": str(window.limit),
-        "x-rate-limit-remaining": str(window.remaining),
-        "x-rate-limit-reset": str(state.limits.reset_header(window)),
-    }
-    if not allowed:
-        response = _error_response(x_errors.too_many_requests())
-    else:
-        request[_AUTH] = context
-        try:
-            response = await handler(request)
-        except x_errors.XApiError as error:
-            response = _error_response(error)
-    response.headers.update(rate_headers)
+    response = await _handle(request, handler) if allowed else _error_response(x_errors.too_many_requests())
+    response.headers.update(state.limits.headers(window))
+    return response
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except x_errors.XApiError as error:
+        return _error_response(error)
+    except Exception:  # a bug in the emulator must still answer JSON, or tweepy hides it
+        log.exception("X emulator: unhandled error in %s %s", request.method, request.path)
+        return _error_response(x_errors.server_error(500))
+
+
+async def _unrouted(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown path or method under /2: still a JSON body, as X sends."""
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed:
+        error = x_errors.problem(405, "Method Not Allowed", f"{request.method} is not allowed here")
+        return _error_response(error)
+    except web.HTTPNotFound:
+        return _error_response(x_errors.not_found_route())
+
+
+def _fault_response(state: XState, endpoint: str | None, status: int) -> web.Response:
+    error = x_errors.too_many_requests() if status == 429 else _fault_error(status)
+    response = _error_response(error)
+    if endpoint:
+        window = state.limits.peek(endpoint, "app")
+        if status == 429:  # an exhausted window that reopens a full window from now
+            window = RateWindow(window.limit, 0, state.clock() + state.limits.window_s)
+        response.headers.update(state.limits.headers(window))
     return response
 
 
@@ -149,7 +153,9 @@ async def users_me(request: web.Request) -> web.Response:
 def _user_or_partial_error(state: XState, raw_id: str) -> tuple[str, web.Response | None]:
     user_id = x_views.parse_path_id(raw_id, "id")
     if state.user(user_id) is None:
-        error = x_errors.resource_not_found("id", user_id, "user", f"Could not find user with id: [{user_id}].")
+        error = x_errors.resource_not_found(
+            "id", user_id, "user", f"Could not find user with id: [{user_id}]."
+        )
         return user_id, _json({"errors": [error]})
     return user_id, None
 
@@ -178,7 +184,9 @@ def _timeline(request: web.Request, state: XState, tweets: list[Any]) -> web.Res
     since_id = x_views.parse_id(query, "since_id")
     until_id = x_views.parse_id(query, "until_id")
     max_results = x_views.parse_max_results(query, 5, 100, 10)
-    tweets = x_views.id_window(tweets, since_id, until_id)
+    start_time = x_views.parse_time(query, "start_time")
+    end_time = x_views.parse_time(query, "end_time")
+    tweets = x_views.id_window(tweets, since_id, until_id, start_time, end_time)
     chunk, next_token = x_views.page(tweets, query, max_results, base32=False)
     return _json(x_views.tweet_page_body(state, chunk, next_token, query))
 
@@ -189,7 +197,9 @@ async def tweet_lookup(request: web.Request) -> web.Response:
     tweet_id = x_views.parse_path_id(request.match_info["id"], "id")
     tweet = state.tweets.get(tweet_id)
     if tweet is None:
-        error = x_errors.resource_not_found("id", tweet_id, "tweet", f"Could not find tweet with id: [{tweet_id}].")
+        error = x_errors.resource_not_found(
+            "id", tweet_id, "tweet", f"Could not find tweet with id: [{tweet_id}]."
+        )
         return _json({"errors": [error]})
     body = x_views.tweet_page_body(state, [tweet], None, request.query)
     result: dict[str, Any] = {"data": body["data"][0]}
@@ -285,11 +295,14 @@ async def create_tweet(request: web.Request) -> web.Response:
     if reply is not None:
         if not isinstance(reply, dict) or not reply.get("in_reply_to_tweet_id"):
             raise x_errors.invalid_request(
-                "The `reply` field must be an object with `in_reply_to_tweet_id`.", {"reply": [json.dumps(reply)]}
+                "The `reply` field must be an object with `in_reply_to_tweet_id`.",
+                {"reply": [json.dumps(reply)]},
             )
         in_reply_to = str(reply["in_reply_to_tweet_id"])
     tweet = state.create_tweet(state.brand.id, text, in_reply_to)
-    response = _json({"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}}, 201)
+    response = _json(
+        {"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}}, 201
+    )
     response.headers["Location"] = f"https://api.twitter.com/2/tweets/{tweet.id}"
     return response
 
@@ -320,7 +333,9 @@ async def _control_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json() if request.can_read_body else {}
     except ValueError:
-        raise _ControlError("the body must be JSON, e.g. -H 'Content-Type: application/json' -d '{...}'") from None
+        raise _ControlError(
+            "the body must be JSON, e.g. -H 'Content-Type: application/json' -d '{...}'"
+        ) from None
     if not isinstance(body, dict):
         raise _ControlError("the body must be a JSON object")
     return body
@@ -348,10 +363,17 @@ async def control_mention(request: web.Request) -> web.Response:
     body = await _control_body(request)
     in_reply_to = body.get("in_reply_to")
     tweet = state.add_mention(
-        _required_str(body, "author"), _required_str(body, "text"), None if in_reply_to is None else str(in_reply_to)
+        _required_str(body, "author"),
+        _required_str(body, "text"),
+        None if in_reply_to is None else str(in_reply_to),
     )
     return _json(
-        {"id": tweet.id, "text": tweet.text, "author_id": tweet.author_id, "conversation_id": tweet.conversation_id},
+        {
+            "id": tweet.id,
+            "text": tweet.text,
+            "author_id": tweet.author_id,
+            "conversation_id": tweet.conversation_id,
+        },
         201,
     )
 
@@ -360,7 +382,9 @@ async def control_dm(request: web.Request) -> web.Response:
     state = request.app[X_STATE]
     body = await _control_body(request)
     event = state.add_dm(_required_str(body, "sender"), _required_str(body, "text"))
-    return _json({"id": event.id, "sender_id": event.sender_id, "dm_conversation_id": event.dm_conversation_id}, 201)
+    return _json(
+        {"id": event.id, "sender_id": event.sender_id, "dm_conversation_id": event.dm_conversation_id}, 201
+    )
 
 
 async def control_sent(request: web.Request) -> web.Response:
@@ -369,7 +393,20 @@ async def control_sent(request: web.Request) -> web.Response:
 
 async def control_users(request: web.Request) -> web.Response:
     state = request.app[X_STATE]
-    users = [{"id": u.id, "username": u.username, "name": u.name} for u in state.users.values()]
+    if request.method == "POST":
+        body = await _control_body(request)
+        user = state.user_by_username(_required_str(body, "username"))
+        assert user is not None
+        if user.id == state.brand.id:
+            raise _ControlError("that is the brand; customers only")
+        if "name" in body:
+            user.name = str(body["name"])
+        if "accepts_dms" in body:
+            user.accepts_dms = bool(body["accepts_dms"])
+    users = [
+        {"id": u.id, "username": u.username, "name": u.name, "accepts_dms": u.accepts_dms}
+        for u in state.users.values()
+    ]
     return _json({"brand": {"id": state.brand.id, "username": state.brand.username}, "users": users})
 
 
@@ -456,10 +493,10 @@ def add_x_routes(app: web.Application, state: XState | None = None, config: XCon
     app.router.add_post("/_sandbox/mentions", control_mention)
     app.router.add_post("/_sandbox/dms", control_dm)
     app.router.add_get("/_sandbox/sent", control_sent)
-    app.router.add_get("/_sandbox/users", control_users)
     for method in ("GET", "POST", "DELETE"):
         app.router.add_route(method, "/_sandbox/faults", control_faults)
     for method in ("GET", "POST"):
+        app.router.add_route(method, "/_sandbox/users", control_users)
         app.router.add_route(method, "/_sandbox/config", control_config)
         app.router.add_route(method, "/_sandbox/webhook", control_webhook)
     app.router.add_post("/_sandbox/reset", control_reset)

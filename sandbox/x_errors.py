@@ -1,7 +1,7 @@
 """The error bodies the X API v2 sends, as one exception type the handlers raise and the transport renders.
 
-X answers most failures with RFC 7807 ``application/problem+json`` and request-validation failures with
-an ``errors`` list plus problem fields.  Clients such as tweepy parse every non-2xx body as JSON, so an
+X answers failures with RFC 7807 ``application/problem+json``; request-validation failures add an
+``errors`` list naming the parameters (the spec's InvalidRequestProblem).  Clients such as tweepy parse every non-2xx body as JSON, so an
 error here is always a JSON body with the status X would use.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 PROBLEM_JSON = "application/problem+json"
-PLAIN_JSON = "application/json"
 _PROBLEMS = "https://api.twitter.com/2/problems/"
 
 
@@ -33,7 +32,7 @@ def unauthorized() -> XApiError:
     return problem(401, "Unauthorized", "Unauthorized")
 
 
-def unsupported_authentication(endpoint_kind: str = "user") -> XApiError:
+def unsupported_authentication() -> XApiError:
     return problem(
         403,
         "Unsupported Authentication",
@@ -52,13 +51,20 @@ def too_many_requests() -> XApiError:
 
 
 def server_error(status: int) -> XApiError:
-    titles = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+    titles = {
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }
     title = titles.get(status, "Service Unavailable")
     return problem(status, title, title)
 
 
 def not_found_route() -> XApiError:
-    return problem(404, "Not Found Error", "Sorry, that page does not exist.", _PROBLEMS + "resource-not-found")
+    return problem(
+        404, "Not Found Error", "Sorry, that page does not exist.", _PROBLEMS + "resource-not-found"
+    )
 
 
 def invalid_request(message: str, parameters: dict[str, list[str]] | None = None) -> XApiError:
@@ -73,7 +79,7 @@ def invalid_request(message: str, parameters: dict[str, list[str]] | None = None
         "type": _PROBLEMS + "invalid-request",
         "status": 400,
     }
-    return XApiError(400, body, PLAIN_JSON)
+    return XApiError(400, body, PROBLEM_JSON)
 
 
 def resource_not_found(parameter: str, value: str, resource_type: str, detail: str) -> dict[str, Any]:

@@ -70,6 +70,21 @@ class RateLimiter:
         window.remaining -= 1
         return window, True
 
+    def peek(self, endpoint: str, context: str) -> RateWindow:
+        """The window as it stands, without counting a call (for answers that fail before counting)."""
+        window = self._windows.get((endpoint, context))
+        limit = self.limit_for(endpoint, context)
+        if window is None or self.clock() >= window.reset_at or window.limit != limit:
+            return RateWindow(limit=limit, remaining=limit, reset_at=self.clock() + self.window_s)
+        return window
+
+    def headers(self, window: RateWindow) -> dict[str, str]:
+        return {
+            "x-rate-limit-limit": str(window.limit),
+            "x-rate-limit-remaining": str(window.remaining),
+            "x-rate-limit-reset": str(self.reset_header(window)),
+        }
+
     def reset_header(self, window: RateWindow) -> int:
         # Whole seconds, rounded up so that a client sleeping until then finds the window open.
         return math.ceil(window.reset_at)

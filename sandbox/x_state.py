@@ -22,7 +22,7 @@ from frontdesk.settings import (
     SANDBOX_X_CONSUMER_SECRET,
 )
 from sandbox import x_errors
-from sandbox.x_limits import Faults, RateLimiter, X_WINDOW_S, generous_rate_limits
+from sandbox.x_limits import X_WINDOW_S, Faults, RateLimiter, generous_rate_limits
 from sandbox.x_text import MAX_WEIGHTED_LENGTH, weighted_length
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_]{1,15}$")
@@ -59,6 +59,7 @@ class XUser:
     username: str
     name: str
     created_at: datetime
+    accepts_dms: bool = True  # False: the brand's DMs to this user get X's 403
 
 
 @dataclass
@@ -140,6 +141,10 @@ class XState:
         self._by_username: dict[str, XUser] = {}
         self.tweets: dict[str, XTweet] = {}  # insertion order == id order
         self.dm_events: list[XDmEvent] = []  # oldest first
+        # Per-user indexes (oldest first) so a poll costs what one user's timeline holds, not the world.
+        self._mentions: dict[str, list[XTweet]] = {}
+        self._authored: dict[str, list[XTweet]] = {}
+        self._dms: dict[str, list[XDmEvent]] = {}
         self._sent: list[tuple[str, str]] = []  # ("tweet"|"dm", id) in the order the brand posted
         self.brand = self._create_user(self.config.brand_username, self.config.brand_name)
 
@@ -225,10 +230,10 @@ class XState:
                 "see https://github.com/twitter/twitter-text."
             )
         cutoff = self.clock() - self.config.duplicate_window_s
-        for earlier in reversed(list(self.tweets.values())):
+        for earlier in reversed(self._authored.get(author_id, [])):
             if earlier.created_at.timestamp() < cutoff:
                 break
-            if earlier.author_id == author_id and earlier.text == text:
+            if earlier.text == text:
                 raise x_errors.forbidden("You are not allowed to create a Tweet with duplicate content.")
         parent = None
         if in_reply_to_tweet_id is not None:
@@ -255,8 +260,9 @@ class XState:
             raise x_errors.invalid_request(
                 "You cannot send a direct message to yourself.", {"participant_id": [participant_id]}
             )
-        if participant_id not in self.users:
-            raise x_errors.forbidden("You cannot send messages to this user.")
+        recipient = self.users.get(participant_id)
+        if recipient is None or not recipient.accepts_dms:
+            raise x_errors.forbidden("You are not allowed to send messages to this user.")
         event = self._store_dm(sender_id, participant_id, text)
         if sender_id == self.brand.id:
             self._sent.append(("dm", event.id))
@@ -276,47 +282,49 @@ class XState:
             mentioned_usernames=tuple(_mentions_in(text)),
         )
         self.tweets[tweet.id] = tweet
+        self._authored.setdefault(author.id, []).append(tweet)
+        mentioned = {u.id for name in tweet.mentioned_usernames if (u := self._by_username.get(name))}
+        if tweet.in_reply_to_user_id:
+            mentioned.add(tweet.in_reply_to_user_id)
+        for user_id in mentioned - {author.id}:
+            self._mentions.setdefault(user_id, []).append(tweet)
         self._emit("tweet", tweet)
         return tweet
 
     def _store_dm(self, sender_id: str, recipient_id: str, text: str) -> XDmEvent:
         event = XDmEvent(
-            id=self._ids.next(), text=text, sender_id=sender_id, recipient_id=recipient_id, created_at=self.now()
+            id=self._ids.next(),
+            text=text,
+            sender_id=sender_id,
+            recipient_id=recipient_id,
+            created_at=self.now(),
         )
         self.dm_events.append(event)
+        for user_id in {sender_id, recipient_id}:
+            self._dms.setdefault(user_id, []).append(event)
         self._emit("dm", event)
         return event
 
     # --- queries ---------------------------------------------------------------------------------
     def mentions_of(self, user_id: str) -> list[XTweet]:
-        """Posts by others that @-mention the user or reply to them, newest first, as far back as X serves."""
-        user = self.users[user_id]
-        handle = user.username.lower()
-        found: list[XTweet] = []
-        for tweet in reversed(list(self.tweets.values())):
-            if tweet.author_id == user_id:
-                continue
-            if handle in tweet.mentioned_usernames or tweet.in_reply_to_user_id == user_id:
-                found.append(tweet)
-                if len(found) >= self.config.mentions_reachable:
-                    break
-        return found
+        """Posts by others that @-mention the user or reply to them, newest first, as far back as X serves.
+
+        A post counts for the users that existed when it was posted (as on X, where a handle that
+        does not exist yet mentions nobody).
+        """
+        found = self._mentions.get(user_id, [])
+        return found[::-1][: self.config.mentions_reachable]
 
     def timeline_of(self, user_id: str, *, exclude_replies: bool = False) -> list[XTweet]:
-        found: list[XTweet] = []
-        for tweet in reversed(list(self.tweets.values())):
-            if tweet.author_id != user_id:
-                continue
-            if len(found) >= self.config.timeline_reachable:
-                break
-            if exclude_replies and tweet.in_reply_to_tweet_id is not None:
-                continue
-            found.append(tweet)
+        """The user's own posts, newest first (the 3200 newest, before excluding replies)."""
+        found = self._authored.get(user_id, [])[::-1][: self.config.timeline_reachable]
+        if exclude_replies:
+            found = [t for t in found if t.in_reply_to_tweet_id is None]
         return found
 
     def dm_events_of(self, user_id: str, participant_id: str | None = None) -> list[XDmEvent]:
         """The user's DM events (sent and received), newest first; one conversation if participant_id."""
-        events = [e for e in reversed(self.dm_events) if user_id in (e.sender_id, e.recipient_id)]
+        events = self._dms.get(user_id, [])[::-1]
         if participant_id is not None:
             events = [e for e in events if participant_id in (e.sender_id, e.recipient_id)]
         return events

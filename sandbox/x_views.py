@@ -16,30 +16,106 @@ from sandbox import x_errors
 from sandbox.x_state import XDmEvent, XState, XTweet, XUser
 
 TWEET_FIELDS = frozenset(
-    "article attachments author_id card_uri community_id context_annotations conversation_id created_at "
-    "display_text_range edit_controls edit_history_tweet_ids entities geo id in_reply_to_user_id lang "
-    "media_metadata non_public_metrics note_tweet organic_metrics possibly_sensitive promoted_metrics "
-    "public_metrics referenced_tweets reply_settings scopes source suggested_source_links "
-    "suggested_source_links_with_counts text withheld".split()
+    [
+        "article",
+        "attachments",
+        "author_id",
+        "card_uri",
+        "community_id",
+        "context_annotations",
+        "conversation_id",
+        "created_at",
+        "display_text_range",
+        "edit_controls",
+        "edit_history_tweet_ids",
+        "entities",
+        "geo",
+        "id",
+        "in_reply_to_user_id",
+        "lang",
+        "media_metadata",
+        "non_public_metrics",
+        "note_tweet",
+        "organic_metrics",
+        "possibly_sensitive",
+        "promoted_metrics",
+        "public_metrics",
+        "referenced_tweets",
+        "reply_settings",
+        "scopes",
+        "source",
+        "suggested_source_links",
+        "suggested_source_links_with_counts",
+        "text",
+        "withheld",
+    ]
 )
 USER_FIELDS = frozenset(
-    "affiliation confirmed_email connection_status created_at description entities id is_identity_verified "
-    "location most_recent_tweet_id name parody pinned_tweet_id profile_banner_url profile_image_url protected "
-    "public_metrics receives_your_dm subscription subscription_type url username verified "
-    "verified_followers_count verified_type withheld".split()
+    [
+        "affiliation",
+        "confirmed_email",
+        "connection_status",
+        "created_at",
+        "description",
+        "entities",
+        "id",
+        "is_identity_verified",
+        "location",
+        "most_recent_tweet_id",
+        "name",
+        "parody",
+        "pinned_tweet_id",
+        "profile_banner_url",
+        "profile_image_url",
+        "protected",
+        "public_metrics",
+        "receives_your_dm",
+        "subscription",
+        "subscription_type",
+        "url",
+        "username",
+        "verified",
+        "verified_followers_count",
+        "verified_type",
+        "withheld",
+    ]
 )
 DM_EVENT_FIELDS = frozenset(
-    "attachments created_at dm_conversation_id entities event_type id participant_ids referenced_tweets "
-    "sender_id text".split()
+    [
+        "attachments",
+        "created_at",
+        "dm_conversation_id",
+        "entities",
+        "event_type",
+        "id",
+        "participant_ids",
+        "referenced_tweets",
+        "sender_id",
+        "text",
+    ]
 )
 TWEET_EXPANSIONS = frozenset(
-    "article.cover_media article.media_entities attachments.media_keys attachments.media_source_tweet "
-    "attachments.poll_ids author_id edit_history_tweet_ids entities.mentions.username geo.place_id "
-    "in_reply_to_user_id entities.note.mentions.username referenced_tweets.id "
-    "referenced_tweets.id.attachments.media_keys referenced_tweets.id.author_id".split()
+    [
+        "article.cover_media",
+        "article.media_entities",
+        "attachments.media_keys",
+        "attachments.media_source_tweet",
+        "attachments.poll_ids",
+        "author_id",
+        "edit_history_tweet_ids",
+        "entities.mentions.username",
+        "geo.place_id",
+        "in_reply_to_user_id",
+        "entities.note.mentions.username",
+        "referenced_tweets.id",
+        "referenced_tweets.id.attachments.media_keys",
+        "referenced_tweets.id.author_id",
+    ]
 )
-DM_EVENT_EXPANSIONS = frozenset("attachments.media_keys participant_ids referenced_tweets.id sender_id".split())
-USER_EXPANSIONS = frozenset("affiliation.user_id most_recent_tweet_id pinned_tweet_id".split())
+DM_EVENT_EXPANSIONS = frozenset(
+    ["attachments.media_keys", "participant_ids", "referenced_tweets.id", "sender_id"]
+)
+USER_EXPANSIONS = frozenset(["affiliation.user_id", "most_recent_tweet_id", "pinned_tweet_id"])
 DM_EVENT_TYPES = ("MessageCreate", "ParticipantsJoin", "ParticipantsLeave")
 
 _ID = re.compile(r"^[0-9]{1,19}$")
@@ -118,11 +194,14 @@ def decode_token(token: str, *, base32: bool) -> str:
         return str(int(token, 36))
     except (ValueError, TypeError, base64.binascii.Error):
         raise x_errors.invalid_request(
-            f"The `pagination_token` query parameter value [{token}] is not valid", {"pagination_token": [token]}
+            f"The `pagination_token` query parameter value [{token}] is not valid",
+            {"pagination_token": [token]},
         ) from None
 
 
-def page(items: list[T], query: Mapping[str, str], max_results: int, *, base32: bool) -> tuple[list[T], str | None]:
+def page(
+    items: list[T], query: Mapping[str, str], max_results: int, *, base32: bool
+) -> tuple[list[T], str | None]:
     """Cut one page out of newest-first ``items`` after the pagination token; return it and the next token."""
     token = query.get("pagination_token")
     if token is not None:
@@ -133,11 +212,40 @@ def page(items: list[T], query: Mapping[str, str], max_results: int, *, base32: 
     return chunk, next_token
 
 
-def id_window(items: list[XTweet], since_id: str | None, until_id: str | None) -> list[XTweet]:
+def parse_time(query: Mapping[str, str], name: str) -> datetime | None:
+    """X's ``start_time``/``end_time``: RFC 3339, e.g. 2026-11-25T10:00:00Z."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise x_errors.invalid_request(
+            f"Invalid '{name}':'{raw}'. '{name}' must be a timestamp in RFC 3339 format, e.g. "
+            "2026-11-25T10:00:00Z.",
+            {name: [raw]},
+        )
+    return moment
+
+
+def id_window(
+    items: list[XTweet],
+    since_id: str | None,
+    until_id: str | None,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+) -> list[XTweet]:
+    """Keep posts newer than since_id / created at or after start_time, older than until_id / end_time."""
     if since_id is not None:
         items = [t for t in items if int(t.id) > int(since_id)]
     if until_id is not None:
         items = [t for t in items if int(t.id) < int(until_id)]
+    if start_time is not None:
+        items = [t for t in items if t.created_at >= start_time]
+    if end_time is not None:
+        items = [t for t in items if t.created_at < end_time]
     return items
 
 
@@ -173,7 +281,14 @@ def render_tweet(state: XState, tweet: XTweet, fields: Sequence[str] = ()) -> di
         "lang": "en",
         "possibly_sensitive": False,
         "reply_settings": "everyone",
-        "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 0, "quote_count": 0},
+        "public_metrics": {
+            "retweet_count": 0,
+            "reply_count": 0,
+            "like_count": 0,
+            "quote_count": 0,
+            "impression_count": 0,
+            "bookmark_count": 0,
+        },
     }
     if tweet.in_reply_to_user_id:
         full["in_reply_to_user_id"] = tweet.in_reply_to_user_id
@@ -231,7 +346,11 @@ def tweet_page_body(
 
 
 def _tweet_includes(
-    state: XState, tweets: list[XTweet], expansions: list[str], tweet_fields: list[str], user_fields: list[str]
+    state: XState,
+    tweets: list[XTweet],
+    expansions: list[str],
+    tweet_fields: list[str],
+    user_fields: list[str],
 ) -> dict[str, Any]:
     user_ids: list[str] = []
     referenced: list[XTweet] = []

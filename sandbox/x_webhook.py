@@ -87,7 +87,10 @@ def dm_event(event: XDmEvent) -> dict[str, Any]:
         "message_create": {
             "target": {"recipient_id": event.recipient_id},
             "sender_id": event.sender_id,
-            "message_data": {"text": event.text, "entities": {"hashtags": [], "symbols": [], "user_mentions": [], "urls": []}},
+            "message_data": {
+                "text": event.text,
+                "entities": {"hashtags": [], "symbols": [], "user_mentions": [], "urls": []},
+            },
         },
     }
 
@@ -174,13 +177,16 @@ class WebhookDispatcher:
                 self._queue.task_done()
 
     async def _deliver(self, url: str, body: bytes) -> None:
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.state.config.consumer_secret, body)}
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(self.state.config.consumer_secret, body),
+        }
         record: dict[str, object] = {"url": url, "bytes": len(body)}
         try:
             async with self.session.post(url, data=body, headers=headers) as response:
                 await response.read()
                 record["status"] = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             record["error"] = str(exc) or type(exc).__name__
             log.warning("webhook delivery to %s failed: %s", url, record["error"])
         self.state.webhook_deliveries.append(record)

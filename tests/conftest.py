@@ -5,4 +5,6 @@ pytest_plugins: list[str] = [
     "tests.fixtures.nlu",
     "tests.fixtures.bot",
     "tests.fixtures.telegram_sandbox",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.x_channel",
 ]

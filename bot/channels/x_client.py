@@ -93,7 +93,9 @@ def _credentials(settings: Settings) -> dict[str, str | None]:
     missing = [name for name, value in configured.items() if not value]
     if len(missing) < len(_KEY_FIELDS):
         env = ", ".join("FRONTDESK_" + name.upper() for name in missing)
-        raise XClientConfigError(f"Incomplete X credentials: also set {env} (or unset all four for the sandbox).")
+        raise XClientConfigError(
+            f"Incomplete X credentials: also set {env} (or unset all four for the sandbox)."
+        )
     if not settings.x_api_base:
         raise XClientConfigError(
             "No X credentials configured. Set FRONTDESK_X_CONSUMER_KEY, FRONTDESK_X_CONSUMER_SECRET, "
