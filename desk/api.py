@@ -232,7 +232,7 @@ async def list_tickets(
             channel=channel or None,
         ).validate()
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+        raise HTTPException(422, detail=str(exc)) from None
     return [ticket_out(row) for row in await queries.list_tickets(_db(request), filters)]
 
 
@@ -307,7 +307,7 @@ async def assign(
         await actions.reassign(_db(request), ticket_id, body.agent_id, by_agent_id=agent.id)
     except NotFound as exc:
         if exc.what == "Agent":
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=f"{exc}: pick an agent id from the desk") from None
+            raise HTTPException(422, detail=f"{exc}: pick an agent id from the desk") from None
         raise
     return await _ticket(request, ticket_id)
 
@@ -323,7 +323,7 @@ async def correct_intent(
     state = request.app.state.desk
     if state.taxonomy is not None and state.taxonomy.intents and body.intent not in state.taxonomy.intents:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             detail=f"unknown intent {body.intent!r}; use one of {', '.join(sorted(state.taxonomy.intents))}",
         )
     await correct_message_intent(state.db, message_id, body.intent, agent.id)

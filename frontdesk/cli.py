@@ -27,6 +27,13 @@ def _register_subcommands() -> None:
 
     app.command(name="sandbox")(sandbox_command)
 
+    from desk.cli import app as agents_app
+    from nlu.corrections import export_corrections_command
+
+    app.add_typer(agents_app, name="agents", help="The desk's agent accounts: add, list, disable, link Telegram.")
+    # Moves under `frontdesk nlu` when the NLU part's sub-app lands.
+    app.command("nlu-export-corrections")(export_corrections_command)
+
 
 _register_subcommands()
 

@@ -7,4 +7,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.telegram_sandbox",
     "tests.fixtures.sandbox",
     "tests.fixtures.x_channel",
+    "tests.fixtures.desk",
 ]
