@@ -174,6 +174,9 @@ async def test_channel_start_runs_pollers_and_wakes_the_router(db: Database, x_s
         polls = [p.polls for p in channel.pollers]
         await eventually(lambda: _polled_more(channel, polls))
         assert sorted(await inbound_ids(db)) == sorted([tweet, dm])  # more polls, no duplicates
+        stats = channel.stats()
+        assert stats["mentions"]["recorded"] == 1 and stats["dms"]["recorded"] == 1
+        assert stats["mentions"]["stopped"] is None
     finally:
         await channel.stop()
 

@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from bot.channels.x import XSender
+from bot.channels.x import XChannel, XSender
 from bot.channels.x.webhook import SIGNATURE_HEADER, make_x_webhook_router, sign
 from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET
 from sandbox.server import RunningSandbox
@@ -111,3 +111,22 @@ async def test_forged_and_unsigned_webhooks_are_refused_and_store_nothing(
         signed = await http.post(url, content=body, headers={**headers, SIGNATURE_HEADER: sign(SANDBOX_X_CONSUMER_SECRET, body)})
         assert signed.status_code == 200
         assert await inbound_ids(db) == [tweet.id]
+
+
+async def test_channel_in_webhook_mode_serves_the_router_and_does_not_poll(
+    db: Database, x_sandbox: RunningSandbox, x_control: Any, x_requests: list[Any]
+) -> None:
+    channel = XChannel(db, x_settings(x_sandbox, x_webhook_enabled=True, x_webhook_backstop_poll_s=0))
+    await channel.start()
+    try:
+        assert channel.ready and channel.pollers == []
+        app = FastAPI()
+        app.include_router(channel.webhook_router())
+        async with serving(app) as base:
+            await x_control.webhook(f"{base}/webhooks/x")
+            tweet = (await x_control.mention("ola", "do you deliver on Sundays?"))["id"]
+            await x_sandbox.drain_webhooks()
+        assert await inbound_ids(db) == [tweet]
+        assert [r.path for r in x_requests] == ["/2/users/me"]  # it came by webhook, not by polling
+    finally:
+        await channel.stop()

@@ -116,6 +116,19 @@ class XChannel:
             log.warning("X: GET /2/users/me failed (attempt %d); retrying in %.1f s", attempt, delay)
             await asyncio.sleep(delay)
 
+    def stats(self) -> dict[str, dict[str, object]]:
+        """Counters for metrics and health checks; a poller's `stopped` says why it gave up (else None)."""
+        out: dict[str, dict[str, object]] = {
+            p.kind: {
+                "polls": p.polls, "requests": p.requests, "recorded": p.recorded,
+                "rate_limit_waits": p.rate_limit_waits, "errors": p.errors, "stopped": p.stopped_reason,
+            }
+            for p in self.pollers
+        }
+        if self.sender is not None:
+            out["sender"] = {"sent": self.sender.sent, "reconciled": self.sender.reconciled}
+        return out
+
     def poke(self) -> None:
         """Poll now (e.g. a test or a webhook hint)."""
         for poller in self.pollers:
