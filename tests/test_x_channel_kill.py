@@ -24,8 +24,13 @@ async def _start_ingest(database_url: str, sb: RunningSandbox, var_dir: Path) ->
         "FRONTDESK_VAR_DIR": str(var_dir),
     }
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.channels.x", cwd=PROJECT_ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot.channels.x",
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 

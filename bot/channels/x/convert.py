@@ -1,4 +1,4 @@
-"""X's objects → `InboundMessage`: the same message whether it came by polling (API v2) or webhook (v1.1 shapes).
+"""X's objects → `InboundMessage`: the same message whether polled (API v2) or pushed by webhook (v1.1).
 
 Pure functions, no I/O.  Each returns None for what the bot must not answer: the brand's own posts and DMs
 (X echoes them back), retweets, group DMs, non-message DM events.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.channels.x.api import parse_time
@@ -106,7 +106,7 @@ def _v1_time(tweet: Mapping[str, Any]) -> datetime | None:
     ms = tweet.get("timestamp_ms")
     if ms:
         try:
-            return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc)
+            return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
         except (TypeError, ValueError):
             pass
     try:
@@ -155,7 +155,7 @@ def dm_from_v1(
     sender = users.get(sender_id) or {}
     created = None
     try:
-        created = datetime.fromtimestamp(int(event["created_timestamp"]) / 1000, tz=timezone.utc)
+        created = datetime.fromtimestamp(int(event["created_timestamp"]) / 1000, tz=UTC)
     except (KeyError, TypeError, ValueError):
         pass
     return InboundMessage(

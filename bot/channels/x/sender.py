@@ -11,7 +11,7 @@ import html
 import logging
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import tweepy
@@ -111,12 +111,16 @@ class XSender:
         for platform_id in candidates:  # oldest first: the first attempt is the one that counts
             if platform_id not in claimed:
                 self.reconciled += 1
-                log.info("X: outbox row %s was already delivered as %s; not sending again", delivery.id, platform_id)
+                log.info(
+                    "X: outbox row %s was already delivered as %s; not sending again",
+                    delivery.id,
+                    platform_id,
+                )
                 return platform_id
         return None
 
     def _since(self, delivery: Delivery) -> datetime:
-        return datetime.fromtimestamp(delivery.created_at_ts, tz=timezone.utc) - timedelta(seconds=CLOCK_SKEW_S)
+        return datetime.fromtimestamp(delivery.created_at_ts, tz=UTC) - timedelta(seconds=CLOCK_SKEW_S)
 
     async def _sent_dms(self, delivery: Delivery) -> list[str]:
         result = await call(
@@ -203,11 +207,15 @@ def _send_error(error: BaseException) -> SendError:
     """What the outbox should do about a failed call to X."""
     if isinstance(error, tweepy.TooManyRequests):
         wait = retry_after_s(error)
-        return SendError(f"X rate limit (429); retry in {wait or 0:.0f} s", retry_after_s=wait if wait else 1.0)
+        return SendError(
+            f"X rate limit (429); retry in {wait or 0:.0f} s", retry_after_s=wait if wait else 1.0
+        )
     if isinstance(error, tweepy.Unauthorized):
-        return SendError(f"X rejected the credentials ({api_message(error)}): {CREDENTIALS_HINT}", permanent=True)
+        return SendError(
+            f"X rejected the credentials ({api_message(error)}): {CREDENTIALS_HINT}", permanent=True
+        )
     if isinstance(error, (tweepy.BadRequest, tweepy.Forbidden, tweepy.NotFound)):
-        # Content or recipient refusals (duplicate post, too long, DMs closed, deleted tweet): retrying won't help.
+        # Content or recipient refused (duplicate, too long, DMs closed, tweet deleted): retrying won't help.
         return SendError(f"X refused it: {api_message(error)}", permanent=True)
     if isinstance(error, tweepy.HTTPException):
         return SendError(f"X error: {api_message(error)}")
