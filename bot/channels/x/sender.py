@@ -61,6 +61,9 @@ class XSender:
     # --- sending ----------------------------------------------------------------------------------
     async def deliver(self, delivery: Delivery) -> str:
         kind = delivery.target.get("kind")
+        needed = {"dm": "recipient_id", "reply": "in_reply_to"}.get(str(kind))
+        if needed is None or not delivery.target.get(needed):
+            raise SendError(f"X cannot deliver to outbox target {delivery.target!r}", permanent=True)
         try:
             if kind == "dm":
                 result = await call(
@@ -71,7 +74,7 @@ class XSender:
                     user_auth=True,
                 )
                 platform_id = str(result.body["data"]["dm_event_id"])
-            elif kind == "reply":
+            else:  # a reply
                 result = await call(
                     self.raw,
                     "create_tweet",
@@ -80,8 +83,9 @@ class XSender:
                     user_auth=True,
                 )
                 platform_id = str(result.body["data"]["id"])
-            else:
-                raise SendError(f"X cannot deliver an outbox target of kind {kind!r}", permanent=True)
+        except (KeyError, TypeError):
+            # X accepted the request but its answer lacks the id: it may well be posted; look next time.
+            raise SendError("X answered without the id of the new post") from None
         except tweepy.Forbidden as error:
             if kind == "reply" and _is_duplicate(error):
                 # X says this exact text is already on the account: if it is this reply, it went out.
