@@ -20,7 +20,14 @@ from storage.actions import InboundMessage
 from storage.models import Channel, ConversationKind
 
 # What the pollers ask X for, so that the converters below find what they need.
-TWEET_FIELDS = ["author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets"]
+TWEET_FIELDS = [
+    "author_id",
+    "conversation_id",
+    "created_at",
+    "in_reply_to_user_id",
+    "referenced_tweets",
+    "note_tweet",  # the full text of posts longer than 280 characters (`text` is cut short)
+]
 DM_EVENT_FIELDS = ["id", "text", "sender_id", "created_at", "dm_conversation_id", "event_type"]
 USER_FIELDS = ["username", "name"]
 
@@ -59,7 +66,7 @@ def mention_from_v2(
         sender_handle=str(author.get("username") or ""),
         sender_name=str(author.get("name") or ""),
         # API v2 escapes &, < and > in post text; the store keeps what the customer typed.
-        text=html.unescape(str(tweet.get("text") or "")),
+        text=html.unescape(str((tweet.get("note_tweet") or {}).get("text") or tweet.get("text") or "")),
         platform_message_id=tweet_id,
         in_reply_to_platform_id=_replied_to(tweet),
         platform_created_at=parse_time(tweet.get("created_at")),
