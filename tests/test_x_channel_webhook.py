@@ -46,7 +46,10 @@ async def test_signed_events_pushed_by_x_are_recorded_once(
     woken: list[int] = []
     async with serving(_app(db, x_sandbox, x_client, woken)) as base:
         await x_control.webhook(f"{base}/webhooks/x")  # the emulator runs X's CRC check first
-        root = (await x_control.mention("lee", "my card was charged twice & I want a refund"))["id"]
+        long_text = (
+            "my card was charged twice & I want a refund. " + "Order 4711, paid on Monday, twice. " * 4
+        )
+        root = (await x_control.mention("lee", long_text))["id"]  # > 140: X sends it in extended_tweet
         reply = (await x_control.mention("lee", "any news?", in_reply_to=root))["id"]
         unseen_parent_reply = (await x_control.mention("kim", "hello again", in_reply_to=earlier))["id"]
         dm = await x_control.dm("max", "can I pay by invoice?")
@@ -66,6 +69,9 @@ async def test_signed_events_pushed_by_x_are_recorded_once(
         assert threads[reply] == (ConversationKind.public, root)  # found through the stored thread
         assert threads[unseen_parent_reply] == (ConversationKind.public, earlier)  # looked up on X
         assert threads[dm["id"]] == (ConversationKind.dm, dm["sender_id"])
+        async with db.session() as session:
+            stored = await session.execute(select(Message.text).where(Message.platform_message_id == root))
+            assert stored.scalar_one() == x_sandbox.x.tweets[root].text  # the whole post, not the cut
         assert woken
 
         # X redelivers an event (it retries when unsure): still stored once.
