@@ -60,7 +60,9 @@ class OutboxLoop:
         self._wake.set()
 
     async def run(self) -> None:
-        log.info("outbox loop %s started (channels: %s)", self.owner, ", ".join(c.value for c in self.senders))
+        log.info(
+            "outbox loop %s started (channels: %s)", self.owner, ", ".join(c.value for c in self.senders)
+        )
         while True:
             self._wake.clear()
             try:
@@ -74,21 +76,29 @@ class OutboxLoop:
                 continue  # more may be due right now
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def run_once(self) -> int:
         """Lease due rows and handle them (different conversations concurrently); how many were leased."""
         deliveries = await lease_due(self.db, self.owner, limit=self.batch, lease_s=self.lease_s)
-        if deliveries:
-            await asyncio.gather(*(self._handle(d) for d in deliveries))
+        results = await asyncio.gather(*(self._handle(d) for d in deliveries), return_exceptions=True)
+        for delivery, result in zip(deliveries, results):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                # Recording the outcome failed (the database went away): the row stays leased, its lease
+                # lapses, and it comes back to be reconciled — never blindly re-sent.
+                log.error("outbox: could not record the outcome of row %s: %r", delivery.id, result)
         return len(deliveries)
 
     async def _handle(self, delivery: Delivery) -> None:
         sender = self.senders.get(Channel(delivery.channel))
         if sender is None:
             await mark_retry(
-                self.db, delivery.id, f"no sender for channel {delivery.channel!r} is running",
+                self.db,
+                delivery.id,
+                f"no sender for channel {delivery.channel!r} is running",
                 delay_s=NO_SENDER_RETRY_S,
             )
             return
@@ -128,6 +138,10 @@ class OutboxLoop:
             # A 5xx or a lost connection: the platform may have posted it anyway; look before re-sending.
             self._uncertain.add(delivery.id)
         log.warning(
-            "outbox: row %s (%s) attempt %d failed: %s", delivery.id, delivery.channel, delivery.attempts, error
+            "outbox: row %s (%s) attempt %d failed: %s",
+            delivery.id,
+            delivery.channel,
+            delivery.attempts,
+            error,
         )
         await mark_retry(self.db, delivery.id, str(error), delay_s=error.retry_after_s)
