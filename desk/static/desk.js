@@ -10,7 +10,17 @@
     var url = document.body.dataset.liveUrl;
     if (!url || !window.EventSource) { return; }
     var source = new EventSource(url);
-    source.addEventListener("ready", function () { document.body.dataset.live = "on"; });
+    var connectedBefore = false;
+    source.addEventListener("ready", function () {
+      document.body.dataset.live = "on";
+      if (connectedBefore) {
+        // Reconnected: changes made while the stream was down were not announced, so refresh what is shown.
+        fire("desk:tickets", {ids: []});
+        var ticket = document.querySelector("[data-ticket-id].ticket-layout");
+        if (ticket) { fire("desk:ticket-" + ticket.dataset.ticketId, {}); }
+      }
+      connectedBefore = true;
+    });
     source.addEventListener("tickets", function (e) {
       var data = JSON.parse(e.data);
       fire("desk:tickets", data);
@@ -34,6 +44,17 @@
     scrollConversation();
     document.body.addEventListener("htmx:oobAfterSwap", function (e) {
       if (e.detail && e.detail.target && e.detail.target.id === "conversation") { scrollConversation(); }
+    });
+    // A refused htmx request (stale form token, server error): say so instead of doing nothing.
+    document.body.addEventListener("htmx:responseError", function (e) {
+      var flash = document.getElementById("flash");
+      if (!flash) { return; }
+      var text = "Something went wrong (" + e.detail.xhr.status + "). Reload the page and try again.";
+      try { text = JSON.parse(e.detail.xhr.responseText).detail || text; } catch (err) { /* not JSON */ }
+      var box = document.createElement("div");
+      box.className = "flash error";
+      box.textContent = text;
+      flash.replaceChildren(box);
     });
     document.body.addEventListener("keydown", function (e) {
       if (e.target && e.target.id === "reply-text" && e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
