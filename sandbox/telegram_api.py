@@ -30,7 +30,7 @@ from aiohttp import web
 
 from frontdesk.settings import SANDBOX_TELEGRAM_TOKEN
 from sandbox.telegram_methods import METHODS, Params
-from sandbox.telegram_state import ControlError, TelegramApiError, TelegramState, _as_int, now
+from sandbox.telegram_state import ControlError, TelegramApiError, TelegramState, as_int, now
 from sandbox.telegram_webhook import WebhookDeliverer
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class TelegramEmulator:
         if not isinstance(text, str) or not text:
             raise ControlError('"text" must be a non-empty string')
         user = self.state.user_payload(sender)
-        chat_id = user["id"] if chat_id is None else _as_int(chat_id, '"chat_id"')
+        chat_id = user["id"] if chat_id is None else as_int(chat_id, '"chat_id"')
         chat_type = chat_type or ("private" if chat_id > 0 else "supergroup" if str(chat_id).startswith("-100")
                                   else "group")
         chat = self.state.ensure_chat(chat_id, chat_type, user, chat_title)
@@ -86,7 +86,7 @@ class TelegramEmulator:
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         if reply_to_message_id is not None:
-            target = self.state.get_message(chat_id, _as_int(reply_to_message_id, '"reply_to_message_id"'))
+            target = self.state.get_message(chat_id, as_int(reply_to_message_id, '"reply_to_message_id"'))
             if target is None:
                 raise ControlError(f"there is no message {reply_to_message_id} in chat {chat_id} to reply to; "
                                    f"GET {CONTROL_PREFIX}/sent lists the bot's messages")
@@ -98,8 +98,8 @@ class TelegramEmulator:
     def press_button(self, *, chat_id: int, message_id: int, sender: dict[str, Any], data: str) -> dict[str, Any]:
         """A user presses the inline button carrying ``data`` under one of the bot's messages."""
         user = self.state.user_payload(sender)
-        chat_id = _as_int(chat_id, '"chat_id"')
-        message = self.state.get_message(chat_id, _as_int(message_id, '"message_id"'))
+        chat_id = as_int(chat_id, '"chat_id"')
+        message = self.state.get_message(chat_id, as_int(message_id, '"message_id"'))
         if message is None or message.get("from", {}).get("id") != self.state.bot["id"]:
             raise ControlError(f"chat {chat_id} has no bot message {message_id}; "
                                f"GET {CONTROL_PREFIX}/sent lists the bot's messages")
@@ -114,12 +114,12 @@ class TelegramEmulator:
 
     def add_chat(self, *, chat_id: int, chat_type: str = "supergroup", title: str | None = None) -> dict[str, Any]:
         """Make the bot a member of a group (e.g. the agents' chat) without anybody writing in it first."""
-        chat_id = _as_int(chat_id, '"id"')
+        chat_id = as_int(chat_id, '"id"')
         return copy.deepcopy(self.state.ensure_chat(chat_id, chat_type, {"id": chat_id}, title))
 
     def block(self, *, chat_id: int, blocked: bool = True) -> None:
         """The user blocks (or unblocks) the bot: sendMessage to them then fails with 403."""
-        chat_id = _as_int(chat_id, '"chat_id"')
+        chat_id = as_int(chat_id, '"chat_id"')
         if blocked:
             self.state.blocked_chats.add(chat_id)
         else:
@@ -266,10 +266,10 @@ def _control_routes(emulator: TelegramEmulator) -> list[web.RouteDef]:
         if "status" not in body:
             raise ControlError('"status" (429, 500, 502, ...) is required')
         retry_after = body.get("retry_after")
-        fault = emulator.inject_fault(status=_as_int(body["status"], '"status"'),
-                                      count=_as_int(body.get("count", 1), '"count"'),
+        fault = emulator.inject_fault(status=as_int(body["status"], '"status"'),
+                                      count=as_int(body.get("count", 1), '"count"'),
                                       method=body.get("method"),
-                                      retry_after=None if retry_after is None else _as_int(retry_after,
+                                      retry_after=None if retry_after is None else as_int(retry_after,
                                                                                             '"retry_after"'))
         return {"armed": fault, "faults": emulator.snapshot()["faults"]}
 

@@ -163,7 +163,7 @@ class TelegramState:
     def user_payload(self, user: dict[str, Any]) -> dict[str, Any]:
         if "id" not in user:
             raise ControlError('"from" needs an "id" (the Telegram user id, a positive integer)')
-        uid = _as_int(user["id"], '"from.id"')
+        uid = as_int(user["id"], '"from.id"')
         username = user.get("username")
         payload: dict[str, Any] = {
             "id": uid,
@@ -363,7 +363,8 @@ def now() -> int:
     return int(time.time())
 
 
-def _as_int(value: Any, what: str) -> int:
+def as_int(value: Any, what: str) -> int:
+    """``value`` as an integer, or a ControlError naming the field (control-API input is loosely typed)."""
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -11,7 +11,6 @@ not produced.
 
 from __future__ import annotations
 
-import html
 from html.parser import HTMLParser
 
 from sandbox.telegram_state import TelegramApiError
@@ -79,7 +78,7 @@ def _render_html(text: str) -> str:
     parser.close()
     if parser.open:
         raise _entities_error(f'Can\'t find end tag corresponding to start tag "{parser.open[-1]}"')
-    return html.unescape("".join(parser.parts))
+    return "".join(parser.parts)  # character references were already decoded by the parser
 
 
 def _render_markdown_v2(text: str) -> str:
@@ -121,6 +120,9 @@ def _render_markdown_v2(text: str) -> str:
                 i = end + 1
             else:
                 i += 1
+            continue
+        if (ch == ">" and (i == 0 or text[i - 1] == "\n")) or (ch == "!" and text.startswith("[", i + 1)):
+            i += 1  # a blockquote line / a custom emoji ![..](tg://emoji?id=..)
             continue
         marker = next((m for m in _MDV2_MARKERS if text.startswith(m, i)), None)
         if marker:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 import httpx
 import pytest
@@ -25,6 +26,15 @@ UNSEEN: dict[str, list[tuple[str, str, dict[str, str]]]] = {
         ("what time does the meetup kick off", "event", {}),
         ("please get me a real person to talk to", "human", {}),
         ("thanks so much for the help", "smalltalk", {}),
+    ],
+    # The real project (nlu/project): categories only until its entity names are settled; plain,
+    # unambiguous messages that a support desk model must get right.
+    "real": [
+        ("@brand it's been two weeks and my order still hasn't arrived", "support", {}),
+        ("how much does the premium plan cost per month?", "sales", {}),
+        ("what time does the launch event start on saturday?", "event", {}),
+        ("I want to talk to a real person, not a bot", "human", {}),
+        ("thank you so much, you've been really helpful!", "smalltalk", {}),
     ],
 }
 
@@ -48,7 +58,10 @@ async def test_unseen_messages_get_the_right_category_and_entities(
 
 
 async def test_entity_offsets_point_into_the_message(nlu_client: NLUClient, nlu_project: NLUTestProject) -> None:
-    text, _, entities = next(c for c in _cases(nlu_project) if c[2])
+    with_entities = [c for c in _cases(nlu_project) if c[2]]
+    if not with_entities:
+        pytest.skip(f"no entity cases written for the {nlu_project.name!r} project")
+    text, _, _ = with_entities[0]
     result = await nlu_client.parse(text)
     for entity in result.entities:
         assert entity.start is not None and entity.end is not None
@@ -75,13 +88,17 @@ async def test_configured_port_in_use_is_refused_with_the_fix(nlu_settings: Sett
     assert "FRONTDESK_NLU_URL" in str(caught.value) and str(busy_port) in str(caught.value)
 
 
+def _pgrep(pattern: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False).stdout.split()
+
+
 async def test_leaving_the_context_stops_rasa_and_its_process_group(
     nlu_settings: Settings, nlu_server_url: str
 ) -> None:
     async with running_nlu_server(nlu_settings, progress=None) as url:
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"{url}/status")).status_code == 200
-        pids = [int(p) for p in os.popen(f"pgrep -f 'rasa run.*-p {url.rsplit(':', 1)[1]}'").read().split()]
+        pids = [int(p) for p in _pgrep(f"rasa run .*-p {url.rsplit(':', 1)[1]}$")]
         assert pids, "rasa run should be visible while the context is open"
     for pid in pids:
         with pytest.raises(ProcessLookupError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -16,7 +17,7 @@ import pytest_asyncio
 from aiohttp import web
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
-from telegram.ext import ApplicationBuilder, MessageHandler, filters
+from telegram.ext import ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from tests.fixtures.telegram_sandbox import TelegramSandbox
 
@@ -49,8 +50,11 @@ async def test_wrong_token_is_invalid_token(telegram_sandbox: TelegramSandbox) -
     assert resp.status_code == 401
     assert resp.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
     wrong = Bot("999:wrong", base_url=telegram_sandbox.base_url, base_file_url=telegram_sandbox.base_file_url)
-    with pytest.raises(InvalidToken):
-        await wrong.initialize()  # getMe
+    try:
+        with pytest.raises(InvalidToken):
+            await wrong.initialize()  # getMe
+    finally:
+        await wrong.shutdown()
 
 
 # ------------------------------------------------------------------------------------------ updates
@@ -110,6 +114,45 @@ async def test_restart_with_persisted_offset_repeats_nothing(telegram_sandbox: T
     await telegram_sandbox.control.message(BOB, "after the restart")
     assert await run_once(1) == ["after the restart"]
     assert (await telegram_sandbox.control.state())["pending_updates"] == []
+
+
+async def test_application_conversation_with_buttons(telegram_sandbox: TelegramSandbox) -> None:
+    """The flow Frontdesk's channel uses: a polling Application answers, offers buttons, handles the press."""
+    done = asyncio.Event()
+
+    async def on_text(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        await update.message.reply_text("Open a ticket?", do_quote=True,
+                                        reply_markup=_keyboard(("Yes", "open"), ("No", "skip")))
+
+    async def on_press(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        await update.callback_query.answer("Done")
+        await update.callback_query.edit_message_text(f"You chose {update.callback_query.data}")
+        done.set()
+
+    app = (ApplicationBuilder().token(telegram_sandbox.token).base_url(telegram_sandbox.base_url)
+           .base_file_url(telegram_sandbox.base_file_url).build())
+    app.add_handler(MessageHandler(filters.TEXT, on_text))
+    app.add_handler(CallbackQueryHandler(on_press))
+    control = telegram_sandbox.control
+    async with app:
+        await app.start()
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+        asked = await control.message(ALICE, "my parcel is late")
+        for _ in range(100):  # wait for the bot's question to appear
+            if (await control.sent())["messages"]:
+                break
+            await asyncio.sleep(0.05)
+        question = (await control.sent())["messages"][0]
+        await control.press(ALICE, ALICE, question["message_id"], "open")
+        await asyncio.wait_for(done.wait(), 10)
+        await app.updater.stop()
+        await app.stop()
+
+    sent = await control.sent()
+    assert question["reply_to_message_id"] == asked["message_id"]  # do_quote: a reply to the user
+    assert [(m["text"], m["edited"]) for m in sent["messages"]] == [("Open a ticket?", False),
+                                                                     ("You chose open", True)]
+    assert [a["text"] for a in sent["callback_answers"]] == ["Done"]
 
 
 async def test_long_poll_returns_when_a_message_arrives(telegram_sandbox: TelegramSandbox, bot: Bot) -> None:
@@ -251,14 +294,30 @@ async def test_send_message_refusals(telegram_sandbox: TelegramSandbox, bot: Bot
     with pytest.raises(BadRequest, match="(?i)message is too long"):
         await bot.send_message(ALICE, "x" * 4097)
     assert (await bot.send_message(ALICE, "x" * 4096)).text == "x" * 4096
-    with pytest.raises(BadRequest, match="(?i)can't parse entities"):
-        await bot.send_message(ALICE, "Your ticket is open.", parse_mode="MarkdownV2")
-    assert (await bot.send_message(ALICE, "Your *ticket* is open\\.", parse_mode="MarkdownV2")).text == \
-        "Your ticket is open."
-    assert (await bot.send_message(ALICE, "<b>Ticket</b> &lt;7&gt;", parse_mode="HTML")).text == "Ticket <7>"
     await telegram_sandbox.control.block(ALICE)
     with pytest.raises(Forbidden, match="blocked"):
         await bot.send_message(ALICE, "still there?")
+
+
+async def test_parse_modes_render_and_reject_like_telegram(telegram_sandbox: TelegramSandbox, bot: Bot) -> None:
+    await telegram_sandbox.control.message(ALICE, "hi")
+    with pytest.raises(BadRequest, match="(?i)can't parse entities: Character '.' is reserved"):
+        await bot.send_message(ALICE, "Your ticket is open.", parse_mode="MarkdownV2")
+    assert (await bot.send_message(ALICE, "Your *ticket* is open\\.", parse_mode="MarkdownV2")).text == \
+        "Your ticket is open."
+    assert (await bot.send_message(ALICE, "<b>Ticket</b> &lt;7&gt; &amp;amp;", parse_mode="HTML")).text == \
+        "Ticket <7> &amp;"
+    with pytest.raises(BadRequest, match="(?i)can't parse entities"):
+        await bot.send_message(ALICE, "<b>unclosed", parse_mode="HTML")
+    assert [m["parse_mode"] for m in (await telegram_sandbox.control.sent())["messages"]] == ["MarkdownV2", "HTML"]
+
+
+async def test_control_api_explains_impossible_messages(telegram_sandbox: TelegramSandbox) -> None:
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(f"{telegram_sandbox.url}/_sandbox/telegram/messages",
+                                 json={"chat_id": 99, "from": {"id": ALICE}, "text": "hi"})
+    assert resp.status_code == 400
+    assert f"use chat_id={ALICE}" in resp.json()["error"]
 
 
 async def test_json_body_and_query_string_are_accepted(telegram_sandbox: TelegramSandbox) -> None:
@@ -346,3 +405,21 @@ async def test_webhook_delivers_with_secret_and_blocks_polling(
     assert await bot.delete_webhook() is True
     await telegram_sandbox.control.message(ALICE, "back to polling")
     assert [u.message.text for u in await bot.get_updates()] == ["back to polling"]
+
+
+async def test_unreachable_webhook_loses_nothing(telegram_sandbox: TelegramSandbox, bot: Bot) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+    assert await bot.set_webhook(dead_url)
+    await telegram_sandbox.control.message(ALICE, "anyone?")
+    for _ in range(100):
+        info = await bot.get_webhook_info()
+        if info.last_error_message:
+            break
+        await asyncio.sleep(0.05)
+    assert "Connection refused" in info.last_error_message
+    assert info.pending_update_count == 1
+
+    await bot.delete_webhook()
+    assert [u.message.text for u in await bot.get_updates()] == ["anyone?"]
