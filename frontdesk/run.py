@@ -63,6 +63,7 @@ class Running:
     nlu_url: str = ""
     http_url: str = ""
     sandbox: Any = None
+    telegram: Any = None
     brand_user_id: str = ""
     http_app: Any = None
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
@@ -112,8 +113,10 @@ async def started(
         if uses_x:
             await _start_x(stack, running, say, poll=with_channels)
             running.brand_user_id = settings.x_brand_user_id or (running.channel.brand_id or "")
-            if with_outbox:
-                running.outbox = _start_outbox(stack, running, owner)
+        if settings.telegram_token is not None and (with_channels or with_outbox):
+            await _start_telegram(stack, running, say, poll=with_channels)
+        if with_outbox:
+            running.outbox = _start_outbox(stack, running, owner)
         config = RouterConfig(
             confidence_threshold=settings.nlu_confidence_threshold,
             brand_user_id=running.brand_user_id,
@@ -383,10 +386,43 @@ async def _start_x(stack: AsyncExitStack, running: Running, say: Say, *, poll: b
 
 
 def _start_outbox(stack: AsyncExitStack, running: Running, owner: str) -> Any:
+    """One outbox loop for every channel that has a sender (X, and Telegram when configured)."""
     from bot.outbox import OutboxLoop
     from storage.models import Channel
 
-    assert running.channel is not None and running.channel.sender is not None
-    outbox = OutboxLoop(running.db, {Channel.x: running.channel.sender}, owner)
+    senders: dict[Channel, Any] = {}
+    if running.channel is not None and running.channel.sender is not None:
+        senders[Channel.x] = running.channel.sender
+    if running.telegram is not None:
+        senders[Channel.telegram] = running.telegram.sender
+    if not senders:
+        return None
+    outbox = OutboxLoop(running.db, senders, owner)
     _spawn(stack, running, "outbox", outbox.run())
     return outbox
+
+
+async def _start_telegram(stack: AsyncExitStack, running: Running, say: Say, *, poll: bool) -> None:
+    """Telegram, when FRONTDESK_TELEGRAM_TOKEN is set: customers in, the agents' pager, the sender."""
+    try:
+        from bot.channels.telegram import TelegramChannel, TelegramStartError  # type: ignore[attr-defined]
+    except ImportError:
+        say("frontdesk: FRONTDESK_TELEGRAM_TOKEN is set but the Telegram channel is not installed in this build")
+        return
+
+    def wake() -> None:
+        if running.worker is not None:
+            running.worker.wake()
+
+    try:
+        channel = TelegramChannel(running.db, running.settings, wake=wake, poll=poll)
+        await channel.start()
+    except TelegramStartError as exc:
+        raise RunError(str(exc)) from None
+    stack.push_async_callback(channel.stop)
+    running.telegram = channel
+    if poll:
+        running.readiness.add("telegram", flag_check(lambda: channel.ready, "the Telegram channel is starting"))
+        if getattr(channel, "webhook_mode", False) and running.http_app is not None:
+            add_routes(running.http_app, channel.webhook_router())
+    say("frontdesk: Telegram channel started" + ("" if poll else " (sender only)"))
