@@ -185,7 +185,9 @@ class NLUClient:
                 for r in body.get("intent_ranking") or []
             ]
         except (KeyError, TypeError, ValueError) as exc:
-            raise NLUBadResponse(f"{url} answered a malformed parse ({exc!r}): {_excerpt(body)}", url=url) from None
+            raise NLUBadResponse(
+                f"{url} answered a malformed parse ({exc!r}): {_excerpt(body)}", url=url
+            ) from None
         route = self.taxonomy.route(name)
         return ParseResult(
             text=text,

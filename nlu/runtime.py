@@ -120,7 +120,9 @@ def find_python310(settings: Settings) -> str:
     if on_path := shutil.which("python3.10"):
         candidates.append(on_path)
     if root := _pyenv_root():
-        candidates += [str(p) for p in sorted((root / "versions").glob("3.10.*/bin/python3.10"), reverse=True)]
+        candidates += [
+            str(p) for p in sorted((root / "versions").glob("3.10.*/bin/python3.10"), reverse=True)
+        ]
     for candidate in candidates:
         if _runs_python310(candidate):
             return candidate
@@ -183,7 +185,9 @@ def ensure_rasa_venv(settings: Settings, progress: Progress | None = stderr_prog
         py = str(_venv_python(venv))
         pip = [py, "-m", "pip", "install", "--progress-bar", "off", "--disable-pip-version-check"]
         _run_logged([*pip, f"pip=={PIP_VERSION}"], log_path, progress=_quiet, what="pip install pip")
-        _run_logged([*pip, "-r", str(REQUIREMENTS_PATH)], log_path, progress=_PipSummary(progress), what="pip")
+        _run_logged(
+            [*pip, "-r", str(REQUIREMENTS_PATH)], log_path, progress=_PipSummary(progress), what="pip"
+        )
         if not rasa_executable(venv).exists():
             raise RasaVenvError(f"pip finished but {rasa_executable(venv)} is missing; see {log_path}")
         stamp.write_text(wanted + "\n")
@@ -571,7 +575,9 @@ async def start_nlu_server(
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
-    server = NLUServer(url=f"http://{host}:{port}", port=port, model=Path(model), log_path=log_path, process=process)
+    server = NLUServer(
+        url=f"http://{host}:{port}", port=port, model=Path(model), log_path=log_path, process=process
+    )
     progress(f"nlu: starting Rasa on {server.url} (pid {process.pid}, log: {log_path})")
     try:
         await _wait_ready(server, settings.nlu_startup_timeout_s)
@@ -624,6 +630,22 @@ async def running_nlu_server(
         await server.stop()
 
 
+@contextlib.asynccontextmanager
+async def nlu_endpoint(
+    settings: Settings, *, port: int | None = None, progress: Progress | None = stderr_progress
+) -> AsyncIterator[str]:
+    """The NLU base URL for a block: ``settings.nlu_url`` when set, else a Rasa started for the block.
+
+    What `frontdesk run` and the CLI use: an operator who runs Rasa elsewhere sets FRONTDESK_NLU_URL,
+    everyone else gets one trained and started on demand (``port=None``: a free port).
+    """
+    if settings.nlu_url:
+        yield settings.nlu_url.rstrip("/")
+        return
+    async with running_nlu_server(settings, port=port, progress=progress) as url:
+        yield url
+
+
 async def serve_forever(
     settings: Settings,
     *,
@@ -634,26 +656,40 @@ async def serve_forever(
 ) -> None:
     """Run Rasa until cancelled, restarting it (with backoff) when it dies on its own.
 
-    Gives up after ``max_restarts`` crashes in a row that each happened within a minute of starting,
-    since then the cause is the model or the machine, not bad luck.
+    The first start must succeed: failing then means the model, the port or the venv is wrong, and
+    retrying would only delay the error.  Once Rasa has served, a death (even during a restart)
+    counts as a crash; after ``max_restarts`` crashes in a row that each came within a minute of
+    starting it gives up, since then the cause is not bad luck.
     """
     progress = progress or _quiet
     model = await asyncio.to_thread(train, settings, project_dir, progress=progress)
     port = settings.nlu_port if port is None else port
+    log_path = settings.logs_dir / "rasa-nlu.log"
+    has_served = False
     quick_crashes = 0
     while True:
-        server = await start_nlu_server(settings, project_dir=project_dir, model=model, port=port, progress=progress)
         started = time.monotonic()
         try:
-            code = await server.wait()
-        finally:
-            await server.stop()
+            server = await start_nlu_server(
+                settings, project_dir=project_dir, model=model, port=port, progress=progress
+            )
+        except RasaServerError as exc:
+            if not has_served:
+                raise
+            problem = str(exc).splitlines()[0]
+        else:
+            has_served = True
+            try:
+                code = await server.wait()
+            finally:
+                await server.stop()
+            problem = f"Rasa exited with code {code}"
         quick_crashes = quick_crashes + 1 if time.monotonic() - started < 60 else 1
         if quick_crashes > max_restarts:
             raise RasaServerError(
-                f"Rasa exited {quick_crashes} times in a row shortly after starting (last exit code {code}); "
-                f"log {server.log_path}:\n{_log_tail(server.log_path)}"
+                f"Rasa died {quick_crashes} times in a row shortly after starting ({problem}); "
+                f"log {log_path}:\n{_log_tail(log_path)}"
             )
         delay = min(30.0, 2.0 ** (quick_crashes - 1))
-        progress(f"nlu: Rasa exited with code {code}; restarting in {delay:.0f}s (log: {server.log_path})")
+        progress(f"nlu: {problem}; restarting in {delay:.0f}s (log: {log_path})")
         await asyncio.sleep(delay)

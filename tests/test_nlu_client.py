@@ -151,7 +151,9 @@ async def test_recovers_when_a_retry_succeeds() -> None:
 
 async def test_html_error_page_behind_a_proxy_is_retried_then_unavailable() -> None:
     async def gateway(_: web.Request) -> web.Response:
-        return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html")
+        return web.Response(
+            status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
+        )
 
     async with serve(gateway) as (url, hits), client_for(url, retries=1) as client:
         with pytest.raises(NLUUnavailable) as caught:
@@ -176,7 +178,10 @@ async def test_html_garbage_with_200_is_a_bad_response() -> None:
         {"text": "hello"},  # no intent at all
         {"intent": {"name": "greet"}},  # no confidence
         {"intent": {"name": "greet", "confidence": "very"}},
-        {"intent": {"name": "greet", "confidence": 0.9}, "entities": [{"value": "x"}]},  # entity without a name
+        {
+            "intent": {"name": "greet", "confidence": 0.9},
+            "entities": [{"value": "x"}],
+        },  # entity without a name
         ["not", "an", "object"],
     ],
 )

@@ -57,7 +57,9 @@ async def test_unseen_messages_get_the_right_category_and_entities(
     assert not wrong, f"misclassified ({nlu_project.name} project): {wrong}"
 
 
-async def test_entity_offsets_point_into_the_message(nlu_client: NLUClient, nlu_project: NLUTestProject) -> None:
+async def test_entity_offsets_point_into_the_message(
+    nlu_client: NLUClient, nlu_project: NLUTestProject
+) -> None:
     with_entities = [c for c in _cases(nlu_project) if c[2]]
     if not with_entities:
         pytest.skip(f"no entity cases written for the {nlu_project.name!r} project")
@@ -81,7 +83,9 @@ async def test_status_names_the_loaded_model(nlu_client: NLUClient) -> None:
     assert status["model_file"].startswith("nlu-") and status["model_file"].endswith(".tar.gz")
 
 
-async def test_configured_port_in_use_is_refused_with_the_fix(nlu_settings: Settings, nlu_server_url: str) -> None:
+async def test_configured_port_in_use_is_refused_with_the_fix(
+    nlu_settings: Settings, nlu_server_url: str
+) -> None:
     busy_port = int(nlu_server_url.rsplit(":", 1)[1])
     with pytest.raises(RasaServerError) as caught:
         await start_nlu_server(nlu_settings, port=busy_port, progress=None)
@@ -89,7 +93,9 @@ async def test_configured_port_in_use_is_refused_with_the_fix(nlu_settings: Sett
 
 
 def _pgrep(pattern: str) -> list[str]:
-    return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False).stdout.split()
+    return subprocess.run(
+        ["pgrep", "-f", pattern], capture_output=True, text=True, check=False
+    ).stdout.split()
 
 
 async def test_leaving_the_context_stops_rasa_and_its_process_group(
