@@ -99,6 +99,20 @@ class Settings(BaseSettings):
     x_dms_poll_s: float = 0.0
     x_webhook_enabled: bool = False
 
+    # --- X channel (bot/channels/x) -------------------------------------------------------------
+    x_poll_floor_s: float = Field(
+        default=1.0, description="Never poll an X endpoint more often than this, however generous its rate limit."
+    )
+    x_backoff_max_s: float = Field(default=60.0, description="Cap of the backoff after X 5xx or network errors.")
+    x_backfill_s: float = Field(
+        default=3600.0,
+        description="On the very first poll (no cursor stored yet), ingest mentions and DMs at most this old.",
+    )
+    x_webhook_backstop_poll_s: float = Field(
+        default=300.0,
+        description="With webhooks on, still poll this often to catch deliveries X dropped (0: never).",
+    )
+
     # --- Telegram -----------------------------------------------------------------------------
     telegram_token: SecretStr | None = None
     telegram_api_base: str = Field(default="", description="Redirect the Bot API (e.g. to the sandbox).")
@@ -129,6 +143,12 @@ class Settings(BaseSettings):
     leader_lease_s: float = Field(
         default=15.0, description="Poller leadership lease: a dead leader's successor starts polling within this."
     )
+
+    # --- the bot (bot/worker.py, frontdesk/run.py) ----------------------------------------------------
+    x_brand_user_id: str = Field(
+        default="", description="The brand's numeric X user id for DM links; empty: looked up at start-up."
+    )
+    bot_concurrency: int = Field(default=8, ge=1, description="Conversations the router worker handles at once.")
 
     @property
     def effective_database_url(self) -> str:
