@@ -72,8 +72,7 @@ def sandbox_command(
     host: str = typer.Option("127.0.0.1", help="Interface to bind; keep loopback unless you mean it."),
     brand: str = typer.Option("frontdesk", help="The brand's X handle in the emulator."),
 ) -> None:
-    """Run the local X and Telegram API emulators in the foreground (tweepy and python-telegram-bot
-    talk to them as to api.twitter.com and api.telegram.org)."""
+    """Run the local X and Telegram API emulators in the foreground (for demos and manual tests)."""
     chosen = port if port is not None else get_settings().sandbox_port
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(host, chosen, brand))
