@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     telegram_api_base: str = Field(default="", description="Redirect the Bot API (e.g. to the sandbox).")
     telegram_agents_chat: int | None = None
     telegram_webhook_secret: SecretStr | None = None
+    # (telegram-channel) how updates arrive and how the agents' pager behaves; see docs/telegram.md.
+    telegram_webhook_url: str = Field(
+        default="",
+        description="Public https URL that reaches /webhooks/telegram. Empty: long polling (the default).",
+    )
+    telegram_poll_timeout_s: int = Field(default=25, description="Long-poll timeout of getUpdates, seconds.")
+    telegram_pager_poll_s: float = Field(
+        default=2.0, description="How often the agents' pager looks for new escalations in the store."
+    )
 
     # --- the bot's manners ---------------------------------------------------------------------
     business_hours: str = Field(default="", description="e.g. 'Mon-Fri 09:00-17:00'; empty = always open.")
