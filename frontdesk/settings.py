@@ -56,6 +56,35 @@ class Settings(BaseSettings):
     rasa_venv: Path = Field(default=PROJECT_ROOT / "var" / "rasa-venv")
     rasa_python: str = Field(default="", description="Python 3.10 for the Rasa virtualenv; found via pyenv if empty.")
 
+    # --- NLU service (nlu/runtime.py, nlu/client.py): where the Rasa project, models and logs live --
+    nlu_project_dir: Path = Field(
+        default=PROJECT_ROOT / "nlu" / "project",
+        description="The Rasa project (config.yml, domain.yml, data/, addons/) that `frontdesk nlu train` trains.",
+    )
+    nlu_taxonomy_path: Path | None = Field(
+        default=None, description="Intent -> category map. Empty: taxonomy.yml beside the project directory."
+    )
+    nlu_corrections_path: Path = Field(
+        default=PROJECT_ROOT / "nlu" / "corrections.yml",
+        description="Agents' corrections exported as Rasa NLU data; trained on too when the file exists.",
+    )
+    nlu_retries: int = Field(default=2, ge=0, description="Extra attempts on connection errors and 5xx.")
+    nlu_startup_timeout_s: float = Field(
+        default=300.0, description="How long `frontdesk nlu serve` waits for Rasa to load its model."
+    )
+
+    @property
+    def nlu_models_dir(self) -> Path:
+        return self.var_dir / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.var_dir / "logs"
+
+    @property
+    def effective_nlu_taxonomy_path(self) -> Path:
+        return self.nlu_taxonomy_path or self.nlu_project_dir.parent / "taxonomy.yml"
+
     # --- X ------------------------------------------------------------------------------------
     x_api_base: str = Field(default="", description="Redirect the X API (e.g. to the sandbox emulator).")
     x_consumer_key: SecretStr | None = None
@@ -66,6 +95,20 @@ class Settings(BaseSettings):
     x_mentions_poll_s: float = 0.0  # 0: derived from the rate limit the API reports
     x_dms_poll_s: float = 0.0
     x_webhook_enabled: bool = False
+
+    # --- X channel (bot/channels/x) -------------------------------------------------------------
+    x_poll_floor_s: float = Field(
+        default=1.0, description="Never poll an X endpoint more often than this, however generous its rate limit."
+    )
+    x_backoff_max_s: float = Field(default=60.0, description="Cap of the backoff after X 5xx or network errors.")
+    x_backfill_s: float = Field(
+        default=3600.0,
+        description="On the very first poll (no cursor stored yet), ingest mentions and DMs at most this old.",
+    )
+    x_webhook_backstop_poll_s: float = Field(
+        default=300.0,
+        description="With webhooks on, still poll this often to catch deliveries X dropped (0: never).",
+    )
 
     # --- Telegram -----------------------------------------------------------------------------
     telegram_token: SecretStr | None = None
@@ -82,9 +125,26 @@ class Settings(BaseSettings):
         default=2.0, description="How often the agents' pager looks for new escalations in the store."
     )
 
+    # --- desk (the agents' web app) -----------------------------------------------------------
+    desk_session_max_age_s: int = Field(default=12 * 3600, description="How long a desk sign-in lasts.")
+    desk_token_ttl_s: int = Field(default=12 * 3600, description="Lifetime of a /api/token bearer token.")
+    desk_cookie_secure: bool = Field(
+        default=False, description="Send the desk session cookie over HTTPS only (set true behind TLS)."
+    )
+    desk_live_poll_s: float = Field(default=1.0, description="How often the live feed looks for changes.")
+    desk_taxonomy_path: Path | None = Field(
+        default=None, description="The intent taxonomy offered for corrections; empty: nlu/taxonomy.yml."
+    )
+
     # --- the bot's manners ---------------------------------------------------------------------
     business_hours: str = Field(default="", description="e.g. 'Mon-Fri 09:00-17:00'; empty = always open.")
     business_timezone: str = "UTC"
+
+    # --- the bot (bot/worker.py, frontdesk/run.py) ----------------------------------------------------
+    x_brand_user_id: str = Field(
+        default="", description="The brand's numeric X user id for DM links; empty: looked up at start-up."
+    )
+    bot_concurrency: int = Field(default=8, ge=1, description="Conversations the router worker handles at once.")
 
     @property
     def effective_database_url(self) -> str:

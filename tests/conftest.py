@@ -2,5 +2,10 @@
 
 pytest_plugins: list[str] = [
     "tests.fixtures.storage",
+    "tests.fixtures.nlu",
+    "tests.fixtures.bot",
     "tests.fixtures.telegram_sandbox",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.x_channel",
+    "tests.fixtures.desk",
 ]

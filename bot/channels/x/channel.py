@@ -1,0 +1,139 @@
+"""The X channel as the bot runs it: one tweepy client, the brand's identity, the pollers, the sender.
+
+    channel = XChannel(db, settings, wake=router.wake)
+    await channel.start()        # resolves the brand with GET /2/users/me, starts the pollers
+    outbox = OutboxLoop(db, {Channel.x: channel.sender}, owner="bot-1")
+    app.include_router(channel.webhook_router())   # only with FRONTDESK_X_WEBHOOK_ENABLED
+    ...
+    await channel.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import tweepy
+from fastapi import APIRouter
+from tweepy.asynchronous import AsyncClient
+
+from bot.channels.base import Wake
+from bot.channels.x.api import CREDENTIALS_HINT, TRANSIENT_ERRORS, api_message, call, raw_client
+from bot.channels.x.dms import DmPoller
+from bot.channels.x.mentions import MentionsPoller
+from bot.channels.x.poller import Poller
+from bot.channels.x.rate_limits import Pacer
+from bot.channels.x.sender import XSender
+from bot.channels.x.webhook import make_x_webhook_router
+from bot.channels.x_client import close_x_client, make_x_client
+from frontdesk.settings import Settings
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+START_ATTEMPTS = 5
+
+
+class XStartError(RuntimeError):
+    """The channel cannot start: X refused the credentials or stayed unreachable."""
+
+
+class XChannel:
+    """Owns the tweepy client (built by `make_x_client(settings)` unless one is given)."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        wake: Wake | None = None,
+        client: AsyncClient | None = None,
+        poll: bool = True,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.wake = wake or (lambda: None)
+        self._own_client = client is None
+        self.client = client or make_x_client(settings)
+        self.poll = poll
+        self.brand_id: str | None = None
+        self.brand_username: str | None = None
+        self.sender: XSender | None = None
+        self.pollers: list[Poller] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def ready(self) -> bool:
+        """The brand is known and the pollers (if any) are running."""
+        return self.brand_id is not None and self.sender is not None
+
+    async def start(self) -> None:
+        await self._resolve_brand()
+        assert self.brand_id is not None
+        self.sender = XSender(self.client, self.brand_id, db=self.db)
+        if self.poll:
+            self.pollers = self._make_pollers()
+            self._tasks = [
+                asyncio.create_task(p.run(), name=f"x-{p.kind}-poller") for p in self.pollers
+            ]
+        log.info(
+            "X channel ready as @%s (%s); %s", self.brand_username, self.brand_id,
+            "webhooks on" if self.settings.x_webhook_enabled else "polling",
+        )
+
+    def _make_pollers(self) -> list[Poller]:
+        s = self.settings
+        mentions_s, dms_s = s.x_mentions_poll_s, s.x_dms_poll_s
+        if s.x_webhook_enabled:
+            if s.x_webhook_backstop_poll_s <= 0:
+                return []
+            mentions_s = dms_s = s.x_webhook_backstop_poll_s  # webhooks carry the load; polls catch what X dropped
+        common = dict(wake=self.wake, floor_s=s.x_poll_floor_s, backoff_max_s=s.x_backoff_max_s, backfill_s=s.x_backfill_s)
+        assert self.brand_id is not None
+        return [
+            MentionsPoller(self.db, self.client, self.brand_id, interval_s=mentions_s, **common),  # type: ignore[arg-type]
+            DmPoller(self.db, self.client, self.brand_id, interval_s=dms_s, **common),  # type: ignore[arg-type]
+        ]
+
+    async def _resolve_brand(self) -> None:
+        pacer = Pacer(floor_s=self.settings.x_poll_floor_s, backoff_max_s=self.settings.x_backoff_max_s)
+        raw = raw_client(self.client)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                result = await call(raw, "get_me", user_auth=True)
+                data = result.body["data"]
+                self.brand_id, self.brand_username = str(data["id"]), str(data.get("username") or "")
+                return
+            except (tweepy.Unauthorized, tweepy.Forbidden) as error:
+                raise XStartError(f"X refused GET /2/users/me ({api_message(error)}): {CREDENTIALS_HINT}") from None
+            except tweepy.TooManyRequests:
+                delay = pacer.after_rate_limited(None)
+            except (tweepy.HTTPException, *TRANSIENT_ERRORS) as error:
+                if attempt == START_ATTEMPTS:
+                    base = self.settings.x_api_base or "https://api.twitter.com"
+                    raise XStartError(f"X ({base}) is not answering GET /2/users/me: {error}") from None
+                delay = pacer.after_failure()
+            log.warning("X: GET /2/users/me failed (attempt %d); retrying in %.1f s", attempt, delay)
+            await asyncio.sleep(delay)
+
+    def poke(self) -> None:
+        """Poll now (e.g. a test or a webhook hint)."""
+        for poller in self.pollers:
+            poller.poke()
+
+    def webhook_router(self) -> APIRouter:
+        if self.brand_id is None:
+            raise RuntimeError("start() the X channel before asking for its webhook router (it needs the brand id)")
+        return make_x_webhook_router(self.db, self.settings, self.brand_id, self.wake, client=self.client)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+        if self._own_client:
+            await close_x_client(self.client)

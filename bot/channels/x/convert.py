@@ -1,0 +1,171 @@
+"""X's objects → `InboundMessage`: the same message whether it came by polling (API v2) or webhook (v1.1 shapes).
+
+Pure functions, no I/O.  Each returns None for what the bot must not answer: the brand's own posts and DMs
+(X echoes them back), retweets, group DMs, non-message DM events.
+
+- a DM is `ConversationKind.dm`, conversation_ref = the customer's user id;
+- a mention is `ConversationKind.public`, conversation_ref = the thread's root tweet id (`conversation_id`);
+- platform_message_id is the tweet id or the DM event id.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from bot.channels.x.api import parse_time
+from storage.actions import InboundMessage
+from storage.models import Channel, ConversationKind
+
+# What the pollers ask X for, so that the converters below find what they need.
+TWEET_FIELDS = ["author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets"]
+DM_EVENT_FIELDS = ["id", "text", "sender_id", "created_at", "dm_conversation_id", "event_type"]
+USER_FIELDS = ["username", "name"]
+
+
+def users_by_id(body: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """`includes.users` of an API v2 answer, by id."""
+    users = (body.get("includes") or {}).get("users") or []
+    return {str(u["id"]): u for u in users if "id" in u}
+
+
+def _replied_to(tweet: Mapping[str, Any]) -> str | None:
+    for ref in tweet.get("referenced_tweets") or []:
+        if ref.get("type") == "replied_to":
+            return str(ref.get("id"))
+    return None
+
+
+def _is_retweet(tweet: Mapping[str, Any]) -> bool:
+    return any(ref.get("type") == "retweeted" for ref in tweet.get("referenced_tweets") or [])
+
+
+def mention_from_v2(
+    tweet: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]], brand_id: str
+) -> InboundMessage | None:
+    """A tweet from `GET /2/users/:id/mentions` (with TWEET_FIELDS and `expansions=author_id`)."""
+    author_id = str(tweet.get("author_id") or "")
+    if not author_id or author_id == brand_id or _is_retweet(tweet):
+        return None
+    tweet_id = str(tweet["id"])
+    author = users.get(author_id) or {}
+    return InboundMessage(
+        channel=Channel.x,
+        conversation_kind=ConversationKind.public,
+        conversation_ref=str(tweet.get("conversation_id") or tweet_id),
+        sender_id=author_id,
+        sender_handle=str(author.get("username") or ""),
+        sender_name=str(author.get("name") or ""),
+        # API v2 escapes &, < and > in post text; the store keeps what the customer typed.
+        text=html.unescape(str(tweet.get("text") or "")),
+        platform_message_id=tweet_id,
+        in_reply_to_platform_id=_replied_to(tweet),
+        platform_created_at=parse_time(tweet.get("created_at")),
+    )
+
+
+def _is_one_to_one_with(conversation_id: str | None, brand_id: str) -> bool:
+    if not conversation_id:
+        return True  # X left the field out; a 1-1 conversation is the only kind we can answer anyway
+    low, sep, high = conversation_id.partition("-")
+    return bool(sep) and brand_id in (low, high)
+
+
+def dm_from_v2(
+    event: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]], brand_id: str
+) -> InboundMessage | None:
+    """An event from `GET /2/dm_events` (with DM_EVENT_FIELDS and `expansions=sender_id`)."""
+    if event.get("event_type", "MessageCreate") != "MessageCreate":
+        return None
+    sender_id = str(event.get("sender_id") or "")
+    if not sender_id or sender_id == brand_id:
+        return None
+    if not _is_one_to_one_with(event.get("dm_conversation_id"), brand_id):
+        return None
+    sender = users.get(sender_id) or {}
+    return InboundMessage(
+        channel=Channel.x,
+        conversation_kind=ConversationKind.dm,
+        conversation_ref=sender_id,
+        sender_id=sender_id,
+        sender_handle=str(sender.get("username") or ""),
+        sender_name=str(sender.get("name") or ""),
+        text=str(event.get("text") or ""),
+        platform_message_id=str(event["id"]),
+        platform_created_at=parse_time(event.get("created_at")),
+    )
+
+
+# --- Account Activity webhook payloads (v1.1 shapes) ----------------------------------------------------
+_V1_DATE = "%a %b %d %H:%M:%S %z %Y"
+
+
+def _v1_time(tweet: Mapping[str, Any]) -> datetime | None:
+    ms = tweet.get("timestamp_ms")
+    if ms:
+        try:
+            return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc)
+        except (TypeError, ValueError):
+            pass
+    try:
+        return datetime.strptime(str(tweet.get("created_at")), _V1_DATE)
+    except ValueError:
+        return None
+
+
+def tweet_from_v1(tweet: Mapping[str, Any], brand_id: str, conversation_ref: str) -> InboundMessage | None:
+    """A `tweet_create_events` item; the caller resolves the thread root (`conversation_ref`), which v1.1
+    tweets do not carry (see `webhook_tweet_parent`)."""
+    user = tweet.get("user") or {}
+    author_id = str(user.get("id_str") or user.get("id") or "")
+    if not author_id or author_id == brand_id or "retweeted_status" in tweet:
+        return None
+    text = (tweet.get("extended_tweet") or {}).get("full_text") or tweet.get("text") or ""
+    return InboundMessage(
+        channel=Channel.x,
+        conversation_kind=ConversationKind.public,
+        conversation_ref=conversation_ref,
+        sender_id=author_id,
+        sender_handle=str(user.get("screen_name") or ""),
+        sender_name=str(user.get("name") or ""),
+        text=html.unescape(str(text)),
+        platform_message_id=str(tweet.get("id_str") or tweet["id"]),
+        in_reply_to_platform_id=webhook_tweet_parent(tweet),
+        platform_created_at=_v1_time(tweet),
+    )
+
+
+def webhook_tweet_parent(tweet: Mapping[str, Any]) -> str | None:
+    parent = tweet.get("in_reply_to_status_id_str") or tweet.get("in_reply_to_status_id")
+    return str(parent) if parent else None
+
+
+def dm_from_v1(
+    event: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]], brand_id: str
+) -> InboundMessage | None:
+    """A `direct_message_events` item (`users` is the payload's id → v1.1 user map)."""
+    if event.get("type") != "message_create":
+        return None
+    create = event.get("message_create") or {}
+    sender_id = str(create.get("sender_id") or "")
+    if not sender_id or sender_id == brand_id:
+        return None
+    sender = users.get(sender_id) or {}
+    created = None
+    try:
+        created = datetime.fromtimestamp(int(event["created_timestamp"]) / 1000, tz=timezone.utc)
+    except (KeyError, TypeError, ValueError):
+        pass
+    return InboundMessage(
+        channel=Channel.x,
+        conversation_kind=ConversationKind.dm,
+        conversation_ref=sender_id,
+        sender_id=sender_id,
+        sender_handle=str(sender.get("screen_name") or ""),
+        sender_name=str(sender.get("name") or ""),
+        text=str((create.get("message_data") or {}).get("text") or ""),
+        platform_message_id=str(event["id"]),
+        platform_created_at=created,
+    )

@@ -1,0 +1,214 @@
+"""Posting the brand's replies and DMs on X, and finding out after a crash whether a post went out.
+
+X has no idempotency key, so "exactly once" rests on two things: the outbox leases each row to one sender,
+and a row whose sender died mid-send is reconciled (`find_delivered`) against what the account actually
+posted before it is sent again.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import tweepy
+from sqlalchemy import select
+from tweepy.asynchronous import AsyncClient
+
+from bot.channels.base import SendError
+from bot.channels.x.api import (
+    CREDENTIALS_HINT,
+    TRANSIENT_ERRORS,
+    api_message,
+    call,
+    parse_time,
+    raw_client,
+    retry_after_s,
+    uses_user_auth_for_reads,
+)
+from storage.db import Database
+from storage.models import Channel, OutboxItem
+from storage.outbox import Delivery
+
+log = logging.getLogger(__name__)
+
+# Our clock and X's may differ a little; a post this much "older" than its outbox row may still be it.
+CLOCK_SKEW_S = 5.0
+RECONCILE_LOOKBACK = 100  # recent DMs of the conversation / recent posts of the brand to look through
+_URL = re.compile(r"https?://\S+")
+
+
+class XSender:
+    """`ChannelSender` for X: targets `{"kind": "dm", "recipient_id"}` and `{"kind": "reply", "in_reply_to"}`.
+
+    `db` (optional) lets reconciliation skip posts already credited to another outbox row, so two rows
+    with the same text to the same person are never both marked sent by one post.
+    """
+
+    channel = Channel.x
+
+    def __init__(self, client: AsyncClient, brand_id: str, *, db: Database | None = None) -> None:
+        self.client = client
+        self.raw = raw_client(client)
+        self.brand_id = str(brand_id)
+        self.db = db
+        self.sent = 0
+        self.reconciled = 0
+
+    # --- sending ----------------------------------------------------------------------------------
+    async def deliver(self, delivery: Delivery) -> str:
+        kind = delivery.target.get("kind")
+        try:
+            if kind == "dm":
+                result = await call(
+                    self.raw,
+                    "create_direct_message",
+                    participant_id=str(delivery.target["recipient_id"]),
+                    text=delivery.text,
+                    user_auth=True,
+                )
+                platform_id = str(result.body["data"]["dm_event_id"])
+            elif kind == "reply":
+                result = await call(
+                    self.raw,
+                    "create_tweet",
+                    text=delivery.text,
+                    in_reply_to_tweet_id=str(delivery.target["in_reply_to"]),
+                    user_auth=True,
+                )
+                platform_id = str(result.body["data"]["id"])
+            else:
+                raise SendError(f"X cannot deliver an outbox target of kind {kind!r}", permanent=True)
+        except tweepy.Forbidden as error:
+            if kind == "reply" and _is_duplicate(error):
+                # X says this exact text is already on the account: if it is this reply, it went out.
+                found = await self.find_delivered(delivery)
+                if found is not None:
+                    return found
+            raise _send_error(error) from None
+        except (tweepy.HTTPException, *TRANSIENT_ERRORS) as error:
+            raise _send_error(error) from None
+        self.sent += 1
+        log.info("X: delivered outbox row %s as %s %s", delivery.id, kind, platform_id)
+        return platform_id
+
+    # --- reconciling --------------------------------------------------------------------------------
+    async def find_delivered(self, delivery: Delivery) -> str | None:
+        kind = delivery.target.get("kind")
+        try:
+            if kind == "dm":
+                candidates = await self._sent_dms(delivery)
+            elif kind == "reply":
+                candidates = await self._sent_replies(delivery)
+            else:
+                return None
+        except (tweepy.HTTPException, *TRANSIENT_ERRORS) as error:
+            raise _send_error(error) from None
+        claimed = await self._claimed_elsewhere(delivery, candidates)
+        for platform_id in candidates:  # oldest first: the first attempt is the one that counts
+            if platform_id not in claimed:
+                self.reconciled += 1
+                log.info("X: outbox row %s was already delivered as %s; not sending again", delivery.id, platform_id)
+                return platform_id
+        return None
+
+    def _since(self, delivery: Delivery) -> datetime:
+        return datetime.fromtimestamp(delivery.created_at_ts, tz=timezone.utc) - timedelta(seconds=CLOCK_SKEW_S)
+
+    async def _sent_dms(self, delivery: Delivery) -> list[str]:
+        result = await call(
+            self.raw,
+            "get_direct_message_events",
+            participant_id=str(delivery.target["recipient_id"]),
+            event_types="MessageCreate",
+            dm_event_fields=["id", "text", "sender_id", "created_at"],
+            max_results=RECONCILE_LOOKBACK,
+        )
+        since = self._since(delivery)
+        return _oldest_first(
+            e["id"]
+            for e in result.body.get("data") or []
+            if str(e.get("sender_id")) == self.brand_id
+            and _same_text(e.get("text"), delivery.text)
+            and _not_before(e.get("created_at"), since)
+        )
+
+    async def _sent_replies(self, delivery: Delivery) -> list[str]:
+        since = self._since(delivery)
+        result = await call(
+            self.raw,
+            "get_users_tweets",
+            self.brand_id,
+            start_time=since,
+            max_results=RECONCILE_LOOKBACK,
+            tweet_fields=["created_at", "referenced_tweets", "conversation_id"],
+            user_auth=uses_user_auth_for_reads(self.client),
+        )
+        parent = str(delivery.target["in_reply_to"])
+        return _oldest_first(
+            t["id"]
+            for t in result.body.get("data") or []
+            if _replies_to(t) == parent
+            and _same_text(t.get("text"), delivery.text)
+            and _not_before(t.get("created_at"), since)
+        )
+
+    async def _claimed_elsewhere(self, delivery: Delivery, candidates: list[str]) -> set[str]:
+        if self.db is None or not candidates:
+            return set()
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(OutboxItem.platform_message_id).where(
+                    OutboxItem.channel == Channel.x,
+                    OutboxItem.platform_message_id.in_(candidates),  # type: ignore[union-attr]
+                    OutboxItem.id != delivery.id,
+                )
+            )
+            return {str(r) for r in rows.scalars().all()}
+
+
+def _replies_to(tweet: dict[str, Any]) -> str | None:
+    for ref in tweet.get("referenced_tweets") or []:
+        if ref.get("type") == "replied_to":
+            return str(ref.get("id"))
+    return None
+
+
+def _normalise(text: str | None) -> str:
+    # X escapes &<> in v2 post text and rewrites links to t.co; compare what the customer would read.
+    return _URL.sub("<url>", html.unescape(text or "")).strip()
+
+
+def _same_text(posted: str | None, ours: str) -> bool:
+    return _normalise(posted) == _normalise(ours)
+
+
+def _not_before(created_at: str | None, since: datetime) -> bool:
+    created = parse_time(created_at)
+    return created is None or created >= since
+
+
+def _oldest_first(ids: Iterable[Any]) -> list[str]:
+    return [str(i) for i in sorted(ids, key=int)]
+
+
+def _is_duplicate(error: tweepy.HTTPException) -> bool:
+    return any("duplicate" in str(m).lower() for m in error.api_messages or [])
+
+
+def _send_error(error: BaseException) -> SendError:
+    """What the outbox should do about a failed call to X."""
+    if isinstance(error, tweepy.TooManyRequests):
+        wait = retry_after_s(error)
+        return SendError(f"X rate limit (429); retry in {wait or 0:.0f} s", retry_after_s=wait if wait else 1.0)
+    if isinstance(error, tweepy.Unauthorized):
+        return SendError(f"X rejected the credentials ({api_message(error)}): {CREDENTIALS_HINT}", permanent=True)
+    if isinstance(error, (tweepy.BadRequest, tweepy.Forbidden, tweepy.NotFound)):
+        # Content or recipient refusals (duplicate post, too long, DMs closed, deleted tweet): retrying won't help.
+        return SendError(f"X refused it: {api_message(error)}", permanent=True)
+    if isinstance(error, tweepy.HTTPException):
+        return SendError(f"X error: {api_message(error)}")
+    return SendError(f"X unreachable: {type(error).__name__}: {error}")

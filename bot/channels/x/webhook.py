@@ -1,0 +1,195 @@
+"""X Account Activity webhooks: X pushes each new mention and DM instead of waiting for the next poll.
+
+`GET /webhooks/x?crc_token=T` answers X's challenge-response check; `POST /webhooks/x` accepts an event
+only with a valid `x-twitter-webhooks-signature` (HMAC-SHA256 of the raw body with the app's consumer
+secret, compared in constant time) and records it exactly as the pollers would (same `InboundMessage`,
+same de-duplication), so webhooks and the backstop pollers can run together.
+
+The HTTP layer (`make_x_webhook_router`) is kept apart from what is done with a payload (`XWebhookHandler`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import tweepy
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from tweepy.asynchronous import AsyncClient
+
+from bot.channels.base import Wake
+from bot.channels.x.api import TRANSIENT_ERRORS, call, raw_client, uses_user_auth_for_reads
+from bot.channels.x.convert import dm_from_v1, tweet_from_v1, webhook_tweet_parent
+from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET, Settings
+from storage.actions import InboundMessage, record_inbound
+from storage.db import Database
+from storage.models import Channel, Conversation, ConversationKind, Message
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/x"
+SIGNATURE_HEADER = "x-twitter-webhooks-signature"
+
+
+class WebhookConfigError(ValueError):
+    """Webhooks cannot be verified without the app's consumer secret."""
+
+
+def consumer_secret_for(settings: Settings) -> str:
+    """The key X signs webhooks with: the app's consumer secret (the sandbox's documented one in sandbox mode)."""
+    if settings.x_consumer_secret is not None:
+        return settings.x_consumer_secret.get_secret_value()
+    if settings.x_api_base:
+        return SANDBOX_X_CONSUMER_SECRET
+    raise WebhookConfigError(
+        "X webhooks need FRONTDESK_X_CONSUMER_SECRET (the app's API key secret) to verify X's signatures; "
+        "set it, or turn webhooks off with FRONTDESK_X_WEBHOOK_ENABLED=false"
+    )
+
+
+def sign(secret: str, payload: bytes) -> str:
+    """`sha256=` + base64(HMAC-SHA256(secret, payload)): X's CRC answer and its webhook signature."""
+    return "sha256=" + base64.b64encode(hmac.new(secret.encode(), payload, hashlib.sha256).digest()).decode()
+
+
+class XWebhookHandler:
+    """Verifies and records Account Activity events.  Counters: `received`, `recorded`, `rejected`."""
+
+    def __init__(
+        self,
+        db: Database,
+        consumer_secret: str,
+        brand_user_id: str,
+        wake: Wake | None = None,
+        *,
+        client: AsyncClient | None = None,
+    ) -> None:
+        self.db = db
+        self._secret = consumer_secret
+        self.brand_id = str(brand_user_id)
+        self.wake = wake or (lambda: None)
+        self.client = client
+        self._raw = raw_client(client) if client is not None else None
+        self.received = 0
+        self.recorded = 0
+        self.rejected = 0
+
+    def crc_response(self, crc_token: str) -> dict[str, str]:
+        return {"response_token": sign(self._secret, crc_token.encode())}
+
+    def verify(self, body: bytes, signature: str | None) -> bool:
+        if not signature:
+            return False
+        return hmac.compare_digest(sign(self._secret, body).encode(), signature.strip().encode())
+
+    async def handle(self, payload: Mapping[str, Any]) -> int:
+        """Record the payload's mentions and DMs (the brand's own skipped); how many were new."""
+        self.received += 1
+        for_user = payload.get("for_user_id")
+        if for_user is not None and str(for_user) != self.brand_id:
+            log.warning("X webhook: event for user %s, not the brand (%s); ignored", for_user, self.brand_id)
+            return 0
+        messages: list[InboundMessage] = []
+        for tweet in payload.get("tweet_create_events") or []:
+            message = tweet_from_v1(tweet, self.brand_id, await self._thread_root(tweet))
+            if message is not None:
+                messages.append(message)
+        users = payload.get("users") or {}
+        for event in payload.get("direct_message_events") or []:
+            message = dm_from_v1(event, users, self.brand_id)
+            if message is not None:
+                messages.append(message)
+        new = 0
+        for message in sorted(messages, key=lambda m: int(m.platform_message_id)):
+            if (await record_inbound(self.db, message)).is_new:
+                new += 1
+        if new:
+            self.recorded += new
+            self.wake()
+        return new
+
+    async def _thread_root(self, tweet: Mapping[str, Any]) -> str:
+        """v1.1 tweets carry no `conversation_id`: find the thread root the way a poller would see it."""
+        tweet_id = str(tweet.get("id_str") or tweet.get("id"))
+        parent = webhook_tweet_parent(tweet)
+        if parent is None:
+            return tweet_id  # a new thread
+        known = await self._known_thread_of(parent)
+        if known is not None:
+            return known
+        if self._raw is not None and self.client is not None:
+            try:
+                result = await call(
+                    self._raw, "get_tweet", tweet_id, tweet_fields=["conversation_id"],
+                    user_auth=uses_user_auth_for_reads(self.client),
+                )
+                root = (result.body.get("data") or {}).get("conversation_id")
+                if root:
+                    return str(root)
+            except (tweepy.HTTPException, *TRANSIENT_ERRORS) as error:
+                log.warning("X webhook: could not look up the thread of tweet %s: %s", tweet_id, error)
+        return parent
+
+    async def _known_thread_of(self, tweet_id: str) -> str | None:
+        async with self.db.session() as session:
+            return (
+                await session.execute(
+                    select(Conversation.platform_ref)
+                    .join(Message, Message.conversation_id == Conversation.id)
+                    .where(
+                        Message.channel == Channel.x,
+                        Message.platform_message_id == tweet_id,
+                        Conversation.kind == ConversationKind.public,
+                    )
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+
+
+def make_x_webhook_router(
+    db: Database,
+    settings: Settings,
+    brand_user_id: str,
+    wake: Wake | None = None,
+    *,
+    client: AsyncClient | None = None,
+    handler: XWebhookHandler | None = None,
+) -> APIRouter:
+    """An APIRouter serving X's webhook at `/webhooks/x` (mount it on the bot's FastAPI app).
+
+    `client` (optional) lets the router look up the thread root of a reply it has never seen.
+    """
+    handler = handler or XWebhookHandler(db, consumer_secret_for(settings), brand_user_id, wake, client=client)
+    router = APIRouter()
+
+    @router.get(WEBHOOK_PATH)
+    async def x_crc(crc_token: str | None = None) -> JSONResponse:
+        if not crc_token:
+            return JSONResponse({"error": "crc_token query parameter is required"}, status_code=400)
+        return JSONResponse(handler.crc_response(crc_token))
+
+    @router.post(WEBHOOK_PATH)
+    async def x_event(request: Request) -> JSONResponse:
+        body = await request.body()
+        if not handler.verify(body, request.headers.get(SIGNATURE_HEADER)):
+            handler.rejected += 1
+            log.warning("X webhook: missing or wrong %s; rejected", SIGNATURE_HEADER)
+            return JSONResponse({"error": "invalid signature"}, status_code=403)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return JSONResponse({"error": "body is not JSON"}, status_code=400)
+        if not isinstance(payload, dict):
+            return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
+        new = await handler.handle(payload)
+        return JSONResponse({"ok": True, "recorded": new})
+
+    router.x_webhook_handler = handler  # type: ignore[attr-defined]
+    return router

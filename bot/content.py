@@ -1,0 +1,267 @@
+"""The bot's content: FAQ answers (`content/faq.yml`) and the events catalogue (`content/events.yml`).
+
+Both are loaded and validated once at start-up, so that a typo fails `frontdesk run` with the file, the
+line and the problem, instead of surfacing as a wrong answer to a customer days later.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+
+class ContentError(ValueError):
+    """A content file is wrong; the message reads `<file>:<line>: <problem>` and says what to write instead."""
+
+
+@dataclass(frozen=True)
+class FAQEntry:
+    key: str
+    intents: tuple[str, ...]
+    keywords: tuple[str, ...]
+    answer: str
+
+    def keyword_hits(self, text: str) -> int:
+        """How many of this entry's keywords occur in `text` as whole words (case-insensitive)."""
+        return sum(1 for k in self.keywords if contains_phrase(text, k))
+
+
+@dataclass(frozen=True)
+class Event:
+    key: str
+    name: str
+    kind: str
+    starts_at: datetime  # timezone-aware, in the event's own zone
+    timezone: str
+    duration_min: int
+    registration_url: str
+    capacity: int  # 0: unlimited
+    keywords: tuple[str, ...]
+    place: str = ""
+    stream_url: str = ""
+    recording: bool = False
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_min)
+
+    def mentioned_in(self, text: str) -> int:
+        """A score for how clearly `text` refers to this event (0: not at all)."""
+        score = sum(2 for k in self.keywords if contains_phrase(text, k))
+        if contains_phrase(text, self.kind):
+            score += 1
+        if contains_phrase(text, self.name):
+            score += 5
+        return score
+
+
+@dataclass(frozen=True)
+class Content:
+    faq: tuple[FAQEntry, ...] = ()
+    events: tuple[Event, ...] = ()
+    sources: dict[str, Path] = field(default_factory=dict)
+
+    def event(self, key: str) -> Event | None:
+        return next((e for e in self.events if e.key == key), None)
+
+
+def contains_phrase(text: str, phrase: str) -> bool:
+    """Whole-word, case-insensitive containment ("track" is in "track my order", not in "racetrack")."""
+    phrase = phrase.strip().lower()
+    if not phrase:
+        return False
+    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text.lower()) is not None
+
+
+def load_content(content_dir: Path) -> Content:
+    """Load `faq.yml` and `events.yml` from `content_dir`; raise ContentError naming file and line."""
+    faq_path = content_dir / "faq.yml"
+    events_path = content_dir / "events.yml"
+    return Content(
+        faq=tuple(load_faq(faq_path)),
+        events=tuple(load_events(events_path)),
+        sources={"faq": faq_path, "events": events_path},
+    )
+
+
+# --- FAQ -----------------------------------------------------------------------------------------------
+
+
+def load_faq(path: Path) -> list[FAQEntry]:
+    items = _top_list(path, "faq")
+    entries: list[FAQEntry] = []
+    seen: dict[str, int] = {}
+    for item in items:
+        where = _Where(path, item)
+        key = where.required_str("key")
+        if key in seen:
+            raise ContentError(f"{where}: duplicate key {key!r} (first at line {seen[key]}); keys must be unique")
+        seen[key] = where.line
+        entries.append(
+            FAQEntry(
+                key=key,
+                intents=tuple(where.str_list("intents")),
+                keywords=tuple(k.lower() for k in where.str_list("keywords")),
+                answer=" ".join(where.required_str("answer").split()),
+            )
+        )
+    return entries
+
+
+# --- events ----------------------------------------------------------------------------------------------
+
+
+def load_events(path: Path) -> list[Event]:
+    items = _top_list(path, "events")
+    events: list[Event] = []
+    seen: dict[str, int] = {}
+    for item in items:
+        where = _Where(path, item)
+        key = where.required_str("key")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,100}", key):
+            raise ContentError(f"{where}: key {key!r} must be lowercase letters, digits and dashes")
+        if key in seen:
+            raise ContentError(f"{where}: duplicate key {key!r} (first at line {seen[key]}); keys must be unique")
+        seen[key] = where.line
+        tz_name = where.required_str("timezone")
+        try:
+            zone = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ContentError(
+                f"{where}: timezone {tz_name!r} is not an IANA time zone; write e.g. Europe/Berlin or UTC"
+            ) from None
+        starts_raw = where.raw("starts_at")
+        try:
+            starts = starts_raw if isinstance(starts_raw, datetime) else datetime.fromisoformat(str(starts_raw))
+        except ValueError:
+            starts = None
+        if starts is None or starts.tzinfo is None:
+            raise ContentError(
+                f"{where}: starts_at {starts_raw!r} must be an ISO date-time with its UTC offset, "
+                "e.g. \"2026-12-03T16:00:00+01:00\""
+            )
+        place = where.optional_str("place")
+        stream_url = where.optional_str("stream_url")
+        if not place and not stream_url:
+            raise ContentError(f"{where}: event {key!r} needs a `place` (in person) or a `stream_url` (online)")
+        registration_url = where.required_str("registration_url")
+        for name, url in (("registration_url", registration_url), ("stream_url", stream_url)):
+            if url and not url.startswith(("https://", "http://")):
+                raise ContentError(f"{where}: {name} {url!r} must be an http(s) link")
+        events.append(
+            Event(
+                key=key,
+                name=where.required_str("name"),
+                kind=where.optional_str("kind") or "event",
+                starts_at=starts.astimezone(zone),
+                timezone=tz_name,
+                duration_min=where.non_negative_int("duration_min", default=60),
+                registration_url=registration_url,
+                capacity=where.non_negative_int("capacity", default=0),
+                keywords=tuple(k.lower() for k in where.str_list("keywords", required=False)),
+                place=place,
+                stream_url=stream_url,
+                recording=bool(where.raw("recording", default=False)),
+            )
+        )
+    events.sort(key=lambda e: e.starts_at)
+    return events
+
+
+# --- YAML with line numbers -------------------------------------------------------------------------------
+
+
+class _LineDict(dict):  # type: ignore[type-arg]
+    line: int = 0
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A SafeLoader whose mappings remember the line they start on (for error messages)."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:
+    mapping = _LineDict(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _top_list(path: Path, key: str) -> list[_LineDict]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContentError(
+            f"{path}: not found; set FRONTDESK_CONTENT_DIR to the directory holding faq.yml and events.yml"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ContentError(f"{path}{line}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise ContentError(f"{path}:1: expected a top-level `{key}:` list")
+    items = data[key]
+    for index, item in enumerate(items):
+        if not isinstance(item, _LineDict):
+            raise ContentError(f"{path}: `{key}` item {index + 1} must be a mapping (key: value lines)")
+    return items
+
+
+class _Where:
+    """One item of a content file, with accessors that fail naming the file, line and field."""
+
+    def __init__(self, path: Path, item: _LineDict) -> None:
+        self.path = path
+        self.item = item
+        self.line = item.line
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+    def raw(self, name: str, default: Any = ...) -> Any:
+        if name not in self.item:
+            if default is ...:
+                raise ContentError(f"{self}: `{name}` is missing")
+            return default
+        return self.item[name]
+
+    def required_str(self, name: str) -> str:
+        value = self.raw(name)
+        if not isinstance(value, str) or not value.strip():
+            raise ContentError(f"{self}: `{name}` must be non-empty text, not {value!r}")
+        return value.strip()
+
+    def optional_str(self, name: str) -> str:
+        value = self.raw(name, default="")
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ContentError(f"{self}: `{name}` must be text, not {value!r}")
+        return value.strip()
+
+    def str_list(self, name: str, *, required: bool = True) -> list[str]:
+        value = self.raw(name, default=... if required else [])
+        if not isinstance(value, list):
+            raise ContentError(f"{self}: `{name}` must be a list of texts, e.g. [a, b], not {value!r}")
+        for v in value:
+            if not isinstance(v, str) or not v.strip():
+                raise ContentError(f"{self}: `{name}` item {v!r} must be non-empty text (quote numbers: \"500\")")
+        if required and not value:
+            raise ContentError(f"{self}: `{name}` must not be empty")
+        return [v.strip() for v in value]
+
+    def non_negative_int(self, name: str, *, default: int) -> int:
+        value = self.raw(name, default=default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ContentError(f"{self}: `{name}` must be a whole number ≥ 0, not {value!r}")
+        return value

@@ -1,0 +1,133 @@
+"""The outbox loop: delivers every queued outbound message through its channel, once.
+
+Rows come from `storage.outbox.lease_due` (oldest first, one per conversation at a time, so each
+conversation's messages go out in order).  For each leased row:
+
+- if it may already have gone out — its previous sender died mid-send (`needs_reconcile`), or its last
+  attempt here ended in an error that does not tell whether the platform posted it (5xx, timeout) — the
+  channel's `find_delivered` looks at what the account actually posted; found → marked sent, not re-sent;
+- otherwise `deliver`, then `mark_sent`;
+- `SendError`: permanent → `mark_failed` (agents see it); else `mark_retry` after the platform's
+  `retry_after_s` or an exponential backoff; any other exception is logged and retried the same way.
+
+A sender that dies between `deliver` and `mark_sent` leaves the row `sending`; its lease lapses and the row
+comes back with `needs_reconcile`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from bot.channels.base import ChannelSender, SendError
+from storage.db import Database
+from storage.models import Channel
+from storage.outbox import Delivery, lease_due, mark_failed, mark_retry, mark_sent
+
+log = logging.getLogger(__name__)
+
+NO_SENDER_RETRY_S = 60.0
+
+
+class OutboxLoop:
+    """`run()` until cancelled; `wake()` to look for work now; `run_once()` handles one batch (tests)."""
+
+    def __init__(
+        self,
+        db: Database,
+        senders: Mapping[Channel, ChannelSender],
+        owner: str,
+        *,
+        batch: int = 20,
+        lease_s: float = 60.0,
+        idle_s: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.senders = dict(senders)
+        self.owner = owner
+        self.batch = batch
+        self.lease_s = lease_s
+        self.idle_s = idle_s
+        self.sent = 0
+        self.reconciled = 0
+        self.retries = 0
+        self.failed = 0
+        self._wake = asyncio.Event()
+        self._uncertain: set[int] = set()  # rows whose last attempt here may or may not have posted
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        log.info("outbox loop %s started (channels: %s)", self.owner, ", ".join(c.value for c in self.senders))
+        while True:
+            self._wake.clear()
+            try:
+                handled = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away: try again shortly
+                log.exception("outbox: leasing failed; retrying in %.1f s", self.idle_s)
+                handled = 0
+            if handled >= self.batch:
+                continue  # more may be due right now
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def run_once(self) -> int:
+        """Lease due rows and handle them (different conversations concurrently); how many were leased."""
+        deliveries = await lease_due(self.db, self.owner, limit=self.batch, lease_s=self.lease_s)
+        if deliveries:
+            await asyncio.gather(*(self._handle(d) for d in deliveries))
+        return len(deliveries)
+
+    async def _handle(self, delivery: Delivery) -> None:
+        sender = self.senders.get(Channel(delivery.channel))
+        if sender is None:
+            await mark_retry(
+                self.db, delivery.id, f"no sender for channel {delivery.channel!r} is running",
+                delay_s=NO_SENDER_RETRY_S,
+            )
+            return
+        try:
+            if delivery.needs_reconcile or delivery.id in self._uncertain:
+                found = await sender.find_delivered(delivery)
+                if found is not None:
+                    await mark_sent(self.db, delivery.id, found)
+                    self._uncertain.discard(delivery.id)
+                    self.reconciled += 1
+                    return
+            platform_id = await sender.deliver(delivery)
+        except SendError as error:
+            await self._failed_attempt(delivery, error)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug in a sender: retry with backoff, never silently drop
+            log.exception("outbox: unexpected error delivering row %s", delivery.id)
+            self._uncertain.add(delivery.id)
+            self.retries += 1
+            await mark_retry(self.db, delivery.id, f"{type(error).__name__}: {error}")
+            return
+        self._uncertain.discard(delivery.id)
+        await mark_sent(self.db, delivery.id, platform_id)
+        self.sent += 1
+
+    async def _failed_attempt(self, delivery: Delivery, error: SendError) -> None:
+        if error.permanent:
+            self.failed += 1
+            self._uncertain.discard(delivery.id)
+            log.error("outbox: row %s (%s) will not be delivered: %s", delivery.id, delivery.channel, error)
+            await mark_failed(self.db, delivery.id, str(error))
+            return
+        self.retries += 1
+        if error.retry_after_s is None:
+            # A 5xx or a lost connection: the platform may have posted it anyway; look before re-sending.
+            self._uncertain.add(delivery.id)
+        log.warning(
+            "outbox: row %s (%s) attempt %d failed: %s", delivery.id, delivery.channel, delivery.attempts, error
+        )
+        await mark_retry(self.db, delivery.id, str(error), delay_s=error.retry_after_s)

@@ -1,0 +1,527 @@
+"""The bot's decisions: what to do with one customer message, as data.
+
+`route()` is a pure function of (conversation status, what the bot remembers, the NLU result, the text,
+the content catalogue, the clock): it returns a short list of effects and does no I/O, so every rule of
+the bot reads here in one place and is tested without servers.  `bot/worker.py` applies the effects
+through `storage.actions`.
+
+The rules, in the order they are checked:
+
+1. `agent`: silence.  `queued`: silence, except one "you're in the queue" note per ticket.
+2. NLU unavailable: escalate to `general` with the reason (the message is never lost).
+3. Follow-ups the bot asked for: "that didn't help" after an FAQ answer, the sales lead details, which
+   event to register for or cancel.
+4. Low confidence or category `other`: ask to rephrase once, then escalate to `general`.
+5. By category: support (FAQ or escalate; public mentions get one reply inviting a DM), sales (capture
+   the lead, then a `sales` ticket), event (answer from the catalogue, register, cancel; escalate only
+   when the catalogue has no answer), human (escalate now), smalltalk (a short reply, no ticket).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot import replies
+from bot.content import Content, Event, FAQEntry
+from bot.hours import BusinessHours, parse_business_hours
+from nlu.client import ParseResult
+
+# --- inputs --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    confidence_threshold: float = 0.5
+    brand_user_id: str = ""  # X's numeric id of the brand account, for the DM deep link
+    hours: BusinessHours = field(default_factory=lambda: parse_business_hours(""))
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One customer message and everything the decision depends on."""
+
+    message_id: int
+    text: str
+    conversation_kind: str  # "dm" | "public" | "telegram"
+    status: str  # the conversation's status: bot | queued | agent | resolved
+    now: datetime
+    nlu: ParseResult | None = None
+    nlu_error: str = ""  # why `nlu` is None
+    bot_state: dict[str, Any] = field(default_factory=dict)
+    registrations: frozenset[str] = frozenset()  # event keys this contact is registered for
+
+    @property
+    def public(self) -> bool:
+        return self.conversation_kind == "public"
+
+
+# --- effects ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+
+
+@dataclass(frozen=True)
+class QueueNotice:
+    text: str
+
+
+@dataclass(frozen=True)
+class Escalate:
+    queue: str
+    priority: str
+    category: str
+    subject: str
+    reason: str
+    notice: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Register:
+    event_key: str
+    capacity: int
+    text_new: str
+    text_again: str
+    text_full: str
+
+
+@dataclass(frozen=True)
+class CancelRegistration:
+    event_key: str
+    text_cancelled: str
+    text_none: str
+
+
+@dataclass(frozen=True)
+class UpdateState:
+    changes: dict[str, Any]  # None deletes a key
+
+
+Effect = Reply | QueueNotice | Escalate | Register | CancelRegistration | UpdateState
+
+
+@dataclass(frozen=True)
+class Decision:
+    effects: list[Effect]
+    rule: str  # which rule decided, for logs and tests
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.effects if isinstance(e, kind)]
+
+
+# Keys the bot keeps in Conversation.bot_state during a round.
+_ROUND_KEYS = ("rephrase_asked", "faq_answered", "lead", "lead_asked", "awaiting_event", "offered_events")
+
+PRIORITY_ORDER = ("urgent", "high", "normal", "low")
+
+
+# --- the decision -------------------------------------------------------------------------------------------
+
+
+def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
+    if msg.status == "agent":
+        return Decision([], "agent holds the conversation: silent")
+    opening = "" if config.hours.is_open(msg.now) else config.hours.describe_next_opening(msg.now)
+    if msg.status == "queued":
+        return Decision([QueueNotice(replies.queue_notice(opening))], "queued: one queue note per ticket")
+    ctx = _Ctx(msg, content, config, opening)
+    if msg.nlu is None:
+        return ctx.escalate(
+            "general", "normal", "other", f"NLU unavailable: {msg.nlu_error or 'no parse'}",
+            notice=_public_or(ctx, replies.public_human, replies.escalated_nlu_down), rule="nlu down: escalate",
+        )
+    for follow_up in (_faq_did_not_help, _lead_follow_up, _event_choice_follow_up):
+        decision = follow_up(ctx)
+        if decision is not None:
+            return decision
+    nlu = msg.nlu
+    if nlu.category == "human" and nlu.confidence >= config.confidence_threshold:
+        return _human(ctx)
+    if nlu.confidence < config.confidence_threshold or nlu.category not in _BY_CATEGORY:
+        return _unclear(ctx)
+    return _BY_CATEGORY[nlu.category](ctx)
+
+
+@dataclass
+class _Ctx:
+    msg: Incoming
+    content: Content
+    config: RouterConfig
+    opening: str  # "" during business hours, else when the desk opens again
+
+    @property
+    def nlu(self) -> ParseResult:
+        assert self.msg.nlu is not None
+        return self.msg.nlu
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.msg.bot_state
+
+    def stamp(self, **changes: Any) -> UpdateState:
+        """A state change that also records which message it belongs to (so a retried handler skips it)."""
+        return UpdateState({**changes, "last_message_id": self.msg.message_id})
+
+    def escalate(
+        self, queue: str, priority: str, category: str, reason: str, *, notice: str, rule: str,
+        data: dict[str, Any] | None = None,
+    ) -> Decision:
+        payload = {"reason": reason, **(data or {})}
+        if self.msg.nlu is not None:
+            payload.setdefault("intent", self.msg.nlu.intent)
+            payload.setdefault("confidence", round(self.msg.nlu.confidence, 3))
+        if self.opening:
+            payload["outside_hours"] = True
+        subject = " ".join(self.msg.text.split())[:120] or "(empty message)"
+        return Decision(
+            [
+                Escalate(queue, priority, category, subject, reason, notice, payload),
+                self.stamp(**{k: None for k in _ROUND_KEYS}),
+            ],
+            rule,
+        )
+
+
+def _public_or(ctx: _Ctx, public: Any, private: Any) -> str:
+    if ctx.msg.public:
+        return public(ctx.config.brand_user_id, ctx.opening)
+    return private(ctx.opening)
+
+
+# --- follow-ups to what the bot asked ------------------------------------------------------------------------
+
+_DID_NOT_HELP = re.compile(
+    r"\b(did(?:n'?t| not) help|does(?:n'?t| not) help|not helpful|(?:did|does)(?:n'?t| not) work|"
+    r"still (?:not|doesn'?t|can'?t|no)|no luck|not what i (?:asked|need|meant)|wrong answer|useless|"
+    r"that'?s not it|didn'?t solve|not solved|need more help)\b|^\s*(no|nope|nah)\b[.! ]*$",
+    re.IGNORECASE,
+)
+
+
+def _faq_did_not_help(ctx: _Ctx) -> Decision | None:
+    faq_key = ctx.state.get("faq_answered")
+    if not faq_key or not _DID_NOT_HELP.search(ctx.msg.text):
+        return None
+    return ctx.escalate(
+        "support", _support_priority(ctx), "support", "the FAQ answer did not help",
+        notice=replies.escalated_support(ctx.opening), rule="faq did not help: escalate to support",
+        data={"faq_answered": faq_key},
+    )
+
+
+def _lead_follow_up(ctx: _Ctx) -> Decision | None:
+    if not ctx.state.get("lead_asked"):
+        return None
+    if ctx.nlu.category == "human":
+        return None  # they want a person now; the human rule escalates (with the lead so far)
+    lead = {**ctx.state.get("lead", {}), **{k: v for k, v in extract_lead(ctx.msg.text, ctx.nlu).items() if v}}
+    lead["details"] = (lead.get("details", "") + " / " + ctx.msg.text).strip(" /")[:500]
+    return _open_sales_ticket(ctx, lead, rule="sales: lead completed after asking once")
+
+
+_ORDINAL = re.compile(r"^\s*(?:#|no\.?\s*|number\s*)?(\d)\s*[.)]?\s*$|\b(first|second|third|fourth)\b", re.I)
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
+
+
+def _event_choice_follow_up(ctx: _Ctx) -> Decision | None:
+    action = ctx.state.get("awaiting_event")
+    if not action:
+        return None
+    event = _mentioned_event(ctx) or _offered_by_number(ctx)
+    if event is None:
+        return None  # not an answer to our question: route normally (the question lapses)
+    return _register(ctx, event) if action == "register" else _cancel(ctx, event)
+
+
+def _offered_by_number(ctx: _Ctx) -> Event | None:
+    offered = ctx.state.get("offered_events") or []
+    match = _ORDINAL.search(ctx.msg.text)
+    if not match:
+        return None
+    number = int(match.group(1)) if match.group(1) else _ORDINALS[match.group(2).lower()]
+    if 1 <= number <= len(offered):
+        return ctx.content.event(offered[number - 1])
+    return None
+
+
+# --- low confidence ---------------------------------------------------------------------------------------------
+
+
+def _unclear(ctx: _Ctx) -> Decision:
+    if not ctx.state.get("rephrase_asked"):
+        text = replies.public_ask_rephrase() if ctx.msg.public else replies.ask_rephrase()
+        return Decision([Reply(text), ctx.stamp(rephrase_asked=True)], "unclear: ask to rephrase once")
+    return ctx.escalate(
+        "general", "normal", ctx.nlu.category if ctx.nlu.category in _BY_CATEGORY else "other",
+        "not understood after asking to rephrase",
+        notice=_public_or(ctx, replies.public_human, replies.escalated_general), rule="unclear twice: escalate",
+    )
+
+
+# --- support --------------------------------------------------------------------------------------------------
+
+_ANGRY = re.compile(
+    r"\b(angry|furious|unacceptable|ridiculous|terrible|worst|disgusting|disgrace|scam|outraged|livid|"
+    r"fed up|pathetic|useless|awful|horrible|appalling|shameful|incompetent|never again|sue you|lawyer)\b|!{3,}",
+    re.IGNORECASE,
+)
+
+
+def is_angry(text: str) -> bool:
+    """Words of anger, "!!!" or shouting (mostly capitals) mark a message for high priority."""
+    if _ANGRY.search(text):
+        return True
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= 12 and sum(c.isupper() for c in letters) / len(letters) > 0.7
+
+
+def _support_priority(ctx: _Ctx) -> str:
+    base = ctx.nlu.priority if ctx.msg.nlu else "normal"
+    if ctx.msg.nlu and ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text):
+        return _max_priority(base, "high")
+    return base
+
+
+def _max_priority(a: str, b: str) -> str:
+    return min(a, b, key=lambda p: PRIORITY_ORDER.index(p) if p in PRIORITY_ORDER else 99)
+
+
+def best_faq(content: Content, intent: str | None, text: str) -> FAQEntry | None:
+    """The FAQ entry for this intent with the most keyword hits in `text` (None: no entry answers it)."""
+    scored = [(e.keyword_hits(text), e) for e in content.faq if intent in e.intents]
+    scored = [(hits, e) for hits, e in scored if hits > 0]
+    if not scored:
+        return None
+    return max(scored, key=lambda pair: pair[0])[1]
+
+
+def _support(ctx: _Ctx) -> Decision:
+    complaint = ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text)
+    priority = _support_priority(ctx)
+    if ctx.msg.public:
+        notice = replies.public_invite_dm(ctx.config.brand_user_id, complaint=complaint, next_opening=ctx.opening)
+        return ctx.escalate(
+            "support", priority, "support", "public mention: invited to DM", notice=notice,
+            rule="support mention: public reply inviting a DM, ticket", data={"source": "public mention"},
+        )
+    if not complaint:
+        entry = best_faq(ctx.content, ctx.nlu.intent, ctx.msg.text)
+        if entry is not None:
+            return Decision(
+                [Reply(replies.faq_answer(entry.answer)), ctx.stamp(faq_answered=entry.key, rephrase_asked=None)],
+                f"support: FAQ answer {entry.key}",
+            )
+    reason = "complaint" if complaint else "no FAQ answer"
+    return ctx.escalate(
+        "support", priority, "support", reason, notice=replies.escalated_support(ctx.opening, complaint=complaint),
+        rule=f"support: escalate ({reason})",
+    )
+
+
+# --- sales ----------------------------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_SIZE = re.compile(
+    r"\b(?:team of|about|around|~)?\s*(\d[\d,.]*\+?)\s*(?:-?\s*)(?:people|persons|employees|staff|agents|seats|"
+    r"users|person team|member|members|reps|licen[cs]es)\b",
+    re.IGNORECASE,
+)
+_COMPANY = re.compile(
+    r"\b(?i:at|from|for|with|company is|company called|work at|work for|we are|we're|i'm with|i am with|"
+    r"this is|i'm from|i am from)\s+"
+    r"((?:[A-Z][\w&'.-]*|[A-Z]{2,})(?:\s+(?:[A-Z][\w&'.-]*|&))*(?:\s+(?:GmbH|Inc\.?|Ltd\.?|LLC|AG|SA|BV))?)"
+)
+_NOT_COMPANY = {"I", "The", "A", "An", "We", "Our", "My", "It", "Hi", "Hello", "Monday", "Friday", "Frontdesk"}
+
+
+def extract_lead(text: str, nlu: ParseResult | None) -> dict[str, str]:
+    """What a sales message says about the lead: company, team size, email (empty when not given)."""
+    lead: dict[str, str] = {"company": "", "size": "", "email": ""}
+    if nlu is not None:
+        for entity in nlu.entities:
+            if entity.entity == "email" and isinstance(entity.value, str):
+                lead["email"] = entity.value
+            elif entity.entity in ("company", "organization", "org") and isinstance(entity.value, str):
+                lead["company"] = entity.value
+    if not lead["email"] and (m := _EMAIL.search(text)):
+        lead["email"] = m.group(0)
+    if m := _SIZE.search(text):
+        lead["size"] = m.group(1).rstrip(".,")
+    if not lead["company"]:
+        for m in _COMPANY.finditer(text):
+            name = m.group(1).strip(" .,'")
+            if name and name.split()[0] not in _NOT_COMPANY:
+                lead["company"] = name
+                break
+    return lead
+
+
+def _sales(ctx: _Ctx) -> Decision:
+    lead = {k: v for k, v in extract_lead(ctx.msg.text, ctx.nlu).items() if v}
+    lead["interest"] = ctx.nlu.intent or "sales"
+    lead["details"] = ctx.msg.text[:500]
+    if ctx.msg.public:
+        return ctx.escalate(
+            "sales", ctx.nlu.priority, "sales", "sales lead from a public mention",
+            notice=replies.public_sales(ctx.config.brand_user_id, ctx.opening),
+            rule="sales mention: public reply, sales ticket", data={"lead": _public_safe(lead)},
+        )
+    missing = [k for k in ("company", "size", "email") if not lead.get(k)]
+    if any(k in missing for k in ("company", "size")):
+        return Decision(
+            [Reply(replies.ask_lead_details(missing)), ctx.stamp(lead=lead, lead_asked=True, rephrase_asked=None)],
+            "sales: ask once for the missing lead details",
+        )
+    return _open_sales_ticket(ctx, lead, rule="sales: complete lead, sales ticket")
+
+
+def _public_safe(lead: dict[str, str]) -> dict[str, str]:
+    return dict(lead)  # ticket data is internal; only the public *reply* must hold nothing personal
+
+
+def _open_sales_ticket(ctx: _Ctx, lead: dict[str, Any], *, rule: str) -> Decision:
+    lead.setdefault("interest", "sales")
+    summary = "; ".join(
+        f"{label}: {lead[key]}" for key, label in
+        (("interest", "wants"), ("company", "company"), ("size", "size"), ("email", "contact")) if lead.get(key)
+    )
+    lead["summary"] = summary
+    return ctx.escalate(
+        "sales", ctx.nlu.priority if ctx.nlu.category == "sales" else "normal", "sales", "sales lead",
+        notice=replies.sales_escalated(ctx.opening), rule=rule, data={"lead": lead},
+    )
+
+
+# --- events ------------------------------------------------------------------------------------------------------
+
+
+def upcoming(content: Content, now: datetime) -> list[Event]:
+    return [e for e in content.events if e.ends_at > now]
+
+
+def _mentioned_event(ctx: _Ctx) -> Event | None:
+    """The upcoming event the message names (by name, keyword, kind or an NLU entity); the soonest on a tie."""
+    entity_text = " ".join(
+        str(e.value) for e in (ctx.msg.nlu.entities if ctx.msg.nlu else []) if e.entity in ("event", "event_name")
+    )
+    haystack = f"{ctx.msg.text} {entity_text}"
+    scored = [(e.mentioned_in(haystack), e) for e in upcoming(ctx.content, ctx.msg.now)]
+    scored = [(s, e) for s, e in scored if s > 0]
+    if not scored:
+        return None
+    best = max(s for s, _ in scored)
+    return next(e for s, e in scored if s == best)  # events are sorted by start: the soonest wins
+
+
+def _names_unknown_event(ctx: _Ctx) -> bool:
+    return any(e.entity in ("event", "event_name") for e in (ctx.msg.nlu.entities if ctx.msg.nlu else []))
+
+
+def _events(ctx: _Ctx) -> Decision:
+    intent = ctx.nlu.intent or ""
+    event = _mentioned_event(ctx)
+    coming = upcoming(ctx.content, ctx.msg.now)
+    if intent == "event_registration" or (intent != "event_cancellation" and _asks_to_register(ctx.msg.text)):
+        return _register(ctx, event) if event else _ask_which(ctx, coming, "register")
+    if intent == "event_cancellation":
+        if event:
+            return _cancel(ctx, event)
+        mine = [e for e in coming if e.key in ctx.msg.registrations]
+        if len(mine) == 1:
+            return _cancel(ctx, mine[0])
+        if not mine:
+            text = replies.nothing_to_cancel(None)
+            return Decision([Reply(text), ctx.stamp(rephrase_asked=None)], "events: nothing to cancel")
+        return _ask_which(ctx, mine, "cancel")
+    if intent == "livestream_recording" and event:
+        return Decision([Reply(replies.recording_info(event))], "events: recording answered from the catalogue")
+    if event:
+        return Decision([Reply(replies.event_info(event, public=ctx.msg.public)), ctx.stamp(rephrase_asked=None)],
+                        f"events: answered from the catalogue ({event.key})")
+    if coming and not _names_unknown_event(ctx) and intent != "livestream_recording":
+        return Decision([Reply(replies.event_list(coming[:4], public=ctx.msg.public))],
+                        "events: listed what is coming up")
+    return ctx.escalate(
+        "events", ctx.nlu.priority, "event", "the events catalogue has no answer",
+        notice=_public_or(ctx, replies.public_human, replies.escalated_events),
+        rule="events: not in the catalogue, escalate to events",
+    )
+
+
+_REGISTER_WORDS = re.compile(r"\b(register|sign (?:me )?up|book (?:me|a seat|a place)|reserve|rsvp)\b", re.I)
+
+
+def _asks_to_register(text: str) -> bool:
+    return _REGISTER_WORDS.search(text) is not None
+
+
+def _ask_which(ctx: _Ctx, events: Sequence[Event], action: str) -> Decision:
+    if not events:
+        return ctx.escalate(
+            "events", "normal", "event", "no upcoming events to register for",
+            notice=_public_or(ctx, replies.public_human, replies.escalated_events),
+            rule="events: nothing upcoming, escalate",
+        )
+    shown = list(events[:4])
+    return Decision(
+        [Reply(replies.ask_which_event(shown, action)),
+         ctx.stamp(awaiting_event=action, offered_events=[e.key for e in shown])],
+        f"events: ask which event to {action}",
+    )
+
+
+def _register(ctx: _Ctx, event: Event) -> Decision:
+    clear = ctx.stamp(awaiting_event=None, offered_events=None, rephrase_asked=None)
+    return Decision(
+        [Register(event.key, event.capacity, replies.registered(event), replies.already_registered(event),
+                  replies.event_full(event)), clear],
+        f"events: register for {event.key}",
+    )
+
+
+def _cancel(ctx: _Ctx, event: Event) -> Decision:
+    clear = ctx.stamp(awaiting_event=None, offered_events=None, rephrase_asked=None)
+    return Decision(
+        [CancelRegistration(event.key, replies.registration_cancelled(event), replies.nothing_to_cancel(event)),
+         clear],
+        f"events: cancel {event.key}",
+    )
+
+
+# --- human and smalltalk -------------------------------------------------------------------------------------
+
+
+def _human(ctx: _Ctx) -> Decision:
+    data: dict[str, Any] = {}
+    if ctx.state.get("lead"):
+        data["lead"] = ctx.state["lead"]
+    queue = ctx.nlu.queue if ctx.nlu.queue in ("support", "sales", "events", "general") else "general"
+    return ctx.escalate(
+        queue, _max_priority(ctx.nlu.priority, "high"), "human", "the customer asked for a person",
+        notice=_public_or(ctx, replies.public_human, replies.escalated_human), rule="human: escalate at once",
+        data=data,
+    )
+
+
+def _smalltalk(ctx: _Ctx) -> Decision:
+    return Decision(
+        [Reply(replies.smalltalk(ctx.nlu.intent, public=ctx.msg.public)),
+         ctx.stamp(rephrase_asked=None, faq_answered=None)],
+        "smalltalk: short reply, no ticket",
+    )
+
+
+_BY_CATEGORY = {
+    "support": _support,
+    "sales": _sales,
+    "event": _events,
+    "human": _human,
+    "smalltalk": _smalltalk,
+}

@@ -1,0 +1,252 @@
+"""The inbox loop: every recorded customer message is parsed, routed and answered, in order, exactly once.
+
+    lease conversations with unhandled messages (storage.inbox)
+      for each message, oldest first:  parse (NLU) -> record_nlu_result -> route (bot.router)
+                                       -> apply the effects (storage.actions) -> mark_handled
+
+Different conversations are handled concurrently (up to `concurrency`), one conversation's messages
+strictly in order.  Every effect is idempotent or guarded, so a handler that dies half-way and is retried
+(by this worker or another one after the lease lapses) sends each answer once: bot replies carry the key
+"answer:<message id>", escalation and registration are idempotent in the store, and the bot_state update
+comes last and records the message id, so a retry after it skips straight to `mark_handled`.
+
+NLU down or answering garbage is not a crash: the message is escalated to `general` with the reason, and
+the next message tries the NLU again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from bot.content import Content
+from bot.router import (
+    CancelRegistration,
+    Decision,
+    Escalate,
+    Incoming,
+    QueueNotice,
+    Register,
+    Reply,
+    RouterConfig,
+    UpdateState,
+    route,
+)
+from nlu.client import NLUError, ParseResult
+from storage import inbox
+from storage.actions import bot_reply, escalate, mark_handled, record_nlu_result, send_queue_notice, update_bot_state
+from storage.db import Database
+from storage.models import Conversation, EventRegistration, Message, utcnow
+from storage.registrations import cancel, register, registrations_for
+
+log = logging.getLogger("frontdesk.bot")
+
+
+class Parser(Protocol):
+    async def parse(self, text: str) -> ParseResult: ...
+
+
+@dataclass
+class WorkerStats:
+    handled: int = 0
+    escalated: int = 0
+    replied: int = 0
+    nlu_failures: int = 0
+    errors: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+
+
+class BotWorker:
+    """Handles the inbox.  `run()` until cancelled; `wake()` from a channel after it recorded something."""
+
+    def __init__(
+        self,
+        db: Database,
+        nlu: Parser,
+        content: Content,
+        config: RouterConfig,
+        *,
+        owner: str | None = None,
+        concurrency: int = 8,
+        idle_poll_s: float = 1.0,
+        lease_s: float = 60.0,
+        on_outbound: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.nlu = nlu
+        self.content = content
+        self.config = config
+        self.owner = owner or f"bot-{uuid.uuid4().hex[:8]}"
+        self.concurrency = concurrency
+        self.idle_poll_s = idle_poll_s
+        self.lease_s = lease_s
+        self.on_outbound = on_outbound  # e.g. OutboxLoop.wake: deliver what we queued now
+        self.clock = clock
+        self.stats = WorkerStats()
+        self._wakeup = asyncio.Event()
+        self.ready = False
+
+    def wake(self) -> None:
+        """Look at the inbox now (channels call this after recording a message)."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        self.ready = True
+        try:
+            while True:
+                self._wakeup.clear()
+                try:
+                    busy = await self.run_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the store hiccupped; log, back off, go on
+                    self.stats.errors += 1
+                    log.exception("bot worker: inbox pass failed; retrying shortly")
+                    busy = 0
+                if busy:
+                    continue  # more may have arrived while we worked
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self.idle_poll_s)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self.ready = False
+
+    async def run_once(self) -> int:
+        """One pass: lease conversations with unhandled messages and handle them; returns how many."""
+        ids = await inbox.lease_conversations(self.db, self.owner, limit=self.concurrency, lease_s=self.lease_s)
+        if ids:
+            await asyncio.gather(*(self._handle_conversation(cid) for cid in ids))
+        return len(ids)
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Handle everything recorded so far (tests, `frontdesk worker --once`)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while await self.run_once():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the inbox did not drain in time")
+
+    async def _handle_conversation(self, conversation_id: int) -> None:
+        try:
+            for message in await inbox.unhandled_messages(self.db, conversation_id):
+                await self.handle_message(message)
+                await inbox.renew_lease(self.db, conversation_id, self.owner, lease_s=self.lease_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - leave the message unhandled; the lease lapses and it is retried
+            self.stats.errors += 1
+            log.exception("bot worker: conversation %s failed; it will be retried", conversation_id)
+            return
+        await inbox.release(self.db, conversation_id, self.owner)
+
+    async def handle_message(self, message: Message) -> Decision | None:
+        assert message.id is not None
+        conversation, contact_registrations = await self._load_context(message.conversation_id)
+        if conversation.bot_state.get("last_message_id") == message.id:
+            await mark_handled(self.db, message.id)  # effects applied before a crash; only the mark was missing
+            return None
+        parsed, error = await self._parse(message.text)
+        if parsed is not None:
+            await record_nlu_result(
+                self.db, message.id, intent=parsed.intent, confidence=parsed.confidence,
+                category=parsed.category, entities=[_entity_dict(e) for e in parsed.entities],
+            )
+        incoming = Incoming(
+            message_id=message.id,
+            text=message.text,
+            conversation_kind=conversation.kind.value,
+            status=conversation.status.value,
+            now=self.clock(),
+            nlu=parsed,
+            nlu_error=error,
+            bot_state=dict(conversation.bot_state),
+            registrations=contact_registrations,
+        )
+        decision = route(incoming, self.content, self.config)
+        await self._apply(conversation, message, decision)
+        await mark_handled(self.db, message.id)
+        self.stats.handled += 1
+        self.stats.rules[decision.rule] = self.stats.rules.get(decision.rule, 0) + 1
+        log.info("message %s (conversation %s): %s", message.id, conversation.id, decision.rule)
+        return decision
+
+    async def _parse(self, text: str) -> tuple[ParseResult | None, str]:
+        if not text.strip():
+            return None, "empty message"
+        try:
+            return await self.nlu.parse(text), ""
+        except NLUError as exc:
+            self.stats.nlu_failures += 1
+            log.warning("NLU failed, escalating the message instead: %s", exc)
+            return None, str(exc)
+
+    async def _load_context(self, conversation_id: int) -> tuple[Conversation, frozenset[str]]:
+        async with self.db.session() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            assert conversation is not None
+            keys = (
+                await session.execute(
+                    select(EventRegistration.event_key).where(
+                        EventRegistration.contact_id == conversation.contact_id,
+                        EventRegistration.status == "registered",
+                    )
+                )
+            ).scalars().all()
+            return conversation, frozenset(keys)
+
+    async def _apply(self, conversation: Conversation, message: Message, decision: Decision) -> None:
+        assert conversation.id is not None and message.id is not None
+        key = f"answer:{message.id}"
+        queued_something = False
+        for effect in decision.effects:
+            if isinstance(effect, Reply):
+                queued_something |= await self._reply(conversation.id, effect.text, key)
+            elif isinstance(effect, QueueNotice):
+                queued_something |= await send_queue_notice(self.db, conversation.id, effect.text) is not None
+            elif isinstance(effect, Escalate):
+                ticket = await escalate(
+                    self.db, conversation.id, queue=effect.queue, priority=effect.priority,
+                    category=effect.category, subject=effect.subject, reason=effect.reason, data=effect.data,
+                    notice_text=effect.notice or None,
+                )
+                self.stats.escalated += 1
+                queued_something = True
+                log.info("conversation %s escalated to %s as ticket %s: %s",
+                         conversation.id, effect.queue, ticket.id, effect.reason)
+            elif isinstance(effect, Register):
+                text = await self._register(conversation.contact_id, effect)
+                queued_something |= await self._reply(conversation.id, text, key)
+            elif isinstance(effect, CancelRegistration):
+                cancelled = await cancel(self.db, conversation.contact_id, effect.event_key)
+                text = effect.text_cancelled if cancelled else effect.text_none
+                queued_something |= await self._reply(conversation.id, text, key)
+            elif isinstance(effect, UpdateState):
+                await update_bot_state(self.db, conversation.id, effect.changes)
+        if queued_something and self.on_outbound is not None:
+            self.on_outbound()
+
+    async def _reply(self, conversation_id: int, text: str, key: str) -> bool:
+        sent = await bot_reply(self.db, conversation_id, text, idempotency_key=key)
+        if sent is not None:
+            self.stats.replied += 1
+        return sent is not None
+
+    async def _register(self, contact_id: int, effect: Register) -> str:
+        if effect.capacity:
+            taken = await registrations_for(self.db, effect.event_key)
+            if len(taken) >= effect.capacity and all(r.contact_id != contact_id for r in taken):
+                return effect.text_full
+        _, newly = await register(self.db, contact_id, effect.event_key)
+        return effect.text_new if newly else effect.text_again
+
+
+def _entity_dict(entity: Any) -> dict[str, Any]:
+    return {"entity": entity.entity, "value": entity.value, "start": entity.start, "end": entity.end}

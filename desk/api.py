@@ -1,0 +1,360 @@
+"""The JSON API under /api/ (documented at /docs): the same actions as the pages, for scripts and tools.
+
+Every route but POST /api/token needs `Authorization: Bearer <token>`.  Store errors map to HTTP in
+`desk.app`: unknown ids 404, invalid transitions 409 with the current state, another agent's ticket 403,
+bad text 422.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from pydantic import BaseModel, Field
+
+from desk import queries
+from desk.auth import CurrentAgent, api_agent
+from storage import actions
+from storage.agents import authenticate
+from storage.errors import NotAllowed, NotFound
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+# --- bodies and answers ----------------------------------------------------------------------------
+
+
+class TokenRequest(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class TextBody(BaseModel):
+    text: str = Field(min_length=1, max_length=100_000)
+
+
+class AssignBody(BaseModel):
+    agent_id: int
+
+
+class IntentBody(BaseModel):
+    intent: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_./-]+$")
+
+
+class AgentOut(BaseModel):
+    id: int
+    name: str
+    email: str
+
+
+class CustomerOut(BaseModel):
+    handle: str
+    display_name: str
+    channel: str
+    platform_user_id: str
+
+
+class TicketOut(BaseModel):
+    id: int
+    queue: str
+    status: str
+    priority: str
+    category: str
+    subject: str
+    customer: CustomerOut
+    assignee: AgentOut | None
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    waiting_since: datetime | None
+
+
+class MessageOut(BaseModel):
+    id: int
+    author: Literal["customer", "bot", "agent", "system"]
+    kind: Literal["message", "note"]
+    is_note: bool
+    text: str
+    intent: str | None
+    confidence: float | None
+    corrected_intent: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    delivery: str | None = Field(description="outbound messages: pending, sending, sent or failed")
+    delivery_error: str | None
+    agent: AgentOut | None
+
+
+class EventOut(BaseModel):
+    action: str
+    actor: str
+    agent: AgentOut | None
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class TicketDetailOut(TicketOut):
+    conversation: dict[str, Any]
+    data: dict[str, Any]
+    messages: list[MessageOut]
+    events: list[EventOut]
+
+
+class AcceptedMessage(BaseModel):
+    message_id: int
+    ticket_id: int
+    status: str
+
+
+class StatsOut(BaseModel):
+    open_by_queue: dict[str, dict[str, int]]
+    median_first_response_s: float | None
+    median_resolution_s: float | None
+    containment: float | None = Field(description="share of conversations the bot handled without a ticket")
+    conversations: int
+    escalated_conversations: int
+    since: datetime
+
+
+def _agent_out(ref: queries.AgentRef | None) -> AgentOut | None:
+    return None if ref is None else AgentOut(id=ref.id, name=ref.name, email=ref.email)
+
+
+def ticket_out(row: queries.TicketRow) -> TicketOut:
+    return TicketOut(
+        id=row.id,
+        queue=row.queue,
+        status=row.status,
+        priority=row.priority,
+        category=row.category,
+        subject=row.subject,
+        customer=CustomerOut(
+            handle=row.customer.handle,
+            display_name=row.customer.display_name,
+            channel=row.customer.channel,
+            platform_user_id=row.customer.platform_user_id,
+        ),
+        assignee=_agent_out(row.assignee),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        first_response_at=row.first_response_at,
+        resolved_at=row.resolved_at,
+        waiting_since=row.waiting_since,
+    )
+
+
+def _detail_out(detail: queries.TicketDetail) -> TicketDetailOut:
+    return TicketDetailOut(
+        **ticket_out(detail.ticket).model_dump(),
+        conversation={
+            "id": detail.conversation_id,
+            "kind": detail.conversation_kind,
+            "status": detail.conversation_status,
+        },
+        data=detail.data,
+        messages=[message_out(m) for m in detail.messages],
+        events=[
+            EventOut(action=e.action, actor=e.actor, agent=_agent_out(e.agent), detail=e.detail, created_at=e.created_at)
+            for e in detail.events
+        ],
+    )
+
+
+def message_out(m: queries.MessageView) -> MessageOut:
+    return MessageOut(
+        id=m.id,
+        author=m.author,  # type: ignore[arg-type]
+        kind=m.kind,  # type: ignore[arg-type]
+        is_note=m.is_note,
+        text=m.text,
+        intent=m.intent,
+        confidence=m.confidence,
+        corrected_intent=m.corrected_intent,
+        created_at=m.created_at,
+        delivered_at=m.delivered_at,
+        delivery=m.delivery,
+        delivery_error=m.delivery_error,
+        agent=_agent_out(m.agent),
+    )
+
+
+def _db(request: Request) -> Any:
+    return request.app.state.desk.db
+
+
+# --- routes ----------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    summary="Exchange an agent's e-mail and password for a bearer token",
+    responses={401: {"description": "wrong e-mail or password, or the agent is disabled"}},
+)
+async def issue_token(body: TokenRequest, request: Request) -> TokenResponse:
+    state = request.app.state.desk
+    agent = await authenticate(state.db, body.email, body.password)
+    if agent is None or agent.id is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="wrong e-mail or password (or the agent is disabled)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return TokenResponse(access_token=state.tokens.issue(agent.id), expires_in=state.tokens.ttl_s)
+
+
+@router.get("/tickets", response_model=list[TicketOut], summary="Tickets, most urgent and oldest first")
+async def list_tickets(
+    request: Request,
+    agent: CurrentAgent = Depends(api_agent),
+    queue: str | None = Query(None, description="support, sales, events or general"),
+    status_: str = Query("open", alias="status", description="open, queued, assigned, closed, resolved, all…"),
+    mine: bool = Query(False, description="only tickets you hold"),
+    priority: str | None = Query(None, description="urgent, high, normal or low"),
+    category: str | None = None,
+    channel: str | None = Query(None, description="x or telegram"),
+) -> list[TicketOut]:
+    try:
+        filters = queries.Filters(
+            queue=queue or None,
+            status=status_,
+            assignee_id=agent.id if mine else None,
+            priority=priority or None,
+            category=category or None,
+            channel=channel or None,
+        ).validate()
+    except ValueError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
+    return [ticket_out(row) for row in await queries.list_tickets(_db(request), filters)]
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketDetailOut, summary="A ticket with its conversation")
+async def get_ticket(ticket_id: int, request: Request, agent: CurrentAgent = Depends(api_agent)) -> TicketDetailOut:
+    return _detail_out(await queries.ticket_detail(_db(request), ticket_id))
+
+
+@router.post(
+    "/tickets/{ticket_id}/claim",
+    response_model=TicketOut,
+    summary="Take a queued ticket",
+    responses={409: {"description": "someone else holds it (`holder` names them) or it is closed"}},
+)
+async def claim(ticket_id: int, request: Request, agent: CurrentAgent = Depends(api_agent)) -> TicketOut:
+    await actions.claim(_db(request), ticket_id, agent.id)
+    return await _ticket(request, ticket_id)
+
+
+@router.post(
+    "/tickets/{ticket_id}/reply",
+    response_model=AcceptedMessage,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Reply to the customer (queued for delivery)",
+)
+async def reply(
+    ticket_id: int, body: TextBody, request: Request, agent: CurrentAgent = Depends(api_agent)
+) -> AcceptedMessage:
+    message = await actions.agent_reply(_db(request), ticket_id, agent.id, body.text)
+    assert message.id is not None
+    return AcceptedMessage(message_id=message.id, ticket_id=ticket_id, status="pending")
+
+
+@router.post(
+    "/tickets/{ticket_id}/notes",
+    response_model=AcceptedMessage,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add an internal note (never sent to the customer)",
+)
+async def add_note(
+    ticket_id: int, body: TextBody, request: Request, agent: CurrentAgent = Depends(api_agent)
+) -> AcceptedMessage:
+    message = await actions.add_note(_db(request), ticket_id, agent.id, body.text)
+    assert message.id is not None
+    return AcceptedMessage(message_id=message.id, ticket_id=ticket_id, status="note")
+
+
+@router.post("/tickets/{ticket_id}/handback", response_model=TicketOut, summary="Give the conversation back to the bot")
+async def hand_back(ticket_id: int, request: Request, agent: CurrentAgent = Depends(api_agent)) -> TicketOut:
+    await actions.hand_back(_db(request), ticket_id, agent.id)
+    return await _ticket(request, ticket_id)
+
+
+@router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut, summary="Close the ticket as resolved")
+async def resolve(ticket_id: int, request: Request, agent: CurrentAgent = Depends(api_agent)) -> TicketOut:
+    await actions.resolve(_db(request), ticket_id, agent.id)
+    return await _ticket(request, ticket_id)
+
+
+@router.post(
+    "/tickets/{ticket_id}/assign",
+    response_model=TicketOut,
+    summary="Give an open ticket to an agent (admins only)",
+    responses={403: {"description": "you are not an admin"}},
+)
+async def assign(
+    ticket_id: int, body: AssignBody, request: Request, agent: CurrentAgent = Depends(api_agent)
+) -> TicketOut:
+    if not agent.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only an admin can assign tickets")
+    try:
+        await actions.reassign(_db(request), ticket_id, body.agent_id, by_agent_id=agent.id)
+    except NotFound as exc:
+        if exc.what == "Agent":
+            raise HTTPException(422, detail=f"{exc}: pick an agent id from the desk") from None
+        raise
+    return await _ticket(request, ticket_id)
+
+
+@router.post(
+    "/messages/{message_id}/intent",
+    response_model=MessageOut,
+    summary="Correct the NLU: what a customer message really meant",
+)
+async def correct_intent(
+    message_id: int, body: IntentBody, request: Request, agent: CurrentAgent = Depends(api_agent)
+) -> MessageOut:
+    state = request.app.state.desk
+    if state.taxonomy is not None and state.taxonomy.intents and body.intent not in state.taxonomy.intents:
+        raise HTTPException(
+            422,
+            detail=f"unknown intent {body.intent!r}; use one of {', '.join(sorted(state.taxonomy.intents))}",
+        )
+    await correct_message_intent(state.db, message_id, body.intent, agent.id)
+    return message_out(await queries.message_view(state.db, message_id))
+
+
+async def correct_message_intent(db: Any, message_id: int, intent: str, agent_id: int) -> None:
+    """The store refuses non-customer messages with NotAllowed; for a message that is a conflict (409)."""
+    try:
+        await actions.correct_intent(db, message_id, intent, agent_id=agent_id)
+    except NotAllowed as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+
+
+@router.get("/stats", response_model=StatsOut, summary="Open tickets per queue, response times, containment")
+async def get_stats(
+    request: Request,
+    agent: CurrentAgent = Depends(api_agent),
+    days: int = Query(30, ge=1, le=3650, description="window for the times and containment"),
+) -> StatsOut:
+    s = await queries.stats(_db(request), days=days)
+    return StatsOut(
+        open_by_queue=s.open_by_queue,
+        median_first_response_s=s.median_first_response_s,
+        median_resolution_s=s.median_resolution_s,
+        containment=s.containment,
+        conversations=s.conversations,
+        escalated_conversations=s.escalated_conversations,
+        since=s.since,
+    )
+
+
+async def _ticket(request: Request, ticket_id: int) -> TicketOut:
+    return ticket_out((await queries.ticket_detail(_db(request), ticket_id)).ticket)

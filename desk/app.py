@@ -1,0 +1,163 @@
+"""The desk's FastAPI application: pages, JSON API and live feed over one store.
+
+`create_desk_app(db, settings)` builds it around a `Database` the caller owns (the app never disposes
+it), so `frontdesk run` can serve it beside the webhooks, and tests can point it at any store.
+`standalone_app()` is the uvicorn factory for running the desk on its own:
+
+    uvicorn --factory desk.app:standalone_app --port 8000
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+
+from desk import queries
+from desk.auth import TokenSigner
+from desk.live import LiveFeed
+from frontdesk.settings import Settings, get_settings
+from nlu.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
+from storage.db import Database
+from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "frontdesk_desk"
+
+
+@dataclass
+class DeskState:
+    """What every route needs, kept on `app.state.desk`."""
+
+    db: Database
+    settings: Settings
+    tokens: TokenSigner
+    taxonomy: Taxonomy | None
+    templates: Jinja2Templates
+    live: LiveFeed
+
+    async def intent_choices(self) -> list[str]:
+        """The intents an agent may pick when correcting the NLU: the taxonomy's, else those seen so far."""
+        if self.taxonomy is not None and self.taxonomy.intents:
+            return sorted(self.taxonomy.intents)
+        return sorted(set(await queries.seen_intents(self.db)) | {"nlu_fallback"})
+
+
+def _load_taxonomy(settings: Settings) -> Taxonomy | None:
+    try:
+        return load_taxonomy(settings.desk_taxonomy_path)
+    except TaxonomyError as exc:
+        log.warning("desk: no intent taxonomy (%s); corrections offer the intents seen so far", exc)
+        return None
+
+
+def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | None = None) -> FastAPI:
+    """The agents' desk over `db`.  The caller owns `db` (opens, migrates and disposes it)."""
+    from desk import api, live, pages
+
+    live_feed = LiveFeed(db, poll_s=settings.desk_live_poll_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await live_feed.close()  # ends open event streams; the database stays the caller's
+
+    app = FastAPI(
+        title="Frontdesk desk",
+        description="The agents' desk: queues, tickets and the actions on them. "
+        "Get a token with POST /api/token, then send it as `Authorization: Bearer <token>`.",
+        version="1",
+        lifespan=lifespan,
+    )
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    pages.install_template_helpers(templates)
+    app.state.desk = DeskState(
+        db=db,
+        settings=settings,
+        tokens=TokenSigner(settings.secret_key.get_secret_value(), settings.desk_token_ttl_s),
+        taxonomy=taxonomy if taxonomy is not None else _load_taxonomy(settings),
+        templates=templates,
+        live=live_feed,
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key.get_secret_value(),
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.desk_session_max_age_s,
+        same_site="lax",
+        https_only=settings.desk_cookie_secure,
+    )
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(api.router)
+    app.include_router(live.router)
+    app.include_router(pages.router)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Store errors become HTTP answers that say what to do; pages get their own in `pages.py`."""
+    from desk.pages import SignInRequired, sign_in_redirect
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, exc: SignInRequired) -> Response:
+        return sign_in_redirect(request)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(AlreadyClaimed)
+    async def _claimed(request: Request, exc: AlreadyClaimed) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc), "status": "assigned", "holder": exc.holder, "holder_id": exc.holder_id},
+            status_code=409,
+        )
+
+    @app.exception_handler(InvalidTransition)
+    async def _invalid(request: Request, exc: InvalidTransition) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc), "status": exc.current_state, "holder": exc.holder}, status_code=409
+        )
+
+    @app.exception_handler(NotAllowed)
+    async def _not_allowed(request: Request, exc: NotAllowed) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    @app.exception_handler(InvalidText)
+    async def _invalid_text(request: Request, exc: InvalidText) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+def standalone_app() -> FastAPI:
+    """The desk on its own (uvicorn factory): opens the configured store and closes it on shutdown."""
+    from storage.migrate import open_database
+
+    settings = get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Opened here, on the server's event loop, because database connections belong to one loop.
+        db = await open_database(settings.effective_database_url)
+        inner = create_desk_app(db, settings)
+        app.state.inner = inner
+        app.mount("/", inner)
+        async with inner.router.lifespan_context(inner):
+            try:
+                yield
+            finally:
+                await db.dispose()
+
+    return FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

@@ -1,0 +1,197 @@
+"""Live updates: a server-sent-event stream of what changed in the store.
+
+One poller per process looks at the store once a second (only while somebody listens) and fans the
+changes out to every open stream.  Polling the database, rather than an in-process signal, sees writes
+from every replica and from the bot's workers, on SQLite and PostgreSQL alike.
+
+Events (each `data:` is JSON):
+    tickets   {"ids": [...]}                          tickets created or changed (status, holder, ...)
+    messages  {"ids": [...], "ticket_ids": [...]}     messages added, delivered, or given an intent
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
+
+from desk.auth import CurrentAgent, any_agent
+from storage.db import Database
+from storage.models import Message, Ticket, utcnow
+
+log = logging.getLogger(__name__)
+
+# Rows are re-read over a window rather than "since the last id": on PostgreSQL a transaction that
+# started earlier can commit a lower id later, and replicas' clocks differ by a little.
+MESSAGE_ID_WINDOW = 200
+TICKET_TIME_WINDOW = timedelta(seconds=30)
+HEARTBEAT_S = 15.0
+STREAM_MAX_S = 300.0  # streams end now and then; EventSource reconnects by itself
+CLIENT_RETRY_MS = 1000
+
+
+class LiveFeed:
+    """Watches the store and hands each subscriber the changes, as (event, data) pairs."""
+
+    def __init__(self, db: Database, *, poll_s: float = 1.0) -> None:
+        self._db = db
+        self._poll_s = poll_s
+        self._subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]] | None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._ticket_marks: dict[int, tuple[Any, ...]] = {}
+        self._message_marks: dict[int, tuple[Any, ...]] = {}
+        self._max_message_id = 0
+        self._primed = False
+        self._ready = asyncio.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def subscribe(self) -> asyncio.Queue[tuple[str, dict[str, Any]] | None]:
+        queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue(maxsize=100)
+        self._subscribers.add(queue)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="desk-live-feed")
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[tuple[str, dict[str, Any]] | None]) -> None:
+        self._subscribers.discard(queue)
+
+    async def close(self) -> None:
+        """End every stream (at shutdown, so servers need not wait for them)."""
+        self._closed = True
+        for queue in list(self._subscribers):
+            _offer(queue, None)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+
+    async def _run(self) -> None:
+        while self._subscribers and not self._closed:
+            try:
+                for event in await self.poll():
+                    for queue in list(self._subscribers):
+                        _offer(queue, event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the feed
+                log.exception("desk live feed: polling the store failed; retrying")
+            if self._primed:
+                self._ready.set()
+            await asyncio.sleep(self._poll_s)
+        self._primed = False  # nobody listened for a while: start from a fresh picture next time
+        self._ready = asyncio.Event()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Until the feed has its first picture: from then on, every change reaches the subscribers."""
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    async def poll(self) -> list[tuple[str, dict[str, Any]]]:
+        """Compare the recent rows with the last look; the first look only takes the picture."""
+        cutoff = utcnow() - TICKET_TIME_WINDOW
+        async with self._db.session() as session:
+            if not self._primed:
+                self._max_message_id = (await session.execute(select(func.max(Message.id)))).scalar_one() or 0
+            tickets = (
+                await session.execute(
+                    select(Ticket.id, Ticket.status, Ticket.assignee_id, Ticket.priority, Ticket.updated_at).where(
+                        Ticket.updated_at >= cutoff
+                    )
+                )
+            ).all()
+            messages = (
+                await session.execute(
+                    select(
+                        Message.id, Message.ticket_id, Message.delivered_at, Message.intent, Message.corrected_intent
+                    ).where(Message.id > self._max_message_id - MESSAGE_ID_WINDOW)
+                )
+            ).all()
+        ticket_marks = {row[0]: tuple(row[1:]) for row in tickets}
+        message_marks = {row[0]: tuple(row[1:]) for row in messages}
+        changed_tickets = sorted(t for t, mark in ticket_marks.items() if self._ticket_marks.get(t) != mark)
+        changed_messages = sorted(m for m, mark in message_marks.items() if self._message_marks.get(m) != mark)
+        self._ticket_marks = ticket_marks
+        self._message_marks = message_marks
+        if message_marks:
+            self._max_message_id = max(self._max_message_id, max(message_marks))
+        if not self._primed:
+            self._primed = True
+            return []
+        events: list[tuple[str, dict[str, Any]]] = []
+        if changed_tickets:
+            events.append(("tickets", {"ids": changed_tickets}))
+        if changed_messages:
+            ticket_ids = sorted({message_marks[m][0] for m in changed_messages if message_marks[m][0] is not None})
+            events.append(("messages", {"ids": changed_messages, "ticket_ids": ticket_ids}))
+        return events
+
+
+def _offer(queue: asyncio.Queue[tuple[str, dict[str, Any]] | None], item: tuple[str, dict[str, Any]] | None) -> None:
+    """A slow client loses old events rather than holding the feed up (it refreshes on the next one)."""
+    try:
+        queue.put_nowait(item)
+    except asyncio.QueueFull:
+        try:
+            queue.get_nowait()
+            queue.put_nowait(item)
+        except (asyncio.QueueEmpty, asyncio.QueueFull):
+            pass
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+router = APIRouter(tags=["live"])
+
+
+@router.get(
+    "/live",
+    summary="Server-sent events: tickets and messages as they change",
+    response_class=StreamingResponse,
+)
+async def live_events(request: Request, agent: CurrentAgent = Depends(any_agent)) -> StreamingResponse:
+    feed: LiveFeed = request.app.state.desk.live
+
+    async def stream() -> AsyncIterator[str]:
+        queue = feed.subscribe()
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + STREAM_MAX_S
+        try:
+            yield f"retry: {CLIENT_RETRY_MS}\n: hello {agent.name}\n\n"
+            await feed.wait_ready()
+            yield _sse("ready", {})
+            while not feed.closed and loop.time() < ends_at:
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_S)
+                except asyncio.TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": ping\n\n"
+                    continue
+                if item is None:
+                    return
+                yield _sse(*item)
+        finally:
+            feed.unsubscribe(queue)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,395 @@
+"""The HTML desk: sign in, queues, a ticket and its actions (Jinja2 + htmx, no front-end build).
+
+Every form posts with the session's CSRF token.  Actions answer htmx requests with the fragment to
+swap in, and plain form posts with a redirect (so the desk works without JavaScript too); a refused
+action comes back as a message at the top of the page, never as a raw error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from desk import queries
+from desk.auth import (
+    CSRF_FORM_FIELD,
+    CurrentAgent,
+    check_csrf,
+    csrf_token,
+    end_session,
+    session_agent,
+    start_session,
+)
+from storage import actions
+from storage.agents import authenticate
+from storage.errors import AlreadyClaimed, NotFound, StoreError
+from storage.models import Priority, utcnow
+
+router = APIRouter(include_in_schema=False)
+
+QUEUE_TABS: tuple[tuple[str, str], ...] = (
+    ("all", "All open"),
+    ("mine", "Mine"),
+    ("support", "Support"),
+    ("sales", "Sales"),
+    ("events", "Events"),
+    ("general", "General"),
+)
+CATEGORIES = ("support", "sales", "event", "human", "smalltalk", "other")
+
+
+class SignInRequired(Exception):
+    """Raised by `page_agent`; answered with a redirect to the sign-in page."""
+
+
+async def page_agent(request: Request) -> CurrentAgent:
+    agent = await session_agent(request)
+    if agent is None:
+        raise SignInRequired()
+    return agent
+
+
+def sign_in_redirect(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    login = str(request.url_for("login_form").include_query_params(next=target))
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": login})
+    return RedirectResponse(login, status_code=status.HTTP_303_SEE_OTHER)
+
+
+# --- template helpers ------------------------------------------------------------------------------
+
+
+def _duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return "—"
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def _since(value: datetime | None) -> str:
+    return "—" if value is None else _duration(utcnow() - value)
+
+
+def _time(value: datetime | None) -> Markup:
+    """A <time> element: UTC on the page, the ISO value for machines and for the title tooltip."""
+    if value is None:
+        return Markup("—")
+    value = value.astimezone(timezone.utc)
+    iso = value.isoformat(timespec="seconds")
+    today = utcnow().date() == value.date()
+    shown = value.strftime("%H:%M" if today else "%d %b %H:%M")
+    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(iso, shown)
+
+
+def _confidence(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def install_template_helpers(templates: Jinja2Templates) -> None:
+    env = templates.env
+    env.filters["duration"] = _duration
+    env.filters["since"] = _since
+    env.filters["time"] = _time
+    env.filters["confidence"] = _confidence
+    env.filters["seconds"] = lambda value: _duration(None if value is None else timedelta(seconds=value))
+    env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    env.globals["QUEUE_TABS"] = QUEUE_TABS
+    env.globals["PRIORITIES"] = [p.name for p in Priority]
+    env.globals["CATEGORIES"] = CATEGORIES
+    env.globals["CSRF_FORM_FIELD"] = CSRF_FORM_FIELD
+
+
+def _flash(request: Request, text: str, kind: str = "error") -> None:
+    request.session["flash"] = {"kind": kind, "text": text}
+
+
+def _take_flash(request: Request) -> dict[str, str] | None:
+    return request.session.pop("flash", None)
+
+
+async def _render(
+    request: Request, name: str, context: dict[str, Any], *, agent: CurrentAgent | None, status_code: int = 200
+) -> HTMLResponse:
+    state = request.app.state.desk
+    base: dict[str, Any] = {
+        "agent": agent,
+        "csrf": csrf_token(request),
+        "flash": _take_flash(request) if not request.headers.get("hx-request") else None,
+        "counts": await queries.open_counts(state.db, agent.id if agent else None) if agent else {},
+    }
+    return state.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+
+
+def _is_htmx(request: Request) -> bool:
+    return bool(request.headers.get("hx-request"))
+
+
+# --- sign in and out -------------------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only local paths: a sign-in link must not bounce agents to another site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+@router.get("/login", name="login_form")
+async def login_form(request: Request, next: str | None = None) -> Response:
+    if await session_agent(request) is not None:
+        return RedirectResponse(_safe_next(next) or str(request.url_for("home")), status_code=303)
+    return await _render(request, "login.html", {"next": _safe_next(next) or "", "email": ""}, agent=None)
+
+
+@router.post("/login", name="login")
+async def login(
+    request: Request,
+    email: str = Form(""),
+    password: str = Form(""),
+    next: str = Form(""),
+    csrf_token_: str = Form("", alias=CSRF_FORM_FIELD),
+) -> Response:
+    check_csrf(request, csrf_token_)
+    agent = await authenticate(request.app.state.desk.db, email, password) if email and password else None
+    if agent is None:
+        _flash(request, "Wrong e-mail or password, or the account is disabled.")
+        return await _render(
+            request, "login.html", {"next": _safe_next(next) or "", "email": email}, agent=None, status_code=401
+        )
+    start_session(request, agent)
+    return RedirectResponse(_safe_next(next) or str(request.url_for("home")), status_code=303)
+
+
+@router.post("/logout", name="logout")
+async def logout(request: Request, csrf_token_: str = Form("", alias=CSRF_FORM_FIELD)) -> Response:
+    check_csrf(request, csrf_token_)
+    end_session(request)
+    return RedirectResponse(str(request.url_for("login_form")), status_code=303)
+
+
+# --- queues ----------------------------------------------------------------------------------------
+
+
+@router.get("/", name="home")
+async def home(request: Request, agent: CurrentAgent = Depends(page_agent)) -> Response:
+    return RedirectResponse(str(request.url_for("queue_page", name="all")), status_code=303)
+
+
+def _queue_filters(name: str, agent: CurrentAgent, params: dict[str, str]) -> queries.Filters:
+    if name not in dict(QUEUE_TABS):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no queue {name!r}")
+    try:
+        return queries.Filters(
+            queue=name if name in queries.QUEUE_NAMES else None,
+            status=params.get("status") or "open",
+            assignee_id=agent.id if name == "mine" else None,
+            priority=params.get("priority") or None,
+            category=params.get("category") or None,
+            channel=params.get("channel") or None,
+        ).validate()
+    except ValueError:
+        return queries.Filters(
+            queue=name if name in queries.QUEUE_NAMES else None, assignee_id=agent.id if name == "mine" else None
+        )
+
+
+def _filter_params(request: Request) -> dict[str, str]:
+    keys = ("status", "priority", "category", "channel")
+    return {k: request.query_params[k] for k in keys if request.query_params.get(k)}
+
+
+@router.get("/queues/{name}", name="queue_page")
+async def queue_page(name: str, request: Request, agent: CurrentAgent = Depends(page_agent)) -> Response:
+    params = _filter_params(request)
+    filters = _queue_filters(name, agent, params)
+    rows = await queries.list_tickets(request.app.state.desk.db, filters)
+    return await _render(
+        request,
+        "queue.html",
+        {
+            "queue": name,
+            "queue_label": dict(QUEUE_TABS)[name],
+            "rows": rows,
+            "filters": filters,
+            "params": params,
+            "query": urlencode(params),
+            "now": utcnow(),
+        },
+        agent=agent,
+    )
+
+
+@router.get("/queues/{name}/rows", name="queue_rows")
+async def queue_rows(name: str, request: Request, agent: CurrentAgent = Depends(page_agent)) -> Response:
+    filters = _queue_filters(name, agent, _filter_params(request))
+    rows = await queries.list_tickets(request.app.state.desk.db, filters)
+    return await _render(
+        request, "_queue_rows.html", {"queue": name, "rows": rows, "filters": filters, "now": utcnow()}, agent=agent
+    )
+
+
+# --- a ticket --------------------------------------------------------------------------------------
+
+
+async def _ticket_context(request: Request, ticket_id: int, agent: CurrentAgent) -> dict[str, Any]:
+    state = request.app.state.desk
+    detail = await queries.ticket_detail(state.db, ticket_id)
+    ticket = detail.ticket
+    holds = ticket.assignee is not None and ticket.assignee.id == agent.id
+    return {
+        "detail": detail,
+        "t": ticket,
+        "holds": holds,
+        "can_reply": ticket.status == "assigned" and (holds or agent.is_admin),
+        "intents": await state.intent_choices(),
+        "agents": await queries.active_agents(state.db) if agent.is_admin else [],
+        "now": utcnow(),
+    }
+
+
+@router.get("/tickets/{ticket_id}", name="ticket_page")
+async def ticket_page(ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent)) -> Response:
+    try:
+        context = await _ticket_context(request, ticket_id, agent)
+    except NotFound:
+        return await _render(request, "not_found.html", {"what": f"Ticket #{ticket_id}"}, agent=agent, status_code=404)
+    return await _render(request, "ticket.html", context, agent=agent)
+
+
+@router.get("/tickets/{ticket_id}/parts", name="ticket_parts")
+async def ticket_parts(ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent)) -> Response:
+    """The parts of the ticket page that change by themselves (live updates swap them out of band)."""
+    context = await _ticket_context(request, ticket_id, agent)
+    return await _render(request, "_ticket_parts.html", context, agent=agent)
+
+
+async def _after_action(request: Request, ticket_id: int, agent: CurrentAgent, error: str | None) -> Response:
+    """Plain posts: back to the ticket (with the error, if any).  htmx: the fresh page parts."""
+    if not _is_htmx(request):
+        if error:
+            _flash(request, error)
+        return RedirectResponse(str(request.url_for("ticket_page", ticket_id=ticket_id)), status_code=303)
+    if error:
+        response = await _render(request, "_flash.html", {"flash": {"kind": "error", "text": error}}, agent=agent)
+        response.headers["HX-Retarget"] = "#flash"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    context = {**await _ticket_context(request, ticket_id, agent), "with_composer": True}
+    response = await _render(request, "_ticket_parts.html", context, agent=agent)
+    response.headers["X-Desk-Ok"] = "1"
+    return response
+
+
+def _explain(exc: StoreError) -> str:
+    if isinstance(exc, AlreadyClaimed):
+        return f"{exc.holder} already holds this ticket."
+    message = str(exc)
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
+async def _do(
+    request: Request, ticket_id: int, agent: CurrentAgent, csrf: str, action: Callable[[], Awaitable[Any]]
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        await action()
+    except StoreError as exc:
+        if isinstance(exc, NotFound) and exc.what == "Ticket":
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+        return await _after_action(request, ticket_id, agent, _explain(exc))
+    return await _after_action(request, ticket_id, agent, None)
+
+
+@router.post("/tickets/{ticket_id}/claim", name="ticket_claim")
+async def ticket_claim(
+    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
+    csrf: str = Form("", alias=CSRF_FORM_FIELD),
+) -> Response:
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.claim(request.app.state.desk.db, ticket_id, agent.id))
+
+
+@router.post("/tickets/{ticket_id}/reply", name="ticket_reply")
+async def ticket_reply(
+    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
+    text: str = Form(""), csrf: str = Form("", alias=CSRF_FORM_FIELD),
+) -> Response:
+    db = request.app.state.desk.db
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.agent_reply(db, ticket_id, agent.id, text))
+
+
+@router.post("/tickets/{ticket_id}/note", name="ticket_note")
+async def ticket_note(
+    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
+    text: str = Form(""), csrf: str = Form("", alias=CSRF_FORM_FIELD),
+) -> Response:
+    db = request.app.state.desk.db
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.add_note(db, ticket_id, agent.id, text))
+
+
+@router.post("/tickets/{ticket_id}/handback", name="ticket_handback")
+async def ticket_handback(
+    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
+    csrf: str = Form("", alias=CSRF_FORM_FIELD),
+) -> Response:
+    db = request.app.state.desk.db
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.hand_back(db, ticket_id, agent.id))
+
+
+@router.post("/tickets/{ticket_id}/resolve", name="ticket_resolve")
+async def ticket_resolve(
+    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
+    csrf: str = Form("", alias=CSRF_FORM_FIELD),
+) -> Response:
+    db = request.app.state.desk.db
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.resolve(db, ticket_id, agent.id))
+
+
+@router.post("/tickets/{ticket_id}/assign", name="ticket_assign")
+async def ticket_assign(
+    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
+    agent_id: int = Form(...), csrf: str = Form("", alias=CSRF_FORM_FIELD),
+) -> Response:
+    db = request.app.state.desk.db
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.reassign(db, ticket_id, agent_id, by_agent_id=agent.id))
+
+
+@router.post("/tickets/{ticket_id}/messages/{message_id}/intent", name="message_intent")
+async def message_intent(
+    ticket_id: int, message_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
+    intent: str = Form(""), csrf: str = Form("", alias=CSRF_FORM_FIELD),
+) -> Response:
+    state = request.app.state.desk
+    if intent not in await state.intent_choices():
+        check_csrf(request, csrf)
+        return await _after_action(request, ticket_id, agent, f"Pick an intent from the list (got {intent!r}).")
+    return await _do(
+        request, ticket_id, agent, csrf, lambda: actions.correct_intent(state.db, message_id, intent, agent_id=agent.id)
+    )
+
+
+# --- figures ---------------------------------------------------------------------------------------
+
+
+@router.get("/stats", name="stats_page")
+async def stats_page(request: Request, agent: CurrentAgent = Depends(page_agent), days: int = 30) -> Response:
+    days = min(max(days, 1), 3650)
+    figures = await queries.stats(request.app.state.desk.db, days=days)
+    return await _render(request, "stats.html", {"s": figures, "days": days}, agent=agent)

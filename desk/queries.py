@@ -1,0 +1,455 @@
+"""What the desk reads: queues, a ticket with its conversation and audit trail, and the desk's figures.
+
+Reads only.  Every change goes through `storage.actions`; nothing here writes a row.  The results are
+plain dataclasses so that the HTML pages and the JSON API render the same facts.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+from storage.errors import NotFound
+from storage.models import (
+    Agent,
+    Author,
+    Contact,
+    Conversation,
+    EventRegistration,
+    Message,
+    MessageKind,
+    OutboxItem,
+    Priority,
+    Queue,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+    utcnow,
+)
+
+QUEUE_NAMES: tuple[str, ...] = tuple(q.value for q in Queue)
+OPEN_STATUSES = (TicketStatus.queued, TicketStatus.assigned)
+STATUS_FILTERS: dict[str, tuple[TicketStatus, ...]] = {
+    "open": OPEN_STATUSES,
+    "queued": (TicketStatus.queued,),
+    "assigned": (TicketStatus.assigned,),
+    "closed": (TicketStatus.handed_back, TicketStatus.resolved),
+    "handed_back": (TicketStatus.handed_back,),
+    "resolved": (TicketStatus.resolved,),
+    "all": tuple(TicketStatus),
+}
+LIST_LIMIT = 500
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes for timezone-aware columns; the store writes UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+@dataclass(frozen=True)
+class Filters:
+    queue: str | None = None  # one of QUEUE_NAMES, or None for every queue
+    status: str = "open"  # a key of STATUS_FILTERS
+    assignee_id: int | None = None  # "mine"
+    priority: str | None = None  # a Priority name
+    category: str | None = None
+    channel: str | None = None
+
+    def validate(self) -> "Filters":
+        if self.queue is not None and self.queue not in QUEUE_NAMES:
+            raise ValueError(f"unknown queue {self.queue!r}; use one of {', '.join(QUEUE_NAMES)}")
+        if self.status not in STATUS_FILTERS:
+            raise ValueError(f"unknown status {self.status!r}; use one of {', '.join(STATUS_FILTERS)}")
+        if self.priority is not None:
+            Priority.from_name(self.priority)
+        if self.channel is not None and self.channel not in ("x", "telegram"):
+            raise ValueError(f"unknown channel {self.channel!r}; use x or telegram")
+        return self
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    id: int
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    id: int
+    handle: str
+    display_name: str
+    channel: str
+    platform_user_id: str
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    id: int
+    queue: str
+    status: str
+    priority: str
+    category: str
+    subject: str
+    customer: CustomerRef
+    assignee: AgentRef | None
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    waiting_since: datetime | None  # the customer's oldest message not yet answered by an agent
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("queued", "assigned")
+
+    def age(self, now: datetime | None = None) -> timedelta:
+        return (now or utcnow()) - self.created_at
+
+    def waiting(self, now: datetime | None = None) -> timedelta | None:
+        return None if self.waiting_since is None else (now or utcnow()) - self.waiting_since
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: int
+    author: str  # customer | bot | agent | system
+    kind: str  # message | note
+    text: str
+    intent: str | None
+    confidence: float | None
+    corrected_intent: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    delivery: str | None  # outbound messages: pending | sending | sent | failed
+    delivery_error: str | None
+    agent: AgentRef | None
+    channel: str
+
+    @property
+    def is_note(self) -> bool:
+        return self.kind == MessageKind.note.value
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    action: str
+    actor: str
+    agent: AgentRef | None
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TicketDetail:
+    ticket: TicketRow
+    conversation_id: int
+    conversation_kind: str
+    conversation_status: str
+    data: dict[str, Any]
+    messages: list[MessageView]
+    events: list[EventView]
+    registrations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stats:
+    open_by_queue: dict[str, dict[str, int]]  # queue -> {"queued": n, "assigned": n, "total": n}
+    median_first_response_s: float | None
+    median_resolution_s: float | None
+    containment: float | None  # share of conversations the bot handled without a ticket
+    conversations: int
+    escalated_conversations: int
+    tickets_considered: int
+    since: datetime
+
+
+def _agent_ref(agent: Agent | None) -> AgentRef | None:
+    return None if agent is None or agent.id is None else AgentRef(agent.id, agent.name, agent.email)
+
+
+def _ticket_select() -> Any:
+    return (
+        select(Ticket, Contact, Agent)
+        .join(Contact, Contact.id == Ticket.contact_id)
+        .outerjoin(Agent, Agent.id == Ticket.assignee_id)
+    )
+
+
+def _row(ticket: Ticket, contact: Contact, agent: Agent | None, waiting_since: datetime | None) -> TicketRow:
+    assert ticket.id is not None and contact.id is not None
+    return TicketRow(
+        id=ticket.id,
+        queue=ticket.queue.value,
+        status=ticket.status.value,
+        priority=ticket.priority.name,
+        category=ticket.category,
+        subject=ticket.subject,
+        customer=CustomerRef(
+            id=contact.id,
+            handle=contact.handle or contact.platform_user_id,
+            display_name=contact.display_name,
+            channel=contact.channel.value,
+            platform_user_id=contact.platform_user_id,
+        ),
+        assignee=_agent_ref(agent),
+        created_at=aware(ticket.created_at),  # type: ignore[arg-type]
+        updated_at=aware(ticket.updated_at),  # type: ignore[arg-type]
+        first_response_at=aware(ticket.first_response_at),
+        resolved_at=aware(ticket.resolved_at),
+        waiting_since=waiting_since,
+    )
+
+
+async def _waiting_since(session: AsyncSession, ticket_ids: list[int]) -> dict[int, datetime]:
+    """Per ticket, the first customer message after the last agent reply (absent: nobody is waiting)."""
+    if not ticket_ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(Message.ticket_id, Message.author, Message.created_at)
+            .where(
+                Message.ticket_id.in_(ticket_ids),  # type: ignore[union-attr]
+                Message.kind == MessageKind.message,
+                Message.author.in_([Author.customer, Author.agent]),  # type: ignore[attr-defined]
+            )
+            .order_by(Message.ticket_id, Message.created_at, Message.id)
+        )
+    ).all()
+    waiting: dict[int, datetime] = {}
+    for ticket_id, author, created_at in rows:
+        if author == Author.agent:
+            waiting.pop(ticket_id, None)
+        elif ticket_id not in waiting:
+            waiting[ticket_id] = aware(created_at)  # type: ignore[assignment]
+    return waiting
+
+
+async def list_tickets(db: Database, filters: Filters | None = None) -> list[TicketRow]:
+    """Tickets matching the filters, most urgent first, then oldest first (the order agents work in)."""
+    filters = (filters or Filters()).validate()
+    stmt = _ticket_select().where(Ticket.status.in_(STATUS_FILTERS[filters.status]))  # type: ignore[attr-defined]
+    if filters.queue:
+        stmt = stmt.where(Ticket.queue == Queue(filters.queue))
+    if filters.assignee_id is not None:
+        stmt = stmt.where(Ticket.assignee_id == filters.assignee_id)
+    if filters.priority:
+        stmt = stmt.where(Ticket.priority == Priority.from_name(filters.priority))
+    if filters.category:
+        stmt = stmt.where(Ticket.category == filters.category)
+    if filters.channel:
+        stmt = stmt.where(Contact.channel == filters.channel)
+    if filters.status == "open":
+        stmt = stmt.order_by(Ticket.priority, Ticket.created_at, Ticket.id)
+    else:
+        stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.id.desc())  # type: ignore[attr-defined]
+    async with db.session() as session:
+        rows = (await session.execute(stmt.limit(LIST_LIMIT))).all()
+        waiting = await _waiting_since(session, [t.id for t, _, _ in rows if t.status.is_open])
+    return [_row(t, c, a, waiting.get(t.id)) for t, c, a in rows]
+
+
+async def open_counts(db: Database, assignee_id: int | None = None) -> dict[str, int]:
+    """Open tickets per queue, plus "all" and (given an agent) "mine": the numbers on the queue tabs."""
+    async with db.session() as session:
+        rows = (
+            await session.execute(
+                select(Ticket.queue, func.count())
+                .where(Ticket.status.in_(OPEN_STATUSES))  # type: ignore[attr-defined]
+                .group_by(Ticket.queue)
+            )
+        ).all()
+        counts = {q: 0 for q in QUEUE_NAMES}
+        for queue, n in rows:
+            counts[Queue(queue).value] = n
+        counts["all"] = sum(counts[q] for q in QUEUE_NAMES)
+        if assignee_id is not None:
+            counts["mine"] = (
+                await session.execute(
+                    select(func.count()).where(
+                        Ticket.status == TicketStatus.assigned, Ticket.assignee_id == assignee_id
+                    )
+                )
+            ).scalar_one()
+    return counts
+
+
+async def ticket_detail(db: Database, ticket_id: int) -> TicketDetail:
+    async with db.session() as session:
+        found = (await session.execute(_ticket_select().where(Ticket.id == ticket_id))).first()
+        if found is None:
+            raise NotFound("Ticket", ticket_id)
+        ticket, contact, assignee = found
+        conversation = await session.get(Conversation, ticket.conversation_id)
+        assert conversation is not None
+        agents = {a.id: a for a in (await session.execute(select(Agent))).scalars()}
+        message_rows = (
+            await session.execute(
+                select(Message, OutboxItem.status, OutboxItem.last_error)
+                .outerjoin(OutboxItem, OutboxItem.message_id == Message.id)
+                .where(Message.ticket_id == ticket_id)
+                .order_by(Message.created_at, Message.id)
+            )
+        ).all()
+        event_rows = (
+            await session.execute(
+                select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)
+            )
+        ).scalars()
+        registrations = (
+            await session.execute(
+                select(EventRegistration)
+                .where(EventRegistration.contact_id == contact.id)
+                .order_by(EventRegistration.id)
+            )
+        ).scalars()
+        waiting = await _waiting_since(session, [ticket_id]) if ticket.status.is_open else {}
+        messages = [_message_view(m, status, error, agents) for m, status, error in message_rows]
+        events = [
+            EventView(
+                id=e.id,
+                action=e.action,
+                actor=e.actor,
+                agent=_agent_ref(agents.get(e.agent_id)),
+                detail=dict(e.detail),
+                created_at=aware(e.created_at),  # type: ignore[arg-type]
+            )
+            for e in event_rows
+        ]
+        return TicketDetail(
+            ticket=_row(ticket, contact, assignee, waiting.get(ticket_id)),
+            conversation_id=conversation.id,  # type: ignore[arg-type]
+            conversation_kind=conversation.kind.value,
+            conversation_status=conversation.status.value,
+            data=dict(ticket.data),
+            messages=messages,
+            events=events,
+            registrations=[
+                {"event": r.event_key, "status": r.status, "since": aware(r.created_at)} for r in registrations
+            ],
+        )
+
+
+def _message_view(m: Message, status: Any, error: str | None, agents: dict[Any, Agent]) -> MessageView:
+    assert m.id is not None
+    return MessageView(
+        id=m.id,
+        author=m.author.value,
+        kind=m.kind.value,
+        text=m.text,
+        intent=m.intent,
+        confidence=m.confidence,
+        corrected_intent=m.corrected_intent,
+        created_at=aware(m.created_at),  # type: ignore[arg-type]
+        delivered_at=aware(m.delivered_at),
+        delivery=status.value if status is not None else None,
+        delivery_error=error,
+        agent=_agent_ref(agents.get(m.agent_id)),
+        channel=m.channel.value,
+    )
+
+
+async def message_view(db: Database, message_id: int) -> MessageView:
+    async with db.session() as session:
+        row = (
+            await session.execute(
+                select(Message, OutboxItem.status, OutboxItem.last_error)
+                .outerjoin(OutboxItem, OutboxItem.message_id == Message.id)
+                .where(Message.id == message_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound("Message", message_id)
+        agent = await session.get(Agent, row[0].agent_id) if row[0].agent_id else None
+    return _message_view(row[0], row[1], row[2], {agent.id: agent} if agent else {})
+
+
+async def active_agents(db: Database) -> list[AgentRef]:
+    async with db.session() as session:
+        agents = (
+            await session.execute(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name))  # type: ignore[attr-defined]
+        ).scalars()
+        return [ref for ref in (_agent_ref(a) for a in agents) if ref is not None]
+
+
+async def seen_intents(db: Database) -> list[str]:
+    """Intents the NLU has produced so far: offered for corrections when no taxonomy file is present."""
+    async with db.session() as session:
+        rows = (
+            await session.execute(select(Message.intent).where(Message.intent.is_not(None)).distinct())  # type: ignore[union-attr]
+        ).scalars()
+        return sorted(r for r in rows if r)
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+async def stats(db: Database, *, days: int = 30, now: datetime | None = None) -> Stats:
+    """The desk's figures over the last `days` days (open counts are always current).
+
+    Containment counts conversations with at least one customer message in the window; a conversation
+    is "escalated" when any of its messages belongs to a ticket.
+    """
+    now = now or utcnow()
+    since = now - timedelta(days=days)
+    open_by_queue = {q: {"queued": 0, "assigned": 0, "total": 0} for q in QUEUE_NAMES}
+    async with db.session() as session:
+        for queue, status, n in (
+            await session.execute(
+                select(Ticket.queue, Ticket.status, func.count())
+                .where(Ticket.status.in_(OPEN_STATUSES))  # type: ignore[attr-defined]
+                .group_by(Ticket.queue, Ticket.status)
+            )
+        ).all():
+            entry = open_by_queue[Queue(queue).value]
+            entry[TicketStatus(status).value] += n
+            entry["total"] += n
+        tickets = (
+            await session.execute(
+                select(Ticket.created_at, Ticket.first_response_at, Ticket.resolved_at).where(
+                    Ticket.created_at >= since
+                )
+            )
+        ).all()
+        customer_conversations = (
+            await session.execute(
+                select(func.count(func.distinct(Message.conversation_id))).where(
+                    Message.author == Author.customer, Message.created_at >= since
+                )
+            )
+        ).scalar_one()
+        escalated = (
+            await session.execute(
+                select(func.count(func.distinct(Message.conversation_id))).where(
+                    Message.author == Author.customer,
+                    Message.created_at >= since,
+                    Message.ticket_id.is_not(None),  # type: ignore[union-attr]
+                )
+            )
+        ).scalar_one()
+    first_response = [
+        (aware(fr) - aware(created)).total_seconds() for created, fr, _ in tickets if fr is not None  # type: ignore[operator]
+    ]
+    resolution = [
+        (aware(res) - aware(created)).total_seconds() for created, _, res in tickets if res is not None  # type: ignore[operator]
+    ]
+    return Stats(
+        open_by_queue=open_by_queue,
+        median_first_response_s=_median(first_response),
+        median_resolution_s=_median(resolution),
+        containment=None if not customer_conversations else 1 - escalated / customer_conversations,
+        conversations=customer_conversations,
+        escalated_conversations=escalated,
+        tickets_considered=len(tickets),
+        since=since,
+    )

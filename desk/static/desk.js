@@ -1,0 +1,45 @@
+// Frontdesk desk: live updates (server-sent events -> htmx refresh triggers) and keyboard shortcuts.
+(function () {
+  "use strict";
+
+  function fire(name, detail) {
+    if (window.htmx) { window.htmx.trigger(document.body, name, detail || {}); }
+  }
+
+  function connect() {
+    var url = document.body.dataset.liveUrl;
+    if (!url || !window.EventSource) { return; }
+    var source = new EventSource(url);
+    source.addEventListener("ready", function () { document.body.dataset.live = "on"; });
+    source.addEventListener("tickets", function (e) {
+      var data = JSON.parse(e.data);
+      fire("desk:tickets", data);
+      data.ids.forEach(function (id) { fire("desk:ticket-" + id, data); });
+    });
+    source.addEventListener("messages", function (e) {
+      var data = JSON.parse(e.data);
+      fire("desk:messages", data);
+      data.ticket_ids.forEach(function (id) { fire("desk:ticket-" + id, data); });
+    });
+    source.onerror = function () { document.body.dataset.live = "off"; };  // EventSource retries by itself
+  }
+
+  function scrollConversation() {
+    var list = document.querySelector("#conversation .messages");
+    if (list) { list.scrollTop = list.scrollHeight; }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    connect();
+    scrollConversation();
+    document.body.addEventListener("htmx:oobAfterSwap", function (e) {
+      if (e.detail && e.detail.target && e.detail.target.id === "conversation") { scrollConversation(); }
+    });
+    document.body.addEventListener("keydown", function (e) {
+      if (e.target && e.target.id === "reply-text" && e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+        var send = document.getElementById("send-reply");
+        if (send && !send.disabled) { e.preventDefault(); send.click(); }
+      }
+    });
+  });
+})();

@@ -1,0 +1,130 @@
+"""The one HTTP app `frontdesk run` serves: the desk, `/healthz`, and the channels' webhooks.
+
+`/healthz` answers 200 only when everything a customer depends on is ready (the store answers, the NLU
+server has a model loaded, the channels are running) and 503 otherwise, naming what is not ready, so an
+orchestrator neither routes traffic to nor restarts a process that is still training its model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from storage.db import Database
+
+# A readiness check returns None when ready, else a short description of what is missing.
+Check = Callable[[], Awaitable[str | None]]
+CHECK_TIMEOUT_S = 3.0
+
+
+@dataclass
+class Readiness:
+    """Named readiness checks; components register theirs as they start."""
+
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    def add(self, name: str, check: Check) -> None:
+        self.checks[name] = check
+
+    def pending(self, name: str, why: str) -> None:
+        """A component that is still starting (e.g. Rasa training): not ready, with the reason."""
+
+        async def _not_yet() -> str:
+            return why
+
+        self.checks[name] = _not_yet
+
+    async def report(self) -> tuple[bool, dict[str, str]]:
+        names = list(self.checks)
+        results = await asyncio.gather(*(self._run(self.checks[n]) for n in names))
+        status = {n: (r or "ok") for n, r in zip(names, results, strict=True)}
+        return all(r is None for r in results), status
+
+    @staticmethod
+    async def _run(check: Check) -> str | None:
+        try:
+            return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            return f"no answer within {CHECK_TIMEOUT_S:g}s"
+        except Exception as exc:  # noqa: BLE001 - a failing check means "not ready", with why
+            return f"{type(exc).__name__}: {exc}"
+
+
+def store_check(db: Database) -> Check:
+    async def _check() -> str | None:
+        async with db.session() as session:
+            await session.execute(text("SELECT 1"))
+        return None
+
+    return _check
+
+
+def nlu_check(client: Any) -> Check:
+    async def _check() -> str | None:
+        status = await client.status()
+        return None if status.get("model_file") else "the NLU server has no model loaded"
+
+    return _check
+
+
+def flag_check(is_ready: Callable[[], bool], what: str) -> Check:
+    async def _check() -> str | None:
+        return None if is_ready() else what
+
+    return _check
+
+
+def create_http_app(
+    readiness: Readiness,
+    *,
+    desk_app: Any | None = None,
+    routers: list[APIRouter] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> FastAPI:
+    """The process's HTTP app: `/healthz` first, then webhook routers, then the desk at `/`."""
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # A mounted app's own lifespan does not run under Starlette: run the desk's inside ours.
+        if desk_app is not None and hasattr(desk_app, "router"):
+            async with desk_app.router.lifespan_context(desk_app):
+                yield
+        else:
+            yield
+
+    app = FastAPI(title="Frontdesk", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.readiness = readiness
+    app.state.extra = extra or {}
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        ready, status = await readiness.report()
+        body: dict[str, Any] = {"status": "ok" if ready else "unavailable", "checks": status}
+        if not ready:
+            body["not_ready"] = {name: why for name, why in status.items() if why != "ok"}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    for router in routers or []:
+        app.include_router(router)
+    if desk_app is not None:
+        app.mount("/", desk_app)
+    return app
+
+
+def add_routes(app: FastAPI, router: APIRouter) -> None:
+    """Add a router to a running app, ahead of the desk mounted at `/` (which would otherwise shadow it).
+
+    Channels start after the HTTP server (so `/healthz` answers during NLU training), hence their
+    webhook routes arrive late.
+    """
+    before = len(app.router.routes)
+    app.include_router(router)
+    added = app.router.routes[before:]
+    del app.router.routes[before:]
+    app.router.routes[0:0] = added

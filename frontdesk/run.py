@@ -1,0 +1,391 @@
+"""`frontdesk run`: everything in one supervised process, with a clean shutdown on Ctrl-C or SIGTERM.
+
+Start order (each step fails with a message that names the fix):
+
+1. the store (`open_database`: SQLite is migrated automatically, an out-of-date PostgreSQL is refused
+   with `frontdesk db upgrade`), the content catalogue and business hours (validated);
+2. the HTTP app (desk, `/healthz`, webhooks) on `settings.http_port`, so health answers 503 "training"
+   while the rest starts;
+3. X: real credentials, or sandbox mode (the emulator in-process on `settings.sandbox_port`, or the one
+   at FRONTDESK_X_API_BASE), announced loudly with a curl line to play a customer;
+4. the NLU server (FRONTDESK_NLU_URL, or Rasa trained on first use and started here);
+5. the outbox loop, the router worker and the X channel (pollers or webhook).
+
+Shutdown runs the same steps backwards: channels stop taking messages, loops finish their current item,
+Rasa and the emulator are stopped, the store is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.content import Content, load_content
+from bot.hours import parse_business_hours
+from bot.router import RouterConfig
+from bot.worker import BotWorker
+from frontdesk.http import Readiness, add_routes, create_http_app, flag_check, nlu_check, store_check
+from frontdesk.settings import Settings
+from storage.db import Database
+from storage.migrate import open_database
+
+log = logging.getLogger("frontdesk.run")
+Say = Callable[[str], None]
+
+
+class RunError(RuntimeError):
+    """`frontdesk run` cannot start; the message says why and what to do."""
+
+
+def say_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Running:
+    """What a started Frontdesk consists of (tests and `frontdesk run` look inside)."""
+
+    settings: Settings
+    db: Database
+    content: Content
+    readiness: Readiness
+    worker: BotWorker | None = None
+    outbox: Any = None
+    channel: Any = None
+    nlu_url: str = ""
+    http_url: str = ""
+    sandbox: Any = None
+    brand_user_id: str = ""
+    http_app: Any = None
+    tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+
+
+@contextlib.asynccontextmanager
+async def started(
+    settings: Settings,
+    *,
+    say: Say = say_stderr,
+    with_http: bool = True,
+    with_channels: bool = True,
+    with_outbox: bool = True,
+    worker_owner: str | None = None,
+) -> AsyncIterator[Running]:
+    """Start every part (see the module docstring) and stop them all when the block exits."""
+    async with AsyncExitStack() as stack:
+        db = await _open_store(settings)
+        stack.push_async_callback(db.dispose)
+        content = load_content(settings.content_dir)
+        hours = parse_business_hours(settings.business_hours, settings.business_timezone)
+        readiness = Readiness()
+        readiness.add("store", store_check(db))
+        readiness.pending("nlu", "starting")
+        if with_channels:
+            readiness.pending("channels", "starting")
+        running = Running(settings=settings, db=db, content=content, readiness=readiness)
+        say(f"frontdesk: store {_redacted(settings.effective_database_url)}; "
+            f"{len(content.faq)} FAQ answers, {len(content.events)} events; "
+            f"business hours: {settings.business_hours or 'always open'}")
+
+        if with_http:
+            await _start_http(stack, running, say)
+
+        uses_x = with_channels or with_outbox
+        if uses_x:
+            settings = await _x_mode(stack, running, say, start_sandbox=with_channels)
+            running.settings = settings
+
+        running.nlu_url = await _start_nlu(stack, settings, say)
+        nlu = _nlu_client(settings, running.nlu_url)
+        stack.push_async_callback(nlu.aclose)
+        readiness.add("nlu", nlu_check(nlu))
+
+        owner = worker_owner or f"frontdesk-{uuid.uuid4().hex[:8]}"
+        if uses_x:
+            await _start_x(stack, running, say, poll=with_channels)
+            running.brand_user_id = settings.x_brand_user_id or (running.channel.brand_id or "")
+            if with_outbox:
+                running.outbox = _start_outbox(stack, running, owner)
+        config = RouterConfig(
+            confidence_threshold=settings.nlu_confidence_threshold,
+            brand_user_id=running.brand_user_id,
+            hours=hours,
+        )
+        worker = BotWorker(
+            db, nlu, content, config, owner=owner, concurrency=settings.bot_concurrency,
+            on_outbound=running.outbox.wake if running.outbox is not None else None,
+        )
+        running.worker = worker
+        _spawn(stack, running, "worker", worker.run())
+        worker.wake()  # messages recorded while we were starting
+        say("frontdesk: ready" + (f" on {running.http_url}" if running.http_url else ""))
+        yield running
+
+
+async def run_forever(settings: Settings, *, say: Say = say_stderr, with_channels: bool = True,
+                      with_http: bool = True, with_outbox: bool = True) -> None:
+    """Start everything and run until SIGINT/SIGTERM (or a part fails for good)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with started(
+            settings, say=say, with_channels=with_channels, with_http=with_http, with_outbox=with_outbox
+        ) as running:
+            failed = asyncio.ensure_future(_first_failure(running))
+            stopping = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({failed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (failed, stopping):
+                task.cancel()
+            if failed in done and not failed.cancelled() and failed.exception() is not None:
+                raise failed.exception()  # type: ignore[misc]
+            say("frontdesk: shutting down")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    say("frontdesk: stopped")
+
+
+async def _first_failure(running: Running) -> None:
+    """Wait until a supervised part ends on its own: that is a failure of the whole process."""
+    while True:
+        tasks = list(running.tasks.items())
+        if not tasks:
+            await asyncio.sleep(3600)
+            continue
+        done, _ = await asyncio.wait([t for _, t in tasks], return_when=asyncio.FIRST_COMPLETED)
+        for name, task in tasks:
+            if task in done:
+                exc = task.exception() if not task.cancelled() else None
+                raise RunError(f"{name} stopped unexpectedly: {exc!r}" if exc else f"{name} stopped unexpectedly")
+
+
+def _spawn(stack: AsyncExitStack, running: Running, name: str, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+    task = asyncio.ensure_future(coro)
+    task.set_name(name)
+    running.tasks[name] = task
+
+    async def _stop() -> None:
+        running.tasks.pop(name, None)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    stack.push_async_callback(_stop)
+    return task
+
+
+# --- the store ------------------------------------------------------------------------------------------------
+
+
+async def _open_store(settings: Settings) -> Database:
+    from storage.errors import SchemaOutOfDate
+
+    try:
+        return await open_database(settings.effective_database_url)
+    except SchemaOutOfDate as exc:
+        raise RunError(str(exc)) from None
+    except (OSError, ConnectionError) as exc:
+        raise RunError(
+            f"cannot reach the database {_redacted(settings.effective_database_url)}: {exc}; "
+            "check FRONTDESK_DATABASE_URL (empty means the embedded SQLite file)"
+        ) from None
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "(unparseable URL)"
+
+
+# --- HTTP -------------------------------------------------------------------------------------------------------
+
+
+class _Uvicorn:
+    """uvicorn without its own signal handling: `frontdesk run` owns SIGINT/SIGTERM for every part."""
+
+    @staticmethod
+    def server(app: Any, host: str, port: int) -> Any:
+        import uvicorn
+
+        class _Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self):  # type: ignore[no-untyped-def,override]
+                yield
+
+            def install_signal_handlers(self) -> None:  # older uvicorn
+                return None
+
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+        return _Server(config)
+
+
+async def _start_http(stack: AsyncExitStack, running: Running, say: Say) -> None:
+    settings = running.settings
+    desk_app = _desk_app(running.db, settings, say)
+    app = create_http_app(running.readiness, desk_app=desk_app, extra={"running": running})
+    running.http_app = app
+    server = _Uvicorn.server(app, settings.http_host, settings.http_port)
+    task = asyncio.ensure_future(server.serve())
+    for _ in range(200):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    if task.done() or not server.started:
+        task.cancel()
+        raise RunError(
+            f"the HTTP server could not listen on {settings.http_host}:{settings.http_port} "
+            "(port in use?); set FRONTDESK_HTTP_PORT to a free port"
+        )
+    port = settings.http_port
+    with contextlib.suppress(Exception):
+        port = server.servers[0].sockets[0].getsockname()[1]
+    running.http_url = f"http://{settings.http_host}:{port}"
+    running.tasks["http"] = task
+
+    async def _stop() -> None:
+        running.tasks.pop("http", None)
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+            task.cancel()
+
+    stack.push_async_callback(_stop)
+
+
+def _desk_app(db: Database, settings: Settings, say: Say) -> Any | None:
+    try:
+        from desk.app import create_desk_app  # type: ignore[attr-defined]
+    except ImportError:
+        say("frontdesk: the desk is not installed in this build (desk/app.py missing); serving /healthz only")
+        return None
+    return create_desk_app(db, settings)
+
+
+# --- X: real or sandbox -------------------------------------------------------------------------------------
+
+
+async def _x_mode(stack: AsyncExitStack, running: Running, say: Say, *, start_sandbox: bool) -> Settings:
+    settings = running.settings
+    if settings.has_x_credentials:
+        say("frontdesk: X credentials configured: talking to the real X API" +
+            (f" via {settings.x_api_base}" if settings.x_api_base else ""))
+        return settings
+    if settings.x_api_base:
+        base = settings.x_api_base.rstrip("/")
+    elif not start_sandbox:
+        raise RunError(
+            "no X credentials and no FRONTDESK_X_API_BASE: `frontdesk worker` does not start an emulator; "
+            "set the X credentials, or FRONTDESK_X_API_BASE to the sandbox of a running `frontdesk run`"
+        )
+    else:
+        from sandbox.server import running_sandbox
+
+        try:
+            running.sandbox = await stack.enter_async_context(
+                running_sandbox("127.0.0.1", settings.sandbox_port)
+            )
+        except OSError as exc:
+            raise RunError(
+                f"sandbox mode: cannot start the X emulator on 127.0.0.1:{settings.sandbox_port} ({exc}); "
+                "set FRONTDESK_SANDBOX_PORT to a free port, or FRONTDESK_X_API_BASE to a running `frontdesk sandbox`"
+            ) from None
+        base = running.sandbox.base_url
+    say(_sandbox_banner(base, running.http_url))
+    return settings.model_copy(update={"x_api_base": base})
+
+
+def _sandbox_banner(base: str, http_url: str) -> str:
+    desk = http_url or "(HTTP disabled)"
+    bar = "=" * 78
+    return f"""
+{bar}
+  SANDBOX MODE: no X credentials are configured, so Frontdesk talks to the local X
+  emulator at {base}. Nothing is posted to the real X.
+{bar}
+  Play a customer writing a DM:
+    curl -s -X POST {base}/_sandbox/dms -H 'content-type: application/json' \\
+         -d '{{"sender": "alice", "text": "where is my order?"}}'
+  ... or a public mention:
+    curl -s -X POST {base}/_sandbox/mentions -H 'content-type: application/json' \\
+         -d '{{"author": "bob", "text": "@frontdesk my order is late, terrible service"}}'
+  See what the brand account sent back:
+    curl -s {base}/_sandbox/sent
+  The desk: {desk}/   (create an agent first: frontdesk agents add)
+  Health:   {desk}/healthz
+  Real X: set FRONTDESK_X_CONSUMER_KEY, _CONSUMER_SECRET, _ACCESS_TOKEN, _ACCESS_TOKEN_SECRET.
+{bar}
+"""
+
+
+# --- NLU ---------------------------------------------------------------------------------------------------------
+
+
+async def _start_nlu(stack: AsyncExitStack, settings: Settings, say: Say) -> str:
+    if settings.nlu_url:
+        say(f"frontdesk: using the NLU server at {settings.nlu_url}")
+        return settings.nlu_url.rstrip("/")
+    from nlu.runtime import RasaRuntimeError, running_nlu_server
+
+    say("frontdesk: starting the NLU server (first run: building Rasa's virtualenv takes ~5 min and "
+        "training ~1-3 min; later runs reuse both)")
+    try:
+        return await stack.enter_async_context(running_nlu_server(settings, port=settings.nlu_port))
+    except RasaRuntimeError as exc:
+        raise RunError(f"the NLU server did not start: {exc}") from None
+
+
+def _nlu_client(settings: Settings, url: str) -> Any:
+    from nlu.client import NLUClient
+
+    return NLUClient.from_settings(settings, url)
+
+
+# --- outbox and X channel (bot/outbox.py, bot/channels/x/) ------------------------------------------------------
+
+
+async def _start_x(stack: AsyncExitStack, running: Running, say: Say, *, poll: bool) -> None:
+    """The X channel: resolves the brand account, runs the pollers (unless `poll` is off), owns the sender."""
+    from bot.channels.x import XChannel, XStartError
+
+    def wake() -> None:
+        if running.worker is not None:
+            running.worker.wake()
+
+    channel = XChannel(running.db, running.settings, wake=wake, poll=poll)
+    try:
+        await channel.start()
+    except XStartError as exc:
+        await channel.stop()
+        raise RunError(str(exc)) from None
+    stack.push_async_callback(channel.stop)
+    running.channel = channel
+    if poll:
+        running.readiness.add("channels", flag_check(lambda: channel.ready, "the X channel is starting"))
+    if poll and running.settings.x_webhook_enabled and running.http_app is not None:
+        add_routes(running.http_app, channel.webhook_router())
+        say(f"frontdesk: X webhooks accepted at {running.http_url}/webhooks/x (pollers run as a backstop)")
+
+
+def _start_outbox(stack: AsyncExitStack, running: Running, owner: str) -> Any:
+    from bot.outbox import OutboxLoop
+    from storage.models import Channel
+
+    assert running.channel is not None and running.channel.sender is not None
+    outbox = OutboxLoop(running.db, {Channel.x: running.channel.sender}, owner)
+    _spawn(stack, running, "outbox", outbox.run())
+    return outbox

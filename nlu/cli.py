@@ -1,0 +1,206 @@
+"""`frontdesk nlu …`: build the Rasa venv, train, serve, parse one message, evaluate on a CSV.
+
+Progress goes to stderr and results to stdout, so ``frontdesk nlu eval x.csv --json | jq`` works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from frontdesk.settings import Settings, get_settings
+from nlu.client import NLUClient, NLUError
+from nlu.eval import EvalDataError, EvalReport, evaluate, format_comparison, format_report, load_eval_csv
+from nlu.eval import write_baseline_config
+from nlu.runtime import RasaRuntimeError, ensure_rasa_venv, running_nlu_server, serve_forever, stderr_progress
+from nlu.runtime import train as train_model
+from nlu.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
+
+app = typer.Typer(no_args_is_help=True, help="The NLU service: Rasa's venv, training, serving and evaluation.")
+
+T = TypeVar("T")
+
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option("--project", help="Rasa project directory (default: settings.nlu_project_dir, nlu/project)."),
+]
+TaxonomyOption = Annotated[
+    Path | None,
+    typer.Option("--taxonomy", help="Intent -> category map (default: taxonomy.yml beside the project)."),
+]
+
+
+def _settings(project: Path | None, taxonomy: Path | None = None) -> Settings:
+    settings = get_settings()
+    update: dict[str, Any] = {}
+    if project is not None:
+        update["nlu_project_dir"] = project.resolve()
+    if taxonomy is not None:
+        update["nlu_taxonomy_path"] = taxonomy.resolve()
+    return settings.model_copy(update=update) if update else settings
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run that turns our typed failures into one clear line and exit code 1."""
+    try:
+        return asyncio.run(coro)
+    except (RasaRuntimeError, NLUError, EvalDataError, TaxonomyError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _load_taxonomy(settings: Settings) -> Taxonomy:
+    try:
+        return load_taxonomy(settings.effective_nlu_taxonomy_path)
+    except TaxonomyError as exc:
+        raise _fail(str(exc)) from None
+
+
+@contextlib.asynccontextmanager
+async def _nlu_url(settings: Settings, *, model: Path | None = None, log_name: str = "rasa-nlu.log") -> AsyncIterator[str]:
+    """settings.nlu_url when set (and no specific model is asked for), else a Rasa started for the command."""
+    if settings.nlu_url and model is None:
+        yield settings.nlu_url
+        return
+    async with running_nlu_server(settings, model=model, log_name=log_name) as url:
+        yield url
+
+
+@app.command("venv")
+def venv_command() -> None:
+    """Create (or check) Rasa's Python 3.10 virtualenv at settings.rasa_venv."""
+    try:
+        path = ensure_rasa_venv(get_settings())
+    except RasaRuntimeError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(str(path))
+
+
+@app.command("train")
+def train_command(
+    force: Annotated[bool, typer.Option("--force", help="Retrain even if a model for these inputs exists.")] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Train the NLU model (skipped when var/models already has one for the same inputs); print its path."""
+    settings = _settings(project)
+    try:
+        model = train_model(settings, force=force)
+    except RasaRuntimeError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(str(model))
+
+
+@app.command("serve")
+def serve_command(
+    project: ProjectOption = None,
+    port: Annotated[int | None, typer.Option("--port", help="Default: settings.nlu_port (5005).")] = None,
+) -> None:
+    """Run Rasa (`rasa run --enable-api`) on 127.0.0.1, training first if needed; restart it if it dies."""
+    settings = _settings(project)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve_forever(settings, port=port)
+        stderr_progress("nlu: stopped")
+
+    _run(main())
+
+
+@app.command("parse")
+def parse_command(
+    text: Annotated[str, typer.Argument(help="The message to classify.")],
+    project: ProjectOption = None,
+    taxonomy: TaxonomyOption = None,
+) -> None:
+    """Classify one message and print JSON; starts a Rasa for the purpose when FRONTDESK_NLU_URL is unset."""
+    settings = _settings(project, taxonomy)
+    tax = _load_taxonomy(settings)
+
+    async def main() -> dict[str, Any]:
+        async with _nlu_url(settings) as url:
+            async with NLUClient(url, settings.nlu_timeout_s, settings.nlu_retries, taxonomy=tax) as client:
+                result = await client.parse(text)
+        out = result.as_dict()
+        out.pop("intent_ranking")
+        return out
+
+    typer.echo(json.dumps(_run(main()), indent=2, ensure_ascii=False))
+
+
+@app.command("eval")
+def eval_command(
+    file: Annotated[Path, typer.Argument(help="CSV with columns text,category (others ignored).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Also train Rasa's default pipeline on the same data and compare.")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Parses in flight at once.")] = 4,
+    project: ProjectOption = None,
+    taxonomy: TaxonomyOption = None,
+) -> None:
+    """Score the NLU per category (precision, recall, F1, macro-F1, confusion) and its parse latency."""
+    settings = _settings(project, taxonomy)
+    try:
+        rows = load_eval_csv(file)
+    except EvalDataError as exc:
+        raise _fail(str(exc)) from None
+    tax = _load_taxonomy(settings)
+
+    async def score_with(model: Path | None, log_name: str = "rasa-nlu.log") -> EvalReport:
+        async with _nlu_url(settings, model=model, log_name=log_name) as url:
+            stderr_progress(f"eval: {len(rows)} messages from {file} against {url}")
+            async with NLUClient(url, settings.nlu_timeout_s, settings.nlu_retries, taxonomy=tax) as client:
+                return await evaluate(client, rows, concurrency=concurrency, progress=stderr_progress)
+
+    async def main() -> tuple[EvalReport, EvalReport | None]:
+        report = await score_with(None)
+        if not baseline:
+            return report, None
+        with tempfile.TemporaryDirectory(prefix="frontdesk-baseline-") as tmp:
+            config = write_baseline_config(Path(tmp))
+            stderr_progress("eval: training the baseline (Rasa's default pipeline) on the same data")
+            model = await asyncio.to_thread(train_model, settings, config=config)
+        return report, await score_with(model, log_name="rasa-nlu-baseline.log")
+
+    report, base = _run(main())
+    if as_json:
+        if base is None:
+            out: dict[str, Any] = report.as_dict()
+        else:
+            out = {
+                "model": report.as_dict(),
+                "baseline": base.as_dict(),
+                "delta_macro_f1": round(report.macro_f1 - base.macro_f1, 4),
+            }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(format_report(report, "model"))
+    if base is not None:
+        typer.echo("\n" + format_report(base, "baseline (Rasa default pipeline)"))
+        typer.echo("\n" + format_comparison(report, base))
+
+
+def main() -> None:  # pragma: no cover - `python -m nlu.cli` for debugging without the root app
+    app()
+
+
+if __name__ == "__main__" and sys.argv:
+    main()

@@ -1,0 +1,220 @@
+"""The app's client for the Rasa NLU server: ``POST /model/parse`` turned into a routed ``ParseResult``.
+
+Failures are typed so that the bot can escalate a message to a human instead of crashing:
+``NLUUnavailable`` when the server is down, slow or failing (after bounded retries), ``NLUBadResponse``
+when it answers something that is not a Rasa parse.  Low confidence is not an error: the router
+compares ``ParseResult.confidence`` with ``settings.nlu_confidence_threshold``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from frontdesk.settings import Settings
+from nlu.taxonomy import Taxonomy, load_taxonomy
+
+
+class NLUError(Exception):
+    """The NLU service could not classify a message; the message names the URL and the fix."""
+
+    def __init__(self, message: str, *, url: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.url = url
+        self.attempts = attempts
+
+
+class NLUUnavailable(NLUError):
+    """Connection refused, timeout or 5xx, still failing after the retries."""
+
+
+class NLUBadResponse(NLUError):
+    """The server answered, but not with a Rasa parse (wrong URL, API not enabled, garbage)."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    entity: str
+    value: Any
+    start: int | None
+    end: int | None
+
+
+@dataclass(frozen=True)
+class IntentScore:
+    name: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    text: str
+    intent: str | None
+    confidence: float
+    category: str
+    queue: str
+    priority: str
+    entities: list[Entity] = field(default_factory=list)
+    intent_ranking: list[IntentScore] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_RETRY_BACKOFF_S = (0.1, 0.3, 0.8, 1.5)
+
+
+class NLUClient:
+    """Async client for one Rasa server; share one instance (it keeps a connection pool)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float = 5.0,
+        retries: int = 2,
+        *,
+        taxonomy: Taxonomy | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.retries = max(0, retries)
+        self._taxonomy = taxonomy
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, base_url: str | None = None) -> NLUClient:
+        """A client for ``base_url`` (default ``settings.nlu_url``) with the taxonomy loaded now.
+
+        Loading eagerly makes a missing or broken taxonomy fail at start-up, not on the first message.
+        """
+        url = base_url or settings.nlu_url
+        if not url:
+            raise ValueError("no NLU URL: set FRONTDESK_NLU_URL or start one with running_nlu_server()")
+        return cls(
+            url,
+            timeout_s=settings.nlu_timeout_s,
+            retries=settings.nlu_retries,
+            taxonomy=load_taxonomy(settings.effective_nlu_taxonomy_path),
+        )
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        if self._taxonomy is None:
+            self._taxonomy = load_taxonomy()
+        return self._taxonomy
+
+    async def __aenter__(self) -> NLUClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def parse(self, text: str) -> ParseResult:
+        body = await self._request("POST", "/model/parse", json={"text": text})
+        return self._to_result(text, body)
+
+    async def status(self) -> dict[str, Any]:
+        """Rasa's ``/status``: which model is loaded (``model_file``, ``model_id``)."""
+        body = await self._request("GET", "/status")
+        if "model_file" not in body:
+            raise NLUBadResponse(
+                f"{self.base_url}/status answered without 'model_file': {_excerpt(body)}; "
+                "is FRONTDESK_NLU_URL a Rasa server?",
+                url=self.base_url,
+            )
+        return body
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = f"{self.base_url}{path}"
+        attempts = self.retries + 1
+        last_problem = ""
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.TimeoutException:
+                last_problem = f"no answer within {self.timeout_s:g}s"
+            except httpx.TransportError as exc:
+                last_problem = f"cannot connect ({type(exc).__name__}: {exc or 'no details'})"
+            else:
+                if response.status_code >= 500:
+                    last_problem = f"HTTP {response.status_code}: {_excerpt(response.text)}"
+                elif response.status_code == 409:
+                    # Rasa's "no model loaded yet": transient while it starts.
+                    last_problem = "the server has no model loaded yet"
+                elif response.status_code >= 400:
+                    raise NLUBadResponse(
+                        f"{url} answered HTTP {response.status_code}: {_excerpt(response.text)}; "
+                        "check that FRONTDESK_NLU_URL points at `rasa run --enable-api`",
+                        url=url,
+                        attempts=attempt,
+                    )
+                else:
+                    return _json_object(response, url, attempt)
+            if attempt < attempts:
+                await asyncio.sleep(_RETRY_BACKOFF_S[min(attempt - 1, len(_RETRY_BACKOFF_S) - 1)])
+        raise NLUUnavailable(
+            f"NLU server {url} unavailable after {attempts} attempt(s): {last_problem}. "
+            "Start it with `frontdesk nlu serve` or set FRONTDESK_NLU_URL to a running one",
+            url=url,
+            attempts=attempts,
+        )
+
+    def _to_result(self, text: str, body: dict[str, Any]) -> ParseResult:
+        url = f"{self.base_url}/model/parse"
+        intent = body.get("intent")
+        if not isinstance(intent, dict) or "confidence" not in intent:
+            raise NLUBadResponse(
+                f"{url} answered without an intent: {_excerpt(body)}; is this a Rasa NLU server?",
+                url=url,
+            )
+        try:
+            name = intent.get("name")
+            confidence = float(intent["confidence"])
+            entities = [
+                Entity(entity=str(e["entity"]), value=e.get("value"), start=e.get("start"), end=e.get("end"))
+                for e in body.get("entities") or []
+            ]
+            ranking = [
+                IntentScore(name=str(r["name"]), confidence=float(r["confidence"]))
+                for r in body.get("intent_ranking") or []
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NLUBadResponse(f"{url} answered a malformed parse ({exc!r}): {_excerpt(body)}", url=url) from None
+        route = self.taxonomy.route(name)
+        return ParseResult(
+            text=text,
+            intent=name,
+            confidence=confidence,
+            category=route.category,
+            queue=route.queue,
+            priority=route.priority,
+            entities=entities,
+            intent_ranking=ranking,
+        )
+
+
+def _json_object(response: httpx.Response, url: str, attempt: int) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise NLUBadResponse(
+            f"{url} answered non-JSON ({response.headers.get('content-type', 'no content-type')}): "
+            f"{_excerpt(response.text)}; check that FRONTDESK_NLU_URL points at a Rasa server",
+            url=url,
+            attempts=attempt,
+        ) from None
+    if not isinstance(body, dict):
+        raise NLUBadResponse(f"{url} answered JSON that is not an object: {_excerpt(body)}", url=url)
+    return body
+
+
+def _excerpt(value: object, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,76 @@
+"""The sandbox HTTP server: one aiohttp app hosting the local API emulators, on 127.0.0.1.
+
+Used three ways: by tests (``async with running_sandbox() as sb``), by ``frontdesk run`` in sandbox mode,
+and in the foreground by ``frontdesk sandbox``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.x_api import X_STATE, X_WEBHOOKS, add_x_routes
+from sandbox.x_state import XConfig, XState
+
+
+def build_sandbox_app(*, x_config: XConfig | None = None, x_state: XState | None = None) -> web.Application:
+    """An app with every emulator mounted; their states are reachable as ``app[X_STATE]`` etc."""
+    app = web.Application()
+    add_x_routes(app, state=x_state, config=x_config)
+    # --- Telegram emulator: the lead adds `add_telegram_routes(app)` here (sandbox/telegram_api.py). ---
+    return app
+
+
+@dataclass
+class RunningSandbox:
+    """A sandbox listening on a real port: ``base_url`` (no trailing slash), ``port``, ``x`` (its XState)."""
+
+    base_url: str
+    host: str
+    port: int
+    x: XState
+    app: web.Application
+    extra: dict[str, Any]
+
+    async def drain_webhooks(self) -> None:
+        """Wait until every webhook delivery queued so far has been attempted."""
+        await self.app[X_WEBHOOKS].drain()
+
+
+@asynccontextmanager
+async def running_sandbox(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    x_config: XConfig | None = None,
+    x_state: XState | None = None,
+) -> AsyncIterator[RunningSandbox]:
+    """Serve the sandbox on ``host:port`` (0: a free port) for the duration of the ``async with``."""
+    app = build_sandbox_app(x_config=x_config, x_state=x_state)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        bound_port = _bound_port(runner, port)
+        yield RunningSandbox(
+            base_url=f"http://{host}:{bound_port}",
+            host=host,
+            port=bound_port,
+            x=app[X_STATE],
+            app=app,
+            extra={},
+        )
+    finally:
+        await runner.cleanup()
+
+
+def _bound_port(runner: web.AppRunner, requested: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return requested

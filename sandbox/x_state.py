@@ -1,0 +1,348 @@
+"""The emulated X world: one brand account, customers made up on the fly, their posts and DMs.
+
+Pure state and rules (no HTTP): what X would accept, refuse and return.  The HTTP layer in
+``sandbox/x_api.py`` turns requests into calls here and ``XApiError`` into X's error bodies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from frontdesk.settings import (
+    SANDBOX_X_ACCESS_TOKEN,
+    SANDBOX_X_ACCESS_TOKEN_SECRET,
+    SANDBOX_X_BEARER_TOKEN,
+    SANDBOX_X_CONSUMER_KEY,
+    SANDBOX_X_CONSUMER_SECRET,
+)
+from sandbox import x_errors
+from sandbox.x_limits import X_WINDOW_S, Faults, RateLimiter, generous_rate_limits
+from sandbox.x_text import MAX_WEIGHTED_LENGTH, weighted_length
+
+_USERNAME = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})")
+_TWITTER_EPOCH_MS = 1288834974657
+DM_MAX_LENGTH = 10_000
+
+
+@dataclass
+class XConfig:
+    """Everything about one emulator instance that a test or `frontdesk sandbox` may want to change."""
+
+    brand_username: str = "frontdesk"
+    brand_name: str = "Frontdesk"
+    consumer_key: str = SANDBOX_X_CONSUMER_KEY
+    consumer_secret: str = SANDBOX_X_CONSUMER_SECRET
+    access_token: str = SANDBOX_X_ACCESS_TOKEN
+    access_token_secret: str = SANDBOX_X_ACCESS_TOKEN_SECRET
+    bearer_token: str = SANDBOX_X_BEARER_TOKEN
+    rate_limit_window_s: float = X_WINDOW_S
+    rate_limits: dict[str, dict[str, int]] = field(default_factory=generous_rate_limits)
+    mentions_reachable: int = 800  # X serves only the ~800 newest mentions
+    timeline_reachable: int = 3200  # ... and the 3200 newest posts of a user timeline
+    duplicate_window_s: float = 24 * 3600  # same text as a brand post this recent -> 403 duplicate
+    # OAuth 1.0a signatures are checked against these public origins as well as the one the request hit,
+    # because clients sign the URL they believe they call (tweepy: https://api.twitter.com).
+    signature_origins: tuple[str, ...] = ("https://api.twitter.com", "https://api.x.com")
+    timestamp_tolerance_s: float = 900.0  # 0 disables the oauth_timestamp check
+
+
+@dataclass
+class XUser:
+    id: str
+    username: str
+    name: str
+    created_at: datetime
+    accepts_dms: bool = True  # False: the brand's DMs to this user get X's 403
+
+
+@dataclass
+class XTweet:
+    id: str
+    text: str
+    author_id: str
+    created_at: datetime
+    conversation_id: str
+    in_reply_to_tweet_id: str | None = None
+    in_reply_to_user_id: str | None = None
+    mentioned_usernames: tuple[str, ...] = ()  # lower-case, in text order
+
+
+@dataclass
+class XDmEvent:
+    id: str
+    text: str
+    sender_id: str
+    recipient_id: str
+    created_at: datetime
+
+    @property
+    def dm_conversation_id(self) -> str:
+        return conversation_id_for(self.sender_id, self.recipient_id)
+
+
+def conversation_id_for(a: str, b: str) -> str:
+    """X's one-to-one conversation id: the two user ids, numerically smaller first."""
+    low, high = sorted((a, b), key=int)
+    return f"{low}-{high}"
+
+
+def stable_user_id(username: str) -> str:
+    """The same 18-digit id for a username in every run, so fixtures and logs stay comparable."""
+    digest = hashlib.sha256(username.lower().encode()).digest()
+    return str(10**17 + int.from_bytes(digest[:8], "big") % (9 * 10**17))
+
+
+# What the state tells listeners (the webhook dispatcher) about: ("tweet", XTweet) or ("dm", XDmEvent).
+Listener = Callable[[str, object], None]
+
+
+class _SnowflakeIds:
+    """Increasing numeric string ids shaped like X's (ms since X's epoch << 22 | sequence)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            candidate = (int(self._clock() * 1000) - _TWITTER_EPOCH_MS) << 22
+            self._last = max(candidate, self._last + 1)
+            return str(self._last)
+
+
+class XState:
+    """One emulated X account (the brand) and the customers who write to it."""
+
+    def __init__(self, config: XConfig | None = None, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config or XConfig()
+        if not _USERNAME.match(self.config.brand_username):
+            raise ValueError(f"brand_username {self.config.brand_username!r} is not a valid X handle")
+        self.clock = clock
+        self.limits = RateLimiter(
+            window_s=self.config.rate_limit_window_s, limits=self.config.rate_limits, clock=clock
+        )
+        self.faults = Faults()
+        self.webhook_url: str | None = None
+        self.webhook_deliveries: list[dict[str, object]] = []
+        self._ids = _SnowflakeIds(clock)
+        self._listeners: list[Listener] = []
+        self._init_world()
+
+    def _init_world(self) -> None:
+        self.users: dict[str, XUser] = {}
+        self._by_username: dict[str, XUser] = {}
+        self.tweets: dict[str, XTweet] = {}  # insertion order == id order
+        self.dm_events: list[XDmEvent] = []  # oldest first
+        # Per-user indexes (oldest first) so a poll costs what one user's timeline holds, not the world.
+        self._mentions: dict[str, list[XTweet]] = {}
+        self._authored: dict[str, list[XTweet]] = {}
+        self._dms: dict[str, list[XDmEvent]] = {}
+        self._sent: list[tuple[str, str]] = []  # ("tweet"|"dm", id) in the order the brand posted
+        self.brand = self._create_user(self.config.brand_username, self.config.brand_name)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget every user, post, DM, fault, rate-limit window and webhook; keep the configuration.
+
+        Ids keep increasing across resets, so a client's remembered since_id never points into the future.
+        """
+        self._init_world()
+        self.faults.clear()
+        self.limits.clear()
+        self.webhook_url = None
+        self.webhook_deliveries = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, kind: str, item: object) -> None:
+        for listener in list(self._listeners):
+            listener(kind, item)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), tz=UTC)
+
+    # --- users -------------------------------------------------------------------------------------
+    def _create_user(self, username: str, name: str | None = None) -> XUser:
+        user = XUser(
+            id=stable_user_id(username), username=username, name=name or username, created_at=self.now()
+        )
+        self.users[user.id] = user
+        self._by_username[username.lower()] = user
+        return user
+
+    def user_by_username(self, username: str, *, create: bool = True) -> XUser | None:
+        username = username.lstrip("@")
+        if not _USERNAME.match(username):
+            raise ValueError(f"{username!r} is not a valid X username (1-15 letters, digits or _)")
+        user = self._by_username.get(username.lower())
+        if user is None and create:
+            user = self._create_user(username)
+        return user
+
+    def user(self, user_id: str) -> XUser | None:
+        return self.users.get(user_id)
+
+    # --- what customers do (control API) ------------------------------------------------------------
+    def add_mention(self, author: str, text: str, in_reply_to: str | None = None) -> XTweet:
+        """A customer posts a tweet mentioning the brand ("@brand " is prepended when missing)."""
+        user = self.user_by_username(author)
+        assert user is not None
+        if user.id == self.brand.id:
+            raise ValueError("the author must be a customer, not the brand itself")
+        if not text.strip():
+            raise ValueError("text must not be empty")
+        handle = self.brand.username.lower()
+        if handle not in _mentions_in(text):
+            text = f"@{self.brand.username} {text}"
+        parent = None
+        if in_reply_to is not None:
+            parent = self.tweets.get(str(in_reply_to))
+            if parent is None:
+                raise ValueError(f"in_reply_to {in_reply_to!r}: no such tweet in the sandbox")
+        return self._store_tweet(user, text, parent)
+
+    def add_dm(self, sender: str, text: str) -> XDmEvent:
+        """A customer sends the brand a direct message."""
+        user = self.user_by_username(sender)
+        assert user is not None
+        if user.id == self.brand.id:
+            raise ValueError("the sender must be a customer, not the brand itself")
+        if not text.strip():
+            raise ValueError("text must not be empty")
+        return self._store_dm(user.id, self.brand.id, text)
+
+    # --- what the brand does (API) -----------------------------------------------------------------
+    def create_tweet(self, author_id: str, text: str | None, in_reply_to_tweet_id: str | None) -> XTweet:
+        if text is None or not text.strip():
+            raise x_errors.invalid_request("The `text` field must be present and not empty.", {"text": [""]})
+        if weighted_length(text) > MAX_WEIGHTED_LENGTH:
+            raise x_errors.forbidden(
+                "Your Tweet text is too long. For more information on how X determines text length, "
+                "see https://github.com/twitter/twitter-text."
+            )
+        cutoff = self.clock() - self.config.duplicate_window_s
+        for earlier in reversed(self._authored.get(author_id, [])):
+            if earlier.created_at.timestamp() < cutoff:
+                break
+            if earlier.text == text:
+                raise x_errors.forbidden("You are not allowed to create a Tweet with duplicate content.")
+        parent = None
+        if in_reply_to_tweet_id is not None:
+            parent = self.tweets.get(str(in_reply_to_tweet_id))
+            if parent is None:
+                raise x_errors.invalid_request(
+                    "The Tweet you are replying to has been deleted or is not visible to you.",
+                    {"reply.in_reply_to_tweet_id": [str(in_reply_to_tweet_id)]},
+                )
+        author = self.users[author_id]
+        tweet = self._store_tweet(author, text, parent)
+        if author_id == self.brand.id:
+            self._sent.append(("tweet", tweet.id))
+        return tweet
+
+    def send_dm(self, sender_id: str, participant_id: str, text: str | None) -> XDmEvent:
+        if text is None or not text.strip():
+            raise x_errors.invalid_request("The `text` field must be present and not empty.", {"text": [""]})
+        if len(text) > DM_MAX_LENGTH:
+            raise x_errors.invalid_request(
+                f"The `text` field must be at most {DM_MAX_LENGTH} characters.", {"text": [text[:20]]}
+            )
+        if participant_id == sender_id:
+            raise x_errors.invalid_request(
+                "You cannot send a direct message to yourself.", {"participant_id": [participant_id]}
+            )
+        recipient = self.users.get(participant_id)
+        if recipient is None or not recipient.accepts_dms:
+            raise x_errors.forbidden("You are not allowed to send messages to this user.")
+        event = self._store_dm(sender_id, participant_id, text)
+        if sender_id == self.brand.id:
+            self._sent.append(("dm", event.id))
+        return event
+
+    # --- storage ---------------------------------------------------------------------------------
+    def _store_tweet(self, author: XUser, text: str, parent: XTweet | None) -> XTweet:
+        tweet_id = self._ids.next()
+        tweet = XTweet(
+            id=tweet_id,
+            text=text,
+            author_id=author.id,
+            created_at=self.now(),
+            conversation_id=parent.conversation_id if parent else tweet_id,
+            in_reply_to_tweet_id=parent.id if parent else None,
+            in_reply_to_user_id=parent.author_id if parent else None,
+            mentioned_usernames=tuple(_mentions_in(text)),
+        )
+        self.tweets[tweet.id] = tweet
+        self._authored.setdefault(author.id, []).append(tweet)
+        mentioned = {u.id for name in tweet.mentioned_usernames if (u := self._by_username.get(name))}
+        if tweet.in_reply_to_user_id:
+            mentioned.add(tweet.in_reply_to_user_id)
+        for user_id in mentioned - {author.id}:
+            self._mentions.setdefault(user_id, []).append(tweet)
+        self._emit("tweet", tweet)
+        return tweet
+
+    def _store_dm(self, sender_id: str, recipient_id: str, text: str) -> XDmEvent:
+        event = XDmEvent(
+            id=self._ids.next(),
+            text=text,
+            sender_id=sender_id,
+            recipient_id=recipient_id,
+            created_at=self.now(),
+        )
+        self.dm_events.append(event)
+        for user_id in {sender_id, recipient_id}:
+            self._dms.setdefault(user_id, []).append(event)
+        self._emit("dm", event)
+        return event
+
+    # --- queries ---------------------------------------------------------------------------------
+    def mentions_of(self, user_id: str) -> list[XTweet]:
+        """Posts by others that @-mention the user or reply to them, newest first, as far back as X serves.
+
+        A post counts for the users that existed when it was posted (as on X, where a handle that
+        does not exist yet mentions nobody).
+        """
+        found = self._mentions.get(user_id, [])
+        return found[::-1][: self.config.mentions_reachable]
+
+    def timeline_of(self, user_id: str, *, exclude_replies: bool = False) -> list[XTweet]:
+        """The user's own posts, newest first (the 3200 newest, before excluding replies)."""
+        found = self._authored.get(user_id, [])[::-1][: self.config.timeline_reachable]
+        if exclude_replies:
+            found = [t for t in found if t.in_reply_to_tweet_id is None]
+        return found
+
+    def dm_events_of(self, user_id: str, participant_id: str | None = None) -> list[XDmEvent]:
+        """The user's DM events (sent and received), newest first; one conversation if participant_id."""
+        events = self._dms.get(user_id, [])[::-1]
+        if participant_id is not None:
+            events = [e for e in events if participant_id in (e.sender_id, e.recipient_id)]
+        return events
+
+    def sent(self) -> dict[str, list[dict[str, object]]]:
+        """Everything the brand posted, in order: the control API's GET /_sandbox/sent."""
+        tweets: list[dict[str, object]] = []
+        dms: list[dict[str, object]] = []
+        by_id = {e.id: e for e in self.dm_events}
+        for kind, item_id in self._sent:
+            if kind == "tweet":
+                t = self.tweets[item_id]
+                tweets.append({"id": t.id, "text": t.text, "in_reply_to_tweet_id": t.in_reply_to_tweet_id})
+            else:
+                e = by_id[item_id]
+                dms.append({"id": e.id, "recipient": self.users[e.recipient_id].username, "text": e.text})
+        return {"tweets": tweets, "dms": dms}
+
+
+def _mentions_in(text: str) -> list[str]:
+    return [m.lower() for m in _MENTION.findall(text)]

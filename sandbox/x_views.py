@@ -1,0 +1,404 @@
+"""Rendering state as X API v2 JSON: field selection, expansions, pages and their tokens.
+
+X returns only ``id``/``text``/``edit_history_tweet_ids`` for a post (``id``/``event_type``/``text`` for a
+DM event) unless more fields are asked for, and rejects field names it does not know.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sandbox import x_errors
+from sandbox.x_state import XDmEvent, XState, XTweet, XUser
+
+TWEET_FIELDS = frozenset(
+    [
+        "article",
+        "attachments",
+        "author_id",
+        "card_uri",
+        "community_id",
+        "context_annotations",
+        "conversation_id",
+        "created_at",
+        "display_text_range",
+        "edit_controls",
+        "edit_history_tweet_ids",
+        "entities",
+        "geo",
+        "id",
+        "in_reply_to_user_id",
+        "lang",
+        "media_metadata",
+        "non_public_metrics",
+        "note_tweet",
+        "organic_metrics",
+        "possibly_sensitive",
+        "promoted_metrics",
+        "public_metrics",
+        "referenced_tweets",
+        "reply_settings",
+        "scopes",
+        "source",
+        "suggested_source_links",
+        "suggested_source_links_with_counts",
+        "text",
+        "withheld",
+    ]
+)
+USER_FIELDS = frozenset(
+    [
+        "affiliation",
+        "confirmed_email",
+        "connection_status",
+        "created_at",
+        "description",
+        "entities",
+        "id",
+        "is_identity_verified",
+        "location",
+        "most_recent_tweet_id",
+        "name",
+        "parody",
+        "pinned_tweet_id",
+        "profile_banner_url",
+        "profile_image_url",
+        "protected",
+        "public_metrics",
+        "receives_your_dm",
+        "subscription",
+        "subscription_type",
+        "url",
+        "username",
+        "verified",
+        "verified_followers_count",
+        "verified_type",
+        "withheld",
+    ]
+)
+DM_EVENT_FIELDS = frozenset(
+    [
+        "attachments",
+        "created_at",
+        "dm_conversation_id",
+        "entities",
+        "event_type",
+        "id",
+        "participant_ids",
+        "referenced_tweets",
+        "sender_id",
+        "text",
+    ]
+)
+TWEET_EXPANSIONS = frozenset(
+    [
+        "article.cover_media",
+        "article.media_entities",
+        "attachments.media_keys",
+        "attachments.media_source_tweet",
+        "attachments.poll_ids",
+        "author_id",
+        "edit_history_tweet_ids",
+        "entities.mentions.username",
+        "geo.place_id",
+        "in_reply_to_user_id",
+        "entities.note.mentions.username",
+        "referenced_tweets.id",
+        "referenced_tweets.id.attachments.media_keys",
+        "referenced_tweets.id.author_id",
+    ]
+)
+DM_EVENT_EXPANSIONS = frozenset(
+    ["attachments.media_keys", "participant_ids", "referenced_tweets.id", "sender_id"]
+)
+USER_EXPANSIONS = frozenset(["affiliation.user_id", "most_recent_tweet_id", "pinned_tweet_id"])
+DM_EVENT_TYPES = ("MessageCreate", "ParticipantsJoin", "ParticipantsLeave")
+
+_ID = re.compile(r"^[0-9]{1,19}$")
+T = TypeVar("T", XTweet, XDmEvent)
+
+
+# --- query parameters ---------------------------------------------------------------------------------
+def parse_list(query: Mapping[str, str], name: str, allowed: frozenset[str] | Sequence[str]) -> list[str]:
+    raw = query.get(name)
+    if raw is None:
+        return []
+    values = [v for v in raw.split(",") if v]
+    for value in values:
+        if value not in allowed:
+            raise x_errors.invalid_request(
+                f"The `{name}` query parameter value [{value}] is not one of [{', '.join(sorted(allowed))}]",
+                {name: [raw]},
+            )
+    return values
+
+
+def parse_id(query: Mapping[str, str], name: str) -> str | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not _ID.match(raw):
+        raise x_errors.invalid_request(
+            f"The `{name}` query parameter value [{raw}] does not match ^[0-9]{{1,19}}$", {name: [raw]}
+        )
+    return raw
+
+
+def parse_path_id(raw: str, name: str) -> str:
+    if not _ID.match(raw):
+        raise x_errors.invalid_request(
+            f"The `{name}` query parameter value [{raw}] does not match ^[0-9]{{1,19}}$", {name: [raw]}
+        )
+    return raw
+
+
+def parse_max_results(query: Mapping[str, str], low: int, high: int, default: int) -> int:
+    raw = query.get("max_results")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise x_errors.invalid_request(
+            f"The `max_results` query parameter value [{raw}] is not between {low} and {high}",
+            {"max_results": [raw]},
+        )
+    return value
+
+
+# --- pagination ----------------------------------------------------------------------------------
+def encode_token(last_id: str, *, base32: bool) -> str:
+    """An opaque token meaning "older than last_id"; DM tokens are base32, timeline tokens base36."""
+    n = int(last_id)
+    if base32:
+        return base64.b32encode(n.to_bytes(10, "big")).decode().rstrip("=")
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"
+
+
+def decode_token(token: str, *, base32: bool) -> str:
+    try:
+        if base32:
+            padded = token + "=" * (-len(token) % 8)
+            return str(int.from_bytes(base64.b32decode(padded.upper()), "big"))
+        return str(int(token, 36))
+    except (ValueError, TypeError, base64.binascii.Error):
+        raise x_errors.invalid_request(
+            f"The `pagination_token` query parameter value [{token}] is not valid",
+            {"pagination_token": [token]},
+        ) from None
+
+
+def page(
+    items: list[T], query: Mapping[str, str], max_results: int, *, base32: bool
+) -> tuple[list[T], str | None]:
+    """Cut one page out of newest-first ``items`` after the pagination token; return it and the next token."""
+    token = query.get("pagination_token")
+    if token is not None:
+        older_than = int(decode_token(token, base32=base32))
+        items = [i for i in items if int(i.id) < older_than]
+    chunk = items[:max_results]
+    next_token = encode_token(chunk[-1].id, base32=base32) if len(items) > max_results else None
+    return chunk, next_token
+
+
+def parse_time(query: Mapping[str, str], name: str) -> datetime | None:
+    """X's ``start_time``/``end_time``: RFC 3339, e.g. 2026-11-25T10:00:00Z."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise x_errors.invalid_request(
+            f"Invalid '{name}':'{raw}'. '{name}' must be a timestamp in RFC 3339 format, e.g. "
+            "2026-11-25T10:00:00Z.",
+            {name: [raw]},
+        )
+    return moment
+
+
+def id_window(
+    items: list[XTweet],
+    since_id: str | None,
+    until_id: str | None,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+) -> list[XTweet]:
+    """Keep posts newer than since_id / created at or after start_time, older than until_id / end_time."""
+    if since_id is not None:
+        items = [t for t in items if int(t.id) > int(since_id)]
+    if until_id is not None:
+        items = [t for t in items if int(t.id) < int(until_id)]
+    if start_time is not None:
+        items = [t for t in items if t.created_at >= start_time]
+    if end_time is not None:
+        items = [t for t in items if t.created_at < end_time]
+    return items
+
+
+# --- objects -------------------------------------------------------------------------------------
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def render_user(user: XUser, fields: Sequence[str] = ()) -> dict[str, Any]:
+    full: dict[str, Any] = {
+        "id": user.id,
+        "name": user.name,
+        "username": user.username,
+        "created_at": iso(user.created_at),
+        "description": "",
+        "protected": False,
+        "verified": False,
+        "profile_image_url": "https://abs.twimg.com/sticky/default_profile_images/default_profile_normal.png",
+        "public_metrics": {"followers_count": 0, "following_count": 0, "tweet_count": 0, "listed_count": 0},
+    }
+    wanted = {"id", "name", "username", *fields}
+    return {k: v for k, v in full.items() if k in wanted}
+
+
+def render_tweet(state: XState, tweet: XTweet, fields: Sequence[str] = ()) -> dict[str, Any]:
+    full: dict[str, Any] = {
+        "id": tweet.id,
+        "text": tweet.text,
+        "edit_history_tweet_ids": [tweet.id],
+        "author_id": tweet.author_id,
+        "conversation_id": tweet.conversation_id,
+        "created_at": iso(tweet.created_at),
+        "lang": "en",
+        "possibly_sensitive": False,
+        "reply_settings": "everyone",
+        "public_metrics": {
+            "retweet_count": 0,
+            "reply_count": 0,
+            "like_count": 0,
+            "quote_count": 0,
+            "impression_count": 0,
+            "bookmark_count": 0,
+        },
+    }
+    if tweet.in_reply_to_user_id:
+        full["in_reply_to_user_id"] = tweet.in_reply_to_user_id
+        full["referenced_tweets"] = [{"type": "replied_to", "id": tweet.in_reply_to_tweet_id}]
+    mentions = _mention_entities(state, tweet.text)
+    if mentions:
+        full["entities"] = {"mentions": mentions}
+    wanted = {"id", "text", "edit_history_tweet_ids", *fields}
+    return {k: v for k, v in full.items() if k in wanted}
+
+
+def _mention_entities(state: XState, text: str) -> list[dict[str, Any]]:
+    found = []
+    for match in re.finditer(r"(?<![\w@])@([A-Za-z0-9_]{1,15})", text):
+        entity: dict[str, Any] = {"start": match.start(), "end": match.end(), "username": match.group(1)}
+        user = state.user_by_username(match.group(1), create=False)
+        if user is not None:
+            entity["id"] = user.id
+        found.append(entity)
+    return found
+
+
+def render_dm_event(event: XDmEvent, fields: Sequence[str] = ()) -> dict[str, Any]:
+    full: dict[str, Any] = {
+        "id": event.id,
+        "event_type": "MessageCreate",
+        "text": event.text,
+        "sender_id": event.sender_id,
+        "dm_conversation_id": event.dm_conversation_id,
+        "created_at": iso(event.created_at),
+    }
+    wanted = {"id", "event_type", "text", *fields}
+    return {k: v for k, v in full.items() if k in wanted}
+
+
+def tweet_page_body(
+    state: XState, tweets: list[XTweet], next_token: str | None, query: Mapping[str, str]
+) -> dict[str, Any]:
+    """A timeline response: ``data``, ``includes``, ``meta``; an empty page is only ``meta``."""
+    tweet_fields = parse_list(query, "tweet.fields", TWEET_FIELDS)
+    user_fields = parse_list(query, "user.fields", USER_FIELDS)
+    expansions = parse_list(query, "expansions", TWEET_EXPANSIONS)
+    meta: dict[str, Any] = {"result_count": len(tweets)}
+    if not tweets:
+        return {"meta": meta}
+    body: dict[str, Any] = {"data": [render_tweet(state, t, tweet_fields) for t in tweets]}
+    includes = _tweet_includes(state, tweets, expansions, tweet_fields, user_fields)
+    if includes:
+        body["includes"] = includes
+    meta.update(newest_id=tweets[0].id, oldest_id=tweets[-1].id)
+    if next_token:
+        meta["next_token"] = next_token
+    body["meta"] = meta
+    return body
+
+
+def _tweet_includes(
+    state: XState,
+    tweets: list[XTweet],
+    expansions: list[str],
+    tweet_fields: list[str],
+    user_fields: list[str],
+) -> dict[str, Any]:
+    user_ids: list[str] = []
+    referenced: list[XTweet] = []
+    for tweet in tweets:
+        if "author_id" in expansions:
+            user_ids.append(tweet.author_id)
+        if "in_reply_to_user_id" in expansions and tweet.in_reply_to_user_id:
+            user_ids.append(tweet.in_reply_to_user_id)
+        if "entities.mentions.username" in expansions:
+            for name in tweet.mentioned_usernames:
+                user = state.user_by_username(name, create=False)
+                if user is not None:
+                    user_ids.append(user.id)
+        if "referenced_tweets.id" in expansions and tweet.in_reply_to_tweet_id in state.tweets:
+            parent = state.tweets[tweet.in_reply_to_tweet_id]
+            referenced.append(parent)
+            if "referenced_tweets.id.author_id" in expansions:
+                user_ids.append(parent.author_id)
+    includes: dict[str, Any] = {}
+    users = [state.users[u] for u in dict.fromkeys(user_ids) if u in state.users]
+    if users:
+        includes["users"] = [render_user(u, user_fields) for u in users]
+    if referenced:
+        unique = {t.id: t for t in referenced}
+        includes["tweets"] = [render_tweet(state, t, tweet_fields) for t in unique.values()]
+    return includes
+
+
+def dm_page_body(
+    state: XState, events: list[XDmEvent], next_token: str | None, query: Mapping[str, str]
+) -> dict[str, Any]:
+    event_fields = parse_list(query, "dm_event.fields", DM_EVENT_FIELDS)
+    user_fields = parse_list(query, "user.fields", USER_FIELDS)
+    expansions = parse_list(query, "expansions", DM_EVENT_EXPANSIONS)
+    meta: dict[str, Any] = {"result_count": len(events)}
+    if next_token:
+        meta["next_token"] = next_token
+    if not events:
+        return {"meta": meta}
+    body: dict[str, Any] = {"data": [render_dm_event(e, event_fields) for e in events]}
+    user_ids: list[str] = []
+    if "sender_id" in expansions:
+        user_ids += [e.sender_id for e in events]
+    if "participant_ids" in expansions:
+        for e in events:
+            user_ids += [e.sender_id, e.recipient_id]
+    users = [state.users[u] for u in dict.fromkeys(user_ids) if u in state.users]
+    if users:
+        body["includes"] = {"users": [render_user(u, user_fields) for u in users]}
+    body["meta"] = meta
+    return body

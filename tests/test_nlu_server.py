@@ -1,0 +1,91 @@
+"""The real Rasa server, trained from the session's project, on messages its training data lacks."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import httpx
+import pytest
+
+from frontdesk.settings import Settings
+from nlu.client import NLUClient
+from nlu.runtime import RasaServerError, running_nlu_server, start_nlu_server
+from tests.fixtures.nlu import NLUTestProject
+
+pytestmark = pytest.mark.rasa
+
+# (message, expected category, expected entities as {entity: value}); none of these texts is in the
+# training data of the project they are written for.
+UNSEEN: dict[str, list[tuple[str, str, dict[str, str]]]] = {
+    "mini": [
+        ("hey @acme order QZ-48213 still hasn't shown up", "support", {"order_id": "QZ-48213"}),
+        ("the speaker arrived smashed, I want a refund", "support", {"product": "speaker"}),
+        ("what does the keyboard sell for?", "sales", {"product": "keyboard"}),
+        ("what time does the meetup kick off", "event", {}),
+        ("please get me a real person to talk to", "human", {}),
+        ("thanks so much for the help", "smalltalk", {}),
+    ],
+}
+
+
+def _cases(project: NLUTestProject) -> list[tuple[str, str, dict[str, str]]]:
+    if project.name not in UNSEEN:
+        pytest.skip(f"no unseen-message cases written for the {project.name!r} project")
+    return UNSEEN[project.name]
+
+
+async def test_unseen_messages_get_the_right_category_and_entities(
+    nlu_client: NLUClient, nlu_project: NLUTestProject
+) -> None:
+    wrong = []
+    for text, category, entities in _cases(nlu_project):
+        result = await nlu_client.parse(text)
+        found = {e.entity: e.value for e in result.entities}
+        if result.category != category or any(found.get(k) != v for k, v in entities.items()):
+            wrong.append((text, result.category, result.intent, found))
+    assert not wrong, f"misclassified ({nlu_project.name} project): {wrong}"
+
+
+async def test_entity_offsets_point_into_the_message(nlu_client: NLUClient, nlu_project: NLUTestProject) -> None:
+    text, _, entities = next(c for c in _cases(nlu_project) if c[2])
+    result = await nlu_client.parse(text)
+    for entity in result.entities:
+        assert entity.start is not None and entity.end is not None
+        assert text[entity.start : entity.end].lower() == str(entity.value).lower()
+
+
+async def test_parse_result_is_a_ranked_probability(nlu_client: NLUClient) -> None:
+    result = await nlu_client.parse("hello, is anyone there?")
+    assert 0.0 <= result.confidence <= 1.0
+    scores = [r.confidence for r in result.intent_ranking]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    assert result.category in {"support", "sales", "event", "human", "smalltalk", "other"}
+
+
+async def test_status_names_the_loaded_model(nlu_client: NLUClient) -> None:
+    status = await nlu_client.status()
+    assert status["model_file"].startswith("nlu-") and status["model_file"].endswith(".tar.gz")
+
+
+async def test_configured_port_in_use_is_refused_with_the_fix(nlu_settings: Settings, nlu_server_url: str) -> None:
+    busy_port = int(nlu_server_url.rsplit(":", 1)[1])
+    with pytest.raises(RasaServerError) as caught:
+        await start_nlu_server(nlu_settings, port=busy_port, progress=None)
+    assert "FRONTDESK_NLU_URL" in str(caught.value) and str(busy_port) in str(caught.value)
+
+
+async def test_leaving_the_context_stops_rasa_and_its_process_group(
+    nlu_settings: Settings, nlu_server_url: str
+) -> None:
+    async with running_nlu_server(nlu_settings, progress=None) as url:
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{url}/status")).status_code == 200
+        pids = [int(p) for p in os.popen(f"pgrep -f 'rasa run.*-p {url.rsplit(':', 1)[1]}'").read().split()]
+        assert pids, "rasa run should be visible while the context is open"
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, signal.SIGCONT)  # signal 18 is harmless; the group must be gone
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as http:
+            await http.get(f"{url}/status")
