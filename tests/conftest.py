@@ -5,6 +5,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.nlu",
     "tests.fixtures.bot",
     "tests.fixtures.telegram_sandbox",
+    "tests.fixtures.telegram_channel",
     "tests.fixtures.sandbox",
     "tests.fixtures.x_channel",
     "tests.fixtures.desk",
