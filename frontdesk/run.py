@@ -65,6 +65,7 @@ class Running:
     sandbox: Any = None
     brand_user_id: str = ""
     http_app: Any = None
+    telegram: Any = None  # bot/channels/telegram TelegramChannel, when Telegram is on
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
 
 
@@ -111,6 +112,7 @@ async def started(
         if uses_x:
             await _start_x(stack, running, say, poll=with_channels)
             running.brand_user_id = settings.x_brand_user_id or (running.channel.brand_id or "")
+            await _start_telegram(stack, running, say, poll=with_channels)
             if with_outbox:
                 running.outbox = _start_outbox(stack, running, owner)
         config = RouterConfig(
@@ -386,6 +388,75 @@ def _start_outbox(stack: AsyncExitStack, running: Running, owner: str) -> Any:
     from storage.models import Channel
 
     assert running.channel is not None and running.channel.sender is not None
-    outbox = OutboxLoop(running.db, {Channel.x: running.channel.sender}, owner)
+    senders: dict[Channel, Any] = {Channel.x: running.channel.sender}
+    if running.telegram is not None:
+        senders[Channel.telegram] = running.telegram.sender
+    outbox = OutboxLoop(running.db, senders, owner)
     _spawn(stack, running, "outbox", outbox.run())
     return outbox
+
+
+# --- Telegram (bot/channels/telegram/) -----------------------------------------------------------------------
+
+
+async def _start_telegram(stack: AsyncExitStack, running: Running, say: Say, *, poll: bool) -> None:
+    """Telegram customers, the agents' pager and the Telegram sender, when a token is set; in sandbox mode
+    (no X credentials, the emulators started here) against the in-process Telegram emulator."""
+    from pydantic import SecretStr
+
+    from bot.channels.telegram import TelegramChannel, TelegramStartError
+    from frontdesk.settings import SANDBOX_TELEGRAM_AGENTS_CHAT, SANDBOX_TELEGRAM_TOKEN
+
+    settings = running.settings
+    if settings.telegram_token is None:
+        if running.sandbox is None:
+            return
+        settings = settings.model_copy(update={
+            "telegram_token": SecretStr(SANDBOX_TELEGRAM_TOKEN),
+            "telegram_api_base": running.sandbox.base_url,
+            "telegram_agents_chat": settings.telegram_agents_chat or SANDBOX_TELEGRAM_AGENTS_CHAT,
+        })
+        _register_sandbox_agents_chat(running, settings.telegram_agents_chat)
+        say(_telegram_sandbox_banner(running.sandbox.base_url, settings.telegram_agents_chat))
+
+    def wake() -> None:
+        if running.worker is not None:
+            running.worker.wake()
+
+    channel = TelegramChannel(running.db, settings, wake=wake, poll=poll)
+    try:
+        await channel.start()
+    except TelegramStartError as exc:
+        await channel.stop()
+        raise RunError(str(exc)) from None
+    stack.push_async_callback(channel.stop)
+    running.telegram = channel
+    if poll:
+        running.readiness.add("telegram", flag_check(lambda: channel.ready, "the Telegram channel is not polling"))
+        if channel.webhook_mode and running.http_app is not None:
+            add_routes(running.http_app, channel.webhook_router())
+        say(f"frontdesk: Telegram bot @{channel.bot.username} "
+            + ("takes updates by webhook" if channel.webhook_mode else "polls for updates")
+            + (f"; escalations are posted to chat {settings.telegram_agents_chat}"
+               if settings.telegram_agents_chat is not None else ""))
+
+
+def _register_sandbox_agents_chat(running: Running, chat_id: int | None) -> None:
+    from sandbox.telegram_api import TELEGRAM_EMULATOR_KEY
+
+    emulator = running.sandbox.app.get(TELEGRAM_EMULATOR_KEY) if running.sandbox is not None else None
+    if emulator is not None and chat_id is not None:
+        emulator.add_chat(chat_id=chat_id, chat_type="supergroup", title="Frontdesk agents (sandbox)")
+
+
+def _telegram_sandbox_banner(base: str, agents_chat: int | None) -> str:
+    return f"""
+  SANDBOX MODE (Telegram): no FRONTDESK_TELEGRAM_TOKEN, so the bot talks to the local Telegram
+  emulator at {base}. Play a customer:
+    curl -s {base}/_sandbox/telegram/messages \\
+         -d '{{"chat_id": 42, "from": {{"id": 42, "username": "alice"}}, "text": "Where is my order?"}}'
+  The agents' group is chat {agents_chat}; link yourself: frontdesk agents link-telegram EMAIL 7001,
+  then press Claim: curl -s {base}/_sandbox/telegram/callback -d '{{"chat_id": {agents_chat},
+  "message_id": CARD_ID, "from": {{"id": 7001, "username": "me"}}, "data": "claim:TICKET_ID"}}'
+  What the bot sent: curl -s {base}/_sandbox/telegram/sent
+"""

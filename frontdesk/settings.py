@@ -23,6 +23,8 @@ SANDBOX_X_ACCESS_TOKEN = "sandbox-access-token"
 SANDBOX_X_ACCESS_TOKEN_SECRET = "sandbox-access-token-secret"
 SANDBOX_X_BEARER_TOKEN = "sandbox-bearer-token"
 SANDBOX_TELEGRAM_TOKEN = "123456:sandbox-telegram-token"
+# (telegram-channel) the agents' group `frontdesk run` registers in the sandbox when none is configured.
+SANDBOX_TELEGRAM_AGENTS_CHAT = -1001000000001
 
 
 class Settings(BaseSettings):

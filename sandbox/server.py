@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.telegram_api import add_telegram_routes
 from sandbox.x_api import X_STATE, X_WEBHOOKS, add_x_routes
 from sandbox.x_state import XConfig, XState
 
@@ -21,7 +22,7 @@ def build_sandbox_app(*, x_config: XConfig | None = None, x_state: XState | None
     """An app with every emulator mounted; their states are reachable as ``app[X_STATE]`` etc."""
     app = web.Application()
     add_x_routes(app, state=x_state, config=x_config)
-    # --- Telegram emulator: the lead adds `add_telegram_routes(app)` here (sandbox/telegram_api.py). ---
+    add_telegram_routes(app)  # the Telegram Bot API emulator, reachable as app[TELEGRAM_EMULATOR_KEY]
     return app
 
 
