@@ -137,12 +137,15 @@ SMALLTALK = {
     "thanks": "You're welcome! Anything else I can do?",
     "goodbye": "Bye for now, have a good day!",
     "praise": "Thank you, that's kind! We'll pass it on to the team.",
+    "chitchat": "Ha, nice chatting! I'm best with orders, your account, billing, events and pricing; "
+    "anything I can help with?",
 }
 PUBLIC_SMALLTALK = {
     "greet": "Hi! How can we help? For anything about your order or account, send us a DM.",
     "thanks": "You're welcome!",
     "goodbye": "Have a good day!",
     "praise": "Thank you, that's kind! We'll pass it on to the team.",
+    "chitchat": "Thanks for the chat! Let us know if there's anything we can help with.",
 }
 
 

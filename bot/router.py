@@ -445,7 +445,9 @@ def _events(ctx: _Ctx) -> Decision:
     if event:
         return Decision([Reply(replies.event_info(event, public=ctx.msg.public)), ctx.stamp(rephrase_asked=None)],
                         f"events: answered from the catalogue ({event.key})")
-    if coming and not _names_unknown_event(ctx) and intent != "livestream_recording":
+    # Contests, promotions and recordings of unknown events are not in the catalogue: people answer those.
+    generic_question = intent not in ("livestream_recording", "contest_promo")
+    if coming and not _names_unknown_event(ctx) and generic_question:
         return Decision([Reply(replies.event_list(coming[:4], public=ctx.msg.public))],
                         "events: listed what is coming up")
     return ctx.escalate(

@@ -135,10 +135,14 @@ class BotWorker:
                 raise TimeoutError("the inbox did not drain in time")
 
     async def _handle_conversation(self, conversation_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + self.lease_s / 2
         try:
             for message in await inbox.unhandled_messages(self.db, conversation_id):
                 await self.handle_message(message)
-                await inbox.renew_lease(self.db, conversation_id, self.owner, lease_s=self.lease_s)
+                if loop.time() >= renew_at:  # a long backlog (or a slow NLU): keep the conversation ours
+                    await inbox.renew_lease(self.db, conversation_id, self.owner, lease_s=self.lease_s)
+                    renew_at = loop.time() + self.lease_s / 2
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - leave the message unhandled; the lease lapses and it is retried

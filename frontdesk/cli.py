@@ -67,7 +67,7 @@ def _run_supervised(*, with_http: bool, with_channels: bool) -> None:
     from frontdesk.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine"):
+    for noisy in ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         asyncio.run(run_forever(get_settings(), with_http=with_http, with_channels=with_channels))

@@ -81,10 +81,11 @@ async def started(
 ) -> AsyncIterator[Running]:
     """Start every part (see the module docstring) and stop them all when the block exits."""
     async with AsyncExitStack() as stack:
-        db = await _open_store(settings)
-        stack.push_async_callback(db.dispose)
+        # Configuration mistakes first: they are cheap to find and need no server.
         content = load_content(settings.content_dir)
         hours = parse_business_hours(settings.business_hours, settings.business_timezone)
+        db = await _open_store(settings)
+        stack.push_async_callback(db.dispose)
         readiness = Readiness()
         readiness.add("store", store_check(db))
         readiness.pending("nlu", "starting")

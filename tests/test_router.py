@@ -290,3 +290,13 @@ def test_content_errors_name_the_file_the_line_and_the_problem(tmp_path: Path) -
 
 def test_real_content_files_load(content: Content) -> None:
     assert len(content.faq) >= 10 and len(content.events) >= 3
+
+
+def test_contest_question_is_not_in_the_catalogue(content: Content, router_config: RouterConfig) -> None:
+    decision = route(incoming("how do I enter the giveaway?", "contest_promo"), content, router_config)
+    assert _escalation(decision).queue == "events"
+
+
+def test_product_issue_answered_from_the_faq(content: Content, router_config: RouterConfig) -> None:
+    decision = route(incoming("my headphones are not charging", "product_issue"), content, router_config)
+    assert "help.example.com/devices" in _reply_text(decision)

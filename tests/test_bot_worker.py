@@ -1,0 +1,78 @@
+"""The inbox worker against a real store (SQLite and PostgreSQL) and the session's real Rasa server:
+order within a conversation, exactly-once answers when a handler is retried, several workers at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.content import Content
+from bot.router import RouterConfig
+from bot.worker import BotWorker
+from nlu.client import NLUClient
+from storage.actions import record_inbound
+from storage.db import Database
+from storage.models import Conversation, Message, OutboxItem
+from tests.store_helpers import dm
+
+pytestmark = [pytest.mark.rasa]
+
+
+def _worker(db: Database, nlu: NLUClient, content: Content, config: RouterConfig, owner: str = "w1") -> BotWorker:
+    return BotWorker(db, nlu, content, config, owner=owner, idle_poll_s=0.05)
+
+
+async def _outbox_texts(db: Database, conversation_id: int) -> list[str]:
+    async with db.session() as session:
+        rows = await session.execute(
+            select(OutboxItem.text).where(OutboxItem.conversation_id == conversation_id).order_by(OutboxItem.id)
+        )
+        return list(rows.scalars().all())
+
+
+async def test_one_conversation_is_answered_in_order(
+    db: Database, nlu_client: NLUClient, content: Content, router_config: RouterConfig
+) -> None:
+    texts = ["hello there", "where is my package, it is late", "thanks"]
+    recorded = [await record_inbound(db, dm(t, sender="501")) for t in texts]
+    await _worker(db, nlu_client, content, router_config).drain()
+    answers = await _outbox_texts(db, recorded[0].conversation_id)
+    assert len(answers) == 3
+    assert "Frontdesk assistant" in answers[0]
+    assert "shop.example.com/orders" in answers[1]
+    assert "welcome" in answers[2].lower()
+
+
+async def test_a_retried_handler_sends_its_answer_once(
+    db: Database, nlu_client: NLUClient, content: Content, router_config: RouterConfig
+) -> None:
+    recorded = await record_inbound(db, dm("where is my package, it is late", sender="502"))
+    worker = _worker(db, nlu_client, content, router_config)
+    await worker.drain()
+    # The process died after queuing the answer but before its state update and `handled` mark committed.
+    async with db.transaction() as session:
+        await session.execute(update(Message).where(Message.id == recorded.message_id).values(handled_at=None))
+        await session.execute(
+            update(Conversation).where(Conversation.id == recorded.conversation_id).values(bot_state={})
+        )
+    await _worker(db, nlu_client, content, router_config, owner="w2").drain()
+    assert len(await _outbox_texts(db, recorded.conversation_id)) == 1
+
+
+async def test_two_workers_share_the_inbox_without_double_answers(
+    db: Database, nlu_client: NLUClient, content: Content, router_config: RouterConfig
+) -> None:
+    conversations = []
+    for i in range(6):
+        first = await record_inbound(db, dm("hello", sender=f"6{i:02d}"))
+        await record_inbound(db, dm("where is my package, it is late", sender=f"6{i:02d}"))
+        conversations.append(first.conversation_id)
+    workers = [_worker(db, nlu_client, content, router_config, owner=f"w{i}") for i in range(2)]
+    await asyncio.gather(*(w.drain() for w in workers))
+    for conversation_id in conversations:
+        answers = await _outbox_texts(db, conversation_id)
+        assert len(answers) == 2, answers
+        assert "Frontdesk assistant" in answers[0] and "shop.example.com/orders" in answers[1]
+    assert sum(w.stats.handled for w in workers) == 12
