@@ -80,8 +80,14 @@ class OutboxLoop:
     async def run_once(self) -> int:
         """Lease due rows and handle them (different conversations concurrently); how many were leased."""
         deliveries = await lease_due(self.db, self.owner, limit=self.batch, lease_s=self.lease_s)
-        if deliveries:
-            await asyncio.gather(*(self._handle(d) for d in deliveries))
+        results = await asyncio.gather(*(self._handle(d) for d in deliveries), return_exceptions=True)
+        for delivery, result in zip(deliveries, results):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                # Recording the outcome failed (the database went away): the row stays leased, its lease
+                # lapses, and it comes back to be reconciled — never blindly re-sent.
+                log.error("outbox: could not record the outcome of row %s: %r", delivery.id, result)
         return len(deliveries)
 
     async def _handle(self, delivery: Delivery) -> None:

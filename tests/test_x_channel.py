@@ -180,3 +180,21 @@ async def test_channel_start_runs_pollers_and_wakes_the_router(db: Database, x_s
 
 async def _polled_more(channel: XChannel, before: list[int]) -> bool:
     return all(p.polls > b for p, b in zip(channel.pollers, before))
+
+
+async def test_poll_interval_follows_the_rate_limit_x_reports(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
+    brand = x_sandbox.x.brand.id
+    generous = DmPoller(db, x_client, brand, floor_s=0.5)
+    await generous.poll_once()
+    assert generous.pacer.after_success() == 0.5  # the sandbox's huge budget: as often as the floor allows
+
+    await x_control.config(rate_limit_profile="x")  # X's real numbers: 15 DM reads per 15 minutes
+    strict = DmPoller(db, x_client, brand, floor_s=0.5)
+    await strict.poll_once()
+    assert 60 <= strict.pacer.after_success() <= 66  # ~900 s spread over the 14 requests left
+
+    fixed = DmPoller(db, x_client, brand, floor_s=0.5, interval_s=120)
+    await fixed.poll_once()
+    assert fixed.pacer.after_success() == 120  # FRONTDESK_X_DMS_POLL_S overrides the derived pace
