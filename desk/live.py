@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 MESSAGE_ID_WINDOW = 200
 TICKET_TIME_WINDOW = timedelta(seconds=30)
 HEARTBEAT_S = 15.0
-STREAM_MAX_S = 300.0  # streams end now and then; EventSource reconnects by itself
+STREAM_MAX_S = 120.0  # streams end now and then (EventSource reconnects and the page refreshes itself)
 CLIENT_RETRY_MS = 1000
 
 

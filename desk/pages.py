@@ -242,7 +242,10 @@ async def queue_rows(name: str, request: Request, agent: CurrentAgent = Depends(
     filters = _queue_filters(name, agent, _filter_params(request))
     rows = await queries.list_tickets(request.app.state.desk.db, filters)
     return await _render(
-        request, "_queue_rows.html", {"queue": name, "rows": rows, "filters": filters, "now": utcnow()}, agent=agent
+        request,
+        "_queue_rows.html",
+        {"queue": name, "rows": rows, "filters": filters, "now": utcnow(), "oob": True},
+        agent=agent,
     )
 
 

@@ -10,7 +10,17 @@
     var url = document.body.dataset.liveUrl;
     if (!url || !window.EventSource) { return; }
     var source = new EventSource(url);
-    source.addEventListener("ready", function () { document.body.dataset.live = "on"; });
+    var connectedBefore = false;
+    source.addEventListener("ready", function () {
+      document.body.dataset.live = "on";
+      if (connectedBefore) {
+        // Reconnected: changes made while the stream was down were not announced, so refresh what is shown.
+        fire("desk:tickets", {ids: []});
+        var ticket = document.querySelector("[data-ticket-id].ticket-layout");
+        if (ticket) { fire("desk:ticket-" + ticket.dataset.ticketId, {}); }
+      }
+      connectedBefore = true;
+    });
     source.addEventListener("tickets", function (e) {
       var data = JSON.parse(e.data);
       fire("desk:tickets", data);

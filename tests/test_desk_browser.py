@@ -1,0 +1,192 @@
+"""The desk in a real browser: Debian chromium driven by Playwright, the desk under uvicorn, a SQLite store.
+
+An agent signs in, finds the ticket in the queue, claims it, replies, sees the customer's next message
+arrive without reloading, hands the ticket back, then resolves a second one.  Screenshots of the queue
+and ticket pages at desktop and phone sizes land in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from frontdesk.settings import PROJECT_ROOT
+from storage import actions
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import OutboxItem, Ticket
+from tests.fixtures.desk import DEFAULT_PASSWORD, inbound, start_desk_server, stop_desk_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+async def browser_store(tmp_path: Path) -> AsyncIterator[tuple[Database, str]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'browser.db'}"
+    db = Database(url)
+    await upgrade(db)
+    try:
+        yield db, url
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def browser():  # type: ignore[no-untyped-def]
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        message = "Debian chromium is not installed: `make browser` (apt-get install -y chromium) installs it"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def _ticket(db: Database, ticket_id: int) -> Ticket:
+    async with db.session() as session:
+        ticket = await session.get(Ticket, ticket_id)
+        assert ticket is not None
+        return ticket
+
+
+async def test_an_agent_works_two_tickets_in_the_browser(browser, browser_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from playwright.async_api import expect
+
+    from storage.agents import create_agent
+
+    db, url = browser_store
+    await create_agent(db, email="ann@example.com", name="Ann Agent", password=DEFAULT_PASSWORD)
+
+    async def make_ticket(text: str, sender: str, handle: str, **kwargs: object) -> Ticket:
+        recorded = await actions.record_inbound(db, inbound(text, sender=sender, handle=handle))
+        await actions.record_nlu_result(
+            db, recorded.message_id, intent=str(kwargs.pop("intent")), confidence=0.81,
+            category=str(kwargs.get("category", "support")),
+        )
+        return await actions.escalate(db, recorded.conversation_id, reason="test", **kwargs)  # type: ignore[arg-type]
+
+    first = await make_ticket(
+        "My parcel never arrived and it's been two weeks", "9001", "alice_w", intent="order_problem",
+        queue="support", priority="high", category="support", subject="Parcel never arrived",
+        data={"order_number": "A-10023"},
+    )
+    second = await make_ticket(
+        "Do you offer team pricing for 40 seats?", "9002", "bob_b", intent="pricing", queue="sales",
+        priority="normal", category="sales", subject="Team pricing for 40 seats",
+        data={"lead_company": "Acme GmbH", "lead_seats": 40},
+    )
+    await make_ticket("Can I still register for the Berlin meetup?", "9003", "carla", intent="event_register",
+                      queue="events", priority="low", category="event", subject="Berlin meetup registration")
+
+    server = await start_desk_server(url, tmp_path)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        context = await browser.new_context(viewport=DESKTOP)
+        page = await context.new_page()
+        page.set_default_timeout(15_000)
+
+        # Sign in, with the keyboard.
+        await page.goto(f"{server.base_url}/")
+        await expect(page).to_have_url(f"{server.base_url}/login?next=%2F")
+        await page.get_by_label("E-mail").fill("ann@example.com")
+        await page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+        await page.get_by_label("Password").press("Enter")
+        await expect(page).to_have_url(f"{server.base_url}/queues/all")
+
+        # The queue, most urgent first.
+        rows = page.locator("#queue-rows tr")
+        await expect(rows).to_have_count(3)
+        await expect(rows.first).to_contain_text("Parcel never arrived")
+        await expect(rows.first).to_contain_text("@alice_w")
+        await expect(page.locator("body")).to_have_attribute("data-live", "on")
+        await page.screenshot(path=str(ARTIFACTS / "desk-queue-1280x800.png"))
+
+        # A new ticket appears in the queue without a reload.
+        await page.evaluate("window.__deskNoReload = true")
+        await make_ticket("Hello, is anyone there?", "9004", "dora", intent="ask_human", queue="general",
+                          priority="normal", category="human", subject="Wants a human")
+        await expect(rows).to_have_count(4)
+        await expect(page.locator("#queue-rows")).to_contain_text("Wants a human")
+        await expect(page.get_by_role("link", name="All open")).to_contain_text("4")
+        assert await page.evaluate("window.__deskNoReload === true")
+
+        # Open the ticket and claim it.
+        await page.get_by_role("link", name="Parcel never arrived").click()
+        await expect(page).to_have_url(f"{server.base_url}/tickets/{first.id}")
+        await expect(page.locator("#conversation")).to_contain_text("My parcel never arrived")
+        await expect(page.locator("#conversation")).to_contain_text("order_problem · 81%")
+        await expect(page.locator(".ticket-side")).to_contain_text("A-10023")
+        await page.get_by_role("button", name="Claim").click()
+        await expect(page.get_by_test_id("ticket-status")).to_have_text("claimed")
+        await expect(page.get_by_role("link", name="Mine")).to_contain_text("1")
+        assert (await _ticket(db, first.id)).status == "assigned"
+
+        # Reply: it shows on the page, and the outbox holds it for the channel.
+        await page.get_by_label("Reply to @alice_w or write an internal note").fill(
+            "Sorry about that, Alice! I've asked the courier and will update you today."
+        )
+        await page.get_by_role("button", name="Send reply").click()
+        await expect(page.locator("#conversation")).to_contain_text("I've asked the courier")
+        await expect(page.locator("#reply-text")).to_have_value("")
+        async with db.session() as session:
+            outbox = (await session.execute(select(OutboxItem))).scalars().all()
+        assert [row.text for row in outbox] == ["Sorry about that, Alice! I've asked the courier and will update you today."]
+
+        # The customer writes again: the message appears without a reload.
+        await expect(page.locator("body")).to_have_attribute("data-live", "on")
+        await page.evaluate("window.__deskNoReload = true")
+        await actions.record_inbound(db, inbound("Thanks! The tracking number is ZX-991.", sender="9001", handle="alice_w"))
+        await expect(page.locator("#conversation")).to_contain_text("tracking number is ZX-991")
+        assert await page.evaluate("window.__deskNoReload === true")
+        await page.screenshot(path=str(ARTIFACTS / "desk-ticket-1280x800.png"), full_page=True)
+
+        # Phone-sized screens: the same session, the same pages.
+        phone = await browser.new_context(viewport=PHONE, storage_state=await context.storage_state(),
+                                          is_mobile=True, has_touch=True)
+        phone_page = await phone.new_page()
+        await phone_page.goto(f"{server.base_url}/queues/all")
+        await expect(phone_page.locator("#queue-rows tr")).to_have_count(4)
+        await phone_page.screenshot(path=str(ARTIFACTS / "desk-queue-390x844.png"), full_page=True)
+        await phone_page.goto(f"{server.base_url}/tickets/{first.id}")
+        await expect(phone_page.locator("#conversation")).to_contain_text("ZX-991")
+        await phone_page.screenshot(path=str(ARTIFACTS / "desk-ticket-390x844.png"), full_page=True)
+        assert await phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        await phone.close()
+
+        # Hand the first ticket back to the bot.
+        await page.get_by_role("button", name="Hand back to bot").click()
+        await expect(page.get_by_test_id("ticket-status")).to_have_text("handed back")
+        assert (await _ticket(db, first.id)).status == "handed_back"
+
+        # Resolve the second one.
+        await page.goto(f"{server.base_url}/queues/sales")
+        await page.get_by_role("link", name="Team pricing for 40 seats").click()
+        await expect(page.locator(".ticket-side")).to_contain_text("Acme GmbH")
+        await page.get_by_role("button", name="Claim").click()
+        await expect(page.get_by_test_id("ticket-status")).to_have_text("claimed")
+        await page.get_by_role("button", name="Resolve").click()
+        await expect(page.get_by_test_id("ticket-status")).to_have_text("resolved")
+        await expect(page.locator("#composer")).to_contain_text("This ticket is closed")
+        assert (await _ticket(db, second.id)).status == "resolved"
+        await context.close()
+    finally:
+        stop_desk_server(server)
