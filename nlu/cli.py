@@ -19,8 +19,15 @@ import typer
 
 from frontdesk.settings import Settings, get_settings
 from nlu.client import NLUClient, NLUError
-from nlu.eval import EvalDataError, EvalReport, evaluate, format_comparison, format_report, load_eval_csv
-from nlu.eval import write_baseline_config
+from nlu.eval import (
+    EvalDataError,
+    EvalReport,
+    evaluate,
+    format_comparison,
+    format_report,
+    load_eval_csv,
+    write_baseline_config,
+)
 from nlu.runtime import RasaRuntimeError, ensure_rasa_venv, running_nlu_server, serve_forever, stderr_progress
 from nlu.runtime import train as train_model
 from nlu.taxonomy import Taxonomy, TaxonomyError, load_taxonomy

@@ -455,7 +455,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _port_is_free(host: str, port: int) -> bool:
+    """True unless something listens there; TIME_WAIT leftovers of a dead Rasa do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -469,6 +471,13 @@ def _die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _rotate(log_path: Path, max_bytes: int = 10 * 1024 * 1024) -> None:
+    """Keep one previous log: Rasa logs are appended across restarts and would otherwise grow forever."""
+    with contextlib.suppress(OSError):
+        if log_path.stat().st_size > max_bytes:
+            os.replace(log_path, log_path.with_name(log_path.name + ".1"))
 
 
 def _log_tail(path: Path, lines: int = 20) -> str:
@@ -502,7 +511,7 @@ class NLUServer:
             _signal_group(self.process.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.process.wait(), grace_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         # Rasa may have spawned helpers into its group; they go too.
         _signal_group(self.process.pid, signal.SIGKILL)
@@ -543,6 +552,7 @@ async def start_nlu_server(
         )
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.logs_dir / log_name
+    _rotate(log_path)
     argv = [
         str(rasa_executable(venv)), "run", "--enable-api", "--quiet",
         "-m", str(Path(model).resolve()),

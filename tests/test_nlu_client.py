@@ -92,8 +92,13 @@ async def test_unknown_intent_routes_as_other_not_an_error() -> None:
     assert (result.intent, result.category, result.confidence) == ("nlu_fallback", "other", 0.2)
 
 
-async def test_connection_refused_raises_unavailable_after_bounded_retries() -> None:
-    url = closed_port_url()
+async def test_stopped_server_raises_unavailable_after_bounded_retries() -> None:
+    async def ok(_: web.Request) -> web.Response:
+        return web.json_response(RASA_PARSE)
+
+    async with serve(ok) as (url, _), client_for(url) as client:
+        assert (await client.parse("my order AB-12345 is late")).category == "support"
+    # the server is stopped now: connection refused
     async with client_for(url, retries=2) as client:
         with pytest.raises(NLUUnavailable) as caught:
             await client.parse("hello")

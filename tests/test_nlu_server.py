@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 import httpx
 import pytest
@@ -48,7 +49,7 @@ async def test_unseen_messages_get_the_right_category_and_entities(
 
 
 async def test_entity_offsets_point_into_the_message(nlu_client: NLUClient, nlu_project: NLUTestProject) -> None:
-    text, _, entities = next(c for c in _cases(nlu_project) if c[2])
+    text, _, _ = next(c for c in _cases(nlu_project) if c[2])
     result = await nlu_client.parse(text)
     for entity in result.entities:
         assert entity.start is not None and entity.end is not None
@@ -75,13 +76,17 @@ async def test_configured_port_in_use_is_refused_with_the_fix(nlu_settings: Sett
     assert "FRONTDESK_NLU_URL" in str(caught.value) and str(busy_port) in str(caught.value)
 
 
+def _pgrep(pattern: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False).stdout.split()
+
+
 async def test_leaving_the_context_stops_rasa_and_its_process_group(
     nlu_settings: Settings, nlu_server_url: str
 ) -> None:
     async with running_nlu_server(nlu_settings, progress=None) as url:
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"{url}/status")).status_code == 200
-        pids = [int(p) for p in os.popen(f"pgrep -f 'rasa run.*-p {url.rsplit(':', 1)[1]}'").read().split()]
+        pids = [int(p) for p in _pgrep(f"rasa run .*-p {url.rsplit(':', 1)[1]}$")]
         assert pids, "rasa run should be visible while the context is open"
     for pid in pids:
         with pytest.raises(ProcessLookupError):
