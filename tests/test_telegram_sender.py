@@ -39,6 +39,8 @@ async def _held_ticket(tg: TelegramHarness, user_id: int) -> int:
     ada = await make_agent(tg.db, "Ada")
     ticket = await tg.escalated(user_id, "my parcel is lost")
     await actions.claim(tg.db, ticket.id, ada.id)  # type: ignore[arg-type]
+    # The pager's card is a sendMessage too: let it go out before faults are armed for the reply.
+    await tg.card_of(ticket.id)  # type: ignore[arg-type]
     return ticket.id  # type: ignore[return-value]
 
 
@@ -96,8 +98,9 @@ async def test_a_user_who_blocked_the_bot_is_a_permanent_failure(tg: TelegramHar
 async def test_a_delivery_whose_bookkeeping_failed_is_not_sent_again(tg: TelegramHarness) -> None:
     ticket_id = await _held_ticket(tg, 3004)
     agent_id = (await tg.ticket(ticket_id)).assignee_id
-    # Stop the running outbox loop from touching this row: deliver it by hand, as the loop would, and
-    # then "lose" the mark_sent (the store hiccupped after Telegram accepted the message).
+    # Play the outbox loop's part by hand: deliver, then "lose" the mark_sent (the store hiccupped after
+    # Telegram accepted the message).
+    await tg.stop_outbox()
     reply = await actions.agent_reply(tg.db, ticket_id, agent_id, "Once only, please.")  # type: ignore[arg-type]
     [delivery] = [d for d in await lease_due(tg.db, "someone-else", lease_s=600) if d.message_id == reply.id]
     await tg.channel.sender.deliver(delivery)
@@ -107,7 +110,7 @@ async def test_a_delivery_whose_bookkeeping_failed_is_not_sent_again(tg: Telegra
         assert row is not None
         row.status = OutboxStatus.sending
         row.lease_until = utcnow() - timedelta(seconds=1)
-    tg.outbox.wake()
+    tg.start_outbox()
     row = await eventually(lambda: _settled(tg, reply.id), what="the row to be reconciled")
     assert row.status == OutboxStatus.sent
     assert [m["text"] for m in await tg.messages_in(3004)] == ["Once only, please."]
