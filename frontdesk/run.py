@@ -424,7 +424,10 @@ async def _start_telegram(stack: AsyncExitStack, running: Running, say: Say, *, 
         if running.worker is not None:
             running.worker.wake()
 
-    channel = TelegramChannel(running.db, settings, wake=wake, poll=poll)
+    try:
+        channel = TelegramChannel(running.db, settings, wake=wake, poll=poll)
+    except TelegramStartError as exc:
+        raise RunError(str(exc)) from None
     try:
         await channel.start()
     except TelegramStartError as exc:

@@ -46,7 +46,10 @@ class TelegramChannel:
         self.db = db
         self.settings = settings
         self.poll = poll
-        self.bot: Bot = build_bot(settings.telegram_token.get_secret_value(), settings.telegram_api_base)
+        try:
+            self.bot: Bot = build_bot(settings.telegram_token.get_secret_value(), settings.telegram_api_base)
+        except ValueError as exc:
+            raise TelegramStartError(str(exc)) from None
         self.sender = TelegramSender(self.bot)
         self.customers = CustomerInbox(db, wake)
         self.pager: TelegramPager | None = None
