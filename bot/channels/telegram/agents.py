@@ -30,7 +30,8 @@ from collections import deque
 from datetime import timedelta
 
 from sqlalchemy import func, or_, select
-from telegram import Bot, CallbackQuery, Message as TgMessage, ReplyParameters, Update
+from telegram import Bot, CallbackQuery, ReplyParameters, Update
+from telegram import Message as TgMessage
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.channels.telegram.client import retry_after_seconds
@@ -40,7 +41,17 @@ from storage.agents import agent_for_telegram_user
 from storage.cursors import get_cursor, set_cursor
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
-from storage.models import Agent, Author, Contact, Direction, Message, MessageKind, Ticket, TicketEvent, utcnow
+from storage.models import (
+    Agent,
+    Author,
+    Contact,
+    Direction,
+    Message,
+    MessageKind,
+    Ticket,
+    TicketEvent,
+    utcnow,
+)
 
 log = logging.getLogger("frontdesk.telegram.pager")
 
