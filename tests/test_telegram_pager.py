@@ -7,10 +7,13 @@ runs for real (python-telegram-bot polling the emulator) on a real store (SQLite
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import pytest
 from sqlalchemy import func, select
 
 from storage import actions
+from storage.db import Database
 from storage.models import (
     ConversationStatus,
     Message,
@@ -20,7 +23,8 @@ from storage.models import (
     TicketStatus,
 )
 from tests.fixtures.bot import eventually
-from tests.fixtures.telegram_channel import AGENTS_CHAT, TelegramHarness, make_agent
+from tests.fixtures.telegram_channel import AGENTS_CHAT, TelegramHarness, make_agent, telegram_harness
+from tests.fixtures.telegram_sandbox import TelegramSandbox
 
 ADA_TG, BOB_TG, EVE_TG = 7001, 7002, 7666
 
@@ -180,3 +184,20 @@ async def test_a_claim_made_in_the_desk_updates_the_card(tg: TelegramHarness) ->
         return text if "Held by Zed" in text else None
 
     await eventually(card_shows_zed, what="the card to show the desk's claim")
+
+
+async def test_cards_wait_until_the_bot_can_post_in_the_group(
+    db: Database, telegram_sandbox: TelegramSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="frontdesk.telegram.pager")
+    async with telegram_harness(db, telegram_sandbox, agents_chat_exists=False) as tg:
+        ticket = await tg.escalated(4700, "nobody is listening")
+
+        async def refused() -> bool:
+            return "add the bot to the agents' group" in caplog.text
+
+        await eventually(refused, what="the pager to fail to post and say how to fix it")
+        assert await tg.messages_in(AGENTS_CHAT) == []
+        await tg.control.add_chat(AGENTS_CHAT, title="Brand agents")  # someone adds the bot to the group
+        card = await tg.card_of(ticket.id)  # type: ignore[arg-type]
+        assert "nobody is listening" in card["text"]

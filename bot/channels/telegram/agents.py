@@ -32,7 +32,7 @@ from datetime import timedelta
 from sqlalchemy import func, or_, select
 from telegram import Bot, CallbackQuery, ReplyParameters, Update
 from telegram import Message as TgMessage
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.channels.telegram.client import retry_after_seconds
 from bot.channels.telegram.pager_view import keyboard, load_card, render, ticket_from_claim_data
@@ -160,6 +160,10 @@ class TelegramPager:
                 raise
             except RetryAfter as exc:
                 await asyncio.sleep(retry_after_seconds(exc))
+            except (BadRequest, Forbidden) as exc:
+                # Nothing is skipped: the cards wait until the bot can post in the group again.
+                log.error("telegram pager: cannot post in chat %s (%s); add the bot to the agents' group "
+                          "or fix FRONTDESK_TELEGRAM_AGENTS_CHAT", self.chat_id, exc.message)
             except Exception:  # noqa: BLE001 - the store or Telegram hiccupped; the next pass retries
                 log.exception("telegram pager: pass failed; retrying")
             with contextlib.suppress(asyncio.TimeoutError):
