@@ -60,7 +60,9 @@ class OutboxLoop:
         self._wake.set()
 
     async def run(self) -> None:
-        log.info("outbox loop %s started (channels: %s)", self.owner, ", ".join(c.value for c in self.senders))
+        log.info(
+            "outbox loop %s started (channels: %s)", self.owner, ", ".join(c.value for c in self.senders)
+        )
         while True:
             self._wake.clear()
             try:
@@ -74,7 +76,7 @@ class OutboxLoop:
                 continue  # more may be due right now
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def run_once(self) -> int:
@@ -94,7 +96,9 @@ class OutboxLoop:
         sender = self.senders.get(Channel(delivery.channel))
         if sender is None:
             await mark_retry(
-                self.db, delivery.id, f"no sender for channel {delivery.channel!r} is running",
+                self.db,
+                delivery.id,
+                f"no sender for channel {delivery.channel!r} is running",
                 delay_s=NO_SENDER_RETRY_S,
             )
             return
@@ -134,6 +138,10 @@ class OutboxLoop:
             # A 5xx or a lost connection: the platform may have posted it anyway; look before re-sending.
             self._uncertain.add(delivery.id)
         log.warning(
-            "outbox: row %s (%s) attempt %d failed: %s", delivery.id, delivery.channel, delivery.attempts, error
+            "outbox: row %s (%s) attempt %d failed: %s",
+            delivery.id,
+            delivery.channel,
+            delivery.attempts,
+            error,
         )
         await mark_retry(self.db, delivery.id, str(error), delay_s=error.retry_after_s)

@@ -133,8 +133,12 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
         return Decision([QueueNotice(replies.queue_notice(opening))], "queued: one queue note per ticket")
     ctx = _Ctx(msg, content, config, opening)
     if msg.nlu is None:
+        reason = (
+            "no text to understand (media only?)" if not msg.text.strip()
+            else f"NLU unavailable: {msg.nlu_error or 'no parse'}"
+        )
         return ctx.escalate(
-            "general", "normal", "other", f"NLU unavailable: {msg.nlu_error or 'no parse'}",
+            "general", "normal", "other", reason,
             notice=_public_or(ctx, replies.public_human, replies.escalated_nlu_down), rule="nlu down: escalate",
         )
     for follow_up in (_faq_did_not_help, _lead_follow_up, _event_choice_follow_up):

@@ -99,26 +99,42 @@ class BotWorker:
         self._wakeup.set()
 
     async def run(self) -> None:
+        """Keep up to `concurrency` conversations in flight; lease more as soon as one finishes.
+
+        (No waves: a slow conversation never holds up the others' next messages.)
+        """
         self.ready = True
+        in_flight: set[asyncio.Task[None]] = set()
         try:
             while True:
                 self._wakeup.clear()
-                try:
-                    busy = await self.run_once()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - the store hiccupped; log, back off, go on
-                    self.stats.errors += 1
-                    log.exception("bot worker: inbox pass failed; retrying shortly")
-                    busy = 0
-                if busy:
-                    continue  # more may have arrived while we worked
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), self.idle_poll_s)
-                except asyncio.TimeoutError:
-                    pass
+                free = self.concurrency - len(in_flight)
+                leased = 0
+                if free > 0:
+                    try:
+                        ids = await inbox.lease_conversations(self.db, self.owner, limit=free, lease_s=self.lease_s)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # noqa: BLE001 - the store hiccupped; log, back off, go on
+                        self.stats.errors += 1
+                        log.exception("bot worker: leasing failed; retrying shortly")
+                        ids = []
+                    leased = len(ids)
+                    in_flight.update(asyncio.ensure_future(self._handle_conversation(cid)) for cid in ids)
+                if leased and len(in_flight) < self.concurrency:
+                    continue  # there may be more waiting right now
+                waiter = asyncio.ensure_future(self._wakeup.wait())
+                done, _ = await asyncio.wait(
+                    {*in_flight, waiter}, timeout=self.idle_poll_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                waiter.cancel()
+                in_flight -= done
         finally:
             self.ready = False
+            for task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def run_once(self) -> int:
         """One pass: lease conversations with unhandled messages and handle them; returns how many."""

@@ -8,7 +8,7 @@ bad text 422.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
@@ -20,6 +20,7 @@ from storage.agents import authenticate
 from storage.errors import NotAllowed, NotFound
 
 router = APIRouter(prefix="/api", tags=["api"])
+ApiAgent = Annotated[CurrentAgent, Depends(api_agent)]
 
 
 # --- bodies and answers ----------------------------------------------------------------------------
@@ -214,13 +215,15 @@ async def issue_token(body: TokenRequest, request: Request) -> TokenResponse:
 @router.get("/tickets", response_model=list[TicketOut], summary="Tickets, most urgent and oldest first")
 async def list_tickets(
     request: Request,
-    agent: CurrentAgent = Depends(api_agent),
-    queue: str | None = Query(None, description="support, sales, events or general"),
-    status_: str = Query("open", alias="status", description="open, queued, assigned, closed, resolved, all…"),
-    mine: bool = Query(False, description="only tickets you hold"),
-    priority: str | None = Query(None, description="urgent, high, normal or low"),
+    agent: ApiAgent,
+    queue: Annotated[str | None, Query(description="support, sales, events or general")] = None,
+    status_: Annotated[
+        str, Query(alias="status", description="open, queued, assigned, closed, handed_back, resolved or all")
+    ] = "open",
+    mine: Annotated[bool, Query(description="only tickets you hold")] = False,
+    priority: Annotated[str | None, Query(description="urgent, high, normal or low")] = None,
     category: str | None = None,
-    channel: str | None = Query(None, description="x or telegram"),
+    channel: Annotated[str | None, Query(description="x or telegram")] = None,
 ) -> list[TicketOut]:
     try:
         filters = queries.Filters(
@@ -237,7 +240,7 @@ async def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetailOut, summary="A ticket with its conversation")
-async def get_ticket(ticket_id: int, request: Request, agent: CurrentAgent = Depends(api_agent)) -> TicketDetailOut:
+async def get_ticket(ticket_id: int, request: Request, agent: ApiAgent) -> TicketDetailOut:
     return _detail_out(await queries.ticket_detail(_db(request), ticket_id))
 
 
@@ -247,7 +250,7 @@ async def get_ticket(ticket_id: int, request: Request, agent: CurrentAgent = Dep
     summary="Take a queued ticket",
     responses={409: {"description": "someone else holds it (`holder` names them) or it is closed"}},
 )
-async def claim(ticket_id: int, request: Request, agent: CurrentAgent = Depends(api_agent)) -> TicketOut:
+async def claim(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
     await actions.claim(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
@@ -259,7 +262,7 @@ async def claim(ticket_id: int, request: Request, agent: CurrentAgent = Depends(
     summary="Reply to the customer (queued for delivery)",
 )
 async def reply(
-    ticket_id: int, body: TextBody, request: Request, agent: CurrentAgent = Depends(api_agent)
+    ticket_id: int, body: TextBody, request: Request, agent: ApiAgent
 ) -> AcceptedMessage:
     message = await actions.agent_reply(_db(request), ticket_id, agent.id, body.text)
     assert message.id is not None
@@ -273,7 +276,7 @@ async def reply(
     summary="Add an internal note (never sent to the customer)",
 )
 async def add_note(
-    ticket_id: int, body: TextBody, request: Request, agent: CurrentAgent = Depends(api_agent)
+    ticket_id: int, body: TextBody, request: Request, agent: ApiAgent
 ) -> AcceptedMessage:
     message = await actions.add_note(_db(request), ticket_id, agent.id, body.text)
     assert message.id is not None
@@ -281,13 +284,13 @@ async def add_note(
 
 
 @router.post("/tickets/{ticket_id}/handback", response_model=TicketOut, summary="Give the conversation back to the bot")
-async def hand_back(ticket_id: int, request: Request, agent: CurrentAgent = Depends(api_agent)) -> TicketOut:
+async def hand_back(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
     await actions.hand_back(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut, summary="Close the ticket as resolved")
-async def resolve(ticket_id: int, request: Request, agent: CurrentAgent = Depends(api_agent)) -> TicketOut:
+async def resolve(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
     await actions.resolve(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
@@ -299,7 +302,7 @@ async def resolve(ticket_id: int, request: Request, agent: CurrentAgent = Depend
     responses={403: {"description": "you are not an admin"}},
 )
 async def assign(
-    ticket_id: int, body: AssignBody, request: Request, agent: CurrentAgent = Depends(api_agent)
+    ticket_id: int, body: AssignBody, request: Request, agent: ApiAgent
 ) -> TicketOut:
     if not agent.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only an admin can assign tickets")
@@ -318,7 +321,7 @@ async def assign(
     summary="Correct the NLU: what a customer message really meant",
 )
 async def correct_intent(
-    message_id: int, body: IntentBody, request: Request, agent: CurrentAgent = Depends(api_agent)
+    message_id: int, body: IntentBody, request: Request, agent: ApiAgent
 ) -> MessageOut:
     state = request.app.state.desk
     if state.taxonomy is not None and state.taxonomy.intents and body.intent not in state.taxonomy.intents:
@@ -341,8 +344,8 @@ async def correct_message_intent(db: Any, message_id: int, intent: str, agent_id
 @router.get("/stats", response_model=StatsOut, summary="Open tickets per queue, response times, containment")
 async def get_stats(
     request: Request,
-    agent: CurrentAgent = Depends(api_agent),
-    days: int = Query(30, ge=1, le=3650, description="window for the times and containment"),
+    agent: ApiAgent,
+    days: Annotated[int, Query(ge=1, le=3650, description="window for the times and containment")] = 30,
 ) -> StatsOut:
     s = await queries.stats(_db(request), days=days)
     return StatsOut(

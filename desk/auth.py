@@ -9,8 +9,10 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from storage.db import Database
@@ -33,7 +35,7 @@ class CurrentAgent:
     is_admin: bool
 
     @classmethod
-    def from_row(cls, agent: Agent) -> "CurrentAgent":
+    def from_row(cls, agent: Agent) -> CurrentAgent:
         assert agent.id is not None
         return cls(id=agent.id, name=agent.name, email=agent.email, is_admin=agent.role == AgentRole.admin)
 
@@ -80,8 +82,19 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-async def api_agent(request: Request) -> CurrentAgent:
-    """FastAPI dependency for /api/ routes: the agent named by a valid bearer token, else 401."""
+_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="A token from POST /api/token, sent as `Authorization: Bearer <token>`.",
+)
+
+
+async def api_agent(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)] = None
+) -> CurrentAgent:
+    """FastAPI dependency for /api/ routes: the agent named by a valid bearer token, else 401.
+
+    (The HTTPBearer scheme is declared so that /docs offers an "Authorize" button.)
+    """
     token = bearer_token(request)
     if token is None:
         raise _unauthorized("missing bearer token: POST /api/token with your e-mail and password to get one")

@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -75,7 +75,7 @@ class LiveFeed:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - shutting down either way
                 pass
 
     async def _run(self) -> None:
@@ -86,7 +86,7 @@ class LiveFeed:
                         _offer(queue, event)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a database hiccup must not end the feed
+            except Exception:
                 log.exception("desk live feed: polling the store failed; retrying")
             if self._primed:
                 self._ready.set()
@@ -98,7 +98,7 @@ class LiveFeed:
         """Until the feed has its first picture: from then on, every change reaches the subscribers."""
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def poll(self) -> list[tuple[str, dict[str, Any]]]:
@@ -165,7 +165,7 @@ router = APIRouter(tags=["live"])
     summary="Server-sent events: tickets and messages as they change",
     response_class=StreamingResponse,
 )
-async def live_events(request: Request, agent: CurrentAgent = Depends(any_agent)) -> StreamingResponse:
+async def live_events(request: Request, agent: Annotated[CurrentAgent, Depends(any_agent)]) -> StreamingResponse:
     feed: LiveFeed = request.app.state.desk.live
 
     async def stream() -> AsyncIterator[str]:
@@ -179,7 +179,7 @@ async def live_events(request: Request, agent: CurrentAgent = Depends(any_agent)
             while not feed.closed and loop.time() < ends_at:
                 try:
                     item = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if await request.is_disconnected():
                         return
                     yield ": ping\n\n"

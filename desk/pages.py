@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
@@ -46,6 +46,9 @@ QUEUE_TABS: tuple[tuple[str, str], ...] = (
 CATEGORIES = ("support", "sales", "event", "human", "smalltalk", "other")
 
 
+Csrf = Annotated[str, Form(alias=CSRF_FORM_FIELD)]
+
+
 class SignInRequired(Exception):
     """Raised by `page_agent`; answered with a redirect to the sign-in page."""
 
@@ -55,6 +58,9 @@ async def page_agent(request: Request) -> CurrentAgent:
     if agent is None:
         raise SignInRequired()
     return agent
+
+
+PageAgent = Annotated[CurrentAgent, Depends(page_agent)]
 
 
 def sign_in_redirect(request: Request) -> Response:
@@ -92,7 +98,7 @@ def _time(value: datetime | None) -> Markup:
     """A <time> element: UTC on the page, the ISO value for machines and for the title tooltip."""
     if value is None:
         return Markup("—")
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     iso = value.isoformat(timespec="seconds")
     today = utcnow().date() == value.date()
     shown = value.strftime("%H:%M" if today else "%d %b %H:%M")
@@ -162,10 +168,10 @@ async def login_form(request: Request, next: str | None = None) -> Response:
 @router.post("/login", name="login")
 async def login(
     request: Request,
-    email: str = Form(""),
-    password: str = Form(""),
-    next: str = Form(""),
-    csrf_token_: str = Form("", alias=CSRF_FORM_FIELD),
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+    csrf_token_: Csrf = "",
 ) -> Response:
     check_csrf(request, csrf_token_)
     agent = await authenticate(request.app.state.desk.db, email, password) if email and password else None
@@ -179,7 +185,7 @@ async def login(
 
 
 @router.post("/logout", name="logout")
-async def logout(request: Request, csrf_token_: str = Form("", alias=CSRF_FORM_FIELD)) -> Response:
+async def logout(request: Request, csrf_token_: Csrf = "") -> Response:
     check_csrf(request, csrf_token_)
     end_session(request)
     return RedirectResponse(str(request.url_for("login_form")), status_code=303)
@@ -189,7 +195,7 @@ async def logout(request: Request, csrf_token_: str = Form("", alias=CSRF_FORM_F
 
 
 @router.get("/", name="home")
-async def home(request: Request, agent: CurrentAgent = Depends(page_agent)) -> Response:
+async def home(request: Request, agent: PageAgent) -> Response:
     return RedirectResponse(str(request.url_for("queue_page", name="all")), status_code=303)
 
 
@@ -217,7 +223,7 @@ def _filter_params(request: Request) -> dict[str, str]:
 
 
 @router.get("/queues/{name}", name="queue_page")
-async def queue_page(name: str, request: Request, agent: CurrentAgent = Depends(page_agent)) -> Response:
+async def queue_page(name: str, request: Request, agent: PageAgent) -> Response:
     params = _filter_params(request)
     filters = _queue_filters(name, agent, params)
     rows = await queries.list_tickets(request.app.state.desk.db, filters)
@@ -238,7 +244,7 @@ async def queue_page(name: str, request: Request, agent: CurrentAgent = Depends(
 
 
 @router.get("/queues/{name}/rows", name="queue_rows")
-async def queue_rows(name: str, request: Request, agent: CurrentAgent = Depends(page_agent)) -> Response:
+async def queue_rows(name: str, request: Request, agent: PageAgent) -> Response:
     filters = _queue_filters(name, agent, _filter_params(request))
     rows = await queries.list_tickets(request.app.state.desk.db, filters)
     return await _render(
@@ -269,7 +275,7 @@ async def _ticket_context(request: Request, ticket_id: int, agent: CurrentAgent)
 
 
 @router.get("/tickets/{ticket_id}", name="ticket_page")
-async def ticket_page(ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent)) -> Response:
+async def ticket_page(ticket_id: int, request: Request, agent: PageAgent) -> Response:
     try:
         context = await _ticket_context(request, ticket_id, agent)
     except NotFound:
@@ -278,7 +284,7 @@ async def ticket_page(ticket_id: int, request: Request, agent: CurrentAgent = De
 
 
 @router.get("/tickets/{ticket_id}/parts", name="ticket_parts")
-async def ticket_parts(ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent)) -> Response:
+async def ticket_parts(ticket_id: int, request: Request, agent: PageAgent) -> Response:
     """The parts of the ticket page that change by themselves (live updates swap them out of band)."""
     context = await _ticket_context(request, ticket_id, agent)
     return await _render(request, "_ticket_parts.html", context, agent=agent)
@@ -323,16 +329,16 @@ async def _do(
 
 @router.post("/tickets/{ticket_id}/claim", name="ticket_claim")
 async def ticket_claim(
-    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
-    csrf: str = Form("", alias=CSRF_FORM_FIELD),
+    ticket_id: int, request: Request, agent: PageAgent,
+    csrf: Csrf = "",
 ) -> Response:
     return await _do(request, ticket_id, agent, csrf, lambda: actions.claim(request.app.state.desk.db, ticket_id, agent.id))
 
 
 @router.post("/tickets/{ticket_id}/reply", name="ticket_reply")
 async def ticket_reply(
-    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
-    text: str = Form(""), csrf: str = Form("", alias=CSRF_FORM_FIELD),
+    ticket_id: int, request: Request, agent: PageAgent,
+    text: Annotated[str, Form()] = "", csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
     return await _do(request, ticket_id, agent, csrf, lambda: actions.agent_reply(db, ticket_id, agent.id, text))
@@ -340,8 +346,8 @@ async def ticket_reply(
 
 @router.post("/tickets/{ticket_id}/note", name="ticket_note")
 async def ticket_note(
-    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
-    text: str = Form(""), csrf: str = Form("", alias=CSRF_FORM_FIELD),
+    ticket_id: int, request: Request, agent: PageAgent,
+    text: Annotated[str, Form()] = "", csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
     return await _do(request, ticket_id, agent, csrf, lambda: actions.add_note(db, ticket_id, agent.id, text))
@@ -349,8 +355,8 @@ async def ticket_note(
 
 @router.post("/tickets/{ticket_id}/handback", name="ticket_handback")
 async def ticket_handback(
-    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
-    csrf: str = Form("", alias=CSRF_FORM_FIELD),
+    ticket_id: int, request: Request, agent: PageAgent,
+    csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
     return await _do(request, ticket_id, agent, csrf, lambda: actions.hand_back(db, ticket_id, agent.id))
@@ -358,8 +364,8 @@ async def ticket_handback(
 
 @router.post("/tickets/{ticket_id}/resolve", name="ticket_resolve")
 async def ticket_resolve(
-    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
-    csrf: str = Form("", alias=CSRF_FORM_FIELD),
+    ticket_id: int, request: Request, agent: PageAgent,
+    csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
     return await _do(request, ticket_id, agent, csrf, lambda: actions.resolve(db, ticket_id, agent.id))
@@ -367,8 +373,8 @@ async def ticket_resolve(
 
 @router.post("/tickets/{ticket_id}/assign", name="ticket_assign")
 async def ticket_assign(
-    ticket_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
-    agent_id: int = Form(...), csrf: str = Form("", alias=CSRF_FORM_FIELD),
+    ticket_id: int, request: Request, agent: PageAgent,
+    agent_id: Annotated[int, Form()], csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
     return await _do(request, ticket_id, agent, csrf, lambda: actions.reassign(db, ticket_id, agent_id, by_agent_id=agent.id))
@@ -376,8 +382,8 @@ async def ticket_assign(
 
 @router.post("/tickets/{ticket_id}/messages/{message_id}/intent", name="message_intent")
 async def message_intent(
-    ticket_id: int, message_id: int, request: Request, agent: CurrentAgent = Depends(page_agent),
-    intent: str = Form(""), csrf: str = Form("", alias=CSRF_FORM_FIELD),
+    ticket_id: int, message_id: int, request: Request, agent: PageAgent,
+    intent: Annotated[str, Form()] = "", csrf: Csrf = "",
 ) -> Response:
     state = request.app.state.desk
     if intent not in await state.intent_choices():
@@ -392,7 +398,7 @@ async def message_intent(
 
 
 @router.get("/stats", name="stats_page")
-async def stats_page(request: Request, agent: CurrentAgent = Depends(page_agent), days: int = 30) -> Response:
+async def stats_page(request: Request, agent: PageAgent, days: int = 30) -> Response:
     days = min(max(days, 1), 3650)
     figures = await queries.stats(request.app.state.desk.db, days=days)
     return await _render(request, "stats.html", {"s": figures, "days": days}, agent=agent)

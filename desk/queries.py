@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -50,7 +50,7 @@ LIST_LIMIT = 500
 def aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes for timezone-aware columns; the store writes UTC."""
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -63,7 +63,7 @@ class Filters:
     category: str | None = None
     channel: str | None = None
 
-    def validate(self) -> "Filters":
+    def validate(self) -> Filters:
         if self.queue is not None and self.queue not in QUEUE_NAMES:
             raise ValueError(f"unknown queue {self.queue!r}; use one of {', '.join(QUEUE_NAMES)}")
         if self.status not in STATUS_FILTERS:

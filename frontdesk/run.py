@@ -63,9 +63,9 @@ class Running:
     nlu_url: str = ""
     http_url: str = ""
     sandbox: Any = None
+    telegram: Any = None
     brand_user_id: str = ""
     http_app: Any = None
-    telegram: Any = None  # bot/channels/telegram TelegramChannel, when Telegram is on
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
 
 
@@ -113,9 +113,11 @@ async def started(
         if uses_x:
             await _start_x(stack, running, say, poll=with_channels)
             running.brand_user_id = settings.x_brand_user_id or (running.channel.brand_id or "")
+        # Telegram: with a token; in sandbox mode (the emulators started here) on the in-process emulator.
+        if (settings.telegram_token is not None or running.sandbox is not None) and (with_channels or with_outbox):
             await _start_telegram(stack, running, say, poll=with_channels)
-            if with_outbox:
-                running.outbox = _start_outbox(stack, running, owner)
+        if with_outbox:
+            running.outbox = _start_outbox(stack, running, owner)
         config = RouterConfig(
             confidence_threshold=settings.nlu_confidence_threshold,
             brand_user_id=running.brand_user_id,
@@ -385,40 +387,37 @@ async def _start_x(stack: AsyncExitStack, running: Running, say: Say, *, poll: b
 
 
 def _start_outbox(stack: AsyncExitStack, running: Running, owner: str) -> Any:
+    """One outbox loop for every channel that has a sender (X, and Telegram when configured)."""
     from bot.outbox import OutboxLoop
     from storage.models import Channel
 
-    assert running.channel is not None and running.channel.sender is not None
-    senders: dict[Channel, Any] = {Channel.x: running.channel.sender}
+    senders: dict[Channel, Any] = {}
+    if running.channel is not None and running.channel.sender is not None:
+        senders[Channel.x] = running.channel.sender
     if running.telegram is not None:
         senders[Channel.telegram] = running.telegram.sender
+    if not senders:
+        return None
     outbox = OutboxLoop(running.db, senders, owner)
     _spawn(stack, running, "outbox", outbox.run())
     return outbox
 
 
-# --- Telegram (bot/channels/telegram/) -----------------------------------------------------------------------
-
-
 async def _start_telegram(stack: AsyncExitStack, running: Running, say: Say, *, poll: bool) -> None:
-    """Telegram customers, the agents' pager and the Telegram sender, when a token is set; in sandbox mode
-    (no X credentials, the emulators started here) against the in-process Telegram emulator."""
-    from pydantic import SecretStr
+    """Telegram: customers in, the agents' pager, the sender (bot/channels/telegram, docs/telegram.md).
 
-    from bot.channels.telegram import TelegramChannel, TelegramStartError
-    from frontdesk.settings import SANDBOX_TELEGRAM_AGENTS_CHAT, SANDBOX_TELEGRAM_TOKEN
+    With FRONTDESK_TELEGRAM_TOKEN: the real Bot API (or FRONTDESK_TELEGRAM_API_BASE).  Without it, in sandbox
+    mode: the in-process Telegram emulator with `SANDBOX_TELEGRAM_TOKEN` and an agents' group registered.
+    """
+    try:
+        from bot.channels.telegram import TelegramChannel, TelegramStartError
+    except ImportError:
+        say("frontdesk: FRONTDESK_TELEGRAM_TOKEN is set but the Telegram channel is not installed in this build")
+        return
 
     settings = running.settings
     if settings.telegram_token is None:
-        if running.sandbox is None:
-            return
-        settings = settings.model_copy(update={
-            "telegram_token": SecretStr(SANDBOX_TELEGRAM_TOKEN),
-            "telegram_api_base": running.sandbox.base_url,
-            "telegram_agents_chat": settings.telegram_agents_chat or SANDBOX_TELEGRAM_AGENTS_CHAT,
-        })
-        _register_sandbox_agents_chat(running, settings.telegram_agents_chat)
-        say(_telegram_sandbox_banner(running.sandbox.base_url, settings.telegram_agents_chat))
+        settings = _telegram_sandbox_settings(running, say)
 
     def wake() -> None:
         if running.worker is not None:
@@ -436,24 +435,33 @@ async def _start_telegram(stack: AsyncExitStack, running: Running, say: Say, *, 
     stack.push_async_callback(channel.stop)
     running.telegram = channel
     if poll:
-        running.readiness.add("telegram", flag_check(lambda: channel.ready, "the Telegram channel is not polling"))
+        running.readiness.add("telegram", flag_check(lambda: channel.ready, "the Telegram channel is starting"))
         if channel.webhook_mode and running.http_app is not None:
             add_routes(running.http_app, channel.webhook_router())
-        say(f"frontdesk: Telegram bot @{channel.bot.username} "
-            + ("takes updates by webhook" if channel.webhook_mode else "polls for updates")
-            + (f"; escalations are posted to chat {settings.telegram_agents_chat}"
-               if settings.telegram_agents_chat is not None else ""))
+    say(f"frontdesk: Telegram bot @{channel.bot.username} "
+        + ("(sender only)" if not poll else "takes updates by webhook" if channel.webhook_mode
+           else "polls for updates")
+        + (f"; escalations are posted to chat {settings.telegram_agents_chat}"
+           if poll and settings.telegram_agents_chat is not None else ""))
 
 
-def _register_sandbox_agents_chat(running: Running, chat_id: int | None) -> None:
-    from sandbox.telegram_api import TELEGRAM_EMULATOR_KEY
+def _telegram_sandbox_settings(running: Running, say: Say) -> Settings:
+    from pydantic import SecretStr
 
-    emulator = running.sandbox.app.get(TELEGRAM_EMULATOR_KEY) if running.sandbox is not None else None
-    if emulator is not None and chat_id is not None:
-        emulator.add_chat(chat_id=chat_id, chat_type="supergroup", title="Frontdesk agents (sandbox)")
+    from frontdesk.settings import SANDBOX_TELEGRAM_AGENTS_CHAT, SANDBOX_TELEGRAM_TOKEN
+
+    sandbox = running.sandbox
+    agents_chat = running.settings.telegram_agents_chat or SANDBOX_TELEGRAM_AGENTS_CHAT
+    sandbox.telegram.add_chat(chat_id=agents_chat, chat_type="supergroup", title="Frontdesk agents (sandbox)")
+    say(_telegram_sandbox_banner(sandbox.base_url, agents_chat))
+    return running.settings.model_copy(update={
+        "telegram_token": SecretStr(SANDBOX_TELEGRAM_TOKEN),
+        "telegram_api_base": sandbox.base_url,
+        "telegram_agents_chat": agents_chat,
+    })
 
 
-def _telegram_sandbox_banner(base: str, agents_chat: int | None) -> str:
+def _telegram_sandbox_banner(base: str, agents_chat: int) -> str:
     return f"""
   SANDBOX MODE (Telegram): no FRONTDESK_TELEGRAM_TOKEN, so the bot talks to the local Telegram
   emulator at {base}. Play a customer:

@@ -17,6 +17,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from sqlalchemy import select
@@ -96,7 +97,7 @@ async def export_corrections(db: Database, path: Path = DEFAULT_CORRECTIONS_PATH
 
 
 def export_corrections_command(
-    output: Path = typer.Option(DEFAULT_CORRECTIONS_PATH, "--output", "-o", help="Where to write the YAML."),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the YAML.")] = DEFAULT_CORRECTIONS_PATH,
 ) -> None:
     """Write agents' intent corrections as Rasa NLU training data (nlu/corrections.yml)."""
     from storage.migrate import open_database

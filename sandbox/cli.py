@@ -12,6 +12,7 @@ from frontdesk.settings import (
     SANDBOX_X_ACCESS_TOKEN_SECRET,
     SANDBOX_X_BEARER_TOKEN,
     SANDBOX_X_CONSUMER_KEY,
+    SANDBOX_TELEGRAM_TOKEN,
     SANDBOX_X_CONSUMER_SECRET,
     get_settings,
 )
@@ -44,6 +45,14 @@ Break things:
   curl -s {json_header} -d '{{"status": 503, "count": 3, "path_prefix": "/2/users"}}' {ctl}/faults
   curl -s {json_header} -d '{{"rate_limit_profile": "x", "rate_limit_window_s": 60}}' {ctl}/config
   curl -s -X POST {ctl}/reset
+
+Telegram Bot API emulator: {base_url}/bot<token>/<method>   token {SANDBOX_TELEGRAM_TOKEN}
+  Point the bot at it:
+    export FRONTDESK_TELEGRAM_API_BASE={base_url}/bot FRONTDESK_TELEGRAM_TOKEN={SANDBOX_TELEGRAM_TOKEN}
+  Play a Telegram customer:
+    curl -s {json_header} -d '{{"chat_id": 5001, "from": {{"id": 5001, "username": "dana"}}, "text": "hi"}}' {ctl}/telegram/messages
+  See what the bot sent:
+    curl -s {ctl}/telegram/sent
 """
 
 
@@ -63,7 +72,8 @@ def sandbox_command(
     host: str = typer.Option("127.0.0.1", help="Interface to bind; keep loopback unless you mean it."),
     brand: str = typer.Option("frontdesk", help="The brand's X handle in the emulator."),
 ) -> None:
-    """Run the local X API emulator in the foreground (tweepy talks to it as to api.twitter.com)."""
+    """Run the local X and Telegram API emulators in the foreground (tweepy and python-telegram-bot
+    talk to them as to api.twitter.com and api.telegram.org)."""
     chosen = port if port is not None else get_settings().sandbox_port
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(host, chosen, brand))

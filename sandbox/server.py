@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.telegram_api import add_telegram_routes
+from sandbox.telegram_api import TELEGRAM_EMULATOR_KEY, TelegramEmulator, add_telegram_routes
 from sandbox.x_api import X_STATE, X_WEBHOOKS, add_x_routes
 from sandbox.x_state import XConfig, XState
 
@@ -22,20 +22,31 @@ def build_sandbox_app(*, x_config: XConfig | None = None, x_state: XState | None
     """An app with every emulator mounted; their states are reachable as ``app[X_STATE]`` etc."""
     app = web.Application()
     add_x_routes(app, state=x_state, config=x_config)
-    add_telegram_routes(app)  # the Telegram Bot API emulator, reachable as app[TELEGRAM_EMULATOR_KEY]
+    # The Bot API lives under /bot<token>/ and its controls under /_sandbox/telegram/: no clash with X.
+    add_telegram_routes(app)
     return app
 
 
 @dataclass
 class RunningSandbox:
-    """A sandbox listening on a real port: ``base_url`` (no trailing slash), ``port``, ``x`` (its XState)."""
+    """A sandbox listening on a real port: ``base_url`` (no trailing slash), ``port``, ``x`` (its XState),
+    ``telegram`` (the Telegram emulator; python-telegram-bot's base_url is ``telegram_base_url``)."""
 
     base_url: str
     host: str
     port: int
     x: XState
+    telegram: TelegramEmulator
     app: web.Application
     extra: dict[str, Any]
+
+    @property
+    def telegram_base_url(self) -> str:
+        return f"{self.base_url}/bot"
+
+    @property
+    def telegram_base_file_url(self) -> str:
+        return f"{self.base_url}/file/bot"
 
     async def drain_webhooks(self) -> None:
         """Wait until every webhook delivery queued so far has been attempted."""
@@ -63,6 +74,7 @@ async def running_sandbox(
             host=host,
             port=bound_port,
             x=app[X_STATE],
+            telegram=app[TELEGRAM_EMULATOR_KEY],
             app=app,
             extra={},
         )

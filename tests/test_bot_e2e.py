@@ -112,6 +112,17 @@ async def test_asking_for_a_human_opens_a_ticket(bot: BotHarness) -> None:
     ticket = await _wait_ticket(bot, "fred")
     assert ticket.category == "human"
     assert ticket.status.value == "queued"
+    [notice] = await bot.wait_dms_to("fred", 1)
+    assert "person" in notice
+    # While waiting: one "you're in the queue" note per ticket, however often they write.
+    await bot.dm("fred", "hello??")
+    await bot.dm("fred", "anyone there?")
+    await eventually(lambda: _all_handled(bot, "fred", 3), what="three messages handled")
+    texts = await bot.wait_dms_to("fred", 2)
+    assert len(texts) == 2 and "in the queue" in texts[1]
+    async with bot.db.session() as session:
+        on_ticket = (await session.execute(select(Message.text).where(Message.ticket_id == ticket.id))).scalars().all()
+    assert {"let me talk to a person", "hello??", "anyone there?"} <= set(on_ticket)
 
 
 async def test_public_complaint_gets_one_public_reply_inviting_a_dm_and_a_ticket(bot: BotHarness) -> None:

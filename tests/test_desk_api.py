@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -111,7 +112,9 @@ async def test_disabling_an_agent_revokes_their_token(desk_client, make_agent, d
 
 async def test_docs_describe_the_api(desk_client) -> None:
     assert (await desk_client.get("/docs")).status_code == 200
-    paths = (await desk_client.get("/openapi.json")).json()["paths"]
+    spec = (await desk_client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"  # /docs can authorize
     for path in ("/api/token", "/api/tickets", "/api/tickets/{ticket_id}/claim", "/api/stats",
                  "/api/messages/{message_id}/intent"):
         assert path in paths
@@ -380,6 +383,7 @@ async def test_thirty_concurrent_claims_have_exactly_one_winner(desk_server, mak
     signer = TokenSigner(TEST_SECRET_KEY, 3600)  # the server's key; 30 argon2 logins would only add time
     limits = httpx.Limits(max_connections=30, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=desk_server.base_url, limits=limits, timeout=60) as client:
+        assert (await client.get("/docs")).status_code == 200  # the standalone server serves the whole app
         # One real login, so the minted tokens are known to be what the server issues.
         assert (await client.post("/api/token", json={"email": agents[0].email, "password": "racer-password"})).status_code == 200
         responses = await asyncio.gather(

@@ -107,6 +107,7 @@ async def test_an_agent_works_two_tickets_in_the_browser(browser, browser_store,
         # Sign in, with the keyboard.
         await page.goto(f"{server.base_url}/")
         await expect(page).to_have_url(f"{server.base_url}/login?next=%2F")
+        await page.screenshot(path=str(ARTIFACTS / "desk-login-1280x800.png"))
         await page.get_by_label("E-mail").fill("ann@example.com")
         await page.get_by_label("Password").fill(DEFAULT_PASSWORD)
         await page.get_by_label("Password").press("Enter")
@@ -144,12 +145,19 @@ async def test_an_agent_works_two_tickets_in_the_browser(browser, browser_store,
         await page.get_by_label("Reply to @alice_w or write an internal note").fill(
             "Sorry about that, Alice! I've asked the courier and will update you today."
         )
-        await page.get_by_role("button", name="Send reply").click()
+        await page.locator("#reply-text").press("Control+Enter")  # the keyboard shortcut for "Send reply"
         await expect(page.locator("#conversation")).to_contain_text("I've asked the courier")
         await expect(page.locator("#reply-text")).to_have_value("")
         async with db.session() as session:
             outbox = (await session.execute(select(OutboxItem))).scalars().all()
         assert [row.text for row in outbox] == ["Sorry about that, Alice! I've asked the courier and will update you today."]
+
+        # An internal note: shown to agents, never queued for the customer.
+        await page.locator("#reply-text").fill("Courier ticket CR-55 opened")
+        await page.get_by_role("button", name="Add note").click()
+        await expect(page.locator("#conversation .msg.note")).to_contain_text("Courier ticket CR-55 opened")
+        async with db.session() as session:
+            assert len((await session.execute(select(OutboxItem))).scalars().all()) == 1
 
         # The customer writes again: the message appears without a reload.
         await expect(page.locator("body")).to_have_attribute("data-live", "on")
@@ -166,6 +174,7 @@ async def test_an_agent_works_two_tickets_in_the_browser(browser, browser_store,
         await phone_page.goto(f"{server.base_url}/queues/all")
         await expect(phone_page.locator("#queue-rows tr")).to_have_count(4)
         await phone_page.screenshot(path=str(ARTIFACTS / "desk-queue-390x844.png"), full_page=True)
+        assert await phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         await phone_page.goto(f"{server.base_url}/tickets/{first.id}")
         await expect(phone_page.locator("#conversation")).to_contain_text("ZX-991")
         await phone_page.screenshot(path=str(ARTIFACTS / "desk-ticket-390x844.png"), full_page=True)

@@ -27,6 +27,15 @@ UNSEEN: dict[str, list[tuple[str, str, dict[str, str]]]] = {
         ("please get me a real person to talk to", "human", {}),
         ("thanks so much for the help", "smalltalk", {}),
     ],
+    # The real project (nlu/project): categories only until its entity names are settled; plain,
+    # unambiguous messages that a support desk model must get right.
+    "real": [
+        ("@brand it's been two weeks and my order still hasn't arrived", "support", {}),
+        ("how much does the premium plan cost per month?", "sales", {}),
+        ("what time does the launch event start on saturday?", "event", {}),
+        ("I want to talk to a real person, not a bot", "human", {}),
+        ("thank you so much, you've been really helpful!", "smalltalk", {}),
+    ],
 }
 
 
@@ -49,7 +58,10 @@ async def test_unseen_messages_get_the_right_category_and_entities(
 
 
 async def test_entity_offsets_point_into_the_message(nlu_client: NLUClient, nlu_project: NLUTestProject) -> None:
-    text, _, _ = next(c for c in _cases(nlu_project) if c[2])
+    with_entities = [c for c in _cases(nlu_project) if c[2]]
+    if not with_entities:
+        pytest.skip(f"no entity cases written for the {nlu_project.name!r} project")
+    text, _, _ = with_entities[0]
     result = await nlu_client.parse(text)
     for entity in result.entities:
         assert entity.start is not None and entity.end is not None

@@ -39,7 +39,9 @@ def _loop(db: Database, client: Any, brand: str, **kwargs: Any) -> tuple[OutboxL
     return OutboxLoop(db, {Channel.x: sender}, owner="test-sender", idle_s=0.05, **kwargs), sender
 
 
-async def test_replies_and_dms_are_posted_once(db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any) -> None:
+async def test_replies_and_dms_are_posted_once(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
     brand = x_sandbox.x.brand.id
     tweet = (await x_control.mention("alice", "my order is late"))["id"]
     dm = await x_control.dm("bob", "can I change my address?")
@@ -55,7 +57,9 @@ async def test_replies_and_dms_are_posted_once(db: Database, x_sandbox: RunningS
     assert [(t["in_reply_to_tweet_id"], t["text"]) for t in sent["tweets"]] == [
         (tweet, "Sorry about that, we're checking your order.")
     ]
-    assert [(d["recipient"], d["text"]) for d in sent["dms"]] == [("bob", "Of course: what is the new address?")]
+    assert [(d["recipient"], d["text"]) for d in sent["dms"]] == [
+        ("bob", "Of course: what is the new address?")
+    ]
     rows = await outbox_rows(db)
     assert [r.status for r in rows] == [OutboxStatus.sent, OutboxStatus.sent]
     assert {r.platform_message_id for r in rows} == {sent["tweets"][0]["id"], sent["dms"][0]["id"]}
@@ -119,7 +123,9 @@ async def test_a_send_whose_process_died_is_reconciled_not_repeated(
     assert loop.reconciled == 2 and loop.sent == 1
 
     sent = await x_control.sent()
-    assert sorted(t["text"] for t in sent["tweets"]) == sorted(["Your refund left us yesterday.", "Yes, until 18:00."])
+    assert sorted(t["text"] for t in sent["tweets"]) == sorted(
+        ["Your refund left us yesterday.", "Yes, until 18:00."]
+    )
     assert [d["text"] for d in sent["dms"]] == ["Yes, in every size."]
     rows = {r.id: r for r in await outbox_rows(db)}
     assert all(r.status == OutboxStatus.sent for r in rows.values())
@@ -182,8 +188,11 @@ async def test_rejected_credentials_are_a_permanent_error_naming_the_settings(
     good = make_x_client(x_settings(x_sandbox))
     bad = make_x_client(
         x_settings(
-            x_sandbox, x_consumer_key="sandbox-consumer-key", x_consumer_secret="sandbox-consumer-secret",
-            x_access_token="sandbox-access-token", x_access_token_secret="revoked",
+            x_sandbox,
+            x_consumer_key="sandbox-consumer-key",
+            x_consumer_secret="sandbox-consumer-secret",
+            x_access_token="sandbox-access-token",
+            x_access_token_secret="revoked",
         )
     )
     try:

@@ -300,3 +300,8 @@ def test_contest_question_is_not_in_the_catalogue(content: Content, router_confi
 def test_product_issue_answered_from_the_faq(content: Content, router_config: RouterConfig) -> None:
     decision = route(incoming("my headphones are not charging", "product_issue"), content, router_config)
     assert "help.example.com/devices" in _reply_text(decision)
+
+
+def test_a_message_without_text_goes_to_a_person(content: Content, router_config: RouterConfig) -> None:
+    decision = route(incoming("", nlu_error="empty message"), content, router_config)
+    assert _escalation(decision).reason.startswith("no text")

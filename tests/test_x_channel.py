@@ -28,7 +28,9 @@ async def _where_stored(db: Database) -> dict[str, tuple[ConversationKind, str, 
         return {str(r[0]): (r[1], r[2], r[3]) for r in rows.all()}
 
 
-async def test_mentions_and_dms_are_recorded_exactly_once(db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any) -> None:
+async def test_mentions_and_dms_are_recorded_exactly_once(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
     brand = x_sandbox.x.brand.id
     root = (await x_control.mention("alice", "my order #123 is late & nobody answers"))["id"]
     follow_up = (await x_control.mention("alice", "still waiting", in_reply_to=root))["id"]
@@ -49,12 +51,16 @@ async def test_mentions_and_dms_are_recorded_exactly_once(db: Database, x_sandbo
     assert stored[other] == (ConversationKind.public, other, "bob")
     assert stored[dm["id"]] == (ConversationKind.dm, dm["sender_id"], "carol")  # the customer's user id
     async with db.session() as session:
-        text = (await session.execute(select(Message.text).where(Message.platform_message_id == root))).scalar_one()
+        text = (
+            await session.execute(select(Message.text).where(Message.platform_message_id == root))
+        ).scalar_one()
     assert text.endswith("my order #123 is late & nobody answers")  # X's &amp; undone
     assert await get_cursor(db, f"x:{brand}:mentions:since_id") == max((root, follow_up, other), key=int)
 
 
-async def test_brand_own_dms_are_skipped(db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any) -> None:
+async def test_brand_own_dms_are_skipped(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
     brand = x_sandbox.x.brand.id
     first = await x_control.dm("dora", "is the shop open on Sunday?")
     dms = DmPoller(db, x_client, brand)
@@ -67,7 +73,9 @@ async def test_brand_own_dms_are_skipped(db: Database, x_sandbox: RunningSandbox
     assert await dms.poll_once() == 0
 
 
-async def test_500_mentions_between_two_polls_are_all_ingested_in_order(db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any) -> None:
+async def test_500_mentions_between_two_polls_are_all_ingested_in_order(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
     brand = x_sandbox.x.brand.id
     first = (await x_control.mention("erin", "hello"))["id"]
     poller = MentionsPoller(db, x_client, brand)
@@ -80,7 +88,9 @@ async def test_500_mentions_between_two_polls_are_all_ingested_in_order(db: Data
     assert await poller.poll_once() == 0
 
 
-async def test_first_start_ingests_only_the_backfill_window(db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any) -> None:
+async def test_first_start_ingests_only_the_backfill_window(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
     old = x_sandbox.x.add_mention("gus", "an old complaint")
     old.created_at = old.created_at.replace(year=old.created_at.year - 1)
     fresh = (await x_control.mention("gus", "a new question"))["id"]
@@ -113,9 +123,9 @@ async def test_rate_limit_storm_and_503_bursts_lose_nothing_and_wait_for_the_res
     await x_control.fault(status=503, count=3, path_prefix=f"/2/users/{brand}/mentions")
     await x_control.fault(status=503, count=2, path_prefix="/2/dm_events")
 
-    common = dict(floor_s=0.05, backoff_max_s=0.3, page_size=5)
-    mentions = MentionsPoller(db, x_client, brand, **common)  # type: ignore[arg-type]
-    dms = DmPoller(db, x_client, brand, **common)  # type: ignore[arg-type]
+    common: dict[str, Any] = {"floor_s": 0.05, "backoff_max_s": 0.3, "page_size": 5}
+    mentions = MentionsPoller(db, x_client, brand, **common)
+    dms = DmPoller(db, x_client, brand, **common)
     tasks = [asyncio.create_task(mentions.run()), asyncio.create_task(dms.run())]
     try:
         await eventually(lambda: _count_is(db, len(posted)), within_s=60)
@@ -140,11 +150,15 @@ async def _count_is(db: Database, n: int) -> bool:
     return await inbound_count(db) >= n
 
 
-async def test_bad_credentials_stop_the_poller_with_a_clear_error(db: Database, x_sandbox: RunningSandbox) -> None:
+async def test_bad_credentials_stop_the_poller_with_a_clear_error(
+    db: Database, x_sandbox: RunningSandbox
+) -> None:
     settings = x_settings(
         x_sandbox,
-        x_consumer_key="sandbox-consumer-key", x_consumer_secret="wrong-secret",
-        x_access_token="sandbox-access-token", x_access_token_secret="sandbox-access-token-secret",
+        x_consumer_key="sandbox-consumer-key",
+        x_consumer_secret="wrong-secret",
+        x_access_token="sandbox-access-token",
+        x_access_token_secret="sandbox-access-token-secret",
         x_bearer_token="wrong-bearer",
     )
     client = make_x_client(settings)
@@ -159,7 +173,9 @@ async def test_bad_credentials_stop_the_poller_with_a_clear_error(db: Database, 
         await close_x_client(client)
 
 
-async def test_channel_start_runs_pollers_and_wakes_the_router(db: Database, x_sandbox: RunningSandbox, x_control: Any) -> None:
+async def test_channel_start_runs_pollers_and_wakes_the_router(
+    db: Database, x_sandbox: RunningSandbox, x_control: Any
+) -> None:
     woken = asyncio.Event()
     channel = XChannel(db, x_settings(x_sandbox), wake=woken.set)
     assert not channel.ready
@@ -174,6 +190,9 @@ async def test_channel_start_runs_pollers_and_wakes_the_router(db: Database, x_s
         polls = [p.polls for p in channel.pollers]
         await eventually(lambda: _polled_more(channel, polls))
         assert sorted(await inbound_ids(db)) == sorted([tweet, dm])  # more polls, no duplicates
+        stats = channel.stats()
+        assert stats["mentions"]["recorded"] == 1 and stats["dms"]["recorded"] == 1
+        assert stats["mentions"]["stopped"] is None
     finally:
         await channel.stop()
 

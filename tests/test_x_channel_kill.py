@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -15,7 +16,16 @@ from storage.db import Database
 from tests.fixtures.x_channel import eventually, inbound_count, inbound_ids
 
 
-async def _start_ingest(database_url: str, sb: RunningSandbox, var_dir: Path) -> asyncio.subprocess.Process:
+async def _start_ingest(
+    database_url: str, sb: RunningSandbox, var_dir: Path, log: Path
+) -> asyncio.subprocess.Process:
+    with log.open("ab") as stderr:  # a file, not a pipe nobody reads: a chatty process must never block
+        return await _spawn(database_url, sb, var_dir, stderr)
+
+
+async def _spawn(
+    database_url: str, sb: RunningSandbox, var_dir: Path, stderr: Any
+) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
         "FRONTDESK_DATABASE_URL": database_url,
@@ -24,9 +34,20 @@ async def _start_ingest(database_url: str, sb: RunningSandbox, var_dir: Path) ->
         "FRONTDESK_VAR_DIR": str(var_dir),
     }
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.channels.x", cwd=PROJECT_ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot.channels.x",
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
     )
+
+
+async def _stop(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may have died on its own; the assertions tell
+        process.send_signal(sig)
+    await process.wait()
 
 
 async def test_sigkill_mid_ingest_then_restart_loses_and_duplicates_nothing(
@@ -36,12 +57,12 @@ async def test_sigkill_mid_ingest_then_restart_loses_and_duplicates_nothing(
     posted = [state.add_mention(f"crowd{i % 53}", f"is my order {i} on its way?").id for i in range(250)]
     posted += [state.add_dm(f"whisper{i % 17}", f"private note {i}").id for i in range(60)]
 
-    first = await _start_ingest(database_url, x_sandbox, tmp_path)
+    log = tmp_path / "ingest.log"
+    first = await _start_ingest(database_url, x_sandbox, tmp_path, log)
     try:
         await eventually(lambda: _at_least(db, 60), within_s=60, every_s=0.02)
     finally:
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
+        await _stop(first, signal.SIGKILL)
     stored_at_kill = await inbound_count(db)
     assert 0 < stored_at_kill < len(posted), "the process must die while it is still ingesting"
 
@@ -49,16 +70,15 @@ async def test_sigkill_mid_ingest_then_restart_loses_and_duplicates_nothing(
     posted += [state.add_mention(f"late{i}", f"still there? {i}").id for i in range(20)]
     posted += [state.add_dm(f"late{i}", f"hello? {i}").id for i in range(5)]
 
-    second = await _start_ingest(database_url, x_sandbox, tmp_path)
+    second = await _start_ingest(database_url, x_sandbox, tmp_path, log)
     try:
         await eventually(lambda: _at_least(db, len(posted)), within_s=90)
         # Let it poll on for a few more rounds: repeats must not add anything.
         before = len(x_requests)
         await eventually(lambda: _more_than(x_requests, before + 6), within_s=30)
     finally:
-        second.send_signal(signal.SIGTERM)
-        _, stderr = await second.communicate()
-    assert second.returncode == 0, stderr.decode()[-2000:]
+        await _stop(second, signal.SIGTERM)
+    assert second.returncode == 0, log.read_text()[-2000:]  # a clean shutdown on SIGTERM
 
     ids = await inbound_ids(db)
     assert len(ids) == len(set(ids)) == len(posted)

@@ -9,15 +9,15 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from bot.channels.x import XSender
+from bot.channels.x import XChannel, XSender
 from bot.channels.x.webhook import SIGNATURE_HEADER, make_x_webhook_router, sign
 from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET
 from sandbox.server import RunningSandbox
 from sandbox.x_webhook import payload_for
+from storage.actions import bot_reply
 from storage.db import Database
 from storage.models import Conversation, ConversationKind, Message
 from storage.outbox import lease_due
-from storage.actions import bot_reply
 from tests.fixtures.x_channel import inbound_count, inbound_ids, serving, x_settings
 
 
@@ -46,7 +46,10 @@ async def test_signed_events_pushed_by_x_are_recorded_once(
     woken: list[int] = []
     async with serving(_app(db, x_sandbox, x_client, woken)) as base:
         await x_control.webhook(f"{base}/webhooks/x")  # the emulator runs X's CRC check first
-        root = (await x_control.mention("lee", "my card was charged twice & I want a refund"))["id"]
+        long_text = (
+            "my card was charged twice & I want a refund. " + "Order 4711, paid on Monday, twice. " * 4
+        )
+        root = (await x_control.mention("lee", long_text))["id"]  # > 140: X sends it in extended_tweet
         reply = (await x_control.mention("lee", "any news?", in_reply_to=root))["id"]
         unseen_parent_reply = (await x_control.mention("kim", "hello again", in_reply_to=earlier))["id"]
         dm = await x_control.dm("max", "can I pay by invoice?")
@@ -59,11 +62,16 @@ async def test_signed_events_pushed_by_x_are_recorded_once(
 
         status = await x_control.webhook_status()
         assert status["deliveries"] and all(d.get("status") == 200 for d in status["deliveries"])
-        assert sorted(await inbound_ids(db), key=int) == sorted([root, reply, unseen_parent_reply, dm["id"]], key=int)
+        assert sorted(await inbound_ids(db), key=int) == sorted(
+            [root, reply, unseen_parent_reply, dm["id"]], key=int
+        )
         threads = await _threads(db)
         assert threads[reply] == (ConversationKind.public, root)  # found through the stored thread
         assert threads[unseen_parent_reply] == (ConversationKind.public, earlier)  # looked up on X
         assert threads[dm["id"]] == (ConversationKind.dm, dm["sender_id"])
+        async with db.session() as session:
+            stored = await session.execute(select(Message.text).where(Message.platform_message_id == root))
+            assert stored.scalar_one() == x_sandbox.x.tweets[root].text  # the whole post, not the cut
         assert woken
 
         # X redelivers an event (it retries when unsure): still stored once.
@@ -71,8 +79,12 @@ async def test_signed_events_pushed_by_x_are_recorded_once(
         body = json.dumps(payload_for(x_sandbox.x, "tweet", tweet)).encode()
         async with httpx.AsyncClient() as http:
             again = await http.post(
-                f"{base}/webhooks/x", content=body,
-                headers={SIGNATURE_HEADER: sign(SANDBOX_X_CONSUMER_SECRET, body), "content-type": "application/json"},
+                f"{base}/webhooks/x",
+                content=body,
+                headers={
+                    SIGNATURE_HEADER: sign(SANDBOX_X_CONSUMER_SECRET, body),
+                    "content-type": "application/json",
+                },
             )
         assert again.status_code == 200
         assert await inbound_count(db) == 4
@@ -82,7 +94,9 @@ async def _conversation_after_webhooks(db: Database, platform_id: str, sb: Runni
     await sb.drain_webhooks()
     async with db.session() as session:
         return (
-            await session.execute(select(Message.conversation_id).where(Message.platform_message_id == platform_id))
+            await session.execute(
+                select(Message.conversation_id).where(Message.platform_message_id == platform_id)
+            )
         ).scalar_one()
 
 
@@ -95,10 +109,14 @@ async def test_forged_and_unsigned_webhooks_are_refused_and_store_nothing(
         url = "/webhooks/x"
         headers = {"content-type": "application/json"}
         unsigned = await http.post(url, content=body, headers=headers)
-        forged = await http.post(url, content=body, headers={**headers, SIGNATURE_HEADER: sign("not-the-secret", body)})
+        forged = await http.post(
+            url, content=body, headers={**headers, SIGNATURE_HEADER: sign("not-the-secret", body)}
+        )
         tampered_body = body.replace(b"pretend", b"PRETEND")
         tampered = await http.post(
-            url, content=tampered_body, headers={**headers, SIGNATURE_HEADER: sign(SANDBOX_X_CONSUMER_SECRET, body)}
+            url,
+            content=tampered_body,
+            headers={**headers, SIGNATURE_HEADER: sign(SANDBOX_X_CONSUMER_SECRET, body)},
         )
         garbage = await http.post(url, content=body, headers={**headers, SIGNATURE_HEADER: "sha256=AAAA"})
         assert [r.status_code for r in (unsigned, forged, tampered, garbage)] == [403, 403, 403, 403]
@@ -108,6 +126,27 @@ async def test_forged_and_unsigned_webhooks_are_refused_and_store_nothing(
         assert crc.json() == {"response_token": sign(SANDBOX_X_CONSUMER_SECRET, b"challenge-123")}
         assert (await http.get(url)).status_code == 400
 
-        signed = await http.post(url, content=body, headers={**headers, SIGNATURE_HEADER: sign(SANDBOX_X_CONSUMER_SECRET, body)})
+        signed = await http.post(
+            url, content=body, headers={**headers, SIGNATURE_HEADER: sign(SANDBOX_X_CONSUMER_SECRET, body)}
+        )
         assert signed.status_code == 200
         assert await inbound_ids(db) == [tweet.id]
+
+
+async def test_channel_in_webhook_mode_serves_the_router_and_does_not_poll(
+    db: Database, x_sandbox: RunningSandbox, x_control: Any, x_requests: list[Any]
+) -> None:
+    channel = XChannel(db, x_settings(x_sandbox, x_webhook_enabled=True, x_webhook_backstop_poll_s=0))
+    await channel.start()
+    try:
+        assert channel.ready and channel.pollers == []
+        app = FastAPI()
+        app.include_router(channel.webhook_router())
+        async with serving(app) as base:
+            await x_control.webhook(f"{base}/webhooks/x")
+            tweet = (await x_control.mention("ola", "do you deliver on Sundays?"))["id"]
+            await x_sandbox.drain_webhooks()
+        assert await inbound_ids(db) == [tweet]
+        assert [r.path for r in x_requests] == ["/2/users/me"]  # it came by webhook, not by polling
+    finally:
+        await channel.stop()

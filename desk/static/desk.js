@@ -45,6 +45,17 @@
     document.body.addEventListener("htmx:oobAfterSwap", function (e) {
       if (e.detail && e.detail.target && e.detail.target.id === "conversation") { scrollConversation(); }
     });
+    // A refused htmx request (stale form token, server error): say so instead of doing nothing.
+    document.body.addEventListener("htmx:responseError", function (e) {
+      var flash = document.getElementById("flash");
+      if (!flash) { return; }
+      var text = "Something went wrong (" + e.detail.xhr.status + "). Reload the page and try again.";
+      try { text = JSON.parse(e.detail.xhr.responseText).detail || text; } catch (err) { /* not JSON */ }
+      var box = document.createElement("div");
+      box.className = "flash error";
+      box.textContent = text;
+      flash.replaceChildren(box);
+    });
     document.body.addEventListener("keydown", function (e) {
       if (e.target && e.target.id === "reply-text" && e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
         var send = document.getElementById("send-reply");

@@ -1,4 +1,4 @@
-"""The X (Twitter) channel: mentions and DMs in (polling or webhooks), replies and DMs out, each exactly once."""
+"""The X (Twitter) channel: mentions and DMs in (polled or pushed), replies and DMs out, each exactly once."""
 
 from bot.channels.x.channel import XChannel, XStartError
 from bot.channels.x.dms import DmPoller

@@ -61,7 +61,7 @@ class ApiResult:
 
 
 def raw_client(client: AsyncClient) -> AsyncClient:
-    """A view of `client` whose methods return the aiohttp response (body already read) instead of a Response."""
+    """A view of `client` whose methods return the aiohttp response (body already read), not a Response."""
     raw = copy.copy(client)
     raw.return_type = aiohttp.ClientResponse
     return raw
@@ -102,6 +102,6 @@ def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return datetime.fromisoformat(value)  # 3.11 reads the trailing Z
     except ValueError:
         return None

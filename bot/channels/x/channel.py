@@ -1,17 +1,18 @@
 """The X channel as the bot runs it: one tweepy client, the brand's identity, the pollers, the sender.
 
-    channel = XChannel(db, settings, wake=router.wake)
-    await channel.start()        # resolves the brand with GET /2/users/me, starts the pollers
-    outbox = OutboxLoop(db, {Channel.x: channel.sender}, owner="bot-1")
-    app.include_router(channel.webhook_router())   # only with FRONTDESK_X_WEBHOOK_ENABLED
-    ...
-    await channel.stop()
+channel = XChannel(db, settings, wake=router.wake)
+await channel.start()        # resolves the brand with GET /2/users/me, starts the pollers
+outbox = OutboxLoop(db, {Channel.x: channel.sender}, owner="bot-1")
+app.include_router(channel.webhook_router())   # only with FRONTDESK_X_WEBHOOK_ENABLED
+...
+await channel.stop()
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import tweepy
 from fastapi import APIRouter
@@ -73,11 +74,11 @@ class XChannel:
         self.sender = XSender(self.client, self.brand_id, db=self.db)
         if self.poll:
             self.pollers = self._make_pollers()
-            self._tasks = [
-                asyncio.create_task(p.run(), name=f"x-{p.kind}-poller") for p in self.pollers
-            ]
+            self._tasks = [asyncio.create_task(p.run(), name=f"x-{p.kind}-poller") for p in self.pollers]
         log.info(
-            "X channel ready as @%s (%s); %s", self.brand_username, self.brand_id,
+            "X channel ready as @%s (%s); %s",
+            self.brand_username,
+            self.brand_id,
             "webhooks on" if self.settings.x_webhook_enabled else "polling",
         )
 
@@ -87,12 +88,19 @@ class XChannel:
         if s.x_webhook_enabled:
             if s.x_webhook_backstop_poll_s <= 0:
                 return []
-            mentions_s = dms_s = s.x_webhook_backstop_poll_s  # webhooks carry the load; polls catch what X dropped
-        common = dict(wake=self.wake, floor_s=s.x_poll_floor_s, backoff_max_s=s.x_backoff_max_s, backfill_s=s.x_backfill_s)
+            mentions_s = dms_s = (
+                s.x_webhook_backstop_poll_s
+            )  # webhooks carry the load; polls catch what X dropped
+        common: dict[str, Any] = {
+            "wake": self.wake,
+            "floor_s": s.x_poll_floor_s,
+            "backoff_max_s": s.x_backoff_max_s,
+            "backfill_s": s.x_backfill_s,
+        }
         assert self.brand_id is not None
         return [
-            MentionsPoller(self.db, self.client, self.brand_id, interval_s=mentions_s, **common),  # type: ignore[arg-type]
-            DmPoller(self.db, self.client, self.brand_id, interval_s=dms_s, **common),  # type: ignore[arg-type]
+            MentionsPoller(self.db, self.client, self.brand_id, interval_s=mentions_s, **common),
+            DmPoller(self.db, self.client, self.brand_id, interval_s=dms_s, **common),
         ]
 
     async def _resolve_brand(self) -> None:
@@ -105,7 +113,9 @@ class XChannel:
                 self.brand_id, self.brand_username = str(data["id"]), str(data.get("username") or "")
                 return
             except (tweepy.Unauthorized, tweepy.Forbidden) as error:
-                raise XStartError(f"X refused GET /2/users/me ({api_message(error)}): {CREDENTIALS_HINT}") from None
+                raise XStartError(
+                    f"X refused GET /2/users/me ({api_message(error)}): {CREDENTIALS_HINT}"
+                ) from None
             except tweepy.TooManyRequests:
                 delay = pacer.after_rate_limited(None)
             except (tweepy.HTTPException, *TRANSIENT_ERRORS) as error:
@@ -116,6 +126,23 @@ class XChannel:
             log.warning("X: GET /2/users/me failed (attempt %d); retrying in %.1f s", attempt, delay)
             await asyncio.sleep(delay)
 
+    def stats(self) -> dict[str, dict[str, object]]:
+        """Counters for metrics and health checks; a poller's `stopped` says why it gave up (else None)."""
+        out: dict[str, dict[str, object]] = {
+            p.kind: {
+                "polls": p.polls,
+                "requests": p.requests,
+                "recorded": p.recorded,
+                "rate_limit_waits": p.rate_limit_waits,
+                "errors": p.errors,
+                "stopped": p.stopped_reason,
+            }
+            for p in self.pollers
+        }
+        if self.sender is not None:
+            out["sender"] = {"sent": self.sender.sent, "reconciled": self.sender.reconciled}
+        return out
+
     def poke(self) -> None:
         """Poll now (e.g. a test or a webhook hint)."""
         for poller in self.pollers:
@@ -123,7 +150,9 @@ class XChannel:
 
     def webhook_router(self) -> APIRouter:
         if self.brand_id is None:
-            raise RuntimeError("start() the X channel before asking for its webhook router (it needs the brand id)")
+            raise RuntimeError(
+                "start() the X channel before asking for its webhook router (it needs the brand id)"
+            )
         return make_x_webhook_router(self.db, self.settings, self.brand_id, self.wake, client=self.client)
 
     async def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""X's objects → `InboundMessage`: the same message whether it came by polling (API v2) or webhook (v1.1 shapes).
+"""X's objects → `InboundMessage`: the same message whether polled (API v2) or pushed by webhook (v1.1).
 
 Pure functions, no I/O.  Each returns None for what the bot must not answer: the brand's own posts and DMs
 (X echoes them back), retweets, group DMs, non-message DM events.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.channels.x.api import parse_time
@@ -20,7 +20,14 @@ from storage.actions import InboundMessage
 from storage.models import Channel, ConversationKind
 
 # What the pollers ask X for, so that the converters below find what they need.
-TWEET_FIELDS = ["author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets"]
+TWEET_FIELDS = [
+    "author_id",
+    "conversation_id",
+    "created_at",
+    "in_reply_to_user_id",
+    "referenced_tweets",
+    "note_tweet",  # the full text of posts longer than 280 characters (`text` is cut short)
+]
 DM_EVENT_FIELDS = ["id", "text", "sender_id", "created_at", "dm_conversation_id", "event_type"]
 USER_FIELDS = ["username", "name"]
 
@@ -59,7 +66,7 @@ def mention_from_v2(
         sender_handle=str(author.get("username") or ""),
         sender_name=str(author.get("name") or ""),
         # API v2 escapes &, < and > in post text; the store keeps what the customer typed.
-        text=html.unescape(str(tweet.get("text") or "")),
+        text=html.unescape(str((tweet.get("note_tweet") or {}).get("text") or tweet.get("text") or "")),
         platform_message_id=tweet_id,
         in_reply_to_platform_id=_replied_to(tweet),
         platform_created_at=parse_time(tweet.get("created_at")),
@@ -106,7 +113,7 @@ def _v1_time(tweet: Mapping[str, Any]) -> datetime | None:
     ms = tweet.get("timestamp_ms")
     if ms:
         try:
-            return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc)
+            return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
         except (TypeError, ValueError):
             pass
     try:
@@ -155,7 +162,7 @@ def dm_from_v1(
     sender = users.get(sender_id) or {}
     created = None
     try:
-        created = datetime.fromtimestamp(int(event["created_timestamp"]) / 1000, tz=timezone.utc)
+        created = datetime.fromtimestamp(int(event["created_timestamp"]) / 1000, tz=UTC)
     except (KeyError, TypeError, ValueError):
         pass
     return InboundMessage(

@@ -17,13 +17,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import tweepy
 from tweepy.asynchronous import AsyncClient
 
 from bot.channels.base import Wake
-from bot.channels.x.api import CREDENTIALS_HINT, TRANSIENT_ERRORS, ApiResult, api_message, call, raw_client, retry_after_s
+from bot.channels.x.api import (
+    CREDENTIALS_HINT,
+    TRANSIENT_ERRORS,
+    ApiResult,
+    api_message,
+    call,
+    raw_client,
+    retry_after_s,
+)
 from bot.channels.x.rate_limits import Pacer
 from storage.actions import InboundMessage, record_inbound
 from storage.db import Database
@@ -89,7 +97,7 @@ class Poller:
         """Without a cursor (first start), old history is not news: ingest only the last `backfill_s`."""
         if cursor is not None:
             return None
-        return datetime.now(timezone.utc) - timedelta(seconds=self.backfill_s)
+        return datetime.now(UTC) - timedelta(seconds=self.backfill_s)
 
     async def _record_all(self, messages: Sequence[InboundMessage]) -> int:
         """Record oldest first (the caller sorted them); wake the router as new ones land."""
@@ -129,7 +137,9 @@ class Poller:
             return delay
         except (tweepy.Unauthorized, tweepy.Forbidden) as error:
             self.errors += 1
-            self.stopped_reason = f"X refused the {self.kind} request ({api_message(error)}): {CREDENTIALS_HINT}"
+            self.stopped_reason = (
+                f"X refused the {self.kind} request ({api_message(error)}): {CREDENTIALS_HINT}"
+            )
             log.error("X %s poller stopped. %s", self.kind, self.stopped_reason)
             return None
         except TRANSIENT_ERRORS as error:
@@ -159,7 +169,7 @@ class Poller:
         deadline = time.monotonic() + delay
         try:
             await asyncio.wait_for(self._poke.wait(), timeout=delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         # Poked: poll now, unless X told us to wait (a 429's reset, an exhausted window, a backoff).
         if self._must_wait:

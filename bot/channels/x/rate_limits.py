@@ -37,7 +37,8 @@ class Pacer:
         self._refusals = 0
 
     def observe(self, rate_limit: RateLimit | None) -> None:
-        """Remember the window X reported with an answer."""
+        """Remember the window X reported with an answer (an answer means the window was open)."""
+        self._refusals = 0
         if rate_limit is not None:
             self.last = rate_limit
 
@@ -74,9 +75,10 @@ class Pacer:
         return max(wait, self.floor_s)
 
     def after_failure(self) -> float:
-        """Capped exponential backoff with full jitter after a 5xx or network error."""
+        """Capped exponential backoff with jitter (half to all of it) after a 5xx or network error."""
         self._failures += 1
-        return random.uniform(self.backoff_base_s / 2, self._backoff(self._failures))
+        cap = self._backoff(self._failures)
+        return random.uniform(cap / 2, cap)
 
     def _backoff(self, n: int) -> float:
         return min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, n - 1))

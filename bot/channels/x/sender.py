@@ -11,7 +11,7 @@ import html
 import logging
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import tweepy
@@ -61,6 +61,9 @@ class XSender:
     # --- sending ----------------------------------------------------------------------------------
     async def deliver(self, delivery: Delivery) -> str:
         kind = delivery.target.get("kind")
+        needed = {"dm": "recipient_id", "reply": "in_reply_to"}.get(str(kind))
+        if needed is None or not delivery.target.get(needed):
+            raise SendError(f"X cannot deliver to outbox target {delivery.target!r}", permanent=True)
         try:
             if kind == "dm":
                 result = await call(
@@ -71,7 +74,7 @@ class XSender:
                     user_auth=True,
                 )
                 platform_id = str(result.body["data"]["dm_event_id"])
-            elif kind == "reply":
+            else:  # a reply
                 result = await call(
                     self.raw,
                     "create_tweet",
@@ -80,8 +83,9 @@ class XSender:
                     user_auth=True,
                 )
                 platform_id = str(result.body["data"]["id"])
-            else:
-                raise SendError(f"X cannot deliver an outbox target of kind {kind!r}", permanent=True)
+        except (KeyError, TypeError):
+            # X accepted the request but its answer lacks the id: it may well be posted; look next time.
+            raise SendError("X answered without the id of the new post") from None
         except tweepy.Forbidden as error:
             if kind == "reply" and _is_duplicate(error):
                 # X says this exact text is already on the account: if it is this reply, it went out.
@@ -111,12 +115,16 @@ class XSender:
         for platform_id in candidates:  # oldest first: the first attempt is the one that counts
             if platform_id not in claimed:
                 self.reconciled += 1
-                log.info("X: outbox row %s was already delivered as %s; not sending again", delivery.id, platform_id)
+                log.info(
+                    "X: outbox row %s was already delivered as %s; not sending again",
+                    delivery.id,
+                    platform_id,
+                )
                 return platform_id
         return None
 
     def _since(self, delivery: Delivery) -> datetime:
-        return datetime.fromtimestamp(delivery.created_at_ts, tz=timezone.utc) - timedelta(seconds=CLOCK_SKEW_S)
+        return datetime.fromtimestamp(delivery.created_at_ts, tz=UTC) - timedelta(seconds=CLOCK_SKEW_S)
 
     async def _sent_dms(self, delivery: Delivery) -> list[str]:
         result = await call(
@@ -203,11 +211,15 @@ def _send_error(error: BaseException) -> SendError:
     """What the outbox should do about a failed call to X."""
     if isinstance(error, tweepy.TooManyRequests):
         wait = retry_after_s(error)
-        return SendError(f"X rate limit (429); retry in {wait or 0:.0f} s", retry_after_s=wait if wait else 1.0)
+        return SendError(
+            f"X rate limit (429); retry in {wait or 0:.0f} s", retry_after_s=wait if wait else 1.0
+        )
     if isinstance(error, tweepy.Unauthorized):
-        return SendError(f"X rejected the credentials ({api_message(error)}): {CREDENTIALS_HINT}", permanent=True)
+        return SendError(
+            f"X rejected the credentials ({api_message(error)}): {CREDENTIALS_HINT}", permanent=True
+        )
     if isinstance(error, (tweepy.BadRequest, tweepy.Forbidden, tweepy.NotFound)):
-        # Content or recipient refusals (duplicate post, too long, DMs closed, deleted tweet): retrying won't help.
+        # Content or recipient refused (duplicate, too long, DMs closed, tweet deleted): retrying won't help.
         return SendError(f"X refused it: {api_message(error)}", permanent=True)
     if isinstance(error, tweepy.HTTPException):
         return SendError(f"X error: {api_message(error)}")

@@ -43,7 +43,7 @@ class WebhookConfigError(ValueError):
 
 
 def consumer_secret_for(settings: Settings) -> str:
-    """The key X signs webhooks with: the app's consumer secret (the sandbox's documented one in sandbox mode)."""
+    """The key X signs webhooks with: the app's consumer secret (in sandbox mode, the sandbox's)."""
     if settings.x_consumer_secret is not None:
         return settings.x_consumer_secret.get_secret_value()
     if settings.x_api_base:
@@ -127,7 +127,10 @@ class XWebhookHandler:
         if self._raw is not None and self.client is not None:
             try:
                 result = await call(
-                    self._raw, "get_tweet", tweet_id, tweet_fields=["conversation_id"],
+                    self._raw,
+                    "get_tweet",
+                    tweet_id,
+                    tweet_fields=["conversation_id"],
                     user_auth=uses_user_auth_for_reads(self.client),
                 )
                 root = (result.body.get("data") or {}).get("conversation_id")
@@ -166,7 +169,9 @@ def make_x_webhook_router(
 
     `client` (optional) lets the router look up the thread root of a reply it has never seen.
     """
-    handler = handler or XWebhookHandler(db, consumer_secret_for(settings), brand_user_id, wake, client=client)
+    handler = handler or XWebhookHandler(
+        db, consumer_secret_for(settings), brand_user_id, wake, client=client
+    )
     router = APIRouter()
 
     @router.get(WEBHOOK_PATH)
