@@ -169,7 +169,7 @@ class XSender:
             return set()
         async with self.db.session() as session:
             rows = await session.execute(
-                select(OutboxItem.platform_message_id).where(
+                select(OutboxItem.platform_message_id).where(  # type: ignore[call-overload]
                     OutboxItem.channel == Channel.x,
                     OutboxItem.platform_message_id.in_(candidates),  # type: ignore[union-attr]
                     OutboxItem.id != delivery.id,

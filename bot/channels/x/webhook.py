@@ -144,7 +144,7 @@ class XWebhookHandler:
         async with self.db.session() as session:
             return (
                 await session.execute(
-                    select(Conversation.platform_ref)
+                    select(Conversation.platform_ref)  # type: ignore[call-overload]
                     .join(Message, Message.conversation_id == Conversation.id)
                     .where(
                         Message.channel == Channel.x,
