@@ -634,26 +634,40 @@ async def serve_forever(
 ) -> None:
     """Run Rasa until cancelled, restarting it (with backoff) when it dies on its own.
 
-    Gives up after ``max_restarts`` crashes in a row that each happened within a minute of starting,
-    since then the cause is the model or the machine, not bad luck.
+    The first start must succeed: failing then means the model, the port or the venv is wrong, and
+    retrying would only delay the error.  Once Rasa has served, a death (even during a restart)
+    counts as a crash; after ``max_restarts`` crashes in a row that each came within a minute of
+    starting it gives up, since then the cause is not bad luck.
     """
     progress = progress or _quiet
     model = await asyncio.to_thread(train, settings, project_dir, progress=progress)
     port = settings.nlu_port if port is None else port
+    log_path = settings.logs_dir / "rasa-nlu.log"
+    has_served = False
     quick_crashes = 0
     while True:
-        server = await start_nlu_server(settings, project_dir=project_dir, model=model, port=port, progress=progress)
         started = time.monotonic()
         try:
-            code = await server.wait()
-        finally:
-            await server.stop()
+            server = await start_nlu_server(
+                settings, project_dir=project_dir, model=model, port=port, progress=progress
+            )
+        except RasaServerError as exc:
+            if not has_served:
+                raise
+            problem = str(exc).splitlines()[0]
+        else:
+            has_served = True
+            try:
+                code = await server.wait()
+            finally:
+                await server.stop()
+            problem = f"Rasa exited with code {code}"
         quick_crashes = quick_crashes + 1 if time.monotonic() - started < 60 else 1
         if quick_crashes > max_restarts:
             raise RasaServerError(
-                f"Rasa exited {quick_crashes} times in a row shortly after starting (last exit code {code}); "
-                f"log {server.log_path}:\n{_log_tail(server.log_path)}"
+                f"Rasa died {quick_crashes} times in a row shortly after starting ({problem}); "
+                f"log {log_path}:\n{_log_tail(log_path)}"
             )
         delay = min(30.0, 2.0 ** (quick_crashes - 1))
-        progress(f"nlu: Rasa exited with code {code}; restarting in {delay:.0f}s (log: {server.log_path})")
+        progress(f"nlu: {problem}; restarting in {delay:.0f}s (log: {log_path})")
         await asyncio.sleep(delay)

@@ -128,12 +128,13 @@ def test_eval_json_against_a_running_server(nlu_server_url: str, nlu_project: NL
 
 
 @pytest.mark.rasa
+@pytest.mark.timeout(1800)  # trains Rasa's default pipeline (100 + 100 epochs) on a cold cache
 def test_eval_baseline_trains_the_default_pipeline_and_compares(rasa_venv: Path) -> None:
     """Always on the small test project: the default pipeline trains 100+100 epochs."""
     done = run_frontdesk(
         "nlu", "eval", str(SMALL_CSV), "--json", "--baseline",
         "--project", str(MINI_PROJECT), "--taxonomy", str(MINI_TAXONOMY),
-        env={"FRONTDESK_NLU_URL": ""},
+        env={"FRONTDESK_NLU_URL": ""}, timeout=1700,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
