@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -99,3 +100,28 @@ async def test_a_telegram_question_is_escalated_claimed_in_the_group_and_answere
     texts = await eventually(desk_answer, what="the desk's answer in erin's chat")
     assert texts[2] == "Tracking number: 1Z999."
     assert len(texts) == 3  # the bot stayed quiet while an agent held the conversation
+
+
+async def test_sandbox_mode_serves_telegram_customers_on_the_in_process_emulator(
+    db, database_url: str, nlu_settings: Settings, nlu_server_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    from frontdesk.run import started
+    from nlu.runtime import free_port
+
+    settings = e2e_settings(
+        nlu_settings, database_url, nlu_server_url, "", x_api_base="", sandbox_port=free_port(),
+        telegram_token=None, telegram_agents_chat=None, telegram_poll_timeout_s=1, telegram_pager_poll_s=0.2,
+    )
+    said: list[str] = []
+    async with started(settings, say=said.append, with_http=False) as running, httpx.AsyncClient(timeout=10) as http:
+        control = TelegramControl(running.sandbox.base_url, http)
+        await control.message(6001, "where is my package, it is late", username="fay")
+
+        async def answered() -> list[str] | None:
+            return await _texts_in(control, 6001) or None
+
+        [answer] = await eventually(answered, what="the bot's answer in fay's Telegram chat")
+        assert "https://shop.example.com/orders" in answer
+        assert running.telegram.pager is not None  # the sandbox registers an agents' group for the pager
+    banner = "\n".join(said)
+    assert "SANDBOX MODE (Telegram)" in banner and "/_sandbox/telegram/messages" in banner
