@@ -30,6 +30,7 @@ from collections import deque
 from datetime import timedelta
 
 from sqlalchemy import func, or_, select
+from sqlmodel import col
 from telegram import Bot, CallbackQuery, ReplyParameters, Update
 from telegram import Message as TgMessage
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
@@ -185,12 +186,12 @@ class TelegramPager:
         async with self.db.session() as session:
             rows = (
                 await session.execute(
-                    select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.action)
+                    select(col(TicketEvent.id), col(TicketEvent.ticket_id), col(TicketEvent.action))
                     .where(
-                        TicketEvent.action.in_(WATCHED_EVENTS),  # type: ignore[attr-defined]
-                        or_(TicketEvent.id > last, TicketEvent.created_at >= since),
+                        col(TicketEvent.action).in_(WATCHED_EVENTS),
+                        or_(col(TicketEvent.id) > last, col(TicketEvent.created_at) >= since),
                     )
-                    .order_by(TicketEvent.id)  # type: ignore[arg-type]
+                    .order_by(col(TicketEvent.id))
                 )
             ).all()
         newest = last
@@ -209,11 +210,10 @@ class TelegramPager:
     async def _first_start(self) -> None:
         """No cursor yet: card every ticket still waiting or held, not the whole history."""
         async with self.db.session() as session:
-            open_ids = (
-                await session.execute(
-                    select(Ticket.id).where(Ticket.open_conversation_id.is_not(None)).order_by(Ticket.id)  # type: ignore[union-attr]
-                )
-            ).scalars().all()
+            found = await session.execute(
+                select(col(Ticket.id)).where(col(Ticket.open_conversation_id).is_not(None)).order_by(col(Ticket.id))
+            )
+            open_ids = [ticket_id for ticket_id in found.scalars().all() if ticket_id is not None]
             newest_event = (await session.execute(select(func.max(TicketEvent.id)))).scalar_one_or_none() or 0
             newest_message = (await session.execute(select(func.max(Message.id)))).scalar_one_or_none() or 0
         for ticket_id in open_ids:
@@ -259,17 +259,18 @@ class TelegramPager:
         async with self.db.session() as session:
             rows = (
                 await session.execute(
-                    select(Message.id, Message.ticket_id, Message.text, Contact.handle, Contact.display_name)
-                    .join(Ticket, Ticket.id == Message.ticket_id)
-                    .join(Contact, Contact.id == Ticket.contact_id)
+                    select(col(Message.id), col(Message.ticket_id), col(Message.text), col(Contact.handle),
+                           col(Contact.display_name))
+                    .join(Ticket, col(Ticket.id) == col(Message.ticket_id))
+                    .join(Contact, col(Contact.id) == col(Ticket.contact_id))
                     .where(
-                        Message.direction == Direction.inbound,
-                        Message.author == Author.customer,
-                        Message.kind == MessageKind.message,
-                        Ticket.open_conversation_id.is_not(None),  # type: ignore[union-attr]
-                        or_(Message.id > last, Message.created_at >= since),
+                        col(Message.direction) == Direction.inbound,
+                        col(Message.author) == Author.customer,
+                        col(Message.kind) == MessageKind.message,
+                        col(Ticket.open_conversation_id).is_not(None),
+                        or_(col(Message.id) > last, col(Message.created_at) >= since),
                     )
-                    .order_by(Message.id)  # type: ignore[arg-type]
+                    .order_by(col(Message.id))
                 )
             ).all()
         if not self._relay_primed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlmodel import col
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from storage.db import Database
@@ -71,10 +72,10 @@ async def load_card(db: Database, ticket_id: int) -> TicketCard | None:
         holder = await session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
         rows = (
             await session.execute(
-                select(Message.id, Message.author, Message.text, Agent.name)
-                .outerjoin(Agent, Agent.id == Message.agent_id)
-                .where(Message.ticket_id == ticket_id, Message.kind == MessageKind.message)
-                .order_by(Message.id.desc())  # type: ignore[union-attr]
+                select(col(Message.id), col(Message.author), col(Message.text), col(Agent.name))
+                .outerjoin(Agent, col(Agent.id) == col(Message.agent_id))
+                .where(col(Message.ticket_id) == ticket_id, col(Message.kind) == MessageKind.message)
+                .order_by(col(Message.id).desc())
                 .limit(LAST_MESSAGES)
             )
         ).all()
