@@ -375,7 +375,8 @@ def _sales(ctx: _Ctx) -> Decision:
         return ctx.escalate(
             "sales", ctx.nlu.priority, "sales", "sales lead from a public mention",
             notice=replies.public_sales(ctx.config.brand_user_id, ctx.opening),
-            rule="sales mention: public reply, sales ticket", data={"lead": _public_safe(lead)},
+            # Ticket data is internal: the lead may hold what they wrote; only the public *reply* must not.
+            rule="sales mention: public reply, sales ticket", data={"lead": lead},
         )
     missing = [k for k in ("company", "size", "email") if not lead.get(k)]
     if any(k in missing for k in ("company", "size")):
@@ -384,10 +385,6 @@ def _sales(ctx: _Ctx) -> Decision:
             "sales: ask once for the missing lead details",
         )
     return _open_sales_ticket(ctx, lead, rule="sales: complete lead, sales ticket")
-
-
-def _public_safe(lead: dict[str, str]) -> dict[str, str]:
-    return dict(lead)  # ticket data is internal; only the public *reply* must hold nothing personal
 
 
 def _open_sales_ticket(ctx: _Ctx, lead: dict[str, Any], *, rule: str) -> Decision:

@@ -1,0 +1,1 @@
+"""Custom Rasa components for the Frontdesk NLU project (imported by Rasa via config.yml)."""
