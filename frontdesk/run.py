@@ -113,7 +113,8 @@ async def started(
         if uses_x:
             await _start_x(stack, running, say, poll=with_channels)
             running.brand_user_id = settings.x_brand_user_id or (running.channel.brand_id or "")
-        if settings.telegram_token is not None and (with_channels or with_outbox):
+        # Telegram: with a token; in sandbox mode (the emulators started here) on the in-process emulator.
+        if (settings.telegram_token is not None or running.sandbox is not None) and (with_channels or with_outbox):
             await _start_telegram(stack, running, say, poll=with_channels)
         if with_outbox:
             running.outbox = _start_outbox(stack, running, owner)
@@ -403,26 +404,71 @@ def _start_outbox(stack: AsyncExitStack, running: Running, owner: str) -> Any:
 
 
 async def _start_telegram(stack: AsyncExitStack, running: Running, say: Say, *, poll: bool) -> None:
-    """Telegram, when FRONTDESK_TELEGRAM_TOKEN is set: customers in, the agents' pager, the sender."""
+    """Telegram: customers in, the agents' pager, the sender (bot/channels/telegram, docs/telegram.md).
+
+    With FRONTDESK_TELEGRAM_TOKEN: the real Bot API (or FRONTDESK_TELEGRAM_API_BASE).  Without it, in sandbox
+    mode: the in-process Telegram emulator with `SANDBOX_TELEGRAM_TOKEN` and an agents' group registered.
+    """
     try:
-        from bot.channels.telegram import TelegramChannel, TelegramStartError  # type: ignore[attr-defined]
+        from bot.channels.telegram import TelegramChannel, TelegramStartError
     except ImportError:
         say("frontdesk: FRONTDESK_TELEGRAM_TOKEN is set but the Telegram channel is not installed in this build")
         return
+
+    settings = running.settings
+    if settings.telegram_token is None:
+        settings = _telegram_sandbox_settings(running, say)
 
     def wake() -> None:
         if running.worker is not None:
             running.worker.wake()
 
     try:
-        channel = TelegramChannel(running.db, running.settings, wake=wake, poll=poll)
+        channel = TelegramChannel(running.db, settings, wake=wake, poll=poll)
+    except TelegramStartError as exc:
+        raise RunError(str(exc)) from None
+    try:
         await channel.start()
     except TelegramStartError as exc:
+        await channel.stop()
         raise RunError(str(exc)) from None
     stack.push_async_callback(channel.stop)
     running.telegram = channel
     if poll:
         running.readiness.add("telegram", flag_check(lambda: channel.ready, "the Telegram channel is starting"))
-        if getattr(channel, "webhook_mode", False) and running.http_app is not None:
+        if channel.webhook_mode and running.http_app is not None:
             add_routes(running.http_app, channel.webhook_router())
-    say("frontdesk: Telegram channel started" + ("" if poll else " (sender only)"))
+    say(f"frontdesk: Telegram bot @{channel.bot.username} "
+        + ("(sender only)" if not poll else "takes updates by webhook" if channel.webhook_mode
+           else "polls for updates")
+        + (f"; escalations are posted to chat {settings.telegram_agents_chat}"
+           if poll and settings.telegram_agents_chat is not None else ""))
+
+
+def _telegram_sandbox_settings(running: Running, say: Say) -> Settings:
+    from pydantic import SecretStr
+
+    from frontdesk.settings import SANDBOX_TELEGRAM_AGENTS_CHAT, SANDBOX_TELEGRAM_TOKEN
+
+    sandbox = running.sandbox
+    agents_chat = running.settings.telegram_agents_chat or SANDBOX_TELEGRAM_AGENTS_CHAT
+    sandbox.telegram.add_chat(chat_id=agents_chat, chat_type="supergroup", title="Frontdesk agents (sandbox)")
+    say(_telegram_sandbox_banner(sandbox.base_url, agents_chat))
+    return running.settings.model_copy(update={
+        "telegram_token": SecretStr(SANDBOX_TELEGRAM_TOKEN),
+        "telegram_api_base": sandbox.base_url,
+        "telegram_agents_chat": agents_chat,
+    })
+
+
+def _telegram_sandbox_banner(base: str, agents_chat: int) -> str:
+    return f"""
+  SANDBOX MODE (Telegram): no FRONTDESK_TELEGRAM_TOKEN, so the bot talks to the local Telegram
+  emulator at {base}. Play a customer:
+    curl -s {base}/_sandbox/telegram/messages \\
+         -d '{{"chat_id": 42, "from": {{"id": 42, "username": "alice"}}, "text": "Where is my order?"}}'
+  The agents' group is chat {agents_chat}; link yourself: frontdesk agents link-telegram EMAIL 7001,
+  then press Claim: curl -s {base}/_sandbox/telegram/callback -d '{{"chat_id": {agents_chat},
+  "message_id": CARD_ID, "from": {{"id": 7001, "username": "me"}}, "data": "claim:TICKET_ID"}}'
+  What the bot sent: curl -s {base}/_sandbox/telegram/sent
+"""

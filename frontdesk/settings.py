@@ -23,6 +23,8 @@ SANDBOX_X_ACCESS_TOKEN = "sandbox-access-token"
 SANDBOX_X_ACCESS_TOKEN_SECRET = "sandbox-access-token-secret"
 SANDBOX_X_BEARER_TOKEN = "sandbox-bearer-token"
 SANDBOX_TELEGRAM_TOKEN = "123456:sandbox-telegram-token"
+# (telegram-channel) the agents' group `frontdesk run` registers in the sandbox when none is configured.
+SANDBOX_TELEGRAM_AGENTS_CHAT = -1001000000001
 
 
 class Settings(BaseSettings):
@@ -118,6 +120,15 @@ class Settings(BaseSettings):
     telegram_api_base: str = Field(default="", description="Redirect the Bot API (e.g. to the sandbox).")
     telegram_agents_chat: int | None = None
     telegram_webhook_secret: SecretStr | None = None
+    # (telegram-channel) how updates arrive and how the agents' pager behaves; see docs/telegram.md.
+    telegram_webhook_url: str = Field(
+        default="",
+        description="Public https URL that reaches /webhooks/telegram. Empty: long polling (the default).",
+    )
+    telegram_poll_timeout_s: int = Field(default=25, description="Long-poll timeout of getUpdates, seconds.")
+    telegram_pager_poll_s: float = Field(
+        default=2.0, description="How often the agents' pager looks for new escalations in the store."
+    )
 
     # --- desk (the agents' web app) -----------------------------------------------------------
     desk_session_max_age_s: int = Field(default=12 * 3600, description="How long a desk sign-in lasts.")

@@ -6,6 +6,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.bot",
     "tests.fixtures.sandbox",
     "tests.fixtures.telegram_sandbox",
+    "tests.fixtures.telegram_channel",
     "tests.fixtures.x_channel",
     "tests.fixtures.desk",
 ]

@@ -1,0 +1,66 @@
+"""Webhook mode: Telegram POSTs each update to ``/webhooks/telegram`` on Frontdesk's HTTP server.
+
+Telegram proves it is Telegram with the secret given to setWebhook, sent back in the
+``X-Telegram-Bot-Api-Secret-Token`` header.  A request without it, or with another value, is answered 403
+and nothing is stored.  An update is answered 200 only once it is handled; on an error the answer is 500
+and Telegram delivers the same update again later (the dispatcher skips it if it was handled after all).
+
+setWebhook asks for ``max_connections=1`` so updates arrive one at a time, in order, as with polling.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request, Response
+from telegram import Bot, Update
+
+from bot.channels.telegram.client import ALLOWED_UPDATES
+
+log = logging.getLogger("frontdesk.telegram")
+
+WEBHOOK_PATH = "/webhooks/telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+Dispatch = Callable[[Update], Awaitable[None]]
+
+
+def telegram_webhook_router(bot: Bot, dispatch: Dispatch, secret: str, *, path: str = WEBHOOK_PATH) -> APIRouter:
+    """A FastAPI router with the webhook endpoint; mount it on the app that `telegram_webhook_url` reaches."""
+    if not secret:
+        raise ValueError("webhook mode needs a secret: set FRONTDESK_TELEGRAM_WEBHOOK_SECRET (1-256 of A-Za-z0-9_-)")
+    expected = secret.encode()
+    router = APIRouter()
+
+    @router.post(path, include_in_schema=False)
+    async def telegram_webhook(request: Request) -> Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, expected):
+            log.warning("telegram webhook: a request without the right secret token was refused")
+            return Response(status_code=403)
+        try:
+            payload = json.loads(await request.body())
+            update = Update.de_json(payload, bot)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("telegram webhook: not an update (%s); refused", exc)
+            return Response(status_code=400)
+        if update is None:
+            return Response(status_code=400)
+        try:
+            await dispatch(update)
+        except Exception:  # noqa: BLE001 - Telegram retries a non-2xx answer, which is what we want
+            log.exception("telegram webhook: update %s failed; Telegram will deliver it again", update.update_id)
+            return Response(status_code=500)
+        return Response(status_code=200)
+
+    return router
+
+
+async def register_webhook(bot: Bot, url: str, secret: str) -> None:
+    """Tell Telegram where to send updates (replaces polling for this token)."""
+    if not url.endswith(WEBHOOK_PATH):
+        url = url.rstrip("/") + WEBHOOK_PATH
+    await bot.set_webhook(url=url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES), max_connections=1)
