@@ -9,4 +9,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.telegram_channel",
     "tests.fixtures.x_channel",
     "tests.fixtures.desk",
+    "tests.fixtures.browser",
 ]

@@ -7,27 +7,21 @@ and ticket pages at desktop and phone sizes land in tests/artifacts/.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from frontdesk.settings import PROJECT_ROOT
 from storage import actions
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import OutboxItem, Ticket
+from tests.fixtures.browser import ARTIFACTS, DESKTOP, PHONE
 from tests.fixtures.desk import DEFAULT_PASSWORD, inbound, start_desk_server, stop_desk_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -39,26 +33,6 @@ async def browser_store(tmp_path: Path) -> AsyncIterator[tuple[Database, str]]:
         yield db, url
     finally:
         await db.dispose()
-
-
-@pytest.fixture
-async def browser():  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        message = "Debian chromium is not installed: `make browser` (apt-get install -y chromium) installs it"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def _ticket(db: Database, ticket_id: int) -> Ticket:
