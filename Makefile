@@ -7,12 +7,12 @@ BIN    := $(VENV)/bin
 # The virtualenv is rebuilt when pyproject.toml changes.
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test sandbox bench browser clean
+.PHONY: run test sandbox bench browser tools clean
 
 run: $(STAMP)
 	$(BIN)/frontdesk run
 
-test: $(STAMP) browser
+test: $(STAMP) browser tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 sandbox: $(STAMP)
@@ -32,6 +32,18 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The deployment-file tests render the manifests and the compose file with the real tools: kubectl
+# (its built-in kustomize; the machine image has it, Debian's kubernetes-client is the fallback) and
+# Debian's docker-compose (`config` needs no Docker daemon).  hadolint comes with the test extras.
+tools:
+	@missing=""; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's$$missing for the deployment-file tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

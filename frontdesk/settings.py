@@ -29,7 +29,10 @@ SANDBOX_TELEGRAM_AGENTS_CHAT = -1001000000001
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FRONTDESK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="FRONTDESK_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        # An empty variable means "not set" (deploy): .env.example and the compose file list every
+        # setting with blank secrets, and a blank FRONTDESK_X_CONSUMER_KEY must not count as a key.
+        env_ignore_empty=True,
     )
 
     # --- where state lives -------------------------------------------------------------------
@@ -147,6 +150,15 @@ class Settings(BaseSettings):
         default="", description="The brand's numeric X user id for DM links; empty: looked up at start-up."
     )
     bot_concurrency: int = Field(default=8, ge=1, description="Conversations the router worker handles at once.")
+    # --- deployment & observability (deploy) ---------------------------------------------------
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR. Message bodies only at DEBUG.")
+    log_json: bool = Field(default=False, description="One JSON object per log line (set true in containers).")
+    metrics_port: int = Field(
+        default=9100, description="Workers serve /metrics and /healthz here (the desk serves /metrics itself); 0: off."
+    )
+    leader_lease_s: float = Field(
+        default=15.0, description="Poller leadership lease: a dead leader's successor starts polling within this."
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -15,6 +15,16 @@ _hasher = PasswordHasher()
 MIN_PASSWORD_CHARS = 8
 
 
+def use_password_hasher(hasher: PasswordHasher) -> PasswordHasher:
+    """Swap the argon2 parameters (tests use cheap ones); returns the previous hasher to restore.
+
+    Hashes made with other parameters still verify: argon2 stores its parameters in each hash.
+    """
+    global _hasher
+    previous, _hasher = _hasher, hasher
+    return previous
+
+
 class AgentExists(StoreError):
     pass
 

@@ -25,7 +25,7 @@ def _wide(db: Database) -> Database:
     return Database(db.url)
 
 
-async def test_fifty_agents_claim_one_ticket_and_exactly_one_wins(db: Database) -> None:
+async def test_fifty_agents_claim_one_ticket_and_exactly_one_wins(db: Database, fast_password_hashing: None) -> None:
     agents = [
         await create_agent(db, email=f"agent{i}@brand.example", name=f"Agent {i}", password=_pwd) for i in range(50)
     ]
