@@ -89,12 +89,20 @@ async def _bench(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="", help="A running Rasa server (default: FRONTDESK_NLU_URL, else start one).")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--url", default="", help="A running Rasa server (default: FRONTDESK_NLU_URL, else start one)."
+    )
     parser.add_argument("--project", default="", help="Rasa project to train/serve when starting a server.")
     parser.add_argument("-n", "--requests", type=int, default=300, help="Parses for the throughput phase.")
-    parser.add_argument("-c", "--concurrency", type=int, default=8, help="Parses in flight (throughput phase).")
-    parser.add_argument("--sequential", type=int, default=200, help="Parses timed one at a time (latency phase).")
+    parser.add_argument(
+        "-c", "--concurrency", type=int, default=8, help="Parses in flight (throughput phase)."
+    )
+    parser.add_argument(
+        "--sequential", type=int, default=200, help="Parses timed one at a time (latency phase)."
+    )
     asyncio.run(_bench(parser.parse_args()))
 
 

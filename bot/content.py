@@ -239,6 +239,9 @@ class _Where:
         value = self.raw(name)
         if not isinstance(value, str) or not value.strip():
             raise ContentError(f"{self}: `{name}` must be non-empty text, not {value!r}")
+        bad = next((c for c in value if ord(c) < 32 and c not in "\n\t"), None)
+        if bad is not None:
+            raise ContentError(f"{self}: `{name}` contains the control character {bad!r}; remove it")
         return value.strip()
 
     def optional_str(self, name: str) -> str:

@@ -17,6 +17,7 @@ the next message tries the NLU again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from storage.models import Conversation, EventRegistration, Message, utcnow
 from storage.registrations import cancel, register, registrations_for
 
 log = logging.getLogger("frontdesk.bot")
+MAX_ATTEMPTS = 3  # a message failing this often (a bug, not an outage) is escalated instead of retried
 
 
 class Parser(Protocol):
@@ -92,6 +94,7 @@ class BotWorker:
         self.clock = clock
         self.stats = WorkerStats()
         self._wakeup = asyncio.Event()
+        self._failures: dict[int, int] = {}  # message id -> failed attempts in this process
         self.ready = False
 
     def wake(self) -> None:
@@ -153,19 +156,43 @@ class BotWorker:
     async def _handle_conversation(self, conversation_id: int) -> None:
         loop = asyncio.get_running_loop()
         renew_at = loop.time() + self.lease_s / 2
+        current: Message | None = None
         try:
-            for message in await inbox.unhandled_messages(self.db, conversation_id):
-                await self.handle_message(message)
+            for current in await inbox.unhandled_messages(self.db, conversation_id):
+                await self.handle_message(current)
                 if loop.time() >= renew_at:  # a long backlog (or a slow NLU): keep the conversation ours
                     await inbox.renew_lease(self.db, conversation_id, self.owner, lease_s=self.lease_s)
                     renew_at = loop.time() + self.lease_s / 2
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - leave the message unhandled; the lease lapses and it is retried
+        except Exception as exc:  # noqa: BLE001 - the message stays unhandled and is retried
             self.stats.errors += 1
             log.exception("bot worker: conversation %s failed; it will be retried", conversation_id)
+            if current is not None:
+                await self._after_failure(conversation_id, current, exc)
+            with contextlib.suppress(Exception):
+                await asyncio.sleep(self.idle_poll_s)  # a little backoff before the retry
+                await inbox.release(self.db, conversation_id, self.owner)
             return
         await inbox.release(self.db, conversation_id, self.owner)
+
+    async def _after_failure(self, conversation_id: int, message: Message, exc: Exception) -> None:
+        """A message that keeps failing must not block its conversation: after a few tries a person gets it."""
+        assert message.id is not None
+        failures = self._failures[message.id] = self._failures.get(message.id, 0) + 1
+        if failures < MAX_ATTEMPTS:
+            return
+        with contextlib.suppress(Exception):
+            await escalate(
+                self.db, conversation_id, queue="general", priority="normal", category="other",
+                subject=" ".join(message.text.split())[:120] or "(empty message)",
+                reason=f"the bot failed on this message {failures} times: {type(exc).__name__}: {exc}"[:500],
+                data={"reason": f"bot error: {type(exc).__name__}"},
+                notice_text=None,
+            )
+            await mark_handled(self.db, message.id)
+            self._failures.pop(message.id, None)
+            log.error("bot worker: message %s handed to a person after %d failures", message.id, failures)
 
     async def handle_message(self, message: Message) -> Decision | None:
         assert message.id is not None

@@ -28,17 +28,28 @@ from nlu.eval import (
     load_eval_csv,
     write_baseline_config,
 )
-from nlu.runtime import RasaRuntimeError, ensure_rasa_venv, running_nlu_server, serve_forever, stderr_progress
+from nlu.runtime import (
+    RasaRuntimeError,
+    ensure_rasa_venv,
+    nlu_endpoint,
+    running_nlu_server,
+    serve_forever,
+    stderr_progress,
+)
 from nlu.runtime import train as train_model
 from nlu.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 
-app = typer.Typer(no_args_is_help=True, help="The NLU service: Rasa's venv, training, serving and evaluation.")
+app = typer.Typer(
+    no_args_is_help=True, help="The NLU service: Rasa's venv, training, serving and evaluation."
+)
 
 T = TypeVar("T")
 
 ProjectOption = Annotated[
     Path | None,
-    typer.Option("--project", help="Rasa project directory (default: settings.nlu_project_dir, nlu/project)."),
+    typer.Option(
+        "--project", help="Rasa project directory (default: settings.nlu_project_dir, nlu/project)."
+    ),
 ]
 TaxonomyOption = Annotated[
     Path | None,
@@ -77,10 +88,13 @@ def _load_taxonomy(settings: Settings) -> Taxonomy:
 
 
 @contextlib.asynccontextmanager
-async def _nlu_url(settings: Settings, *, model: Path | None = None, log_name: str = "rasa-nlu.log") -> AsyncIterator[str]:
+async def _nlu_url(
+    settings: Settings, *, model: Path | None = None, log_name: str = "rasa-nlu.log"
+) -> AsyncIterator[str]:
     """settings.nlu_url when set (and no specific model is asked for), else a Rasa started for the command."""
-    if settings.nlu_url and model is None:
-        yield settings.nlu_url
+    if model is None:
+        async with nlu_endpoint(settings) as url:
+            yield url
         return
     async with running_nlu_server(settings, model=model, log_name=log_name) as url:
         yield url
@@ -98,7 +112,9 @@ def venv_command() -> None:
 
 @app.command("train")
 def train_command(
-    force: Annotated[bool, typer.Option("--force", help="Retrain even if a model for these inputs exists.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Retrain even if a model for these inputs exists.")
+    ] = False,
     project: ProjectOption = None,
 ) -> None:
     """Train the NLU model (skipped when var/models already has one for the same inputs); print its path."""
@@ -157,7 +173,8 @@ def eval_command(
     file: Annotated[Path, typer.Argument(help="CSV with columns text,category (others ignored).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     baseline: Annotated[
-        bool, typer.Option("--baseline", help="Also train Rasa's default pipeline on the same data and compare.")
+        bool,
+        typer.Option("--baseline", help="Also train Rasa's default pipeline on the same data and compare."),
     ] = False,
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Parses in flight at once.")] = 4,
     project: ProjectOption = None,

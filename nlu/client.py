@@ -176,16 +176,21 @@ class NLUClient:
         try:
             name = intent.get("name")
             confidence = float(intent["confidence"])
-            entities = [
-                Entity(entity=str(e["entity"]), value=e.get("value"), start=e.get("start"), end=e.get("end"))
-                for e in body.get("entities") or []
-            ]
+            entities: list[Entity] = []
+            for e in body.get("entities") or []:
+                entity = Entity(
+                    entity=str(e["entity"]), value=e.get("value"), start=e.get("start"), end=e.get("end")
+                )
+                if entity not in entities:  # a regex and a CRF extractor often report the same span
+                    entities.append(entity)
             ranking = [
                 IntentScore(name=str(r["name"]), confidence=float(r["confidence"]))
                 for r in body.get("intent_ranking") or []
             ]
         except (KeyError, TypeError, ValueError) as exc:
-            raise NLUBadResponse(f"{url} answered a malformed parse ({exc!r}): {_excerpt(body)}", url=url) from None
+            raise NLUBadResponse(
+                f"{url} answered a malformed parse ({exc!r}): {_excerpt(body)}", url=url
+            ) from None
         route = self.taxonomy.route(name)
         return ParseResult(
             text=text,

@@ -215,7 +215,10 @@ async def evaluate(
 
 
 def format_report(report: EvalReport, title: str = "model") -> str:
-    lines = [f"{title}: {report.n} messages, accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f}", ""]
+    lines = [
+        f"{title}: {report.n} messages, accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f}",
+        "",
+    ]
     lines.append(f"{'category':<10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
     for cat, s in report.per_category.items():
         lines.append(f"{cat:<10} {s.precision:>9.3f} {s.recall:>7.3f} {s.f1:>6.3f} {s.support:>8d}")
@@ -225,7 +228,10 @@ def format_report(report: EvalReport, title: str = "model") -> str:
     for cat, row in zip(CATEGORIES, report.confusion, strict=True):
         lines.append(f"{cat:<10}" + "".join(f"{v:>8d}" for v in row))
     lat = report.latency_ms
-    lines += ["", f"parse latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms (n={int(lat['n'])}, sequential)"]
+    lines += [
+        "",
+        f"parse latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms (n={int(lat['n'])}, sequential)",
+    ]
     return "\n".join(lines)
 
 

@@ -120,7 +120,9 @@ def find_python310(settings: Settings) -> str:
     if on_path := shutil.which("python3.10"):
         candidates.append(on_path)
     if root := _pyenv_root():
-        candidates += [str(p) for p in sorted((root / "versions").glob("3.10.*/bin/python3.10"), reverse=True)]
+        candidates += [
+            str(p) for p in sorted((root / "versions").glob("3.10.*/bin/python3.10"), reverse=True)
+        ]
     for candidate in candidates:
         if _runs_python310(candidate):
             return candidate
@@ -183,7 +185,9 @@ def ensure_rasa_venv(settings: Settings, progress: Progress | None = stderr_prog
         py = str(_venv_python(venv))
         pip = [py, "-m", "pip", "install", "--progress-bar", "off", "--disable-pip-version-check"]
         _run_logged([*pip, f"pip=={PIP_VERSION}"], log_path, progress=_quiet, what="pip install pip")
-        _run_logged([*pip, "-r", str(REQUIREMENTS_PATH)], log_path, progress=_PipSummary(progress), what="pip")
+        _run_logged(
+            [*pip, "-r", str(REQUIREMENTS_PATH)], log_path, progress=_PipSummary(progress), what="pip"
+        )
         if not rasa_executable(venv).exists():
             raise RasaVenvError(f"pip finished but {rasa_executable(venv)} is missing; see {log_path}")
         stamp.write_text(wanted + "\n")
@@ -571,7 +575,9 @@ async def start_nlu_server(
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
-    server = NLUServer(url=f"http://{host}:{port}", port=port, model=Path(model), log_path=log_path, process=process)
+    server = NLUServer(
+        url=f"http://{host}:{port}", port=port, model=Path(model), log_path=log_path, process=process
+    )
     progress(f"nlu: starting Rasa on {server.url} (pid {process.pid}, log: {log_path})")
     try:
         await _wait_ready(server, settings.nlu_startup_timeout_s)
@@ -622,6 +628,22 @@ async def running_nlu_server(
         yield server.url
     finally:
         await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def nlu_endpoint(
+    settings: Settings, *, port: int | None = None, progress: Progress | None = stderr_progress
+) -> AsyncIterator[str]:
+    """The NLU base URL for a block: ``settings.nlu_url`` when set, else a Rasa started for the block.
+
+    What `frontdesk run` and the CLI use: an operator who runs Rasa elsewhere sets FRONTDESK_NLU_URL,
+    everyone else gets one trained and started on demand (``port=None``: a free port).
+    """
+    if settings.nlu_url:
+        yield settings.nlu_url.rstrip("/")
+        return
+    async with running_nlu_server(settings, port=port, progress=progress) as url:
+        yield url
 
 
 async def serve_forever(

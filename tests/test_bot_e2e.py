@@ -185,3 +185,16 @@ async def test_nlu_down_escalates_every_message_and_service_resumes(bot: BotHarn
     await bot.dm("jana", "where is my package, it is late")
     [answer] = await bot.wait_dms_to("jana", 1)
     assert "https://shop.example.com/orders" in answer
+
+
+async def test_after_resolve_the_next_message_starts_a_new_round_with_the_bot(bot: BotHarness) -> None:
+    from storage.actions import resolve
+
+    await bot.dm("lena", "let me talk to a person")
+    ticket = await _wait_ticket(bot, "lena")
+    await bot.wait_dms_to("lena", 1)
+    await resolve(bot.db, ticket.id, None)
+    await bot.dm("lena", "hello there")
+    texts = await bot.wait_dms_to("lena", 2)
+    assert "Frontdesk assistant" in texts[1]
+    assert len(await _tickets_of(bot, "lena")) == 1

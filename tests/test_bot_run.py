@@ -122,3 +122,17 @@ async def test_broken_content_stops_start_up_with_file_and_line(tmp_path: Path, 
 
 def test_project_root_has_the_content_files() -> None:
     assert (PROJECT_ROOT / "content" / "faq.yml").is_file() and (PROJECT_ROOT / "content" / "events.yml").is_file()
+
+
+@pytest.mark.rasa
+async def test_x_webhook_is_served_beside_the_desk_when_enabled(
+    sqlite_database_url: str, nlu_settings: Settings, nlu_server_url: str
+) -> None:
+    settings_for = lambda sb: e2e_settings(  # noqa: E731
+        nlu_settings, sqlite_database_url, nlu_server_url, sb, x_webhook_enabled=True
+    )
+    async with bot_harness(settings_for, with_http=True) as bot:
+        crc = await bot.http.get(f"{bot.running.http_url}/webhooks/x", params={"crc_token": "abc"})
+        health = await bot.http.get(f"{bot.running.http_url}/healthz")
+    assert crc.status_code == 200 and crc.json()["response_token"].startswith("sha256=")
+    assert health.status_code == 200

@@ -76,3 +76,32 @@ async def test_two_workers_share_the_inbox_without_double_answers(
         assert len(answers) == 2, answers
         assert "Frontdesk assistant" in answers[0] and "shop.example.com/orders" in answers[1]
     assert sum(w.stats.handled for w in workers) == 12
+
+
+async def test_a_message_that_keeps_failing_goes_to_a_person_and_unblocks_its_conversation(
+    db: Database, nlu_client: NLUClient, content: Content, router_config: RouterConfig
+) -> None:
+    from dataclasses import replace
+
+    from bot.content import FAQEntry
+    from storage.models import Direction, Ticket
+
+    # Content edited in a hurry: an answer no store accepts (a NUL character), so every attempt fails.
+    broken = replace(content, faq=tuple(
+        FAQEntry(e.key, e.intents, e.keywords, "oops\x00") if e.key == "order-tracking" else e for e in content.faq
+    ))
+    first = await record_inbound(db, dm("where is my package, it is late", sender="701"))
+    await record_inbound(db, dm("hello there", sender="701"))
+    worker = _worker(db, nlu_client, broken, router_config)
+    await worker.drain()
+    async with db.session() as session:
+        ticket = (await session.execute(select(Ticket).where(Ticket.conversation_id == first.conversation_id))).scalar_one()
+        unhandled = (await session.execute(
+            select(Message.id).where(
+                Message.conversation_id == first.conversation_id,
+                Message.direction == Direction.inbound,
+                Message.handled_at.is_(None),  # type: ignore[union-attr]
+            )
+        )).scalars().all()
+    assert ticket.queue.value == "general" and ticket.data["reason"].startswith("bot error")
+    assert unhandled == []  # the next message was handled too: the conversation is not stuck

@@ -83,6 +83,21 @@ async def test_parse_maps_rasa_answer_through_the_taxonomy() -> None:
     assert result.text == "my order AB-12345 is late"
 
 
+async def test_the_same_entity_from_two_extractors_is_reported_once() -> None:
+    email = {"entity": "email", "value": "jo@example.com", "start": 3, "end": 17}
+
+    async def twice(_: web.Request) -> web.Response:
+        entities = [
+            {**email, "extractor": "RegexEntityExtractor"},
+            {**email, "extractor": "CRFEntityExtractor"},
+        ]
+        return web.json_response({**RASA_PARSE, "entities": entities})
+
+    async with serve(twice) as (url, _), client_for(url) as client:
+        result = await client.parse("at jo@example.com")
+    assert [(e.entity, e.value) for e in result.entities] == [("email", "jo@example.com")]
+
+
 async def test_unknown_intent_routes_as_other_not_an_error() -> None:
     async def unknown(_: web.Request) -> web.Response:
         return web.json_response({**RASA_PARSE, "intent": {"name": "nlu_fallback", "confidence": 0.2}})
@@ -151,7 +166,9 @@ async def test_recovers_when_a_retry_succeeds() -> None:
 
 async def test_html_error_page_behind_a_proxy_is_retried_then_unavailable() -> None:
     async def gateway(_: web.Request) -> web.Response:
-        return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html")
+        return web.Response(
+            status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
+        )
 
     async with serve(gateway) as (url, hits), client_for(url, retries=1) as client:
         with pytest.raises(NLUUnavailable) as caught:
@@ -176,7 +193,10 @@ async def test_html_garbage_with_200_is_a_bad_response() -> None:
         {"text": "hello"},  # no intent at all
         {"intent": {"name": "greet"}},  # no confidence
         {"intent": {"name": "greet", "confidence": "very"}},
-        {"intent": {"name": "greet", "confidence": 0.9}, "entities": [{"value": "x"}]},  # entity without a name
+        {
+            "intent": {"name": "greet", "confidence": 0.9},
+            "entities": [{"value": "x"}],
+        },  # entity without a name
         ["not", "an", "object"],
     ],
 )

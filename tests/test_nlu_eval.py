@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL_CSV = ROOT / "tests" / "data" / "nlu_eval_small.csv"
 
 
-def run_frontdesk(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_frontdesk(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "frontdesk", *args],
         cwd=ROOT,
@@ -34,9 +36,12 @@ def run_frontdesk(*args: str, env: dict[str, str] | None = None, timeout: float 
 
 def test_csv_other_columns_are_ignored_and_categories_normalised(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
-    path.write_text("id,category,text\n1, Sales ,how much?\n2,human,\"a person, please\"\n")
+    path.write_text('id,category,text\n1, Sales ,how much?\n2,human,"a person, please"\n')
     rows = load_eval_csv(path)
-    assert [(r.text, r.category, r.line) for r in rows] == [("how much?", "sales", 2), ("a person, please", "human", 3)]
+    assert [(r.text, r.category, r.line) for r in rows] == [
+        ("how much?", "sales", 2),
+        ("a person, please", "human", 3),
+    ]
 
 
 def test_csv_missing_column_is_named(tmp_path: Path) -> None:
@@ -51,7 +56,11 @@ def test_csv_unknown_category_names_its_line(tmp_path: Path) -> None:
     path.write_text("text,category\nhello,smalltalk\nwhere is my order,complaint\n")
     with pytest.raises(EvalDataError) as caught:
         load_eval_csv(path)
-    assert "line 3" in str(caught.value) and "'complaint'" in str(caught.value) and "support" in str(caught.value)
+    assert (
+        "line 3" in str(caught.value)
+        and "'complaint'" in str(caught.value)
+        and "support" in str(caught.value)
+    )
 
 
 def test_csv_without_rows_or_with_empty_text_is_rejected(tmp_path: Path) -> None:
@@ -140,7 +149,9 @@ def test_eval_baseline_trains_the_default_pipeline_and_compares(rasa_venv: Path)
     out = json.loads(done.stdout)
     _check_report(out["model"], n=18)
     _check_report(out["baseline"], n=18)
-    assert out["delta_macro_f1"] == pytest.approx(out["model"]["macro_f1"] - out["baseline"]["macro_f1"], abs=1e-3)
+    assert out["delta_macro_f1"] == pytest.approx(
+        out["model"]["macro_f1"] - out["baseline"]["macro_f1"], abs=1e-3
+    )
     assert "training the baseline" in done.stderr
 
 

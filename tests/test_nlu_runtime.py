@@ -18,6 +18,7 @@ from nlu.runtime import (
     RasaVenvError,
     find_python310,
     free_port,
+    nlu_endpoint,
     requirements_hash,
     train,
     training_inputs,
@@ -48,7 +49,9 @@ def test_model_name_depends_on_content_not_location(tmp_path: Path, project_copy
     "change",
     ["config.yml", "domain.yml", "data/nlu.yml", "addons/tweet_normalizer.py", "data/more/new.yml"],
 )
-def test_changing_any_training_input_changes_the_model(tmp_path: Path, project_copy: Path, change: str) -> None:
+def test_changing_any_training_input_changes_the_model(
+    tmp_path: Path, project_copy: Path, change: str
+) -> None:
     settings = nlu_test_settings(MINI, nlu_corrections_path=tmp_path / "none.yml")
     before = _hash(settings, project_copy)
     target = project_copy / change
@@ -91,7 +94,9 @@ def test_a_python_that_is_not_310_is_refused_by_name() -> None:
         find_python310(settings)
 
 
-def test_no_python310_anywhere_says_how_to_install_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_python310_anywhere_says_how_to_install_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "bin").mkdir()
     broken_shim = tmp_path / "bin" / "python3.10"  # like pyenv's shim when no 3.10 is selected
     broken_shim.write_text("#!/bin/sh\necho 'pyenv: python3.10: command not found' >&2\nexit 127\n")
@@ -104,15 +109,19 @@ def test_no_python310_anywhere_says_how_to_install_one(tmp_path: Path, monkeypat
     assert "pyenv install 3.10" in str(caught.value) and str(broken_shim) in str(caught.value)
 
 
+@pytest.mark.rasa
 def test_the_venv_is_stamped_with_its_requirements(rasa_venv: Path) -> None:
     """The stamp is what makes a change to nlu/requirements-rasa.txt trigger a re-install."""
     assert (rasa_venv / ".frontdesk-requirements").read_text().strip() == requirements_hash()
     assert (rasa_venv / "bin" / "rasa").exists()
 
 
+@pytest.mark.rasa
 def test_found_python310_really_is_310(rasa_venv: Path) -> None:
     python = find_python310(Settings(rasa_python=""))
-    out = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+    out = subprocess.run(
+        [python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+    )
     assert out.stdout.strip() == "(3, 10)"
 
 
@@ -163,7 +172,17 @@ def _rasa_pid(port: int) -> int:
 def test_serve_restarts_a_crashed_rasa_and_stops_on_sigterm(rasa_venv: Path) -> None:
     port = free_port()
     serve = subprocess.Popen(
-        [sys.executable, "-m", "frontdesk", "nlu", "serve", "--project", str(MINI_PROJECT), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "frontdesk",
+            "nlu",
+            "serve",
+            "--project",
+            str(MINI_PROJECT),
+            "--port",
+            str(port),
+        ],
         cwd=ROOT,
         env={**os.environ, "FRONTDESK_NLU_TAXONOMY_PATH": str(MINI_TAXONOMY)},
         stdout=subprocess.DEVNULL,
@@ -190,3 +209,10 @@ def test_serve_restarts_a_crashed_rasa_and_stops_on_sigterm(rasa_venv: Path) -> 
         os.kill(rasa_pid, 0)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/status", timeout=2)
+
+
+async def test_nlu_endpoint_uses_a_configured_server_without_starting_rasa(tmp_path: Path) -> None:
+    settings = Settings(nlu_url="http://127.0.0.1:5999/", var_dir=tmp_path / "var", nlu_project_dir=tmp_path)
+    async with nlu_endpoint(settings, progress=None) as url:
+        assert url == "http://127.0.0.1:5999"
+    assert not (tmp_path / "var").exists(), "nothing trained, installed or logged"

@@ -121,8 +121,8 @@ IBM_RULES: list[tuple[str, re.Pattern[str]]] = [
                                  r"haven'?t received)\b", re.I)),
     ("how_to", re.compile(r"^(how|is there a way|can i|can you|is it possible)\b|\bhow (do|can|to)\b", re.I)),
 ]
-IBM_PER_INTENT = {"ask_human": 30, "outage": 60, "account_login": 70, "billing_refund": 60,
-                  "order_problem": 50, "how_to": 60, "product_issue": 90}
+IBM_PER_INTENT = {"ask_human": 30, "outage": 150, "account_login": 150, "billing_refund": 150,
+                  "order_problem": 150, "how_to": 150, "product_issue": 250}
 
 INTENT_FILES = {
     "banking77": "corpus_banking77.yml",

@@ -1,7 +1,7 @@
 """Intent classifier: TF-IDF weighting of the sparse n-gram features + a linear SVM.
 
 Why not Rasa's own classifiers: on short, messy tweets with a few thousand training examples,
-measured on held-out data (docs/nlu.md, "Model"), DIET needs minutes of CPU and its confidence is
+measured on held-out data (nlu/DATA.md, "Model"), DIET needs minutes of CPU and its confidence is
 unstable, and LogisticRegressionClassifier works on raw counts where long messages and frequent
 n-grams dominate.  Re-weighting each featurizer's sentence vector by TF-IDF (sublinear tf, L2
 norm per featurizer, so word and character n-grams weigh the same) and fitting a class-balanced
@@ -54,6 +54,8 @@ class TfidfLinearIntentClassifier(GraphComponent, IntentClassifier):
             "sublinear_tf": True,
             "temperature": 3.0,  # softmax scale over margins -> confidences
             "ranking_length": 10,
+            # names (or aliases) of the featurizers whose features to use; empty = all of them
+            "featurizers": [],
         }
 
     def __init__(
@@ -78,14 +80,15 @@ class TfidfLinearIntentClassifier(GraphComponent, IntentClassifier):
     ) -> "TfidfLinearIntentClassifier":
         return cls(config, model_storage, resource)
 
-    @staticmethod
-    def _blocks(message: Message) -> Dict[str, scipy.sparse.spmatrix]:
+    def _blocks(self, message: Message) -> Dict[str, scipy.sparse.spmatrix]:
         """Sentence-level sparse features of the text, one block per featurizer."""
+        wanted = set(self.config["featurizers"] or [])
         blocks: Dict[str, scipy.sparse.spmatrix] = {}
         for feat in message.features:
             if feat.attribute == TEXT and feat.type == FEATURE_TYPE_SENTENCE and feat.is_sparse():
                 origin = feat.origin if isinstance(feat.origin, str) else "+".join(feat.origin)
-                blocks[origin] = scipy.sparse.csr_matrix(feat.features)
+                if not wanted or origin in wanted:
+                    blocks[origin] = scipy.sparse.csr_matrix(feat.features)
         return blocks
 
     def _matrix(self, messages: List[Message], fit: bool) -> scipy.sparse.csr_matrix:
