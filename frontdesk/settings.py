@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     leader_lease_s: float = Field(
         default=15.0, description="Poller leadership lease: a dead leader's successor starts polling within this."
     )
+    # --- scale (issue 8) ---
+    worker_lease_s: float = Field(
+        default=60.0,
+        description="How long a worker holds a conversation or outbox row it works on; a killed worker's "
+        "work is taken over by another after this.  Renewed at half-time while the work goes on.",
+    )
 
     @property
     def effective_database_url(self) -> str:
