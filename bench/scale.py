@@ -96,22 +96,26 @@ async def _latencies(db: Database, injected: dict[int, float]) -> list[float]:
 
 
 async def one_run(nlu_urls: list[str], workers: int, messages: int, customers: int, tmp: Path,
-                  concurrency: int) -> dict[str, Any]:
+                  concurrency: int, prefill: bool = False) -> dict[str, Any]:
     url = await create_pg_database()
     db = Database(url)
     try:
         async with running_sandbox() as sandbox, Cluster(url, sandbox.base_url, nlu_urls, tmp / f"w{workers}n{len(nlu_urls)}",
                                                          concurrency=concurrency) as cluster:
             people = await make_customers(sandbox.base_url, customers)
+            if prefill:  # the backlog is there before the workers start: measures draining it
+                injected = await record_dms(db, people, messages)
             for i in range(workers):
                 await cluster.start_worker(f"w{i}")
             await cluster.wait_ready()
             start = time.time()
-            injected = await record_dms(db, people, messages)
+            if not prefill:
+                injected = await record_dms(db, people, messages)
             inject_s = time.time() - start
             end = await wait_until_done(db, timeout_s=600)
             latencies = await _latencies(db, injected)
             report = await verify(db, sandbox.base_url)
+            drain = await _drain_rate(db)
     finally:
         await db.dispose()
         await drop_pg_database(url)
@@ -121,8 +125,26 @@ async def one_run(nlu_urls: list[str], workers: int, messages: int, customers: i
         "inject_s": round(inject_s, 2), "elapsed_s": round(elapsed, 2),
         "throughput_per_s": round(messages / elapsed, 1),
         "p50_ms": round(_percentile(latencies, 0.5) * 1000), "p99_ms": round(_percentile(latencies, 0.99) * 1000),
+        "drain_per_s": drain, "prefill": prefill,
         "problems": problems(report),
     }
+
+
+async def _drain_rate(db: Database) -> float:
+    """Messages handled per second between the first message handled and the last reply sent (store clock)."""
+    from sqlalchemy import func
+
+    from storage.models import Direction, Message
+
+    async with db.session() as session:
+        first, handled = (await session.execute(
+            select(func.min(Message.handled_at), func.count()).where(
+                Message.direction == Direction.inbound, Message.handled_at.is_not(None))  # type: ignore[union-attr]
+        )).one()
+        last = (await session.execute(select(func.max(OutboxItem.sent_at)))).scalar_one()
+    if first is None or last is None or last <= first:
+        return float("nan")
+    return round(handled / (last - first).total_seconds(), 1)
 
 
 async def soak(nlu_urls: list[str], workers: int, messages: int, customers: int, tmp: Path, concurrency: int,
@@ -183,6 +205,8 @@ async def main() -> int:
     parser.add_argument("--soak", action="store_true", help="5,000 messages, 500 conversations, 2 workers killed")
     parser.add_argument("--soak-workers", type=int, default=3)
     parser.add_argument("--kills", type=int, default=2)
+    parser.add_argument("--prefill", action="store_true",
+                        help="record all messages before the workers start (measures draining a backlog)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     nlu_counts = [int(n) for n in args.nlu.split(",")]
@@ -209,7 +233,8 @@ async def main() -> int:
         for k in nlu_counts:
             raw = await raw_parse_throughput(urls[:k], args.raw_parses, concurrency=8 * k)
             for n in worker_counts:
-                row = await one_run(urls[:k], n, args.messages or 400, args.customers or 80, tmp, args.concurrency)
+                row = await one_run(urls[:k], n, args.messages or 400, args.customers or 80, tmp, args.concurrency,
+                                    prefill=args.prefill)
                 row["raw_parses_per_s"] = round(raw, 1)
                 row["ratio"] = round(row["throughput_per_s"] / raw, 3)
                 results.append(row)
@@ -221,7 +246,7 @@ async def main() -> int:
 def _row_text(r: dict[str, Any]) -> str:
     return (f"NLU x{r['nlu_servers']}  workers {r['workers']}: {r['throughput_per_s']:6.1f} msg/s  "
             f"raw parse {r['raw_parses_per_s']:6.1f}/s  ratio {r['ratio']:.3f}  p50 {r['p50_ms']} ms  "
-            f"p99 {r['p99_ms']} ms  ({r['answered']}/{r['messages']} answered, injected in {r['inject_s']} s, "
+            f"p99 {r['p99_ms']} ms  drain {r['drain_per_s']} msg/s  ({r['answered']}/{r['messages']} answered, injected in {r['inject_s']} s, "
             f"problems: {r['problems'] or 'none'})")
 
 
