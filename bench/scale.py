@@ -116,6 +116,8 @@ async def one_run(nlu_urls: list[str], workers: int, messages: int, customers: i
             latencies = await _latencies(db, injected)
             report = await verify(db, sandbox.base_url)
             drain = await _drain_rate(db)
+            usage = _worker_usage(cluster)
+            usage["pg_connections_per_worker"] = round(await _pg_connections(url) / workers, 1)
     finally:
         await db.dispose()
         await drop_pg_database(url)
@@ -125,9 +127,41 @@ async def one_run(nlu_urls: list[str], workers: int, messages: int, customers: i
         "inject_s": round(inject_s, 2), "elapsed_s": round(elapsed, 2),
         "throughput_per_s": round(messages / elapsed, 1),
         "p50_ms": round(_percentile(latencies, 0.5) * 1000), "p99_ms": round(_percentile(latencies, 0.99) * 1000),
-        "drain_per_s": drain, "prefill": prefill,
+        "drain_per_s": drain, "prefill": prefill, **usage,
+        "worker_cpu_ms_per_msg": round(usage["worker_cpu_s"] * 1000 / messages, 1),
         "problems": problems(report),
     }
+
+
+def _worker_usage(cluster: Cluster) -> dict[str, float]:
+    """CPU seconds of all workers together and the largest resident memory (Linux /proc)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu, rss = 0.0, 0.0
+    for worker in cluster.workers.values():
+        try:
+            fields = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / tick
+            for line in Path(f"/proc/{worker.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss = max(rss, int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return {"worker_cpu_s": round(cpu, 1), "worker_rss_mb": round(rss)}
+
+
+async def _pg_connections(url: str) -> int:
+    import asyncpg
+
+    from bench.cluster import PG_ADMIN_URL
+
+    admin = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        return int(await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                                        url.rsplit("/", 1)[1]))
+    finally:
+        await admin.close()
 
 
 async def _drain_rate(db: Database) -> float:
@@ -246,7 +280,8 @@ async def main() -> int:
 def _row_text(r: dict[str, Any]) -> str:
     return (f"NLU x{r['nlu_servers']}  workers {r['workers']}: {r['throughput_per_s']:6.1f} msg/s  "
             f"raw parse {r['raw_parses_per_s']:6.1f}/s  ratio {r['ratio']:.3f}  p50 {r['p50_ms']} ms  "
-            f"p99 {r['p99_ms']} ms  drain {r['drain_per_s']} msg/s  ({r['answered']}/{r['messages']} answered, injected in {r['inject_s']} s, "
+            f"p99 {r['p99_ms']} ms  drain {r['drain_per_s']} msg/s  worker CPU {r['worker_cpu_ms_per_msg']} ms/msg, "
+            f"RSS {r['worker_rss_mb']} MB, {r['pg_connections_per_worker']} PG conns/worker  ({r['answered']}/{r['messages']} answered, injected in {r['inject_s']} s, "
             f"problems: {r['problems'] or 'none'})")
 
 
