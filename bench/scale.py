@@ -199,7 +199,8 @@ async def soak(nlu_urls: list[str], workers: int, messages: int, customers: int,
                 threshold = messages * (k + 1) / (kills + 1)
                 while await _handled(db) < threshold:
                     await asyncio.sleep(0.2)
-                victim = sorted(cluster.workers)[0]
+                # An original worker each time (not the replacement just started), busy mid-run.
+                victim = sorted(cluster.workers, key=lambda n: (n.startswith("r"), n))[0]
                 cluster.kill(victim)
                 killed.append(f"{victim} at {await _handled(db)} handled")
                 print(f"soak: SIGKILLed {victim} after {await _handled(db)} messages handled", file=sys.stderr)
