@@ -108,6 +108,7 @@ async def one_run(nlu_urls: list[str], workers: int, messages: int, customers: i
             for i in range(workers):
                 await cluster.start_worker(f"w{i}")
             await cluster.wait_ready()
+            baseline = _worker_usage(cluster)["worker_cpu_s"]  # start-up (imports, connecting) not counted
             start = time.time()
             if not prefill:
                 injected = await record_dms(db, people, messages)
@@ -117,6 +118,7 @@ async def one_run(nlu_urls: list[str], workers: int, messages: int, customers: i
             report = await verify(db, sandbox.base_url)
             drain = await _drain_rate(db)
             usage = _worker_usage(cluster)
+            usage["worker_cpu_s"] = round(usage["worker_cpu_s"] - baseline, 1)
             usage["pg_connections_per_worker"] = round(await _pg_connections(url) / workers, 1)
     finally:
         await db.dispose()

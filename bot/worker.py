@@ -275,8 +275,9 @@ class BotWorker:
                 self.stats.escalated += 1
                 metrics.ticket_opened(effect.queue, effect.category)
                 queued_something = True
-                log.info("conversation %s escalated to %s as ticket %s: %s",
-                         conversation.id, effect.queue, ticket.id, effect.reason)
+                with log_context(ticket_id=ticket.id):
+                    log.info("conversation %s escalated to %s as ticket %s: %s",
+                             conversation.id, effect.queue, ticket.id, effect.reason)
             elif isinstance(effect, Register):
                 text = await self._register(conversation.contact_id, effect)
                 queued_something |= await self._reply(conversation.id, text, key)

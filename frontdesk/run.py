@@ -269,7 +269,8 @@ class _Uvicorn:
             def install_signal_handlers(self) -> None:  # older uvicorn
                 return None
 
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                                log_config=None)  # its lines go through configure_logging's handler
         return _Server(config)
 
 
