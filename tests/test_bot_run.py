@@ -136,3 +136,38 @@ async def test_x_webhook_is_served_beside_the_desk_when_enabled(
         health = await bot.http.get(f"{bot.running.http_url}/healthz")
     assert crc.status_code == 200 and crc.json()["response_token"].startswith("sha256=")
     assert health.status_code == 200
+
+
+@pytest.mark.rasa
+async def test_worker_mode_answers_what_another_process_recorded(
+    sqlite_database_url: str, nlu_settings: Settings, nlu_server_url: str
+) -> None:
+    """`frontdesk worker`: no HTTP, no pollers; it handles the shared inbox and delivers through the outbox."""
+    from sandbox.server import running_sandbox
+    from storage.actions import InboundMessage, record_inbound
+    from storage.db import Database
+    from storage.models import Channel, ConversationKind
+
+    async with running_sandbox() as sandbox:
+        customer = sandbox.x.user_by_username("mona")  # the emulator creates customers on first mention
+        assert customer is not None
+        customer_id = customer.id
+        settings = e2e_settings(nlu_settings, sqlite_database_url, nlu_server_url, sandbox.base_url)
+        async with started(settings, say=lambda _m: None, with_http=False, with_channels=False) as running:
+            assert running.http_url == "" and running.channel is not None and not running.channel.pollers
+            db = Database(sqlite_database_url)
+            try:
+                await record_inbound(db, InboundMessage(
+                    channel=Channel.x, conversation_kind=ConversationKind.dm, conversation_ref=customer_id,
+                    sender_id=customer_id, sender_handle="mona", text="where is my package, it is late",
+                    platform_message_id=f"worker-mode-{uuid.uuid4().hex}",
+                ))
+            finally:
+                await db.dispose()
+            running.worker.wake()
+
+            async def answered() -> list[str] | None:
+                return [d["text"] for d in sandbox.x.sent()["dms"] if d["recipient"] == "mona"] or None
+
+            [answer] = await eventually(answered, what="the worker's answer to mona")
+    assert "https://shop.example.com/orders" in answer
