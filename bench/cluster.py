@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from sqlalchemy import func, select
@@ -117,7 +117,7 @@ class Cluster:
     workers: dict[str, WorkerProcess] = field(default_factory=dict)
     started: int = 0
 
-    async def __aenter__(self) -> Cluster:
+    async def __aenter__(self) -> Self:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -19,14 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench.cluster import ROOT, create_pg_database, drop_pg_database, free_port  # noqa: E402
-from storage import actions  # noqa: E402
-from storage.actions import InboundMessage  # noqa: E402
-from storage.agents import create_agent  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.models import AgentRole, Channel, ConversationKind  # noqa: E402
+from bench.cluster import ROOT, create_pg_database, drop_pg_database, free_port
+from storage import actions
+from storage.actions import InboundMessage
+from storage.agents import create_agent
+from storage.db import Database
+from storage.models import AgentRole, Channel, ConversationKind
 
 
 async def main() -> None:

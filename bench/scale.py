@@ -31,10 +31,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+import httpx
+from sqlalchemy import select
 
-from bench.cluster import (  # noqa: E402
+from bench.cluster import (
     TEXTS,
     Cluster,
     create_pg_database,
@@ -46,10 +46,10 @@ from bench.cluster import (  # noqa: E402
     verify,
     wait_until_done,
 )
-from frontdesk.settings import Settings  # noqa: E402
-from sandbox.server import running_sandbox  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.models import OutboxItem, OutboxStatus  # noqa: E402
+from frontdesk.settings import Settings
+from sandbox.server import running_sandbox
+from storage.db import Database
+from storage.models import OutboxItem, OutboxStatus
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -202,7 +202,7 @@ async def soak(nlu_urls: list[str], workers: int, messages: int, customers: int,
                 while await _handled(db) < threshold:
                     await asyncio.sleep(0.2)
                 # An original worker each time (not the replacement just started), busy mid-run.
-                victim = sorted(cluster.workers, key=lambda n: (n.startswith("r"), n))[0]
+                victim = min(cluster.workers, key=lambda n: (n.startswith("r"), n))
                 cluster.kill(victim)
                 killed.append(f"{victim} at {await _handled(db)} handled")
                 print(f"soak: SIGKILLed {victim} after {await _handled(db)} messages handled", file=sys.stderr)
@@ -289,8 +289,8 @@ def _row_text(r: dict[str, Any]) -> str:
 
 
 def _soak_text(r: dict[str, Any]) -> str:
-    lines = [f"soak: {r['messages']} messages over {r['conversations']} conversations, {r['workers']} workers, "
-             f"killed: {', '.join(r['killed'])}; done in {r['elapsed_s']} s"]
+    lines = [(f"soak: {r['messages']} messages over {r['conversations']} conversations, {r['workers']} workers, "
+              f"killed: {', '.join(r['killed'])}; done in {r['elapsed_s']} s")]
     lines.append(f"  inbound recorded {r['inbound']}, handled {r['handled']}, handled out of order "
                  f"{r['handled_out_of_order']}")
     lines.append(f"  outbox rows {r['outbox_rows']}, sent {r['outbox_sent']}, not sent {r['outbox_not_sent']}, "

@@ -16,9 +16,8 @@ app = typer.Typer(
 
 
 def _register_subcommands() -> None:
-    from storage.cli import app as db_app
-
     from nlu.cli import app as nlu_app
+    from storage.cli import app as db_app
 
     app.add_typer(db_app, name="db", help="The ticket store: migrations and checks.")
     app.add_typer(nlu_app, name="nlu", help="The NLU service (Rasa): train, serve, parse, eval.")

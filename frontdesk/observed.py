@@ -7,11 +7,10 @@ the store stays free of any metrics dependency.
 
 from __future__ import annotations
 
+from frontdesk import metrics
 from storage import actions
 from storage.db import Database
 from storage.models import Message, Ticket
-
-from frontdesk import metrics
 
 
 def _queue(ticket: Ticket) -> str:

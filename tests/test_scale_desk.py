@@ -80,9 +80,9 @@ async def two_desks(pg_database_url: str, tmp_path: Path) -> AsyncIterator[list[
 def _metric(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            if line[len(name)] in "{ ":
-                total += float(line.rsplit(" ", 1)[1])
+        wanted = line.startswith(name) and line[len(name):len(name) + 1] in ("{", " ")
+        if wanted and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
     return total
 
 

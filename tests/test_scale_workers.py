@@ -8,7 +8,6 @@ traffic.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
