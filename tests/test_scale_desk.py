@@ -143,3 +143,41 @@ async def test_an_agent_on_one_desk_sees_live_what_happened_on_the_other(
     assert _metric(metrics_a, "frontdesk_first_response_seconds_count", queue="support") == 1
     assert _metric(metrics_b, "frontdesk_tickets_claimed_total", queue="support") == 0
     assert "frontdesk_build_info" in metrics_b
+
+
+async def test_the_desk_role_records_webhook_events_and_runs_no_router_or_poller(
+    sqlite_database_url: str, tmp_path: Path
+) -> None:
+    """`frontdesk desk` with X webhooks on: X's pushes are recorded for the workers; it never polls or routes."""
+    from sqlalchemy import select
+
+    from frontdesk.run import started
+    from frontdesk.settings import Settings
+    from sandbox.server import running_sandbox
+    from sandbox.x_control import XSandboxControl
+    from storage.models import Message
+    from tests.fixtures.bot import CONTENT_DIR
+
+    async with running_sandbox() as sandbox, XSandboxControl(sandbox.base_url) as control:
+        settings = Settings(
+            database_url=sqlite_database_url, x_api_base=sandbox.base_url, x_webhook_enabled=True, http_port=0,
+            content_dir=CONTENT_DIR, var_dir=tmp_path / "var", secret_key=TEST_SECRET_KEY,  # type: ignore[arg-type]
+            nlu_url="",
+        )
+        async with started(settings, say=lambda _m: None, with_worker=False, with_outbox=False,
+                           with_channels=False, start_sandbox=False, with_webhooks=True) as running:
+            assert running.worker is None and running.outbox is None and running.leaders == []
+            assert running.channel is not None and running.channel.pollers == []
+            await control.webhook(f"{running.http_url}/webhooks/x")  # X's CRC check against the desk
+            dm = await control.dm("wendy", "is the webinar recorded?")
+            await sandbox.drain_webhooks()
+            async with running.db.session() as session:
+                texts = (await session.execute(
+                    select(Message.text, Message.handled_at).where(Message.platform_message_id == str(dm["id"]))
+                )).all()
+            async with httpx.AsyncClient(timeout=5) as http:
+                health = await http.get(f"{running.http_url}/healthz")
+                metrics_text = (await http.get(f"{running.http_url}/metrics")).text
+    assert [(t, h) for t, h in texts] == [("is the webinar recorded?", None)]  # recorded, left for a worker
+    assert health.status_code == 200
+    assert "frontdesk_build_info" in metrics_text
