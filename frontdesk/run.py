@@ -505,7 +505,10 @@ async def _start_telegram(
     stack.push_async_callback(channel.stop)
     running.telegram = channel
     if poll:
-        await channel.register_webhook()
+        try:
+            await channel.register_webhook()
+        except TelegramStartError as exc:
+            raise RunError(str(exc)) from None
         await _lead_polling(stack, running, f"telegram:{channel.bot.id}", channel.start_polling, channel.stop_polling)
         running.readiness.add("telegram", flag_check(lambda: channel.ready, "the Telegram channel is starting"))
     if webhooks and channel.webhook_mode and running.http_app is not None:
