@@ -21,6 +21,7 @@ import logging
 from collections.abc import Mapping
 
 from bot.channels.base import ChannelSender, SendError
+from frontdesk import metrics
 from storage.db import Database
 from storage.models import Channel
 from storage.outbox import Delivery, lease_due, mark_failed, mark_retry, mark_sent
@@ -107,6 +108,7 @@ class OutboxLoop:
                 found = await sender.find_delivered(delivery)
                 if found is not None:
                     await mark_sent(self.db, delivery.id, found)
+                    metrics.message_sent(delivery.channel)
                     self._uncertain.discard(delivery.id)
                     self.reconciled += 1
                     return
@@ -120,20 +122,26 @@ class OutboxLoop:
             log.exception("outbox: unexpected error delivering row %s", delivery.id)
             self._uncertain.add(delivery.id)
             self.retries += 1
+            metrics.outbox_retry(delivery.channel, type(error).__name__)
             await mark_retry(self.db, delivery.id, f"{type(error).__name__}: {error}")
             return
         self._uncertain.discard(delivery.id)
         await mark_sent(self.db, delivery.id, platform_id)
+        metrics.message_sent(delivery.channel)
         self.sent += 1
 
     async def _failed_attempt(self, delivery: Delivery, error: SendError) -> None:
         if error.permanent:
             self.failed += 1
+            metrics.outbox_failed(delivery.channel)
             self._uncertain.discard(delivery.id)
             log.error("outbox: row %s (%s) will not be delivered: %s", delivery.id, delivery.channel, error)
             await mark_failed(self.db, delivery.id, str(error))
             return
         self.retries += 1
+        metrics.outbox_retry(
+            delivery.channel, "rate_limited" if error.retry_after_s is not None else "server_error"
+        )
         if error.retry_after_s is None:
             # A 5xx or a lost connection: the platform may have posted it anyway; look before re-sending.
             self._uncertain.add(delivery.id)

@@ -40,6 +40,8 @@ from bot.router import (
     UpdateState,
     route,
 )
+from frontdesk import metrics
+from frontdesk.logging import log_context
 from nlu.client import NLUError, ParseResult
 from storage import inbox
 from storage.actions import bot_reply, escalate, mark_handled, record_nlu_result, send_queue_notice, update_bot_state
@@ -154,6 +156,10 @@ class BotWorker:
                 raise TimeoutError("the inbox did not drain in time")
 
     async def _handle_conversation(self, conversation_id: int) -> None:
+        with log_context(conversation_id=conversation_id):
+            await self._handle_conversation_logged(conversation_id)
+
+    async def _handle_conversation_logged(self, conversation_id: int) -> None:
         loop = asyncio.get_running_loop()
         renew_at = loop.time() + self.lease_s / 2
         current: Message | None = None
@@ -217,6 +223,7 @@ class BotWorker:
             bot_state=dict(conversation.bot_state),
             registrations=contact_registrations,
         )
+        metrics.message_received(_channel_name(message), parsed.category if parsed is not None else None)
         decision = route(incoming, self.content, self.config)
         await self._apply(conversation, message, decision)
         await mark_handled(self.db, message.id)
@@ -229,7 +236,8 @@ class BotWorker:
         if not text.strip():
             return None, "empty message"
         try:
-            return await self.nlu.parse(text), ""
+            with metrics.nlu_timer():
+                return await self.nlu.parse(text), ""
         except NLUError as exc:
             self.stats.nlu_failures += 1
             log.warning("NLU failed, escalating the message instead: %s", exc)
@@ -265,9 +273,11 @@ class BotWorker:
                     notice_text=effect.notice or None,
                 )
                 self.stats.escalated += 1
+                metrics.ticket_opened(effect.queue, effect.category)
                 queued_something = True
-                log.info("conversation %s escalated to %s as ticket %s: %s",
-                         conversation.id, effect.queue, ticket.id, effect.reason)
+                with log_context(ticket_id=ticket.id):
+                    log.info("conversation %s escalated to %s as ticket %s: %s",
+                             conversation.id, effect.queue, ticket.id, effect.reason)
             elif isinstance(effect, Register):
                 text = await self._register(conversation.contact_id, effect)
                 queued_something |= await self._reply(conversation.id, text, key)
@@ -293,6 +303,10 @@ class BotWorker:
                 return effect.text_full
         _, newly = await register(self.db, contact_id, effect.event_key)
         return effect.text_new if newly else effect.text_again
+
+
+def _channel_name(message: Message) -> str:
+    return str(getattr(message.channel, "value", message.channel))
 
 
 def _entity_dict(entity: Any) -> dict[str, Any]:

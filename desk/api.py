@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from desk import queries
 from desk.auth import CurrentAgent, api_agent
+from frontdesk import observed
 from storage import actions
 from storage.agents import authenticate
 from storage.errors import NotAllowed, NotFound
@@ -251,7 +252,7 @@ async def get_ticket(ticket_id: int, request: Request, agent: ApiAgent) -> Ticke
     responses={409: {"description": "someone else holds it (`holder` names them) or it is closed"}},
 )
 async def claim(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
-    await actions.claim(_db(request), ticket_id, agent.id)
+    await observed.claim(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
 
@@ -264,7 +265,7 @@ async def claim(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
 async def reply(
     ticket_id: int, body: TextBody, request: Request, agent: ApiAgent
 ) -> AcceptedMessage:
-    message = await actions.agent_reply(_db(request), ticket_id, agent.id, body.text)
+    message = await observed.agent_reply(_db(request), ticket_id, agent.id, body.text)
     assert message.id is not None
     return AcceptedMessage(message_id=message.id, ticket_id=ticket_id, status="pending")
 
@@ -285,13 +286,13 @@ async def add_note(
 
 @router.post("/tickets/{ticket_id}/handback", response_model=TicketOut, summary="Give the conversation back to the bot")
 async def hand_back(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
-    await actions.hand_back(_db(request), ticket_id, agent.id)
+    await observed.hand_back(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut, summary="Close the ticket as resolved")
 async def resolve(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
-    await actions.resolve(_db(request), ticket_id, agent.id)
+    await observed.resolve(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
 

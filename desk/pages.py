@@ -28,6 +28,7 @@ from desk.auth import (
     session_agent,
     start_session,
 )
+from frontdesk import observed
 from storage import actions
 from storage.agents import authenticate
 from storage.errors import AlreadyClaimed, NotFound, StoreError
@@ -332,7 +333,7 @@ async def ticket_claim(
     ticket_id: int, request: Request, agent: PageAgent,
     csrf: Csrf = "",
 ) -> Response:
-    return await _do(request, ticket_id, agent, csrf, lambda: actions.claim(request.app.state.desk.db, ticket_id, agent.id))
+    return await _do(request, ticket_id, agent, csrf, lambda: observed.claim(request.app.state.desk.db, ticket_id, agent.id))
 
 
 @router.post("/tickets/{ticket_id}/reply", name="ticket_reply")
@@ -341,7 +342,7 @@ async def ticket_reply(
     text: Annotated[str, Form()] = "", csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
-    return await _do(request, ticket_id, agent, csrf, lambda: actions.agent_reply(db, ticket_id, agent.id, text))
+    return await _do(request, ticket_id, agent, csrf, lambda: observed.agent_reply(db, ticket_id, agent.id, text))
 
 
 @router.post("/tickets/{ticket_id}/note", name="ticket_note")
@@ -359,7 +360,7 @@ async def ticket_handback(
     csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
-    return await _do(request, ticket_id, agent, csrf, lambda: actions.hand_back(db, ticket_id, agent.id))
+    return await _do(request, ticket_id, agent, csrf, lambda: observed.hand_back(db, ticket_id, agent.id))
 
 
 @router.post("/tickets/{ticket_id}/resolve", name="ticket_resolve")
@@ -368,7 +369,7 @@ async def ticket_resolve(
     csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
-    return await _do(request, ticket_id, agent, csrf, lambda: actions.resolve(db, ticket_id, agent.id))
+    return await _do(request, ticket_id, agent, csrf, lambda: observed.resolve(db, ticket_id, agent.id))
 
 
 @router.post("/tickets/{ticket_id}/assign", name="ticket_assign")

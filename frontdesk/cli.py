@@ -16,9 +16,8 @@ app = typer.Typer(
 
 
 def _register_subcommands() -> None:
-    from storage.cli import app as db_app
-
     from nlu.cli import app as nlu_app
+    from storage.cli import app as db_app
 
     app.add_typer(db_app, name="db", help="The ticket store: migrations and checks.")
     app.add_typer(nlu_app, name="nlu", help="The NLU service (Rasa): train, serve, parse, eval.")
@@ -53,24 +52,40 @@ def run() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run only the router worker and the outbox loop (to scale out beside a `frontdesk run`)."""
-    _run_supervised(with_http=False, with_channels=False)
+    """Route the inbox, send the outbox, and poll X/Telegram while this process holds their leader lease.
+
+    Run any number against one PostgreSQL database.  Serves /metrics and /healthz on
+    FRONTDESK_METRICS_PORT (9100).  Needs X credentials or FRONTDESK_X_API_BASE (it never starts an
+    emulator) and FRONTDESK_NLU_URL (or it starts its own Rasa).
+    """
+    _run_supervised(with_http=False, with_channels=True, metrics=True, start_sandbox=False)
 
 
-def _run_supervised(*, with_http: bool, with_channels: bool) -> None:
+@app.command()
+def desk() -> None:
+    """Serve the agents' desk, /metrics, /healthz and the X/Telegram webhooks (no router, no pollers).
+
+    Run any number behind a load balancer; they share the database and need the same FRONTDESK_SECRET_KEY.
+    """
+    _run_supervised(with_http=True, with_channels=False, with_outbox=False, with_worker=False,
+                    start_sandbox=False, with_webhooks=True)
+
+
+def _run_supervised(*, with_http: bool, with_channels: bool, metrics: bool = False, **roles: object) -> None:
     import asyncio
-    import logging
 
     from bot.content import ContentError
     from bot.hours import HoursError
+    from frontdesk.logging import configure_logging
     from frontdesk.run import RunError, run_forever
     from frontdesk.settings import get_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    if metrics:
+        roles["metrics_port"] = settings.metrics_port
     try:
-        asyncio.run(run_forever(get_settings(), with_http=with_http, with_channels=with_channels))
+        asyncio.run(run_forever(settings, with_http=with_http, with_channels=with_channels, **roles))  # type: ignore[arg-type]
     except (RunError, ContentError, HoursError) as exc:
         typer.echo(f"frontdesk: cannot start: {exc}", err=True)
         raise typer.Exit(1) from None

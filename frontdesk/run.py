@@ -32,6 +32,7 @@ from bot.content import Content, load_content
 from bot.hours import parse_business_hours
 from bot.router import RouterConfig
 from bot.worker import BotWorker
+from frontdesk import metrics
 from frontdesk.http import Readiness, add_routes, create_http_app, flag_check, nlu_check, store_check
 from frontdesk.settings import Settings
 from storage.db import Database
@@ -58,6 +59,8 @@ class Running:
     content: Content
     readiness: Readiness
     worker: BotWorker | None = None
+    leaders: list[Any] = field(default_factory=list)
+    metrics_url: str = ""
     outbox: Any = None
     channel: Any = None
     nlu_url: str = ""
@@ -78,8 +81,23 @@ async def started(
     with_channels: bool = True,
     with_outbox: bool = True,
     worker_owner: str | None = None,
+    with_worker: bool = True,
+    start_sandbox: bool | None = None,
+    with_webhooks: bool | None = None,
+    metrics_port: int | None = None,
 ) -> AsyncIterator[Running]:
-    """Start every part (see the module docstring) and stop them all when the block exits."""
+    """Start every part (see the module docstring) and stop them all when the block exits.
+
+    The roles: `frontdesk run` (everything), `frontdesk worker` (``with_http=False``: router, outbox and
+    the pollers of the accounts whose leader lease it wins, /metrics on `metrics_port`; never starts an
+    emulator), `frontdesk desk` (``with_worker=False, with_outbox=False, with_channels=False``: the desk,
+    /metrics, /healthz and the webhooks).  Pollers always run under their account's leader lease
+    (frontdesk/leading.py), so any number of these processes can share one database.
+    """
+    if start_sandbox is None:
+        start_sandbox = with_channels
+    if with_webhooks is None:
+        with_webhooks = with_channels
     async with AsyncExitStack() as stack:
         # Configuration mistakes first: they are cheap to find and need no server.
         content = load_content(settings.content_dir)
@@ -98,26 +116,42 @@ async def started(
 
         if with_http:
             await _start_http(stack, running, say)
+        if metrics_port:
+            await _start_metrics(stack, running, metrics_port, say)
+        _spawn(stack, running, "store-gauges", _store_gauges(db))
 
-        uses_x = with_channels or with_outbox
+        uses_x = with_channels or with_outbox or (with_webhooks and settings.x_webhook_enabled)
         if uses_x:
-            settings = await _x_mode(stack, running, say, start_sandbox=with_channels)
+            settings = await _x_mode(stack, running, say, start_sandbox=start_sandbox)
             running.settings = settings
 
-        running.nlu_url = await _start_nlu(stack, settings, say)
-        nlu = _nlu_client(settings, running.nlu_url)
-        stack.push_async_callback(nlu.aclose)
-        readiness.add("nlu", nlu_check(nlu))
+        nlu: Any = None
+        if with_worker:
+            running.nlu_url = await _start_nlu(stack, settings, say)
+        elif settings.nlu_url:
+            running.nlu_url = settings.nlu_url.rstrip("/")
+        if running.nlu_url:
+            nlu = _nlu_client(settings, running.nlu_url)
+            stack.push_async_callback(nlu.aclose)
+            readiness.add("nlu", nlu_check(nlu))
+        else:
+            readiness.add("nlu", flag_check(lambda: True, ""))
 
         owner = worker_owner or f"frontdesk-{uuid.uuid4().hex[:8]}"
         if uses_x:
-            await _start_x(stack, running, say, poll=with_channels)
+            await _start_x(stack, running, say, poll=with_channels, webhooks=bool(with_webhooks))
             running.brand_user_id = settings.x_brand_user_id or (running.channel.brand_id or "")
         # Telegram: with a token; in sandbox mode (the emulators started here) on the in-process emulator.
-        if (settings.telegram_token is not None or running.sandbox is not None) and (with_channels or with_outbox):
-            await _start_telegram(stack, running, say, poll=with_channels)
+        if (settings.telegram_token is not None or running.sandbox is not None) and (
+            with_channels or with_outbox or with_webhooks
+        ):
+            await _start_telegram(stack, running, say, poll=with_channels, webhooks=bool(with_webhooks))
         if with_outbox:
             running.outbox = _start_outbox(stack, running, owner)
+        if not with_worker:
+            say("frontdesk: ready" + (f" on {running.http_url}" if running.http_url else ""))
+            yield running
+            return
         config = RouterConfig(
             confidence_threshold=settings.nlu_confidence_threshold,
             brand_user_id=running.brand_user_id,
@@ -125,6 +159,7 @@ async def started(
         )
         worker = BotWorker(
             db, nlu, content, config, owner=owner, concurrency=settings.bot_concurrency,
+            lease_s=settings.worker_lease_s,
             on_outbound=running.outbox.wake if running.outbox is not None else None,
         )
         running.worker = worker
@@ -135,7 +170,7 @@ async def started(
 
 
 async def run_forever(settings: Settings, *, say: Say = say_stderr, with_channels: bool = True,
-                      with_http: bool = True, with_outbox: bool = True) -> None:
+                      with_http: bool = True, with_outbox: bool = True, **roles: Any) -> None:
     """Start everything and run until SIGINT/SIGTERM (or a part fails for good)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -144,7 +179,7 @@ async def run_forever(settings: Settings, *, say: Say = say_stderr, with_channel
             loop.add_signal_handler(sig, stop.set)
     try:
         async with started(
-            settings, say=say, with_channels=with_channels, with_http=with_http, with_outbox=with_outbox
+            settings, say=say, with_channels=with_channels, with_http=with_http, with_outbox=with_outbox, **roles
         ) as running:
             failed = asyncio.ensure_future(_first_failure(running))
             stopping = asyncio.ensure_future(stop.wait())
@@ -234,7 +269,8 @@ class _Uvicorn:
             def install_signal_handlers(self) -> None:  # older uvicorn
                 return None
 
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                                log_config=None)  # its lines go through configure_logging's handler
         return _Server(config)
 
 
@@ -242,6 +278,7 @@ async def _start_http(stack: AsyncExitStack, running: Running, say: Say) -> None
     settings = running.settings
     desk_app = _desk_app(running.db, settings, say)
     app = create_http_app(running.readiness, desk_app=desk_app, extra={"running": running})
+    add_routes(app, metrics.metrics_router())
     running.http_app = app
     server = _Uvicorn.server(app, settings.http_host, settings.http_port)
     task = asyncio.ensure_future(server.serve())
@@ -270,6 +307,35 @@ async def _start_http(stack: AsyncExitStack, running: Running, say: Say) -> None
             task.cancel()
 
     stack.push_async_callback(_stop)
+
+
+async def _start_metrics(stack: AsyncExitStack, running: Running, port: int, say: Say) -> None:
+    """/metrics and /healthz for a process without the HTTP app (`frontdesk worker`)."""
+    try:
+        runner = await metrics.serve_metrics(port, host=running.settings.http_host)
+    except OSError as exc:
+        raise RunError(
+            f"cannot serve /metrics on {running.settings.http_host}:{port} ({exc}); "
+            "set FRONTDESK_METRICS_PORT to a free port (0 turns it off)"
+        ) from None
+    stack.push_async_callback(runner.cleanup)
+    running.metrics_url = f"http://{running.settings.http_host}:{metrics.bound_port(runner)}"
+    say(f"frontdesk: metrics on {running.metrics_url}/metrics")
+
+
+async def _store_gauges(db: Database) -> None:
+    await metrics.run_store_gauges(db, interval_s=15.0)
+
+
+async def _lead_polling(stack: AsyncExitStack, running: Running, name: str, start: Any, stop: Any) -> None:
+    """Run `start`/`stop` (a channel's pollers) under the leader lease `name`; wait for the first try."""
+    from frontdesk.leading import PollingLeader
+
+    leader = PollingLeader(running.db, name, start, stop, lease_s=running.settings.leader_lease_s)
+    running.leaders.append(leader)
+    _spawn(stack, running, f"leader:{name}", leader.run())
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(leader.first_attempt.wait(), 30)
 
 
 def _desk_app(db: Database, settings: Settings, say: Say) -> Any | None:
@@ -363,15 +429,16 @@ def _nlu_client(settings: Settings, url: str) -> Any:
 # --- outbox and X channel (bot/outbox.py, bot/channels/x/) ------------------------------------------------------
 
 
-async def _start_x(stack: AsyncExitStack, running: Running, say: Say, *, poll: bool) -> None:
-    """The X channel: resolves the brand account, runs the pollers (unless `poll` is off), owns the sender."""
+async def _start_x(stack: AsyncExitStack, running: Running, say: Say, *, poll: bool, webhooks: bool) -> None:
+    """The X channel: resolves the brand account, runs the pollers under the account's leader lease
+    (unless `poll` is off), owns the sender, and serves the webhook when enabled and `webhooks`."""
     from bot.channels.x import XChannel, XStartError
 
     def wake() -> None:
         if running.worker is not None:
             running.worker.wake()
 
-    channel = XChannel(running.db, running.settings, wake=wake, poll=poll)
+    channel = XChannel(running.db, running.settings, wake=wake, poll=False)
     try:
         await channel.start()
     except XStartError as exc:
@@ -380,8 +447,9 @@ async def _start_x(stack: AsyncExitStack, running: Running, say: Say, *, poll: b
     stack.push_async_callback(channel.stop)
     running.channel = channel
     if poll:
+        await _lead_polling(stack, running, f"x:{channel.brand_id}", channel.start_polling, channel.stop_polling)
         running.readiness.add("channels", flag_check(lambda: channel.ready, "the X channel is starting"))
-    if poll and running.settings.x_webhook_enabled and running.http_app is not None:
+    if webhooks and running.settings.x_webhook_enabled and running.http_app is not None:
         add_routes(running.http_app, channel.webhook_router())
         say(f"frontdesk: X webhooks accepted at {running.http_url}/webhooks/x (pollers run as a backstop)")
 
@@ -398,12 +466,14 @@ def _start_outbox(stack: AsyncExitStack, running: Running, owner: str) -> Any:
         senders[Channel.telegram] = running.telegram.sender
     if not senders:
         return None
-    outbox = OutboxLoop(running.db, senders, owner)
+    outbox = OutboxLoop(running.db, senders, owner, lease_s=running.settings.worker_lease_s)
     _spawn(stack, running, "outbox", outbox.run())
     return outbox
 
 
-async def _start_telegram(stack: AsyncExitStack, running: Running, say: Say, *, poll: bool) -> None:
+async def _start_telegram(
+    stack: AsyncExitStack, running: Running, say: Say, *, poll: bool, webhooks: bool = True
+) -> None:
     """Telegram: customers in, the agents' pager, the sender (bot/channels/telegram, docs/telegram.md).
 
     With FRONTDESK_TELEGRAM_TOKEN: the real Bot API (or FRONTDESK_TELEGRAM_API_BASE).  Without it, in sandbox
@@ -424,7 +494,7 @@ async def _start_telegram(stack: AsyncExitStack, running: Running, say: Say, *, 
             running.worker.wake()
 
     try:
-        channel = TelegramChannel(running.db, settings, wake=wake, poll=poll)
+        channel = TelegramChannel(running.db, settings, wake=wake, poll=False)
     except TelegramStartError as exc:
         raise RunError(str(exc)) from None
     try:
@@ -435,9 +505,14 @@ async def _start_telegram(stack: AsyncExitStack, running: Running, say: Say, *, 
     stack.push_async_callback(channel.stop)
     running.telegram = channel
     if poll:
+        try:
+            await channel.register_webhook()
+        except TelegramStartError as exc:
+            raise RunError(str(exc)) from None
+        await _lead_polling(stack, running, f"telegram:{channel.bot.id}", channel.start_polling, channel.stop_polling)
         running.readiness.add("telegram", flag_check(lambda: channel.ready, "the Telegram channel is starting"))
-        if channel.webhook_mode and running.http_app is not None:
-            add_routes(running.http_app, channel.webhook_router())
+    if webhooks and channel.webhook_mode and running.http_app is not None:
+        add_routes(running.http_app, channel.webhook_router())
     say(f"frontdesk: Telegram bot @{channel.bot.username} "
         + ("(sender only)" if not poll else "takes updates by webhook" if channel.webhook_mode
            else "polls for updates")

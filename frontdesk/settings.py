@@ -160,6 +160,12 @@ class Settings(BaseSettings):
         default="", description="The brand's numeric X user id for DM links; empty: looked up at start-up."
     )
     bot_concurrency: int = Field(default=8, ge=1, description="Conversations the router worker handles at once.")
+    # --- scale (issue 8) ---
+    worker_lease_s: float = Field(
+        default=60.0,
+        description="How long a worker holds a conversation or outbox row it works on; a killed worker's "
+        "work is taken over by another after this.  Renewed at half-time while the work goes on.",
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -111,7 +111,8 @@ async def test_counters_move_when_events_are_reported() -> None:
     assert delta("frontdesk_outbox_retries_total", channel="telegram", reason="rate_limited") == 1
     assert delta("frontdesk_outbox_failures_total", channel="x") == 1
     assert delta("frontdesk_poller_rate_limit_waits_total", channel="x", endpoint="mentions") == 1
-    assert delta("frontdesk_poller_rate_limit_wait_seconds_total", channel="x", endpoint="mentions") == 12.5
+    # other tests in this process really wait for X rate limits now, so the sum is not a round number
+    assert delta("frontdesk_poller_rate_limit_wait_seconds_total", channel="x", endpoint="mentions") == pytest.approx(12.5)
 
 
 async def test_nlu_timer_records_latency_and_counts_failures() -> None:

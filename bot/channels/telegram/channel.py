@@ -56,6 +56,7 @@ class TelegramChannel:
         self.dispatcher: UpdateDispatcher | None = None
         self.poller: TelegramPoller | None = None
         self._started = False
+        self._pager_running = False
 
     @property
     def webhook_mode(self) -> bool:
@@ -88,19 +89,41 @@ class TelegramChannel:
         self.dispatcher = UpdateDispatcher(self.db, self.bot.id, self.customers, self.pager)
         await self.dispatcher.load()
         if self.poll:
-            if self.webhook_mode:
-                secret = self._webhook_secret()
-                await register_webhook(self.bot, self.settings.telegram_webhook_url, secret)
-                log.info("telegram: @%s takes updates by webhook at %s", self.bot.username,
-                         self.settings.telegram_webhook_url)
-            else:
-                self.poller = TelegramPoller(self.bot, self.dispatcher, timeout_s=self.settings.telegram_poll_timeout_s)
-                await self.poller.start()
-                log.info("telegram: @%s takes updates by long polling", self.bot.username)
-            if self.pager is not None:
-                await self.pager.start()
-                log.info("telegram: agents' pager posts escalations to chat %s", self.pager.chat_id)
+            await self.register_webhook()
+            await self.start_polling()
         self._started = True
+
+    async def register_webhook(self) -> None:
+        """In webhook mode, tell Telegram where to send updates (setWebhook); otherwise nothing."""
+        if self.webhook_mode:
+            await register_webhook(self.bot, self.settings.telegram_webhook_url, self._webhook_secret())
+            log.info("telegram: @%s takes updates by webhook at %s", self.bot.username,
+                     self.settings.telegram_webhook_url)
+
+    async def start_polling(self) -> None:
+        """Take updates by long polling (unless in webhook mode) and run the agents' pager (idempotent).
+
+        With several workers, call it only while this process holds the bot's leader lease
+        (frontdesk/leading.py): two `getUpdates` on one token make Telegram answer 409 Conflict.
+        """
+        assert self.dispatcher is not None, "start() the Telegram channel first"
+        if not self.webhook_mode and self.poller is None:
+            self.poller = TelegramPoller(self.bot, self.dispatcher, timeout_s=self.settings.telegram_poll_timeout_s)
+            await self.poller.start()
+            log.info("telegram: @%s takes updates by long polling", self.bot.username)
+        if self.pager is not None and not self._pager_running:
+            await self.pager.start()
+            self._pager_running = True
+            log.info("telegram: agents' pager posts escalations to chat %s", self.pager.chat_id)
+
+    async def stop_polling(self) -> None:
+        """Stop the poller and the pager (another process's lease takes over)."""
+        if self.pager is not None and self._pager_running:
+            self._pager_running = False
+            await self.pager.stop()
+        if self.poller is not None:
+            poller, self.poller = self.poller, None
+            await poller.stop()
 
     def webhook_router(self) -> APIRouter:
         """The `/webhooks/telegram` endpoint (only after `start()`)."""
@@ -118,10 +141,7 @@ class TelegramChannel:
         return secret.get_secret_value()
 
     async def stop(self) -> None:
-        if self.pager is not None:
-            await self.pager.stop()
-        if self.poller is not None:
-            await self.poller.stop()
+        await self.stop_polling()
         self._started = False
         try:
             await self.bot.shutdown()

@@ -17,6 +17,8 @@ import logging
 from telegram import Bot
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
+from frontdesk import metrics
+
 from bot.channels.telegram.client import ALLOWED_UPDATES, retry_after_seconds
 from bot.channels.telegram.updates import UpdateDispatcher
 
@@ -84,6 +86,7 @@ class TelegramPoller:
                 log.error("telegram: the token was refused (%s); check FRONTDESK_TELEGRAM_TOKEN", exc)
                 return
             except RetryAfter as exc:
+                metrics.rate_limit_wait("telegram", "getUpdates", retry_after_seconds(exc))
                 await self._sleep(retry_after_seconds(exc))
                 continue
             except Conflict as exc:

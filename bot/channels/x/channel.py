@@ -73,14 +73,33 @@ class XChannel:
         assert self.brand_id is not None
         self.sender = XSender(self.client, self.brand_id, db=self.db)
         if self.poll:
-            self.pollers = self._make_pollers()
-            self._tasks = [asyncio.create_task(p.run(), name=f"x-{p.kind}-poller") for p in self.pollers]
+            await self.start_polling()
         log.info(
             "X channel ready as @%s (%s); %s",
             self.brand_username,
             self.brand_id,
             "webhooks on" if self.settings.x_webhook_enabled else "polling",
         )
+
+    async def start_polling(self) -> None:
+        """Start the mention and DM pollers (idempotent).  With several workers, call it only while this
+        process holds the account's leader lease (frontdesk/leading.py), and `stop_polling()` when it is lost."""
+        if self._tasks:
+            return
+        self.pollers = self._make_pollers()
+        self._tasks = [asyncio.create_task(p.run(), name=f"x-{p.kind}-poller") for p in self.pollers]
+
+    async def stop_polling(self) -> None:
+        """Stop the pollers (a poll in flight is abandoned: its cursor was not advanced, nothing is lost)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self.pollers = []
 
     def _make_pollers(self) -> list[Poller]:
         s = self.settings
@@ -156,13 +175,6 @@ class XChannel:
         return make_x_webhook_router(self.db, self.settings, self.brand_id, self.wake, client=self.client)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        self._tasks = []
+        await self.stop_polling()
         if self._own_client:
             await close_x_client(self.client)

@@ -33,6 +33,7 @@ from bot.channels.x.api import (
     retry_after_s,
 )
 from bot.channels.x.rate_limits import Pacer
+from frontdesk import metrics
 from storage.actions import InboundMessage, record_inbound
 from storage.db import Database
 
@@ -134,6 +135,7 @@ class Poller:
             self.rate_limit_waits += 1
             delay = self.pacer.after_rate_limited(retry_after_s(error))
             log.warning("X %s: rate limited (429); waiting %.1f s for the window to reset", self.kind, delay)
+            metrics.rate_limit_wait("x", self.kind, delay)
             return delay
         except (tweepy.Unauthorized, tweepy.Forbidden) as error:
             self.errors += 1
