@@ -98,3 +98,21 @@ async def test_an_escalation_inside_a_transaction_keeps_its_audit_event_and_noti
         assert conversation is not None and conversation.status == ConversationStatus.queued
     assert list(events) == ["escalated"]
     assert await _count(db, OutboxItem) == 1
+
+
+async def test_several_deliveries_are_marked_sent_in_one_commit(db: Database) -> None:
+    from storage.outbox import lease_due, mark_sent_many
+
+    for i in range(3):
+        recorded = await actions.record_inbound(db, dm("hello", sender=f"75{i}"))
+        await actions.bot_reply(db, recorded.conversation_id, f"hi {i}", idempotency_key=f"answer:{recorded.message_id}")
+    leased = await lease_due(db, "sender-1")
+    assert len(leased) == 3
+    await mark_sent_many(db, [(d.id, f"x-{d.id}") for d in leased[:2]])
+    await mark_sent_many(db, [(leased[0].id, "x-other")])  # already sent: left alone
+    async with db.session() as s:
+        rows = {r.id: r for r in (await s.execute(select(OutboxItem))).scalars().all()}
+        delivered = (await s.execute(select(Message.platform_message_id).where(Message.delivered_at.is_not(None)))).scalars().all()
+    assert [rows[d.id].status.value for d in leased] == ["sent", "sent", "sending"]
+    assert rows[leased[0].id].platform_message_id == f"x-{leased[0].id}"
+    assert sorted(delivered) == sorted(f"x-{d.id}" for d in leased[:2])
