@@ -99,7 +99,13 @@ def _record_pages_in_one_transaction(channel: Any) -> None:
 
 
 async def pipeline(
-    settings_for: Any, messages: int, customers: int, timeout_s: float, *, batched_ingest: bool = False
+    settings_for: Any,
+    messages: int,
+    customers: int,
+    timeout_s: float,
+    *,
+    batched_ingest: bool = False,
+    rate: float = 0.0,
 ) -> dict[str, Any]:
     async with AsyncExitStack() as stack:
         sandbox = await stack.enter_async_context(running_sandbox())
@@ -112,9 +118,13 @@ async def pipeline(
         semaphore = asyncio.Semaphore(customers)
         per_customer: list[asyncio.Lock] = [asyncio.Lock() for _ in range(customers)]
 
+        wall_start = time.time()
+
         async def inject(i: int) -> None:
             customer = i % customers
             # One customer's messages go out in order, as a person types them.
+            if rate > 0:  # an arrival rate instead of all at once: latency without a self-made backlog
+                await asyncio.sleep(max(0.0, wall_start + i / rate - time.time()))
             async with per_customer[customer], semaphore:
                 started_at = time.time()
                 response = await http.post(
@@ -125,7 +135,6 @@ async def pipeline(
                 injected[str(response.json()["id"])] = started_at
                 running.channel.poke()
 
-        wall_start = time.time()
         await asyncio.gather(*(inject(i) for i in range(messages)))
         inject_s = time.time() - wall_start
         stages: dict[str, tuple[float, float, float]] = {}
@@ -192,6 +201,8 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="default: a throwaway SQLite file")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="inject at this many DMs/s (default 0: all at once, which measures throughput)")
     parser.add_argument("--poll-s", type=float, default=0.5, help="X DM poll interval (pokes cut it short)")
     parser.add_argument("--batched-ingest", action="store_true",
                         help="pollers record each page in one transaction (storage.actions.record_inbound_many)")
@@ -225,7 +236,8 @@ async def _main(args: argparse.Namespace) -> None:
                 })
 
             result = await pipeline(
-                settings_for, args.messages, args.customers, args.timeout, batched_ingest=args.batched_ingest
+                settings_for, args.messages, args.customers, args.timeout, batched_ingest=args.batched_ingest,
+                rate=args.rate,
             )
             raw = await raw_nlu_throughput(nlu_url, max(args.messages, 100), args.customers)
     latencies_ms = [s * 1000 for s in result["latencies_s"]]
