@@ -77,19 +77,54 @@ async def raw_nlu_throughput(url: str, count: int, concurrency: int) -> float:
         return count / (time.perf_counter() - start)
 
 
-async def pipeline(settings_for: Any, messages: int, customers: int, timeout_s: float) -> dict[str, Any]:
+def _record_pages_in_one_transaction(channel: Any) -> None:
+    """--batched-ingest: what the X pollers do once they call `record_inbound_many` (a page per commit).
+
+    bot/channels/x/ still records one message per transaction; this swaps the pollers' `_record_all`
+    for the batched store function so the bench can show the difference before the channel adopts it.
+    """
+    from storage.actions import record_inbound_many
+
+    for poller in getattr(channel, "pollers", []):
+
+        async def _record_all(messages: Any, poller: Any = poller) -> int:
+            results = await record_inbound_many(poller.db, messages) if messages else []
+            new = sum(1 for r in results if r.is_new)
+            poller.recorded += new
+            if new:
+                poller.wake()
+            return new
+
+        poller._record_all = _record_all
+
+
+async def pipeline(
+    settings_for: Any,
+    messages: int,
+    customers: int,
+    timeout_s: float,
+    *,
+    batched_ingest: bool = False,
+    rate: float = 0.0,
+) -> dict[str, Any]:
     async with AsyncExitStack() as stack:
         sandbox = await stack.enter_async_context(running_sandbox())
         settings = settings_for(sandbox.base_url)
         running = await stack.enter_async_context(started(settings, say=lambda m: None, with_http=False))
+        if batched_ingest:
+            _record_pages_in_one_transaction(running.channel)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         injected: dict[str, float] = {}  # DM event id -> wall-clock time of injection
         semaphore = asyncio.Semaphore(customers)
         per_customer: list[asyncio.Lock] = [asyncio.Lock() for _ in range(customers)]
 
+        wall_start = time.time()
+
         async def inject(i: int) -> None:
             customer = i % customers
             # One customer's messages go out in order, as a person types them.
+            if rate > 0:  # an arrival rate instead of all at once: latency without a self-made backlog
+                await asyncio.sleep(max(0.0, wall_start + i / rate - time.time()))
             async with per_customer[customer], semaphore:
                 started_at = time.time()
                 response = await http.post(
@@ -100,7 +135,6 @@ async def pipeline(settings_for: Any, messages: int, customers: int, timeout_s: 
                 injected[str(response.json()["id"])] = started_at
                 running.channel.poke()
 
-        wall_start = time.time()
         await asyncio.gather(*(inject(i) for i in range(messages)))
         inject_s = time.time() - wall_start
         stages: dict[str, tuple[float, float, float]] = {}
@@ -167,6 +201,11 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="default: a throwaway SQLite file")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="inject at this many DMs/s (default 0: all at once, which measures throughput)")
+    parser.add_argument("--poll-s", type=float, default=0.5, help="X DM poll interval (pokes cut it short)")
+    parser.add_argument("--batched-ingest", action="store_true",
+                        help="pollers record each page in one transaction (storage.actions.record_inbound_many)")
     args = parser.parse_args()
     asyncio.run(_main(args))
 
@@ -191,12 +230,15 @@ async def _main(args: argparse.Namespace) -> None:
                 return base.model_copy(update={
                     "database_url": database_url, "nlu_url": nlu_url, "x_api_base": sandbox_url,
                     "x_consumer_key": None, "x_consumer_secret": None, "x_access_token": None,
-                    "x_access_token_secret": None, "x_dms_poll_s": 0.5, "x_mentions_poll_s": 5.0,
+                    "x_access_token_secret": None, "x_dms_poll_s": args.poll_s, "x_mentions_poll_s": 5.0,
                     "x_poll_floor_s": 0.05, "content_dir": PROJECT_ROOT / "content", "business_hours": "",
                     "bot_concurrency": args.customers,
                 })
 
-            result = await pipeline(settings_for, args.messages, args.customers, args.timeout)
+            result = await pipeline(
+                settings_for, args.messages, args.customers, args.timeout, batched_ingest=args.batched_ingest,
+                rate=args.rate,
+            )
             raw = await raw_nlu_throughput(nlu_url, max(args.messages, 100), args.customers)
     latencies_ms = [s * 1000 for s in result["latencies_s"]]
     throughput = result["answered"] / result["elapsed_s"] if result["elapsed_s"] > 0 else 0.0
@@ -224,7 +266,7 @@ async def _main(args: argparse.Namespace) -> None:
         names = ("ingest (injected -> recorded)", "route (recorded -> handled)", "deliver (handled -> sent)")
         for i, name in enumerate(names):
             print(f"  {name}: p50 {statistics.median(s[i] for s in stages) * 1000:.0f} ms")
-    print(f"store: {database_url.split('://')[0]}; worker: {result['worker']}")
+    print(f"store: {database_url.split('://')[0]}; batched ingest: {args.batched_ingest}; worker: {result['worker']}")
 
 
 if __name__ == "__main__":

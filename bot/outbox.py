@@ -24,7 +24,7 @@ from bot.channels.base import ChannelSender, SendError
 from frontdesk import metrics
 from storage.db import Database
 from storage.models import Channel
-from storage.outbox import Delivery, lease_due, mark_failed, mark_retry, mark_sent
+from storage.outbox import Delivery, lease_due, mark_failed, mark_retry, mark_sent_many
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class OutboxLoop:
         self.failed = 0
         self._wake = asyncio.Event()
         self._uncertain: set[int] = set()  # rows whose last attempt here may or may not have posted
+        self._to_mark: list[tuple[int, str | None, asyncio.Future[None]]] = []
+        self._marking = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -107,7 +109,7 @@ class OutboxLoop:
             if delivery.needs_reconcile or delivery.id in self._uncertain:
                 found = await sender.find_delivered(delivery)
                 if found is not None:
-                    await mark_sent(self.db, delivery.id, found)
+                    await self._mark_sent(delivery.id, found)
                     metrics.message_sent(delivery.channel)
                     self._uncertain.discard(delivery.id)
                     self.reconciled += 1
@@ -126,9 +128,42 @@ class OutboxLoop:
             await mark_retry(self.db, delivery.id, f"{type(error).__name__}: {error}")
             return
         self._uncertain.discard(delivery.id)
-        await mark_sent(self.db, delivery.id, platform_id)
+        await self._mark_sent(delivery.id, platform_id)
         metrics.message_sent(delivery.channel)
         self.sent += 1
+
+    async def _mark_sent(self, outbox_id: int, platform_id: str | None) -> None:
+        """Group commit: rows delivered while another `mark_sent` commits go together in the next one.
+
+        No waiting for a batch to fill (a lone row is marked at once); under load one commit covers
+        every row that finished meanwhile.  Returns once this row's commit is done (or raises its error).
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._to_mark.append((outbox_id, platform_id, done))
+        if not self._marking:
+            self._marking = True
+            try:
+                while self._to_mark:
+                    batch, self._to_mark = self._to_mark, []
+                    try:
+                        await mark_sent_many(self.db, [(i, p) for i, p, _ in batch])
+                    except BaseException as error:
+                        for *_, future in batch:
+                            if future is not done and not future.done():  # ours: the raise below says it
+                                future.set_exception(
+                                    error if isinstance(error, Exception) else RuntimeError("marking interrupted")
+                                )
+                        raise
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+            finally:
+                self._marking = False
+                for *_, future in self._to_mark:  # interrupted: waiters fail, their rows get reconciled
+                    if not future.done():
+                        future.set_exception(RuntimeError("marking interrupted"))
+                self._to_mark = []
+        await done
 
     async def _failed_attempt(self, delivery: Delivery, error: SendError) -> None:
         if error.permanent:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content import Content
 from bot.router import (
@@ -44,10 +45,18 @@ from frontdesk import metrics
 from frontdesk.logging import log_context
 from nlu.client import NLUError, ParseResult
 from storage import inbox
-from storage.actions import bot_reply, escalate, mark_handled, record_nlu_result, send_queue_notice, update_bot_state
+from storage.actions import (
+    bot_reply_in,
+    escalate_in,
+    mark_handled_in,
+    record_nlu_result_in,
+    send_queue_notice_in,
+    update_bot_state_in,
+)
+from storage.actions._common import get_for_update
 from storage.db import Database
-from storage.models import Conversation, EventRegistration, Message, utcnow
-from storage.registrations import cancel, register, registrations_for
+from storage.models import Conversation, Direction, EventRegistration, Message, utcnow
+from storage.registrations import cancel_in, register_in, registrations_for_in
 
 log = logging.getLogger("frontdesk.bot")
 MAX_ATTEMPTS = 3  # a message failing this often (a bug, not an outage) is escalated instead of retried
@@ -160,15 +169,28 @@ class BotWorker:
             await self._handle_conversation_logged(conversation_id)
 
     async def _handle_conversation_logged(self, conversation_id: int) -> None:
+        """Handle the conversation's unhandled messages in order, then give the lease back.
+
+        Messages that arrive meanwhile are handled under the same lease (no release / re-lease round
+        trip); the last message's transaction releases the lease when nothing else is waiting.
+        """
         loop = asyncio.get_running_loop()
         renew_at = loop.time() + self.lease_s / 2
         current: Message | None = None
         try:
-            for current in await inbox.unhandled_messages(self.db, conversation_id):
-                await self.handle_message(current)
-                if loop.time() >= renew_at:  # a long backlog (or a slow NLU): keep the conversation ours
-                    await inbox.renew_lease(self.db, conversation_id, self.owner, lease_s=self.lease_s)
-                    renew_at = loop.time() + self.lease_s / 2
+            while True:
+                pending = await inbox.unhandled_messages(self.db, conversation_id)
+                if not pending:
+                    await inbox.release(self.db, conversation_id, self.owner)
+                    return
+                for index, current in enumerate(pending):
+                    last = index == len(pending) - 1
+                    released = await self._handle(current, release_if_done=last)
+                    if released:
+                        return
+                    if loop.time() >= renew_at:  # a long backlog (or a slow NLU): keep the conversation ours
+                        await inbox.renew_lease(self.db, conversation_id, self.owner, lease_s=self.lease_s)
+                        renew_at = loop.time() + self.lease_s / 2
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the message stays unhandled and is retried
@@ -179,8 +201,6 @@ class BotWorker:
             with contextlib.suppress(Exception):
                 await asyncio.sleep(self.idle_poll_s)  # a little backoff before the retry
                 await inbox.release(self.db, conversation_id, self.owner)
-            return
-        await inbox.release(self.db, conversation_id, self.owner)
 
     async def _after_failure(self, conversation_id: int, message: Message, exc: Exception) -> None:
         """A message that keeps failing must not block its conversation: after a few tries a person gets it."""
@@ -189,48 +209,89 @@ class BotWorker:
         if failures < MAX_ATTEMPTS:
             return
         with contextlib.suppress(Exception):
-            await escalate(
-                self.db, conversation_id, queue="general", priority="normal", category="other",
-                subject=" ".join(message.text.split())[:120] or "(empty message)",
-                reason=f"the bot failed on this message {failures} times: {type(exc).__name__}: {exc}"[:500],
-                data={"reason": f"bot error: {type(exc).__name__}"},
-                notice_text=None,
-            )
-            await mark_handled(self.db, message.id)
+            async with self.db.transaction() as session:
+                await escalate_in(
+                    session, conversation_id, queue="general", priority="normal", category="other",
+                    subject=" ".join(message.text.split())[:120] or "(empty message)",
+                    reason=f"the bot failed on this message {failures} times: {type(exc).__name__}: {exc}"[:500],
+                    data={"reason": f"bot error: {type(exc).__name__}"},
+                    notice_text=None,
+                )
+                await mark_handled_in(session, message.id)
             self._failures.pop(message.id, None)
             log.error("bot worker: message %s handed to a person after %d failures", message.id, failures)
 
     async def handle_message(self, message: Message) -> Decision | None:
+        """Parse, route and apply one message (tests call this directly; the loop goes through `_handle`)."""
+        decision, _ = await self._handle_one(message, release_if_done=False)
+        return decision
+
+    async def _handle(self, message: Message, *, release_if_done: bool) -> bool:
+        _, released = await self._handle_one(message, release_if_done=release_if_done)
+        return released
+
+    async def _handle_one(self, message: Message, *, release_if_done: bool) -> tuple[Decision | None, bool]:
+        """The NLU call happens outside any transaction; everything it leads to is ONE transaction.
+
+        The NLU result, every effect (each keeping its own rules and audit events), `handled_at` and —
+        when this was the conversation's last waiting message — the lease release commit together or
+        not at all, so a crash half-way leaves the message unhandled with nothing of it applied, and the
+        retry does it all once.  (One commit per message instead of five or six is most of the worker's
+        throughput on SQLite, where every commit is a turn of the single write lock.)
+        """
         assert message.id is not None
-        conversation, contact_registrations = await self._load_context(message.conversation_id)
-        if conversation.bot_state.get("last_message_id") == message.id:
-            await mark_handled(self.db, message.id)  # effects applied before a crash; only the mark was missing
-            return None
         parsed, error = await self._parse(message.text)
-        if parsed is not None:
-            await record_nlu_result(
-                self.db, message.id, intent=parsed.intent, confidence=parsed.confidence,
-                category=parsed.category, entities=[_entity_dict(e) for e in parsed.entities],
+        queued: list[bool] = []
+        async with self.db.transaction() as session:
+            conversation = await get_for_update(session, Conversation, message.conversation_id)
+            if conversation.bot_state.get("last_message_id") == message.id:
+                # Applied by an earlier attempt (a worker that committed the effects and the mark separately).
+                await mark_handled_in(session, message.id)
+                return None, await self._release_if_done(session, conversation, release_if_done)
+            if parsed is not None:
+                await record_nlu_result_in(
+                    session, message.id, intent=parsed.intent, confidence=parsed.confidence,
+                    category=parsed.category, entities=[_entity_dict(e) for e in parsed.entities],
+                )
+            incoming = Incoming(
+                message_id=message.id,
+                text=message.text,
+                conversation_kind=conversation.kind.value,
+                status=conversation.status.value,
+                now=self.clock(),
+                nlu=parsed,
+                nlu_error=error,
+                bot_state=dict(conversation.bot_state),
+                registrations=await _registrations(session, conversation.contact_id),
             )
-        incoming = Incoming(
-            message_id=message.id,
-            text=message.text,
-            conversation_kind=conversation.kind.value,
-            status=conversation.status.value,
-            now=self.clock(),
-            nlu=parsed,
-            nlu_error=error,
-            bot_state=dict(conversation.bot_state),
-            registrations=contact_registrations,
-        )
+            decision = route(incoming, self.content, self.config)
+            stats = WorkerStats()
+            await self._apply(session, conversation, message, decision, stats, queued)
+            await mark_handled_in(session, message.id)
+            released = await self._release_if_done(session, conversation, release_if_done)
+        # Committed: only now count it and wake the outbox.
+        self._count(stats)
         metrics.message_received(_channel_name(message), parsed.category if parsed is not None else None)
-        decision = route(incoming, self.content, self.config)
-        await self._apply(conversation, message, decision)
-        await mark_handled(self.db, message.id)
+        if any(queued) and self.on_outbound is not None:
+            self.on_outbound()
         self.stats.handled += 1
         self.stats.rules[decision.rule] = self.stats.rules.get(decision.rule, 0) + 1
         log.info("message %s (conversation %s): %s", message.id, conversation.id, decision.rule)
-        return decision
+        return decision, released
+
+    async def _release_if_done(self, session: AsyncSession, conversation: Conversation, wanted: bool) -> bool:
+        """Give the lease back in this transaction if no other message of the conversation is waiting."""
+        if not wanted or conversation.lease_owner != self.owner:
+            return False
+        if await _has_unhandled_besides(session, conversation):
+            return False
+        conversation.lease_owner = None
+        conversation.lease_until = None
+        return True
+
+    def _count(self, stats: WorkerStats) -> None:
+        self.stats.replied += stats.replied
+        self.stats.escalated += stats.escalated
 
     async def _parse(self, text: str) -> tuple[ParseResult | None, str]:
         if not text.strip():
@@ -243,70 +304,90 @@ class BotWorker:
             log.warning("NLU failed, escalating the message instead: %s", exc)
             return None, str(exc)
 
-    async def _load_context(self, conversation_id: int) -> tuple[Conversation, frozenset[str]]:
-        async with self.db.session() as session:
-            conversation = await session.get(Conversation, conversation_id)
-            assert conversation is not None
-            keys = (
-                await session.execute(
-                    select(EventRegistration.event_key).where(
-                        EventRegistration.contact_id == conversation.contact_id,
-                        EventRegistration.status == "registered",
-                    )
-                )
-            ).scalars().all()
-            return conversation, frozenset(keys)
-
-    async def _apply(self, conversation: Conversation, message: Message, decision: Decision) -> None:
+    async def _apply(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        message: Message,
+        decision: Decision,
+        stats: WorkerStats,
+        queued: list[bool],
+    ) -> None:
         assert conversation.id is not None and message.id is not None
         key = f"answer:{message.id}"
-        queued_something = False
         for effect in decision.effects:
             if isinstance(effect, Reply):
-                queued_something |= await self._reply(conversation.id, effect.text, key)
+                queued.append(await self._reply(session, conversation.id, effect.text, key, stats))
             elif isinstance(effect, QueueNotice):
-                queued_something |= await send_queue_notice(self.db, conversation.id, effect.text) is not None
+                queued.append(await send_queue_notice_in(session, conversation.id, effect.text) is not None)
             elif isinstance(effect, Escalate):
-                ticket = await escalate(
-                    self.db, conversation.id, queue=effect.queue, priority=effect.priority,
+                ticket = await escalate_in(
+                    session, conversation.id, queue=effect.queue, priority=effect.priority,
                     category=effect.category, subject=effect.subject, reason=effect.reason, data=effect.data,
                     notice_text=effect.notice or None,
                 )
-                self.stats.escalated += 1
+                stats.escalated += 1
                 metrics.ticket_opened(effect.queue, effect.category)
-                queued_something = True
+                queued.append(True)
                 with log_context(ticket_id=ticket.id):
                     log.info("conversation %s escalated to %s as ticket %s: %s",
                              conversation.id, effect.queue, ticket.id, effect.reason)
             elif isinstance(effect, Register):
-                text = await self._register(conversation.contact_id, effect)
-                queued_something |= await self._reply(conversation.id, text, key)
+                text = await self._register(session, conversation.contact_id, effect)
+                queued.append(await self._reply(session, conversation.id, text, key, stats))
             elif isinstance(effect, CancelRegistration):
-                cancelled = await cancel(self.db, conversation.contact_id, effect.event_key)
+                cancelled = await cancel_in(session, conversation.contact_id, effect.event_key)
                 text = effect.text_cancelled if cancelled else effect.text_none
-                queued_something |= await self._reply(conversation.id, text, key)
+                queued.append(await self._reply(session, conversation.id, text, key, stats))
             elif isinstance(effect, UpdateState):
-                await update_bot_state(self.db, conversation.id, effect.changes)
-        if queued_something and self.on_outbound is not None:
-            self.on_outbound()
+                await update_bot_state_in(session, conversation.id, effect.changes)
 
-    async def _reply(self, conversation_id: int, text: str, key: str) -> bool:
-        sent = await bot_reply(self.db, conversation_id, text, idempotency_key=key)
+    async def _reply(self, session: AsyncSession, conversation_id: int, text: str, key: str, stats: WorkerStats) -> bool:
+        sent = await bot_reply_in(session, conversation_id, text, idempotency_key=key)
         if sent is not None:
-            self.stats.replied += 1
+            stats.replied += 1
         return sent is not None
 
-    async def _register(self, contact_id: int, effect: Register) -> str:
+    async def _register(self, session: AsyncSession, contact_id: int, effect: Register) -> str:
         if effect.capacity:
-            taken = await registrations_for(self.db, effect.event_key)
+            taken = await registrations_for_in(session, effect.event_key)
             if len(taken) >= effect.capacity and all(r.contact_id != contact_id for r in taken):
                 return effect.text_full
-        _, newly = await register(self.db, contact_id, effect.event_key)
+        _, newly = await register_in(session, contact_id, effect.event_key)
         return effect.text_new if newly else effect.text_again
 
 
 def _channel_name(message: Message) -> str:
     return str(getattr(message.channel, "value", message.channel))
+
+
+async def _registrations(session: AsyncSession, contact_id: int) -> frozenset[str]:
+    keys = (
+        await session.execute(
+            select(EventRegistration.event_key).where(
+                EventRegistration.contact_id == contact_id,
+                EventRegistration.status == "registered",
+            )
+        )
+    ).scalars().all()
+    return frozenset(keys)
+
+
+async def _has_unhandled_besides(session: AsyncSession, conversation: Conversation) -> bool:
+    """Other inbound messages still waiting (this one's `handled_at` is already set in the session)."""
+    return bool(
+        (
+            await session.execute(
+                select(
+                    exists().where(
+                        Message.conversation_id == conversation.id,
+                        Message.direction == Direction.inbound,
+                        Message.handled_at.is_(None),  # type: ignore[union-attr]
+                    )
+                )
+            )
+        ).scalar()
+    )
 
 
 def _entity_dict(entity: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ posted before sending it again, because X has no idempotency key.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -76,21 +77,33 @@ async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float
 
 
 async def mark_sent(db: Database, outbox_id: int, platform_message_id: str | None) -> None:
+    await mark_sent_many(db, [(outbox_id, platform_message_id)])
+
+
+async def mark_sent_many(db: Database, sent: Sequence[tuple[int, str | None]]) -> None:
+    """Mark several delivered rows sent in ONE transaction: (outbox id, the platform's message id) pairs.
+
+    Each row (and its message's `delivered_at`) is updated as `mark_sent` would; rows already sent are
+    left alone.  The outbox loop groups the rows that finished while a commit was in progress.
+    """
+    if not sent:
+        return
     now = utcnow()
     async with db.transaction() as session:
-        row = await session.get(OutboxItem, outbox_id, with_for_update=True)
-        if row is None or row.status == OutboxStatus.sent:
-            return
-        row.status = OutboxStatus.sent
-        row.sent_at = now
-        row.platform_message_id = platform_message_id
-        row.lease_owner = None
-        row.lease_until = None
-        await session.execute(
-            update(Message)
-            .where(Message.id == row.message_id)
-            .values(delivered_at=now, platform_message_id=platform_message_id)
-        )
+        for outbox_id, platform_message_id in sent:
+            row = await session.get(OutboxItem, outbox_id, with_for_update=True)
+            if row is None or row.status == OutboxStatus.sent:
+                continue
+            row.status = OutboxStatus.sent
+            row.sent_at = now
+            row.platform_message_id = platform_message_id
+            row.lease_owner = None
+            row.lease_until = None
+            await session.execute(
+                update(Message)
+                .where(Message.id == row.message_id)
+                .values(delivered_at=now, platform_message_id=platform_message_id)
+            )
 
 
 def backoff_seconds(attempts: int, base_s: float = 1.0) -> float:

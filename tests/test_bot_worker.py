@@ -105,3 +105,36 @@ async def test_a_message_that_keeps_failing_goes_to_a_person_and_unblocks_its_co
         )).scalars().all()
     assert ticket.queue.value == "general" and ticket.data["reason"].startswith("bot error")
     assert unhandled == []  # the next message was handled too: the conversation is not stuck
+
+
+class _RecordsDuringParse:
+    """A customer who writes again while the bot is still thinking about their first message."""
+
+    def __init__(self, nlu: NLUClient, db: Database, follow_up: object) -> None:
+        self.nlu, self.db, self.follow_up = nlu, db, follow_up
+        self.done = False
+
+    async def parse(self, text: str):  # type: ignore[no-untyped-def]
+        if not self.done:
+            self.done = True
+            await record_inbound(self.db, self.follow_up)  # type: ignore[arg-type]
+        return await self.nlu.parse(text)
+
+
+async def test_a_message_arriving_mid_conversation_is_answered_in_order_and_the_lease_is_given_back(
+    db: Database, nlu_client: NLUClient, content: Content, router_config: RouterConfig
+) -> None:
+    first = await record_inbound(db, dm("hello there", sender="551"))
+    parser = _RecordsDuringParse(nlu_client, db, dm("where is my package, it is late", sender="551"))
+    worker = BotWorker(db, parser, content, router_config, owner="w1", idle_poll_s=0.05)
+    assert await worker.run_once() == 1  # one lease covered both messages
+    answers = await _outbox_texts(db, first.conversation_id)
+    assert len(answers) == 2
+    assert "Frontdesk assistant" in answers[0] and "shop.example.com/orders" in answers[1]
+    async with db.session() as session:
+        conversation = await session.get(Conversation, first.conversation_id)
+        assert conversation is not None and conversation.lease_owner is None
+        intents = (await session.execute(
+            select(Message.intent).where(Message.conversation_id == first.conversation_id, Message.intent.is_not(None))
+        )).scalars().all()
+    assert len(intents) == 2

@@ -1,21 +1,41 @@
 """Every state change of the store, one function each (in the manner of Zulip's zerver/actions)."""
 
-from storage.actions.inbound import InboundMessage, Recorded, mark_handled, record_inbound, record_nlu_result
+from storage.actions.inbound import (
+    InboundMessage,
+    Recorded,
+    mark_handled,
+    mark_handled_in,
+    record_inbound,
+    record_inbound_many,
+    record_nlu_result,
+    record_nlu_result_in,
+)
 from storage.actions.tickets import (
     add_note,
     agent_reply,
     bot_reply,
+    bot_reply_in,
     claim,
     correct_intent,
     escalate,
+    escalate_in,
     hand_back,
     reassign,
     resolve,
     send_queue_notice,
+    send_queue_notice_in,
     update_bot_state,
+    update_bot_state_in,
 )
 
 __all__ = [
+    "bot_reply_in",
+    "escalate_in",
+    "mark_handled_in",
+    "record_inbound_many",
+    "record_nlu_result_in",
+    "send_queue_notice_in",
+    "update_bot_state_in",
     "InboundMessage",
     "Recorded",
     "add_note",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -62,53 +63,72 @@ async def record_inbound(db: Database, inbound: InboundMessage) -> Recorded:
     first DM from a customer whose public complaint is waiting moves that ticket into the DM.
     """
     text = validate_text(inbound.text, allow_empty=True)
+    async with db.transaction() as session:
+        return await _record(session, inbound, text, utcnow())
+
+
+async def record_inbound_many(db: Database, messages: Sequence[InboundMessage]) -> list[Recorded]:
+    """`record_inbound` for a whole page (a poll's worth of DMs or mentions) in ONE transaction.
+
+    Same de-duplication as one at a time, in order: results line up with `messages`, and a message seen
+    before (or earlier in the same page) comes back with `is_new=False`.  Every text is validated before
+    anything is written, so a bad one raises `InvalidText` and records nothing.  One commit per page
+    instead of per message is what lets ingest keep up with a busy account.
+    """
+    texts = [validate_text(m.text, allow_empty=True) for m in messages]
+    if not messages:
+        return []
     now = utcnow()
     async with db.transaction() as session:
-        contact_id = await _upsert_contact(session, inbound, now)
-        conversation = await _get_or_create_conversation(session, inbound, contact_id, now)
-        message_id = await insert_ignoring_conflict(
-            session,
-            Message,
-            {
-                "conversation_id": conversation.id,
-                "channel": inbound.channel,
-                "direction": Direction.inbound,
-                "author": Author.customer,
-                "kind": "message",
-                "text": text,
-                "platform_message_id": inbound.platform_message_id,
-                "in_reply_to_platform_id": inbound.in_reply_to_platform_id,
-                "platform_created_at": inbound.platform_created_at,
-                "entities": [],
-                "created_at": now,
-            },
-            ["channel", "platform_message_id"],
-        )
-        if message_id is None:
-            existing = (
-                await session.execute(
-                    select(Message.id, Message.ticket_id).where(
-                        Message.channel == inbound.channel,
-                        Message.platform_message_id == inbound.platform_message_id,
-                    )
-                )
-            ).one()
-            return Recorded(existing.id, conversation.id, contact_id, is_new=False, ticket_id=existing.ticket_id)
+        return [await _record(session, inbound, text, now) for inbound, text in zip(messages, texts)]
 
-        if conversation.status == ConversationStatus.resolved:
-            conversation.status = ConversationStatus.bot
-            conversation.bot_state = {}
-        moved_ticket_id = None
-        if conversation.kind == ConversationKind.dm and conversation.status == ConversationStatus.bot:
-            moved_ticket_id = await _follow_public_ticket_into_dm(session, conversation, contact_id, now)
-        ticket_id = await _open_ticket_id(session, conversation.id)
-        if ticket_id is not None:
-            await session.execute(update(Message).where(Message.id == message_id).values(ticket_id=ticket_id))
-            await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(updated_at=now))
-        conversation.updated_at = now
-        return Recorded(
-            message_id, conversation.id, contact_id, is_new=True, ticket_id=ticket_id, moved_ticket_id=moved_ticket_id
-        )
+
+async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now: datetime) -> Recorded:
+    contact_id = await _upsert_contact(session, inbound, now)
+    conversation = await _get_or_create_conversation(session, inbound, contact_id, now)
+    message_id = await insert_ignoring_conflict(
+        session,
+        Message,
+        {
+            "conversation_id": conversation.id,
+            "channel": inbound.channel,
+            "direction": Direction.inbound,
+            "author": Author.customer,
+            "kind": "message",
+            "text": text,
+            "platform_message_id": inbound.platform_message_id,
+            "in_reply_to_platform_id": inbound.in_reply_to_platform_id,
+            "platform_created_at": inbound.platform_created_at,
+            "entities": [],
+            "created_at": now,
+        },
+        ["channel", "platform_message_id"],
+    )
+    if message_id is None:
+        existing = (
+            await session.execute(
+                select(Message.id, Message.ticket_id).where(
+                    Message.channel == inbound.channel,
+                    Message.platform_message_id == inbound.platform_message_id,
+                )
+            )
+        ).one()
+        return Recorded(existing.id, conversation.id, contact_id, is_new=False, ticket_id=existing.ticket_id)
+
+    if conversation.status == ConversationStatus.resolved:
+        conversation.status = ConversationStatus.bot
+        conversation.bot_state = {}
+    moved_ticket_id = None
+    if conversation.kind == ConversationKind.dm and conversation.status == ConversationStatus.bot:
+        moved_ticket_id = await _follow_public_ticket_into_dm(session, conversation, contact_id, now)
+    ticket_id = await _open_ticket_id(session, conversation.id)
+    if ticket_id is not None:
+        await session.execute(update(Message).where(Message.id == message_id).values(ticket_id=ticket_id))
+        await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(updated_at=now))
+    conversation.updated_at = now
+    return Recorded(
+        message_id, conversation.id, contact_id, is_new=True, ticket_id=ticket_id, moved_ticket_id=moved_ticket_id
+    )
 
 
 async def _upsert_contact(session: AsyncSession, inbound: InboundMessage, now: datetime) -> int:
@@ -228,13 +248,33 @@ async def record_nlu_result(
     entities: list[dict[str, Any]] | None = None,
 ) -> None:
     async with db.transaction() as session:
-        await session.execute(
-            update(Message)
-            .where(Message.id == message_id)
-            .values(intent=intent, confidence=confidence, category=category, entities=entities or [])
+        await record_nlu_result_in(
+            session, message_id, intent=intent, confidence=confidence, category=category, entities=entities
         )
+
+
+async def record_nlu_result_in(
+    session: AsyncSession,
+    message_id: int,
+    *,
+    intent: str | None,
+    confidence: float | None,
+    category: str | None,
+    entities: list[dict[str, Any]] | None = None,
+) -> None:
+    """`record_nlu_result` inside the caller's transaction."""
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(intent=intent, confidence=confidence, category=category, entities=entities or [])
+    )
 
 
 async def mark_handled(db: Database, message_id: int) -> None:
     async with db.transaction() as session:
-        await session.execute(update(Message).where(Message.id == message_id).values(handled_at=utcnow()))
+        await mark_handled_in(session, message_id)
+
+
+async def mark_handled_in(session: AsyncSession, message_id: int) -> None:
+    """`mark_handled` inside the caller's transaction (with the effects it closes)."""
+    await session.execute(update(Message).where(Message.id == message_id).values(handled_at=utcnow()))

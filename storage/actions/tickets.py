@@ -51,64 +51,84 @@ async def escalate(
     A repeated escalation never opens a second ticket; it may raise the priority and adds what it
     learnt to the ticket's data.  `notice_text`, if given, is sent to the customer once, with the ticket.
     """
+    async with db.transaction() as session:
+        return await escalate_in(
+            session, conversation_id, queue=queue, priority=priority, category=category, subject=subject,
+            reason=reason, data=data, actor=actor, notice_text=notice_text,
+        )
+
+
+async def escalate_in(
+    session: AsyncSession,
+    conversation_id: int,
+    *,
+    queue: Queue | str,
+    priority: Priority | str = Priority.normal,
+    category: str = "other",
+    subject: str = "",
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+    actor: str = "bot",
+    notice_text: str | None = None,
+) -> Ticket:
+    """`escalate` inside the caller's transaction (the bot worker applies a whole decision in one)."""
     queue = Queue(queue)
     priority = Priority.from_name(priority) if isinstance(priority, str) else Priority(priority)
     now = utcnow()
-    async with db.transaction() as session:
-        conversation = await get_for_update(session, Conversation, conversation_id)
+    conversation = await get_for_update(session, Conversation, conversation_id)
+    ticket = await _open_ticket(session, conversation_id)
+    created = False
+    if ticket is None:
+        ticket_id = await insert_ignoring_conflict(
+            session,
+            Ticket,
+            {
+                "conversation_id": conversation_id,
+                "open_conversation_id": conversation_id,
+                "contact_id": conversation.contact_id,
+                "queue": queue,
+                "status": TicketStatus.queued,
+                "priority": priority,
+                "category": category,
+                "subject": subject[:280],
+                "data": data or {},
+                "queued_note_sent": False,
+                "created_at": now,
+                "updated_at": now,
+            },
+            ["open_conversation_id"],
+        )
         ticket = await _open_ticket(session, conversation_id)
-        created = False
-        if ticket is None:
-            ticket_id = await insert_ignoring_conflict(
+        assert ticket is not None
+        created = ticket_id is not None
+    if created:
+        await _attach_current_round(session, ticket)
+        conversation.status = ConversationStatus.queued
+        conversation.updated_at = now
+        audit(session, ticket, "escalated", actor=actor, detail={"queue": queue.value, "reason": reason})
+        if notice_text:
+            contact = await session.get(Contact, conversation.contact_id)
+            assert contact is not None
+            await queue_outbound(
                 session,
-                Ticket,
-                {
-                    "conversation_id": conversation_id,
-                    "open_conversation_id": conversation_id,
-                    "contact_id": conversation.contact_id,
-                    "queue": queue,
-                    "status": TicketStatus.queued,
-                    "priority": priority,
-                    "category": category,
-                    "subject": subject[:280],
-                    "data": data or {},
-                    "queued_note_sent": False,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-                ["open_conversation_id"],
+                conversation,
+                contact_user_id=contact.platform_user_id,
+                text=notice_text,
+                author=Author.bot,
+                ticket_id=ticket.id,
+                idempotency_key=f"ticket:{ticket.id}:escalation-notice",
             )
-            ticket = await _open_ticket(session, conversation_id)
-            assert ticket is not None
-            created = ticket_id is not None
-        if created:
-            await _attach_current_round(session, ticket)
-            conversation.status = ConversationStatus.queued
-            conversation.updated_at = now
-            audit(session, ticket, "escalated", actor=actor, detail={"queue": queue.value, "reason": reason})
-            if notice_text:
-                contact = await session.get(Contact, conversation.contact_id)
-                assert contact is not None
-                await queue_outbound(
-                    session,
-                    conversation,
-                    contact_user_id=contact.platform_user_id,
-                    text=notice_text,
-                    author=Author.bot,
-                    ticket_id=ticket.id,
-                    idempotency_key=f"ticket:{ticket.id}:escalation-notice",
-                )
-        else:
-            changed: dict[str, Any] = {}
-            if priority < ticket.priority:
-                changed["priority"] = priority.name
-                ticket.priority = priority
-            if data:
-                ticket.data = {**ticket.data, **data}
-            if changed or data:
-                ticket.updated_at = now
-                audit(session, ticket, "updated", actor=actor, detail={**changed, "reason": reason})
-        return ticket
+    else:
+        changed: dict[str, Any] = {}
+        if priority < ticket.priority:
+            changed["priority"] = priority.name
+            ticket.priority = priority
+        if data:
+            ticket.data = {**ticket.data, **data}
+        if changed or data:
+            ticket.updated_at = now
+            audit(session, ticket, "updated", actor=actor, detail={**changed, "reason": reason})
+    return ticket
 
 async def _open_ticket(session: AsyncSession, conversation_id: int) -> Ticket | None:
     return (
@@ -333,37 +353,49 @@ async def bot_reply(
     Returns None (and sends nothing) if an agent took the conversation meanwhile.  The idempotency key
     (e.g. "answer:<inbound message id>") makes a retried handler send its answer once.
     """
-    text = validate_text(text, allow_empty=False)
     async with db.transaction() as session:
-        conversation = await get_for_update(session, Conversation, conversation_id)
-        if conversation.status != ConversationStatus.bot:
-            return None
-        if idempotency_key and await _already_queued(session, idempotency_key):
-            return None
-        contact = await session.get(Contact, conversation.contact_id)
-        assert contact is not None
-        return await queue_outbound(
-            session, conversation, contact_user_id=contact.platform_user_id, text=text,
-            author=Author.bot, ticket_id=None, idempotency_key=idempotency_key,
-        )
+        return await bot_reply_in(session, conversation_id, text, idempotency_key=idempotency_key)
+
+
+async def bot_reply_in(
+    session: AsyncSession, conversation_id: int, text: str, *, idempotency_key: str | None = None
+) -> Message | None:
+    """`bot_reply` inside the caller's transaction."""
+    text = validate_text(text, allow_empty=False)
+    conversation = await get_for_update(session, Conversation, conversation_id)
+    if conversation.status != ConversationStatus.bot:
+        return None
+    if idempotency_key and await _already_queued(session, idempotency_key):
+        return None
+    contact = await session.get(Contact, conversation.contact_id)
+    assert contact is not None
+    return await queue_outbound(
+        session, conversation, contact_user_id=contact.platform_user_id, text=text,
+        author=Author.bot, ticket_id=None, idempotency_key=idempotency_key,
+    )
 
 async def send_queue_notice(db: Database, conversation_id: int, text: str) -> Message | None:
     """The one "you're in the queue" note a waiting customer may get per ticket; None if already sent."""
-    text = validate_text(text, allow_empty=False)
     async with db.transaction() as session:
-        conversation = await get_for_update(session, Conversation, conversation_id)
-        if conversation.status != ConversationStatus.queued:
-            return None
-        ticket = await _open_ticket(session, conversation_id)
-        if ticket is None or ticket.queued_note_sent:
-            return None
-        ticket.queued_note_sent = True
-        contact = await session.get(Contact, conversation.contact_id)
-        assert contact is not None
-        return await queue_outbound(
-            session, conversation, contact_user_id=contact.platform_user_id, text=text,
-            author=Author.bot, ticket_id=ticket.id, idempotency_key=f"ticket:{ticket.id}:queue-notice",
-        )
+        return await send_queue_notice_in(session, conversation_id, text)
+
+
+async def send_queue_notice_in(session: AsyncSession, conversation_id: int, text: str) -> Message | None:
+    """`send_queue_notice` inside the caller's transaction."""
+    text = validate_text(text, allow_empty=False)
+    conversation = await get_for_update(session, Conversation, conversation_id)
+    if conversation.status != ConversationStatus.queued:
+        return None
+    ticket = await _open_ticket(session, conversation_id)
+    if ticket is None or ticket.queued_note_sent:
+        return None
+    ticket.queued_note_sent = True
+    contact = await session.get(Contact, conversation.contact_id)
+    assert contact is not None
+    return await queue_outbound(
+        session, conversation, contact_user_id=contact.platform_user_id, text=text,
+        author=Author.bot, ticket_id=ticket.id, idempotency_key=f"ticket:{ticket.id}:queue-notice",
+    )
 
 async def _already_queued(session: AsyncSession, idempotency_key: str) -> bool:
     from storage.models import OutboxItem
@@ -375,27 +407,36 @@ async def _already_queued(session: AsyncSession, idempotency_key: str) -> bool:
 async def update_bot_state(db: Database, conversation_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """Merge `changes` into what the bot remembers about this round (None values delete keys)."""
     async with db.transaction() as session:
-        conversation = await get_for_update(session, Conversation, conversation_id)
-        state = dict(conversation.bot_state)
-        for key, value in changes.items():
-            if value is None:
-                state.pop(key, None)
-            else:
-                state[key] = value
-        conversation.bot_state = state
-        return state
+        return await update_bot_state_in(session, conversation_id, changes)
+
+
+async def update_bot_state_in(session: AsyncSession, conversation_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    """`update_bot_state` inside the caller's transaction."""
+    conversation = await get_for_update(session, Conversation, conversation_id)
+    state = dict(conversation.bot_state)
+    for key, value in changes.items():
+        if value is None:
+            state.pop(key, None)
+        else:
+            state[key] = value
+    conversation.bot_state = state
+    return state
 
 __all__ = [
     "add_note",
     "agent_reply",
     "bot_reply",
+    "bot_reply_in",
     "claim",
     "correct_intent",
     "escalate",
+    "escalate_in",
     "hand_back",
     "reassign",
     "resolve",
     "send_queue_notice",
+    "send_queue_notice_in",
     "update_bot_state",
+    "update_bot_state_in",
 ]
 
