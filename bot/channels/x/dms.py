@@ -35,10 +35,10 @@ class DmPoller(Poller):
 
     kind = "dms"
 
+    cursor_suffix = "newest_event_id"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if kwargs.get("cursor_name") is None:
-            self.cursor_name = f"x:{self.brand_id}:dms:newest_event_id"
         self._unfinished: _Scan | None = None
 
     async def poll_once(self) -> int:

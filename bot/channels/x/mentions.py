@@ -37,10 +37,10 @@ class MentionsPoller(Poller):
 
     kind = "mentions"
 
+    cursor_suffix = "since_id"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if kwargs.get("cursor_name") is None:
-            self.cursor_name = f"x:{self.brand_id}:mentions:since_id"
         self._unfinished: _Scan | None = None
 
     async def poll_once(self) -> int:

@@ -50,6 +50,7 @@ class Poller:
     """Base class: `run()` until cancelled or stopped by bad credentials; `poll_once()` for one round."""
 
     kind = "poller"
+    cursor_suffix = "cursor"  # the persisted cursor is `x:<brand id>:<kind>:<cursor_suffix>`
 
     def __init__(
         self,
@@ -73,7 +74,7 @@ class Poller:
         self.pacer = Pacer(floor_s=floor_s, fixed_s=interval_s, backoff_max_s=backoff_max_s)
         self.backfill_s = backfill_s
         self.page_size = page_size
-        self.cursor_name = cursor_name or f"x:{self.brand_id}:{self.kind}"
+        self.cursor_name = cursor_name or f"x:{self.brand_id}:{self.kind}:{self.cursor_suffix}"
         self.polls = 0
         self.requests = 0
         self.recorded = 0
