@@ -6,13 +6,18 @@ emulator accepted the bot's reply (the outbox row's `sent_at`, matched through t
 the figure covers channel ingest, inbox, NLU, routing, the store and delivery.  Beside it, the same Rasa
 server's raw `POST /model/parse` throughput at the same concurrency, and the ratio of the two.
 
-    python bench/pipeline.py                       # trains/starts Rasa from settings (nlu/project)
-    python bench/pipeline.py --nlu-url http://127.0.0.1:5005 --messages 400 --json
-    python bench/pipeline.py --project tests/data/nlu_mini/project --database-url postgresql+asyncpg://...
+Every part runs as its own process, as in production: Rasa, the X emulator (`frontdesk sandbox`, standing
+in for X's servers), and the bot (`frontdesk run`, or `frontdesk desk` + N × `frontdesk worker` with
+`--workers N`).  This process only injects and watches the store.
 
-The pollers are poked on each injection (as an X webhook would wake them), so poll intervals do not
-dominate the latency.  Store: a throwaway SQLite file unless --database-url is given (tables are used
-as-is; give an empty, migrated database).
+    python bench/pipeline.py                          # webhook mode (X pushes each DM), SQLite
+    python bench/pipeline.py --mode poll              # DM polling at --poll-s instead
+    python bench/pipeline.py --rate 50 --messages 1000   # latency at an arrival rate, not a burst
+    python bench/pipeline.py --database-url postgresql+asyncpg://postgres@127.0.0.1/bench --workers 2 --json
+
+Store: a throwaway SQLite file unless --database-url is given (give an empty database: it is migrated
+here, and its tables are used as they are).  The per-process CPU seconds it prints show where the time
+goes.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from frontdesk.run import started  # noqa: E402
 from frontdesk.settings import PROJECT_ROOT, Settings  # noqa: E402
-from sandbox.server import running_sandbox  # noqa: E402
+from storage.db import Database  # noqa: E402
 from storage.models import Message, OutboxItem, OutboxStatus  # noqa: E402
 
 TEXTS = (
@@ -45,6 +52,7 @@ TEXTS = (
     "how do I reset my password",
     "thanks",
 )
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -53,6 +61,22 @@ def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its reaped children (from /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return (utime + stime + cutime + cstime) / _CLOCK_TICKS
 
 
 async def raw_nlu_throughput(url: str, count: int, concurrency: int) -> float:
@@ -77,87 +101,167 @@ async def raw_nlu_throughput(url: str, count: int, concurrency: int) -> float:
         return count / (time.perf_counter() - start)
 
 
-def _record_pages_in_one_transaction(channel: Any) -> None:
-    """--batched-ingest: what the X pollers do once they call `record_inbound_many` (a page per commit).
+class _Processes:
+    """The emulator and the bot processes, started with the same Python and stopped (SIGTERM) at exit."""
 
-    bot/channels/x/ still records one message per transaction; this swaps the pollers' `_record_all`
-    for the batched store function so the bench can show the difference before the channel adopts it.
-    """
-    from storage.actions import record_inbound_many
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: dict[str, subprocess.Popen[bytes]] = {}
+        self._stack = ExitStack()
 
-    for poller in getattr(channel, "pollers", []):
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = self._stack.enter_context(open(self.logs / f"{name}.log", "wb"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "frontdesk", *args], env={**os.environ, **env}, stdout=log, stderr=log,
+            cwd=PROJECT_ROOT,
+        )
+        self.started[name] = process
+        return process
 
-        async def _record_all(messages: Any, poller: Any = poller) -> int:
-            results = await record_inbound_many(poller.db, messages) if messages else []
-            new = sum(1 for r in results if r.is_new)
-            poller.recorded += new
-            if new:
-                poller.wake()
-            return new
+    def check(self) -> None:
+        for name, process in self.started.items():
+            if process.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
 
-        poller._record_all = _record_all
+    def cpu(self) -> dict[str, float]:
+        return {name: _cpu_seconds(p.pid) for name, p in self.started.items()}
+
+    def stop(self) -> None:
+        for process in self.started.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.started.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._stack.close()
+
+
+async def _wait_http(processes: _Processes, url: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as http:
+        while True:
+            processes.check()
+            try:
+                if (await http.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f}s; see the logs")
+            await asyncio.sleep(0.2)
+
+
+def _bot_env(args: argparse.Namespace, database_url: str, nlu_url: str, sandbox_url: str) -> dict[str, str]:
+    webhook = args.mode == "webhook"
+    return {
+        "FRONTDESK_DATABASE_URL": database_url,
+        "FRONTDESK_NLU_URL": nlu_url,
+        "FRONTDESK_X_API_BASE": sandbox_url,
+        "FRONTDESK_X_WEBHOOK_ENABLED": "true" if webhook else "false",
+        # Webhook mode: the pollers are only the backstop for dropped deliveries.
+        "FRONTDESK_X_WEBHOOK_BACKSTOP_POLL_S": "30",
+        "FRONTDESK_X_DMS_POLL_S": "30" if webhook else str(args.poll_s),
+        "FRONTDESK_X_MENTIONS_POLL_S": "30",
+        "FRONTDESK_X_POLL_FLOOR_S": "0.05",
+        "FRONTDESK_CONTENT_DIR": str(PROJECT_ROOT / "content"),
+        "FRONTDESK_BUSINESS_HOURS": "",
+        "FRONTDESK_BOT_CONCURRENCY": str(args.customers),
+        "FRONTDESK_LOG_LEVEL": "WARNING",
+        "FRONTDESK_TELEGRAM_TOKEN": "",
+    }
+
+
+async def _start_bot(
+    stack: AsyncExitStack, processes: _Processes, args: argparse.Namespace, database_url: str, nlu_url: str
+) -> str:
+    """Start the emulator and the bot; the emulator's base URL."""
+    sandbox_port = _free_port()
+    processes.start("sandbox", ["sandbox", "--port", str(sandbox_port)], {"FRONTDESK_LOG_LEVEL": "WARNING"})
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    await _wait_http(processes, f"{sandbox_url}/_sandbox/users")
+    env = _bot_env(args, database_url, nlu_url, sandbox_url)
+    http_port = _free_port()
+    env["FRONTDESK_HTTP_PORT"] = str(http_port)
+    if args.workers:
+        processes.start("desk", ["desk"], env)
+        for n in range(args.workers):
+            processes.start(f"worker{n + 1}", ["worker"], {**env, "FRONTDESK_METRICS_PORT": "0"})
+    else:
+        processes.start("bot", ["run"], env)
+    await _wait_http(processes, f"http://127.0.0.1:{http_port}/healthz")
+    if args.mode == "webhook":
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.post(
+                f"{sandbox_url}/_sandbox/webhook", json={"url": f"http://127.0.0.1:{http_port}/webhooks/x"}
+            )
+            response.raise_for_status()
+    return sandbox_url
 
 
 async def pipeline(
-    settings_for: Any,
-    messages: int,
-    customers: int,
-    timeout_s: float,
-    *,
-    batched_ingest: bool = False,
-    rate: float = 0.0,
+    args: argparse.Namespace, database_url: str, nlu_url: str, processes: _Processes
 ) -> dict[str, Any]:
     async with AsyncExitStack() as stack:
-        sandbox = await stack.enter_async_context(running_sandbox())
-        settings = settings_for(sandbox.base_url)
-        running = await stack.enter_async_context(started(settings, say=lambda m: None, with_http=False))
-        if batched_ingest:
-            _record_pages_in_one_transaction(running.channel)
+        sandbox_url = await _start_bot(stack, processes, args, database_url, nlu_url)
+        db = Database(database_url)
+        stack.push_async_callback(db.dispose)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         injected: dict[str, float] = {}  # DM event id -> wall-clock time of injection
-        semaphore = asyncio.Semaphore(customers)
-        per_customer: list[asyncio.Lock] = [asyncio.Lock() for _ in range(customers)]
-
+        semaphore = asyncio.Semaphore(args.customers)
+        per_customer = [asyncio.Lock() for _ in range(args.customers)]
+        cpu_before = processes.cpu()
         wall_start = time.time()
 
         async def inject(i: int) -> None:
-            customer = i % customers
+            customer = i % args.customers
             # One customer's messages go out in order, as a person types them.
-            if rate > 0:  # an arrival rate instead of all at once: latency without a self-made backlog
-                await asyncio.sleep(max(0.0, wall_start + i / rate - time.time()))
+            if args.rate > 0:  # an arrival rate instead of all at once: latency without a self-made backlog
+                await asyncio.sleep(max(0.0, wall_start + i / args.rate - time.time()))
             async with per_customer[customer], semaphore:
                 started_at = time.time()
                 response = await http.post(
-                    f"{sandbox.base_url}/_sandbox/dms",
-                    json={"sender": f"bench{customer:04d}", "text": TEXTS[(i // customers) % len(TEXTS)]},
+                    f"{sandbox_url}/_sandbox/dms",
+                    json={"sender": f"bench{customer:04d}", "text": TEXTS[(i // args.customers) % len(TEXTS)]},
                 )
                 response.raise_for_status()
                 injected[str(response.json()["id"])] = started_at
-                running.channel.poke()
 
-        await asyncio.gather(*(inject(i) for i in range(messages)))
+        await asyncio.gather(*(inject(i) for i in range(args.messages)))
         inject_s = time.time() - wall_start
         stages: dict[str, tuple[float, float, float]] = {}
-        latencies = await _wait_for_replies(running.db, injected, timeout_s, stages)
+        latencies = await _wait_for_replies(db, injected, args.timeout, stages, processes)
+        cpu_after = processes.cpu()
+        deliveries = (await http.get(f"{sandbox_url}/_sandbox/webhook")).json().get("deliveries", [])
+        failed_deliveries = [d for d in deliveries if d.get("status") != 200]
         end = max(injected[k] + v for k, v in latencies.items()) if latencies else time.time()
         return {
-            "messages": messages,
             "answered": len(latencies),
             "elapsed_s": end - wall_start,
             "latencies_s": list(latencies.values()),
             "stages_s": list(stages.values()),
             "inject_s": inject_s,
-            "worker": running.worker.stats.__dict__ if running.worker else {},
+            "cpu_s": {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after},
+            "webhook_failures": len(failed_deliveries),
+            "webhook_failure_sample": failed_deliveries[:3],
         }
 
 
 async def _wait_for_replies(
-    db: Any, injected: dict[str, float], timeout_s: float, stages: dict[str, tuple[float, float, float]]
+    db: Database,
+    injected: dict[str, float],
+    timeout_s: float,
+    stages: dict[str, tuple[float, float, float]],
+    processes: _Processes,
 ) -> dict[str, float]:
     """Latency per injected DM: its answer's sent_at minus the injection time."""
     deadline = time.monotonic() + timeout_s
     latencies: dict[str, float] = {}
     while time.monotonic() < deadline:
+        processes.check()
         async with db.session() as session:
             sent = (
                 await session.execute(
@@ -193,25 +297,28 @@ async def _wait_for_replies(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--customers", type=int, default=20, help="distinct customers (= NLU concurrency)")
+    parser.add_argument("--mode", choices=("webhook", "poll"), default="webhook",
+                        help="how DMs reach the bot: X's Account Activity webhook, or polling every --poll-s")
+    parser.add_argument("--poll-s", type=float, default=0.1, help="DM poll interval in --mode poll")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="0: one `frontdesk run`; N: `frontdesk desk` + N `frontdesk worker` processes")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="inject at this many DMs/s (default 0: all at once, which measures throughput)")
     parser.add_argument("--nlu-url", default="", help="a running Rasa server; default: train/start one")
     parser.add_argument("--project", type=Path, default=None, help="Rasa project to train (default: settings)")
     parser.add_argument("--taxonomy", type=Path, default=None)
     parser.add_argument("--database-url", default="", help="default: a throwaway SQLite file")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--rate", type=float, default=0.0,
-                        help="inject at this many DMs/s (default 0: all at once, which measures throughput)")
-    parser.add_argument("--poll-s", type=float, default=0.5, help="X DM poll interval (pokes cut it short)")
-    parser.add_argument("--batched-ingest", action="store_true",
-                        help="pollers record each page in one transaction (storage.actions.record_inbound_many)")
     args = parser.parse_args()
     asyncio.run(_main(args))
 
 
 async def _main(args: argparse.Namespace) -> None:
     from nlu.runtime import running_nlu_server
+    from storage.migrate import open_database
 
     overrides: dict[str, Any] = {}
     if args.project:
@@ -220,42 +327,51 @@ async def _main(args: argparse.Namespace) -> None:
     base = Settings(**overrides)
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
-        async with AsyncExitStack() as stack:
-            progress = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
-            nlu_url = args.nlu_url or await stack.enter_async_context(
-                running_nlu_server(base, port=None, progress=progress)
-            )
+        migrated = await open_database(database_url, auto_upgrade=True)
+        await migrated.dispose()
+        processes = _Processes(Path(tmp))
+        try:
+            async with AsyncExitStack() as stack:
+                progress = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+                nlu_url = args.nlu_url or await stack.enter_async_context(
+                    running_nlu_server(base, port=None, progress=progress)
+                )
+                result = await pipeline(args, database_url, nlu_url, processes)
+                processes.stop()  # the raw NLU figure gets the machine to itself, as it would alone
+                raw = await raw_nlu_throughput(nlu_url, max(args.messages, 200), args.customers)
+        finally:
+            processes.stop()
+    _report(args, database_url, result, raw)
 
-            def settings_for(sandbox_url: str) -> Settings:
-                return base.model_copy(update={
-                    "database_url": database_url, "nlu_url": nlu_url, "x_api_base": sandbox_url,
-                    "x_consumer_key": None, "x_consumer_secret": None, "x_access_token": None,
-                    "x_access_token_secret": None, "x_dms_poll_s": args.poll_s, "x_mentions_poll_s": 5.0,
-                    "x_poll_floor_s": 0.05, "content_dir": PROJECT_ROOT / "content", "business_hours": "",
-                    "bot_concurrency": args.customers,
-                })
 
-            result = await pipeline(
-                settings_for, args.messages, args.customers, args.timeout, batched_ingest=args.batched_ingest,
-                rate=args.rate,
-            )
-            raw = await raw_nlu_throughput(nlu_url, max(args.messages, 100), args.customers)
+def _report(args: argparse.Namespace, database_url: str, result: dict[str, Any], raw: float) -> None:
     latencies_ms = [s * 1000 for s in result["latencies_s"]]
     throughput = result["answered"] / result["elapsed_s"] if result["elapsed_s"] > 0 else 0.0
-    report = {
+    answered = max(1, result["answered"])
+    report: dict[str, Any] = {
         "messages": args.messages,
+        "mode": args.mode,
+        "store": database_url.split("+")[0].split(":")[0],
+        "workers": args.workers,
+        "rate_per_s": args.rate or None,
         "throughput_per_s": round(throughput, 2),
         "raw_nlu_parses_per_s": round(raw, 2),
         "ratio": round(throughput / raw, 3) if raw else None,
         "p50_ms": round(statistics.median(latencies_ms), 1) if latencies_ms else None,
         "p99_ms": round(_percentile(latencies_ms, 0.99), 1) if latencies_ms else None,
+        "cpu_ms_per_message": {k: round(v * 1000 / answered, 2) for k, v in result["cpu_s"].items()},
     }
     if result["answered"] < args.messages:
         report["unanswered"] = args.messages - result["answered"]
+    if result["webhook_failures"]:  # X does not retry: the backstop poll picks these up, late
+        report["webhook_failures"] = result["webhook_failures"]
     if args.json:
         print(json.dumps(report))
         return
-    print(f"pipeline: {result['answered']}/{args.messages} DMs answered in {result['elapsed_s']:.1f}s "
+    how = f"at {args.rate:g}/s" if args.rate else "all at once"
+    print(f"pipeline ({args.mode}, {report['store']}, "
+          f"{f'{args.workers} workers' if args.workers else 'frontdesk run'}): "
+          f"{result['answered']}/{args.messages} DMs injected {how} answered in {result['elapsed_s']:.1f}s "
           f"({report['throughput_per_s']}/s) over {args.customers} customers; "
           f"latency p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms")
     print(f"raw NLU: {report['raw_nlu_parses_per_s']} parses/s at concurrency {args.customers}; "
@@ -266,7 +382,10 @@ async def _main(args: argparse.Namespace) -> None:
         names = ("ingest (injected -> recorded)", "route (recorded -> handled)", "deliver (handled -> sent)")
         for i, name in enumerate(names):
             print(f"  {name}: p50 {statistics.median(s[i] for s in stages) * 1000:.0f} ms")
-    print(f"store: {database_url.split('://')[0]}; batched ingest: {args.batched_ingest}; worker: {result['worker']}")
+    cpu = ", ".join(f"{k} {v} ms" for k, v in report["cpu_ms_per_message"].items())
+    print(f"  CPU per message: {cpu} (Rasa's not counted: it is not our process)")
+    if result["webhook_failures"]:
+        print(f"  webhook deliveries that failed: {result['webhook_failures']}, e.g. {result['webhook_failure_sample']}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The inbox loop: every recorded customer message is parsed, routed and answered, in order, exactly once.
 
     lease conversations with unhandled messages (storage.inbox)
-      for each message, oldest first:  parse (NLU) -> record_nlu_result -> route (bot.router)
-                                       -> apply the effects (storage.actions) -> mark_handled
+      for each message, oldest first:  parse (NLU) -> route (bot.router) -> apply the effects
+                                       (storage.actions) -> mark_handled with the NLU result
+      (a backlog of several: all parsed at once, then applied in order in one transaction)
 
 Different conversations are handled concurrently (up to `concurrency`), one conversation's messages
 strictly in order.  Every effect is idempotent or guarded, so a handler that dies half-way and is retried
@@ -49,7 +50,6 @@ from storage.actions import (
     bot_reply_in,
     escalate_in,
     mark_handled_in,
-    record_nlu_result_in,
     send_queue_notice_in,
     update_bot_state_in,
 )
@@ -60,6 +60,7 @@ from storage.registrations import cancel_in, register_in, registrations_for_in
 
 log = logging.getLogger("frontdesk.bot")
 MAX_ATTEMPTS = 3  # a message failing this often (a bug, not an outage) is escalated instead of retried
+BACKLOG_BATCH = 10  # waiting messages of one conversation handled in one transaction
 
 
 class Parser(Protocol):
@@ -74,6 +75,18 @@ class WorkerStats:
     nlu_failures: int = 0
     errors: int = 0
     rules: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Outcome:
+    """What handling one message did, for the bookkeeping after its transaction commits."""
+
+    message: Message
+    parsed: ParseResult | None
+    decision: Decision | None  # None: an earlier attempt had already applied it
+    released: bool
+    stats: WorkerStats = field(default_factory=WorkerStats)
+    queued: list[bool] = field(default_factory=list)
 
 
 class BotWorker:
@@ -106,6 +119,7 @@ class BotWorker:
         self.stats = WorkerStats()
         self._wakeup = asyncio.Event()
         self._failures: dict[int, int] = {}  # message id -> failed attempts in this process
+        self._nlu_slots = asyncio.Semaphore(concurrency)
         self.ready = False
 
     def wake(self) -> None:
@@ -183,6 +197,22 @@ class BotWorker:
                 if not pending:
                     await inbox.release(self.db, conversation_id, self.owner)
                     return
+                if len(pending) > 1:
+                    batch = pending[:BACKLOG_BATCH]
+                    try:
+                        released = await self._handle_backlog(batch)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # noqa: BLE001 - nothing of it was applied: go one at a time
+                        log.warning("bot worker: a batch of %d messages in conversation %s failed; "
+                                    "handling them one at a time", len(batch), conversation_id, exc_info=True)
+                    else:
+                        if released:
+                            return
+                        if loop.time() >= renew_at:
+                            await inbox.renew_lease(self.db, conversation_id, self.owner, lease_s=self.lease_s)
+                            renew_at = loop.time() + self.lease_s / 2
+                        continue
                 for index, current in enumerate(pending):
                     last = index == len(pending) - 1
                     released = await self._handle(current, release_if_done=last)
@@ -239,45 +269,80 @@ class BotWorker:
         retry does it all once.  (One commit per message instead of five or six is most of the worker's
         throughput on SQLite, where every commit is a turn of the single write lock.)
         """
-        assert message.id is not None
-        parsed, error = await self._parse(message.text)
-        queued: list[bool] = []
+        parsed = await self._parse(message.text)
         async with self.db.transaction() as session:
-            conversation = await get_for_update(session, Conversation, message.conversation_id)
-            if conversation.bot_state.get("last_message_id") == message.id:
-                # Applied by an earlier attempt (a worker that committed the effects and the mark separately).
-                await mark_handled_in(session, message.id)
-                return None, await self._release_if_done(session, conversation, release_if_done)
-            if parsed is not None:
-                await record_nlu_result_in(
-                    session, message.id, intent=parsed.intent, confidence=parsed.confidence,
-                    category=parsed.category, entities=[_entity_dict(e) for e in parsed.entities],
-                )
-            incoming = Incoming(
-                message_id=message.id,
-                text=message.text,
-                conversation_kind=conversation.kind.value,
-                status=conversation.status.value,
-                now=self.clock(),
-                nlu=parsed,
-                nlu_error=error,
-                bot_state=dict(conversation.bot_state),
-                registrations=await _registrations(session, conversation.contact_id),
-            )
-            decision = route(incoming, self.content, self.config)
-            stats = WorkerStats()
-            await self._apply(session, conversation, message, decision, stats, queued)
+            outcome = await self._apply_in(session, message, parsed, release_if_done=release_if_done)
+        self._after_commit([outcome])
+        return outcome.decision, outcome.released
+
+    async def _handle_backlog(self, messages: list[Message]) -> bool:
+        """Several waiting messages of one conversation: parsed at once, applied in order in ONE transaction.
+
+        A busy conversation (or a burst after an outage) then costs one commit for the lot instead of one
+        each.  Routing still sees each message after the previous one's effects (same session), so the
+        outcome is the same as one by one.  If anything fails, nothing of the batch is applied and the
+        caller handles the messages one at a time, where a failing message is retried and, in the end,
+        handed to a person without holding up the others.  Returns whether the lease was released.
+        """
+        parsed = await asyncio.gather(*(self._parse(m.text) for m in messages))
+        outcomes: list[_Outcome] = []
+        async with self.db.transaction() as session:
+            for index, (message, result) in enumerate(zip(messages, parsed)):
+                last = index == len(messages) - 1
+                outcomes.append(await self._apply_in(session, message, result, release_if_done=last))
+        self._after_commit(outcomes)
+        return outcomes[-1].released
+
+    async def _apply_in(
+        self, session: AsyncSession, message: Message, parse: tuple[ParseResult | None, str], *, release_if_done: bool
+    ) -> _Outcome:
+        assert message.id is not None
+        parsed, error = parse
+        conversation = await get_for_update(session, Conversation, message.conversation_id)
+        if conversation.bot_state.get("last_message_id") == message.id:
+            # Applied by an earlier attempt (a worker that committed the effects and the mark separately).
             await mark_handled_in(session, message.id)
-            released = await self._release_if_done(session, conversation, release_if_done)
-        # Committed: only now count it and wake the outbox.
-        self._count(stats)
-        metrics.message_received(_channel_name(message), parsed.category if parsed is not None else None)
-        if any(queued) and self.on_outbound is not None:
+            return _Outcome(message, None, None, await self._release_if_done(session, conversation, release_if_done))
+        nlu = None if parsed is None else {
+            "intent": parsed.intent, "confidence": parsed.confidence, "category": parsed.category,
+            "entities": [_entity_dict(e) for e in parsed.entities],
+        }
+        incoming = Incoming(
+            message_id=message.id,
+            text=message.text,
+            conversation_kind=conversation.kind.value,
+            status=conversation.status.value,
+            now=self.clock(),
+            nlu=parsed,
+            nlu_error=error,
+            bot_state=dict(conversation.bot_state),
+            # Only event messages look at them (cancelling "my" registration): spare the query otherwise.
+            registrations=(
+                await _registrations(session, conversation.contact_id)
+                if parsed is not None and parsed.category == "event" else frozenset()
+            ),
+        )
+        decision = route(incoming, self.content, self.config)
+        outcome = _Outcome(message, parsed, decision, False)
+        await self._apply(session, conversation, message, decision, outcome.stats, outcome.queued)
+        await mark_handled_in(session, message.id, nlu=nlu)
+        outcome.released = await self._release_if_done(session, conversation, release_if_done)
+        return outcome
+
+    def _after_commit(self, outcomes: list[_Outcome]) -> None:
+        """Committed: only now count the messages and wake the outbox."""
+        for outcome in outcomes:
+            if outcome.decision is None:
+                continue
+            self._count(outcome.stats)
+            category = outcome.parsed.category if outcome.parsed is not None else None
+            metrics.message_received(_channel_name(outcome.message), category)
+            self.stats.handled += 1
+            rule = outcome.decision.rule
+            self.stats.rules[rule] = self.stats.rules.get(rule, 0) + 1
+            log.info("message %s (conversation %s): %s", outcome.message.id, outcome.message.conversation_id, rule)
+        if any(any(o.queued) for o in outcomes) and self.on_outbound is not None:
             self.on_outbound()
-        self.stats.handled += 1
-        self.stats.rules[decision.rule] = self.stats.rules.get(decision.rule, 0) + 1
-        log.info("message %s (conversation %s): %s", message.id, conversation.id, decision.rule)
-        return decision, released
 
     async def _release_if_done(self, session: AsyncSession, conversation: Conversation, wanted: bool) -> bool:
         """Give the lease back in this transaction if no other message of the conversation is waiting."""
@@ -297,8 +362,9 @@ class BotWorker:
         if not text.strip():
             return None, "empty message"
         try:
-            with metrics.nlu_timer():
-                return await self.nlu.parse(text), ""
+            async with self._nlu_slots:  # backlogs parse in parallel, but never flood the NLU server
+                with metrics.nlu_timer():
+                    return await self.nlu.parse(text), ""
         except NLUError as exc:
             self.stats.nlu_failures += 1
             log.warning("NLU failed, escalating the message instead: %s", exc)

@@ -128,12 +128,16 @@ async def crc_check(session: aiohttp.ClientSession, url: str, consumer_secret: s
 
 
 class WebhookDispatcher:
-    """Delivers the state's new posts and DMs to the registered URL, in order, one at a time."""
+    """Delivers the state's new posts and DMs to the registered URL.
 
-    def __init__(self, state: XState) -> None:
+    Like X, several deliveries are in flight at once (`lanes`), but one customer's events always go
+    through the same lane, one at a time, so each customer's messages arrive in the order they were sent.
+    """
+
+    def __init__(self, state: XState, *, lanes: int = 8) -> None:
         self.state = state
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._lanes: list[asyncio.Queue[tuple[str, bytes]]] = [asyncio.Queue() for _ in range(max(1, lanes))]
+        self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         state.subscribe(self._on_event)
 
@@ -142,17 +146,20 @@ class WebhookDispatcher:
         if not url:
             return
         body = json.dumps(payload_for(self.state, kind, item), ensure_ascii=False).encode()
-        self._queue.put_nowait((url, body))
+        self._lanes[_lane_of(self.state, kind, item) % len(self._lanes)].put_nowait((url, body))
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        self._task = asyncio.create_task(self._run(), name="x-webhook-dispatcher")
+        self._tasks = [
+            asyncio.create_task(self._run(lane), name=f"x-webhook-lane-{n}") for n, lane in enumerate(self._lanes)
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
         if self._session is not None:
@@ -166,15 +173,16 @@ class WebhookDispatcher:
 
     async def drain(self) -> None:
         """Wait until every queued delivery has been attempted (tests and graceful shutdown)."""
-        await self._queue.join()
+        for lane in self._lanes:
+            await lane.join()
 
-    async def _run(self) -> None:
+    async def _run(self, lane: asyncio.Queue[tuple[str, bytes]]) -> None:
         while True:
-            url, body = await self._queue.get()
+            url, body = await lane.get()
             try:
                 await self._deliver(url, body)
             finally:
-                self._queue.task_done()
+                lane.task_done()
 
     async def _deliver(self, url: str, body: bytes) -> None:
         headers = {
@@ -190,3 +198,12 @@ class WebhookDispatcher:
             record["error"] = str(exc) or type(exc).__name__
             log.warning("webhook delivery to %s failed: %s", url, record["error"])
         self.state.webhook_deliveries.append(record)
+
+
+def _lane_of(state: XState, kind: str, item: object) -> int:
+    """The customer an event belongs to, as a number: the DM's other party, or the post's author."""
+    if kind == "tweet":
+        assert isinstance(item, XTweet)
+        return int(item.author_id)
+    assert isinstance(item, XDmEvent)
+    return int(item.recipient_id if item.sender_id == state.brand.id else item.sender_id)

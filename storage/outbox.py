@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from storage.db import Database
@@ -89,21 +89,32 @@ async def mark_sent_many(db: Database, sent: Sequence[tuple[int, str | None]]) -
     if not sent:
         return
     now = utcnow()
+    platform_ids = dict(sent)
+    outbox, messages = OutboxItem.__table__, Message.__table__  # type: ignore[attr-defined]
     async with db.transaction() as session:
-        for outbox_id, platform_message_id in sent:
-            row = await session.get(OutboxItem, outbox_id, with_for_update=True)
-            if row is None or row.status == OutboxStatus.sent:
-                continue
-            row.status = OutboxStatus.sent
-            row.sent_at = now
-            row.platform_message_id = platform_message_id
-            row.lease_owner = None
-            row.lease_until = None
+        # Three statements for the whole batch (not three per row): what to mark, then two executemany.
+        rows = (
             await session.execute(
-                update(Message)
-                .where(Message.id == row.message_id)
-                .values(delivered_at=now, platform_message_id=platform_message_id)
+                select(OutboxItem.id, OutboxItem.message_id)
+                .where(OutboxItem.id.in_(list(platform_ids)), OutboxItem.status != OutboxStatus.sent)  # type: ignore[union-attr]
+                .with_for_update()
             )
+        ).all()
+        if not rows:
+            return
+        await session.execute(
+            update(outbox)
+            .where(outbox.c.id == bindparam("row_id"))
+            .values(status=OutboxStatus.sent, sent_at=now, platform_message_id=bindparam("platform_id"),
+                    lease_owner=None, lease_until=None),
+            [{"row_id": row.id, "platform_id": platform_ids[row.id]} for row in rows],
+        )
+        await session.execute(
+            update(messages)
+            .where(messages.c.id == bindparam("row_id"))
+            .values(delivered_at=now, platform_message_id=bindparam("platform_id")),
+            [{"row_id": row.message_id, "platform_id": platform_ids[row.id]} for row in rows],
+        )
 
 
 def backoff_seconds(attempts: int, base_s: float = 1.0) -> float:

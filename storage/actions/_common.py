@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, TextClause, bindparam, event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from storage.errors import InvalidText, NotFound
 from storage.models import (
@@ -40,25 +40,59 @@ async def insert_ignoring_conflict(
 
     The database decides who wins, so concurrent writers never both insert nor both fail.
     """
-    insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
-    table = model.__table__  # type: ignore[attr-defined]
-    stmt = (
-        insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=conflict_columns)
-        .returning(table.c.id)
+    stmt = _insert_ignoring_conflict_stmt(
+        dialect_name(session), model.__table__, tuple(values), tuple(conflict_columns)  # type: ignore[attr-defined]
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return (await session.execute(stmt, values)).scalar_one_or_none()
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_ignoring_conflict_stmt(
+    dialect: str, table: Table, columns: tuple[str, ...], conflict_columns: tuple[str, ...]
+) -> TextClause:
+    """The statement as typed SQL text, built once per shape.
+
+    SQLAlchemy 2.0's dialect-specific `insert()` (needed for ON CONFLICT) has no cache key, so it would be
+    compiled anew on every execution: on the ingest path that compile was the biggest single cost.  The
+    same SQL as text is compiled once; its bind parameters keep the columns' types (enums, JSON, times).
+    PostgreSQL and SQLite (3.35+) spell it the same way.
+    """
+    quoted = ", ".join(f'"{c}"' for c in columns)  # standard SQL quoting, the same on both databases
+    params = ", ".join(f":{c}" for c in columns)
+    conflict = ", ".join(f'"{c}"' for c in conflict_columns)
+    sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({params}) ON CONFLICT ({conflict}) DO NOTHING RETURNING id'
+    return (
+        text(sql)
+        .bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
+        .columns(id=table.c.id.type)
+    )
 
 
 async def get_for_update(session: AsyncSession, model: type, key: int) -> Any:
-    """Load a row and lock it until the transaction ends (PostgreSQL; SQLite already holds the write lock)."""
+    """Load a row and lock it until the transaction ends (PostgreSQL; SQLite already holds the write lock).
+
+    A row this transaction has already locked comes from the session (no second query): one message's
+    effects each ask for their conversation, and the lock is held until the commit anyway.
+    """
+    locked: set[tuple[type, int]] = session.info.setdefault("frontdesk_locked", set())
+    if (model, key) in locked:
+        row = await session.get(model, key)
+        if row is not None:
+            return row
     row = (
         await session.execute(select(model).where(model.id == key).with_for_update())  # type: ignore[attr-defined]
     ).scalar_one_or_none()
     if row is None:
         raise NotFound(model.__name__, key)
+    locked.add((model, key))
     return row
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the row locks end with the outermost transaction
+        session.info.pop("frontdesk_locked", None)
+        session.info.pop("frontdesk_inbound", None)
 
 
 async def get_agent(session: AsyncSession, agent_id: int) -> Agent:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.actions._common import audit, insert_ignoring_conflict
@@ -26,6 +26,12 @@ from storage.models import (
     utcnow,
 )
 from storage.text import validate_text
+
+
+_INBOUND_CACHE = "frontdesk_inbound"  # session.info key: contacts and conversations met in this transaction
+_OPEN_TICKETS = "open_tickets"  # in that cache, after `_prefetch`: conversation id -> its open ticket's id
+_PREFETCHED_CONVERSATIONS = "prefetched"  # ... the conversations `_prefetch` looked up
+_PUBLIC_TICKET_CONTACTS = "public_ticket_contacts"  # ... contacts with an open ticket on a public thread
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ async def record_inbound(db: Database, inbound: InboundMessage) -> Recorded:
     first DM from a customer whose public complaint is waiting moves that ticket into the DM.
     """
     text = validate_text(inbound.text, allow_empty=True)
-    async with db.transaction() as session:
+    async with db.transaction(urgent=True) as session:
         return await _record(session, inbound, text, utcnow())
 
 
@@ -79,8 +85,63 @@ async def record_inbound_many(db: Database, messages: Sequence[InboundMessage]) 
     if not messages:
         return []
     now = utcnow()
-    async with db.transaction() as session:
+    async with db.transaction(urgent=True) as session:
+        if len(messages) > 1:
+            await _prefetch(session, messages)
         return [await _record(session, inbound, text, now) for inbound, text in zip(messages, texts)]
+
+
+async def _prefetch(session: AsyncSession, messages: Sequence[InboundMessage]) -> None:
+    """Look up a page's contacts, conversations and tickets in four queries instead of four per message.
+
+    `_record` then finds them in the transaction's cache and only writes.  What the page itself changes
+    (a public ticket following its customer into a DM) `_record` keeps up to date in the same cache.
+    """
+    known: dict[Any, Any] = session.info.setdefault(_INBOUND_CACHE, {})
+    contact_keys = {(m.channel, m.sender_id) for m in messages}
+    contacts = (
+        await session.execute(
+            select(Contact).where(tuple_(Contact.channel, Contact.platform_user_id).in_(list(contact_keys)))
+        )
+    ).scalars().all()
+    for contact in contacts:
+        known[("contact", contact.channel, contact.platform_user_id)] = contact
+    conversation_keys = {(m.channel, m.conversation_kind, m.conversation_ref) for m in messages}
+    conversations = (
+        await session.execute(
+            select(Conversation)
+            .where(tuple_(Conversation.channel, Conversation.kind, Conversation.platform_ref).in_(list(conversation_keys)))
+            .order_by(Conversation.id)  # one lock order for every writer
+            .with_for_update()
+        )
+    ).scalars().all()
+    for conversation in conversations:
+        known[("conversation", conversation.channel, conversation.kind, conversation.platform_ref)] = conversation
+    prefetched_ids = {c.id for c in conversations}
+    known[_PREFETCHED_CONVERSATIONS] = prefetched_ids
+    known[_OPEN_TICKETS] = dict(
+        (
+            await session.execute(
+                select(Ticket.open_conversation_id, Ticket.id).where(
+                    Ticket.open_conversation_id.in_(prefetched_ids)  # type: ignore[union-attr]
+                )
+            )
+        ).tuples().all()
+    ) if prefetched_ids else {}
+    contact_ids = [c.id for c in contacts]
+    known[_PUBLIC_TICKET_CONTACTS] = set(
+        (
+            await session.execute(
+                select(Ticket.contact_id)
+                .join(Conversation, Conversation.id == Ticket.conversation_id)
+                .where(
+                    Ticket.contact_id.in_(contact_ids),  # type: ignore[attr-defined]
+                    Ticket.open_conversation_id.is_not(None),  # type: ignore[union-attr]
+                    Conversation.kind == ConversationKind.public,
+                )
+            )
+        ).scalars().all()
+    ) if contact_ids else set()
 
 
 async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now: datetime) -> Recorded:
@@ -119,8 +180,15 @@ async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now
         conversation.status = ConversationStatus.bot
         conversation.bot_state = {}
     moved_ticket_id = None
-    if conversation.kind == ConversationKind.dm and conversation.status == ConversationStatus.bot:
+    known: dict[Any, Any] = session.info.setdefault(_INBOUND_CACHE, {})
+    public_ticket_contacts: set[int] | None = known.get(_PUBLIC_TICKET_CONTACTS)
+    if conversation.kind == ConversationKind.dm and conversation.status == ConversationStatus.bot and (
+        public_ticket_contacts is None or contact_id in public_ticket_contacts
+    ):
         moved_ticket_id = await _follow_public_ticket_into_dm(session, conversation, contact_id, now)
+        if moved_ticket_id is not None and public_ticket_contacts is not None:
+            public_ticket_contacts.discard(contact_id)
+            known[_OPEN_TICKETS][conversation.id] = moved_ticket_id
     ticket_id = await _open_ticket_id(session, conversation.id)
     if ticket_id is not None:
         await session.execute(update(Message).where(Message.id == message_id).values(ticket_id=ticket_id))
@@ -132,25 +200,32 @@ async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now
 
 
 async def _upsert_contact(session: AsyncSession, inbound: InboundMessage, now: datetime) -> int:
-    contact_id = await insert_ignoring_conflict(
-        session,
-        Contact,
-        {
-            "channel": inbound.channel,
-            "platform_user_id": inbound.sender_id,
-            "handle": inbound.sender_handle,
-            "display_name": inbound.sender_name,
-            "created_at": now,
-        },
-        ["channel", "platform_user_id"],
-    )
-    if contact_id is not None:
-        return contact_id
-    contact = (
-        await session.execute(
-            select(Contact).where(Contact.channel == inbound.channel, Contact.platform_user_id == inbound.sender_id)
+    # Most messages come from people we know: look first, insert only when missing (and let the database
+    # decide a race between two first messages).  Within one transaction a page's repeat senders are
+    # remembered.
+    known: dict[Any, Any] = session.info.setdefault(_INBOUND_CACHE, {})
+    key = ("contact", inbound.channel, inbound.sender_id)
+    contact = known.get(key)
+    if contact is None:
+        contact = await _find_contact(session, inbound)
+    if contact is None:
+        contact_id = await insert_ignoring_conflict(
+            session,
+            Contact,
+            {
+                "channel": inbound.channel,
+                "platform_user_id": inbound.sender_id,
+                "handle": inbound.sender_handle,
+                "display_name": inbound.sender_name,
+                "created_at": now,
+            },
+            ["channel", "platform_user_id"],
         )
-    ).scalar_one()
+        if contact_id is not None:
+            return contact_id
+        contact = await _find_contact(session, inbound)
+        assert contact is not None
+    known[key] = contact
     # People rename themselves; keep the latest handle so agents recognise them.
     if inbound.sender_handle and contact.handle != inbound.sender_handle:
         contact.handle = inbound.sender_handle
@@ -160,24 +235,45 @@ async def _upsert_contact(session: AsyncSession, inbound: InboundMessage, now: d
     return contact.id
 
 
+async def _find_contact(session: AsyncSession, inbound: InboundMessage) -> Contact | None:
+    return (
+        await session.execute(
+            select(Contact).where(Contact.channel == inbound.channel, Contact.platform_user_id == inbound.sender_id)
+        )
+    ).scalar_one_or_none()
+
+
 async def _get_or_create_conversation(
     session: AsyncSession, inbound: InboundMessage, contact_id: int, now: datetime
 ) -> Conversation:
-    await insert_ignoring_conflict(
-        session,
-        Conversation,
-        {
-            "contact_id": contact_id,
-            "channel": inbound.channel,
-            "kind": inbound.conversation_kind,
-            "platform_ref": inbound.conversation_ref,
-            "status": ConversationStatus.bot,
-            "bot_state": {},
-            "created_at": now,
-            "updated_at": now,
-        },
-        ["channel", "kind", "platform_ref"],
-    )
+    known: dict[Any, Any] = session.info.setdefault(_INBOUND_CACHE, {})
+    key = ("conversation", inbound.channel, inbound.conversation_kind, inbound.conversation_ref)
+    conversation = known.get(key)
+    if conversation is None:
+        conversation = await _find_conversation(session, inbound)
+    if conversation is None:
+        await insert_ignoring_conflict(
+            session,
+            Conversation,
+            {
+                "contact_id": contact_id,
+                "channel": inbound.channel,
+                "kind": inbound.conversation_kind,
+                "platform_ref": inbound.conversation_ref,
+                "status": ConversationStatus.bot,
+                "bot_state": {},
+                "created_at": now,
+                "updated_at": now,
+            },
+            ["channel", "kind", "platform_ref"],
+        )
+        conversation = await _find_conversation(session, inbound)
+        assert conversation is not None
+    known[key] = conversation
+    return conversation
+
+
+async def _find_conversation(session: AsyncSession, inbound: InboundMessage) -> Conversation | None:
     return (
         await session.execute(
             select(Conversation)
@@ -188,10 +284,17 @@ async def _get_or_create_conversation(
             )
             .with_for_update()
         )
-    ).scalar_one()
+    ).scalar_one_or_none()
 
 
 async def _open_ticket_id(session: AsyncSession, conversation_id: int) -> int | None:
+    known: dict[Any, Any] = session.info.get(_INBOUND_CACHE) or {}
+    open_tickets: dict[int, int] | None = known.get(_OPEN_TICKETS)
+    if open_tickets is not None:
+        if conversation_id in open_tickets:
+            return open_tickets[conversation_id]
+        if conversation_id in known[_PREFETCHED_CONVERSATIONS]:
+            return None
     return (
         await session.execute(select(Ticket.id).where(Ticket.open_conversation_id == conversation_id))
     ).scalar_one_or_none()
@@ -275,6 +378,16 @@ async def mark_handled(db: Database, message_id: int) -> None:
         await mark_handled_in(session, message_id)
 
 
-async def mark_handled_in(session: AsyncSession, message_id: int) -> None:
-    """`mark_handled` inside the caller's transaction (with the effects it closes)."""
-    await session.execute(update(Message).where(Message.id == message_id).values(handled_at=utcnow()))
+async def mark_handled_in(session: AsyncSession, message_id: int, *, nlu: dict[str, Any] | None = None) -> None:
+    """`mark_handled` inside the caller's transaction (with the effects it closes).
+
+    `nlu` (intent, confidence, category, entities) records the NLU result in the same statement, which is
+    what the router worker does for every message.
+    """
+    values: dict[str, Any] = {"handled_at": utcnow()}
+    if nlu is not None:
+        values.update(
+            intent=nlu.get("intent"), confidence=nlu.get("confidence"), category=nlu.get("category"),
+            entities=nlu.get("entities") or [],
+        )
+    await session.execute(update(Message).where(Message.id == message_id).values(**values))

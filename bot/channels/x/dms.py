@@ -3,7 +3,7 @@
 `GET /2/dm_events` has no `since_id`: it lists the account's events newest first (its own sent DMs
 included).  A poll pages back until it meets an event at or below the newest id already seen (event ids
 grow with time), records what is newer oldest first, then stores the newest id seen as the cursor.
-Recording before moving the cursor makes a crash repeat rather than lose; `record_inbound` de-duplicates
+Recording before moving the cursor makes a crash repeat rather than lose; `record_inbound_many` de-duplicates
 by event id.  The brand's own messages (sender = brand) are skipped.  As with mentions, a 429 or 5xx
 while paging keeps what was fetched and the next poll resumes from the same page token.
 """

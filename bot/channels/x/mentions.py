@@ -2,7 +2,7 @@
 
 X has `since_id` here: each poll asks for what is newer than the newest mention already recorded, pages
 (`pagination_token`) until caught up, records everything oldest first, and only then moves the cursor.  A
-crash between recording and moving the cursor repeats the poll; `record_inbound` de-duplicates by tweet id,
+crash between recording and moving the cursor repeats the poll; `record_inbound_many` de-duplicates by tweet id,
 so a repeat costs nothing and nothing is lost.  A 429 or 5xx in the middle of paging keeps the pages
 fetched so far and the next token, and the next poll carries on from there (a big backlog is not
 re-fetched from the start after every refusal).  X serves only the ~800 newest mentions: more than that

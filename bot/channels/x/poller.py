@@ -1,7 +1,7 @@
 """The loop every X poller shares: poll, record, pace, survive X's bad moments, stop on bad credentials.
 
 A subclass says how one poll goes (`poll_once`: fetch what is new, record it oldest first with
-`record_inbound`, then advance its cursor).  This loop decides when the next poll happens:
+`record_inbound_many`, one transaction per page, then advance its cursor).  This loop decides when the next poll happens:
 
 - after a poll: as X's rate-limit window allows (see `Pacer`);
 - 429: wait until `x-rate-limit-reset`, without a single request in between;
@@ -34,12 +34,11 @@ from bot.channels.x.api import (
 )
 from bot.channels.x.rate_limits import Pacer
 from frontdesk import metrics
-from storage.actions import InboundMessage, record_inbound
+from storage.actions import InboundMessage, record_inbound_many
 from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-WAKE_EVERY = 50  # while ingesting a backlog, let the router start on the first messages
 
 
 class PollerStopped(Exception):
@@ -102,15 +101,14 @@ class Poller:
         return datetime.now(UTC) - timedelta(seconds=self.backfill_s)
 
     async def _record_all(self, messages: Sequence[InboundMessage]) -> int:
-        """Record oldest first (the caller sorted them); wake the router as new ones land."""
-        new = 0
-        for message in messages:
-            recorded = await record_inbound(self.db, message)
-            if recorded.is_new:
-                new += 1
-                self.recorded += 1
-                if new % WAKE_EVERY == 1:
-                    self.wake()
+        """Record a page (oldest first, as the caller sorted it) in one transaction; wake the router.
+
+        One commit per page rather than per message is what lets ingest keep up with a busy account; a
+        crash before the commit records none of the page, and the cursor has not moved, so the next poll
+        fetches it again.
+        """
+        new = sum(1 for recorded in await record_inbound_many(self.db, messages) if recorded.is_new)
+        self.recorded += new
         if new:
             self.wake()
         return new

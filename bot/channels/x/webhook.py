@@ -25,10 +25,11 @@ from sqlalchemy import select
 from tweepy.asynchronous import AsyncClient
 
 from bot.channels.base import Wake
+from bot.channels.recording import InboundRecorder
 from bot.channels.x.api import TRANSIENT_ERRORS, call, raw_client, uses_user_auth_for_reads
 from bot.channels.x.convert import dm_from_v1, tweet_from_v1, webhook_tweet_parent
 from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET, Settings
-from storage.actions import InboundMessage, record_inbound
+from storage.actions import InboundMessage
 from storage.db import Database
 from storage.models import Channel, Conversation, ConversationKind, Message
 
@@ -72,6 +73,7 @@ class XWebhookHandler:
         client: AsyncClient | None = None,
     ) -> None:
         self.db = db
+        self.recorder = InboundRecorder(db)  # concurrent deliveries share transactions
         self._secret = consumer_secret
         self.brand_id = str(brand_user_id)
         self.wake = wake or (lambda: None)
@@ -106,10 +108,8 @@ class XWebhookHandler:
             message = dm_from_v1(event, users, self.brand_id)
             if message is not None:
                 messages.append(message)
-        new = 0
-        for message in sorted(messages, key=lambda m: int(m.platform_message_id)):
-            if (await record_inbound(self.db, message)).is_new:
-                new += 1
+        recorded = await self.recorder.record(sorted(messages, key=lambda m: int(m.platform_message_id)))
+        new = sum(1 for r in recorded if r.is_new)
         if new:
             self.recorded += new
             self.wake()
