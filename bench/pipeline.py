@@ -169,7 +169,7 @@ def _bot_env(args: argparse.Namespace, database_url: str, nlu_url: str, sandbox_
         "FRONTDESK_X_POLL_FLOOR_S": "0.05",
         "FRONTDESK_CONTENT_DIR": str(PROJECT_ROOT / "content"),
         "FRONTDESK_BUSINESS_HOURS": "",
-        "FRONTDESK_BOT_CONCURRENCY": str(args.customers),
+        "FRONTDESK_BOT_CONCURRENCY": str(args.concurrency),
         "FRONTDESK_LOG_LEVEL": "WARNING",
         "FRONTDESK_TELEGRAM_TOKEN": "",
     }
@@ -211,7 +211,7 @@ async def pipeline(
         stack.push_async_callback(db.dispose)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         injected: dict[str, float] = {}  # DM event id -> wall-clock time of injection
-        semaphore = asyncio.Semaphore(args.customers)
+        semaphore = asyncio.Semaphore(args.concurrency)
         per_customer = [asyncio.Lock() for _ in range(args.customers)]
         cpu_before = processes.cpu()
         wall_start = time.time()
@@ -298,7 +298,11 @@ async def _wait_for_replies(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=400)
-    parser.add_argument("--customers", type=int, default=20, help="distinct customers (= NLU concurrency)")
+    parser.add_argument("--customers", type=int, default=200,
+                        help="distinct customers; each one's DMs are sent (and must be answered) in order")
+    parser.add_argument("--concurrency", type=int, default=20,
+                        help="conversations the bot handles at once (FRONTDESK_BOT_CONCURRENCY), and the "
+                             "concurrency of the raw NLU measurement")
     parser.add_argument("--mode", choices=("webhook", "poll"), default="webhook",
                         help="how DMs reach the bot: X's Account Activity webhook, or polling every --poll-s")
     parser.add_argument("--poll-s", type=float, default=0.1, help="DM poll interval in --mode poll")
@@ -338,7 +342,7 @@ async def _main(args: argparse.Namespace) -> None:
                 )
                 result = await pipeline(args, database_url, nlu_url, processes)
                 processes.stop()  # the raw NLU figure gets the machine to itself, as it would alone
-                raw = await raw_nlu_throughput(nlu_url, max(args.messages, 200), args.customers)
+                raw = await raw_nlu_throughput(nlu_url, max(args.messages, 200), args.concurrency)
         finally:
             processes.stop()
     _report(args, database_url, result, raw)
@@ -374,7 +378,7 @@ def _report(args: argparse.Namespace, database_url: str, result: dict[str, Any],
           f"{result['answered']}/{args.messages} DMs injected {how} answered in {result['elapsed_s']:.1f}s "
           f"({report['throughput_per_s']}/s) over {args.customers} customers; "
           f"latency p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms")
-    print(f"raw NLU: {report['raw_nlu_parses_per_s']} parses/s at concurrency {args.customers}; "
+    print(f"raw NLU: {report['raw_nlu_parses_per_s']} parses/s at concurrency {args.concurrency}; "
           f"pipeline/raw ratio {report['ratio']}")
     print(f"  injecting the {args.messages} DMs took {result['inject_s']:.1f}s")
     stages = result["stages_s"]

@@ -47,6 +47,7 @@ from frontdesk.logging import log_context
 from nlu.client import NLUError, ParseResult
 from storage import inbox
 from storage.actions import (
+    attach_to_open_ticket_in,
     bot_reply_in,
     escalate_in,
     mark_handled_in,
@@ -55,7 +56,7 @@ from storage.actions import (
 )
 from storage.actions._common import get_for_update
 from storage.db import Database
-from storage.models import Conversation, Direction, EventRegistration, Message, utcnow
+from storage.models import Conversation, ConversationStatus, Direction, EventRegistration, Message, utcnow
 from storage.registrations import cancel_in, register_in, registrations_for_in
 
 log = logging.getLogger("frontdesk.bot")
@@ -303,6 +304,8 @@ class BotWorker:
             # Applied by an earlier attempt (a worker that committed the effects and the mark separately).
             await mark_handled_in(session, message.id)
             return _Outcome(message, None, None, await self._release_if_done(session, conversation, release_if_done))
+        if message.ticket_id is None and conversation.status in (ConversationStatus.queued, ConversationStatus.agent):
+            await attach_to_open_ticket_in(session, message.id, conversation.id)
         nlu = None if parsed is None else {
             "intent": parsed.intent, "confidence": parsed.confidence, "category": parsed.category,
             "entities": [_entity_dict(e) for e in parsed.entities],

@@ -3,6 +3,7 @@
 from storage.actions.inbound import (
     InboundMessage,
     Recorded,
+    attach_to_open_ticket_in,
     mark_handled,
     mark_handled_in,
     record_inbound,
@@ -29,6 +30,7 @@ from storage.actions.tickets import (
 )
 
 __all__ = [
+    "attach_to_open_ticket_in",
     "bot_reply_in",
     "escalate_in",
     "mark_handled_in",

@@ -79,8 +79,16 @@ async def get_for_update(session: AsyncSession, model: type, key: int) -> Any:
         row = await session.get(model, key)
         if row is not None:
             return row
+    # FOR NO KEY UPDATE: it serialises changes to the row but lets other transactions insert rows that
+    # reference it (a new message of this conversation), which a plain FOR UPDATE would hold up.  Whatever
+    # the session had loaded before is re-read: the lock may have waited for someone else's commit.
     row = (
-        await session.execute(select(model).where(model.id == key).with_for_update())  # type: ignore[attr-defined]
+        await session.execute(
+            select(model)
+            .where(model.id == key)  # type: ignore[attr-defined]
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
     ).scalar_one_or_none()
     if row is None:
         raise NotFound(model.__name__, key)

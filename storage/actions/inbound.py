@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.actions._common import audit, insert_ignoring_conflict
+from storage.actions._common import audit, get_for_update, insert_ignoring_conflict
 from storage.db import Database
 from storage.models import (
     Author,
@@ -109,10 +109,9 @@ async def _prefetch(session: AsyncSession, messages: Sequence[InboundMessage]) -
     conversation_keys = {(m.channel, m.conversation_kind, m.conversation_ref) for m in messages}
     conversations = (
         await session.execute(
-            select(Conversation)
-            .where(tuple_(Conversation.channel, Conversation.kind, Conversation.platform_ref).in_(list(conversation_keys)))
-            .order_by(Conversation.id)  # one lock order for every writer
-            .with_for_update()
+            select(Conversation).where(
+                tuple_(Conversation.channel, Conversation.kind, Conversation.platform_ref).in_(list(conversation_keys))
+            )
         )
     ).scalars().all()
     for conversation in conversations:
@@ -177,8 +176,11 @@ async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now
         return Recorded(existing.id, conversation.id, contact_id, is_new=False, ticket_id=existing.ticket_id)
 
     if conversation.status == ConversationStatus.resolved:
-        conversation.status = ConversationStatus.bot
-        conversation.bot_state = {}
+        conversation = await get_for_update(session, Conversation, conversation.id)  # re-read under the lock
+        if conversation.status == ConversationStatus.resolved:
+            conversation.status = ConversationStatus.bot
+            conversation.bot_state = {}
+            conversation.updated_at = now
     moved_ticket_id = None
     known: dict[Any, Any] = session.info.setdefault(_INBOUND_CACHE, {})
     public_ticket_contacts: set[int] | None = known.get(_PUBLIC_TICKET_CONTACTS)
@@ -193,7 +195,6 @@ async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now
     if ticket_id is not None:
         await session.execute(update(Message).where(Message.id == message_id).values(ticket_id=ticket_id))
         await session.execute(update(Ticket).where(Ticket.id == ticket_id).values(updated_at=now))
-    conversation.updated_at = now
     return Recorded(
         message_id, conversation.id, contact_id, is_new=True, ticket_id=ticket_id, moved_ticket_id=moved_ticket_id
     )
@@ -274,15 +275,15 @@ async def _get_or_create_conversation(
 
 
 async def _find_conversation(session: AsyncSession, inbound: InboundMessage) -> Conversation | None:
+    # No row lock: recording a message into a conversation changes nothing in its row (the rare status
+    # changes below lock it first), so ingest never queues behind the router working on it.
     return (
         await session.execute(
-            select(Conversation)
-            .where(
+            select(Conversation).where(
                 Conversation.channel == inbound.channel,
                 Conversation.kind == inbound.conversation_kind,
                 Conversation.platform_ref == inbound.conversation_ref,
             )
-            .with_for_update()
         )
     ).scalar_one_or_none()
 
@@ -321,8 +322,8 @@ async def _follow_public_ticket_into_dm(
     ).scalar_one_or_none()
     if ticket is None:
         return None
-    public = await session.get(Conversation, ticket.conversation_id)
-    assert public is not None
+    dm = await get_for_update(session, Conversation, dm.id)  # its status changes: lock it now
+    public = await get_for_update(session, Conversation, ticket.conversation_id)
     ticket.conversation_id = dm.id
     ticket.open_conversation_id = dm.id
     ticket.updated_at = now
@@ -339,6 +340,21 @@ async def _follow_public_ticket_into_dm(
     )
     await session.flush()
     return ticket.id
+
+
+async def attach_to_open_ticket_in(session: AsyncSession, message_id: int, conversation_id: int) -> None:
+    """Put a message that was recorded without a ticket onto its conversation's open ticket, if any.
+
+    Recording does not lock the conversation, so a message can commit just as the router escalates the
+    conversation, too late for the escalation to see it; the router calls this when it meets such a
+    message in a conversation that waits for or is held by a person, so the agent sees it on the ticket.
+    """
+    open_ticket = select(Ticket.id).where(Ticket.open_conversation_id == conversation_id).scalar_subquery()
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.ticket_id.is_(None))  # type: ignore[union-attr]
+        .values(ticket_id=open_ticket)
+    )
 
 
 async def record_nlu_result(
