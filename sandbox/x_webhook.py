@@ -134,7 +134,7 @@ class WebhookDispatcher:
     through the same lane, one at a time, so each customer's messages arrive in the order they were sent.
     """
 
-    def __init__(self, state: XState, *, lanes: int = 8) -> None:
+    def __init__(self, state: XState, *, lanes: int = 32) -> None:
         self.state = state
         self._lanes: list[asyncio.Queue[tuple[str, bytes]]] = [asyncio.Queue() for _ in range(max(1, lanes))]
         self._tasks: list[asyncio.Task[None]] = []
