@@ -125,7 +125,7 @@ async def evaluate(model: Path, csv_paths: list[Path], show_errors: bool) -> Non
         say(f"  misrouted by nlu_fallback: {fallbacks}")
         lat = sorted(latencies)
         say(f"  latency ms: p50 {statistics.median(lat):.1f} p95 {lat[int(len(lat) * 0.95) - 1]:.1f} "
-            f"(CPU time p50 {statistics.median(cpu):.1f}: what a quiet machine would see)")
+            f"(CPU time p50 {statistics.median(cpu):.1f}: less inflated by other jobs than wall time)")
         if show_errors and "shared/eval" not in str(path.resolve()):  # never read eval rows one by one
             for e in errors:
                 say(f"    {e}")
