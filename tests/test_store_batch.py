@@ -10,7 +10,7 @@ from storage import actions
 from storage.db import Database
 from storage.errors import InvalidText
 from storage.models import Conversation, ConversationStatus, Message, OutboxItem, TicketEvent
-from tests.store_helpers import dm
+from tests.store_helpers import dm, mention
 
 
 async def _count(db: Database, model: type) -> int:
@@ -116,3 +116,57 @@ async def test_several_deliveries_are_marked_sent_in_one_commit(db: Database) ->
     assert [rows[d.id].status.value for d in leased] == ["sent", "sent", "sending"]
     assert rows[leased[0].id].platform_message_id == f"x-{leased[0].id}"
     assert sorted(delivered) == sorted(f"x-{d.id}" for d in leased[:2])
+
+
+async def test_a_page_follows_tickets_like_one_at_a_time(db: Database) -> None:
+    """The page path looks tickets up once per page: a public complaint's ticket still follows its
+    customer into the DM, a waiting DM's message lands on its ticket, and a resolved DM starts afresh."""
+    public = await actions.record_inbound(db, mention("@brand you lost my parcel", sender="741"))
+    complaint = await actions.escalate(db, public.conversation_id, queue="support", subject="lost parcel")
+    waiting = await actions.record_inbound(db, dm("I want a human", sender="742"))
+    queued = await actions.escalate(db, waiting.conversation_id, queue="general", subject="human")
+    done = await actions.record_inbound(db, dm("thanks", sender="743"))
+    closed = await actions.escalate(db, done.conversation_id, queue="general", subject="x")
+    agent = await _agent(db)
+    await actions.claim(db, closed.id, agent)
+    await actions.resolve(db, closed.id, agent_id=agent)
+
+    page = [dm("here are my details", sender="741"), dm("hello?", sender="742"), dm("new question", sender="743"),
+            dm("and another", sender="741")]
+    results = await actions.record_inbound_many(db, page)
+
+    assert results[0].moved_ticket_id == complaint.id and results[0].ticket_id == complaint.id
+    assert results[3].ticket_id == complaint.id  # later in the same page: the moved ticket is the DM's now
+    assert results[1].ticket_id == queued.id
+    assert results[2].ticket_id is None
+    async with db.session() as s:
+        statuses = {
+            c.platform_ref: c.status
+            for c in (await s.execute(select(Conversation).where(Conversation.kind == "dm"))).scalars()
+        }
+    assert statuses == {"741": ConversationStatus.queued, "742": ConversationStatus.queued,
+                        "743": ConversationStatus.bot}
+
+
+async def test_a_message_recorded_as_its_conversation_is_escalated_joins_the_ticket(db: Database) -> None:
+    """Recording does not lock the conversation, so a message can miss the escalation that commits beside
+    it; `attach_to_open_ticket_in` (called by the router for such a message) puts it on the ticket."""
+    first = await actions.record_inbound(db, dm("my order is late", sender="751"))
+    late = await actions.record_inbound(db, dm("still waiting", sender="751"))
+    async with db.transaction() as session:  # the race: the message commits without a ticket
+        ticket = await actions.escalate_in(session, first.conversation_id, queue="support", subject="late")
+        await session.execute(
+            Message.__table__.update().where(Message.id == late.message_id).values(ticket_id=None)  # type: ignore[attr-defined]
+        )
+    async with db.transaction() as session:
+        await actions.attach_to_open_ticket_in(session, late.message_id, late.conversation_id)
+    async with db.session() as s:
+        assert (await s.get(Message, late.message_id)).ticket_id == ticket.id  # type: ignore[union-attr]
+
+
+async def _agent(db: Database) -> int:
+    from storage.agents import create_agent
+
+    agent = await create_agent(db, email="batch@example.com", name="Batch Agent", password="correct horse battery")
+    assert agent.id is not None
+    return agent.id
