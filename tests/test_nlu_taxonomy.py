@@ -11,6 +11,7 @@ import csv
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from nlu.taxonomy import CATEGORIES, load_taxonomy
@@ -90,11 +91,24 @@ def test_config_uses_the_tweet_normalizer_first() -> None:
     assert (PROJECT / "addons" / "tweet_normalizer.py").is_file()
 
 
-def test_clean_evaluation_set_covers_all_categories_and_is_not_training_data() -> None:
-    with (REPO / "nlu" / "eval" / "clean_messages.csv").open(encoding="utf-8") as fh:
+@pytest.mark.parametrize(("name", "min_rows"), [("clean_messages.csv", 120), ("dev_tweets.csv", 180), ("dev_clean.csv", 60)])
+def test_held_out_sets_cover_all_categories_and_are_not_training_data(name: str, min_rows: int) -> None:
+    """The clean set and the dev set only mean something while no row of theirs is trained on."""
+    with (REPO / "nlu" / "eval" / name).open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) >= 120
+    assert len(rows) >= min_rows
     assert {r["category"] for r in rows} == set(CATEGORIES)
     training_text = "\n".join(p.read_text(encoding="utf-8").lower() for p in _training_files())
     leaked = [r["text"] for r in rows if r["text"].lower() in training_text]
-    assert leaked == [], "held-out clean messages must not appear in the training data"
+    assert leaked == [], f"held-out {name} rows must not appear in the training data"
+
+
+def test_dev_sets_and_clean_set_do_not_share_rows() -> None:
+    """Choosing settings on the dev sets must not also tune the clean set's score."""
+    texts = {}
+    for name in ("clean_messages.csv", "dev_tweets.csv", "dev_clean.csv"):
+        with (REPO / "nlu" / "eval" / name).open(encoding="utf-8") as fh:
+            texts[name] = {r["text"].strip().lower() for r in csv.DictReader(fh)}
+    clean = texts.pop("clean_messages.csv")
+    shared = {name: clean & dev for name, dev in texts.items() if clean & dev}
+    assert shared == {}, "dev rows that are also clean-set rows: rewrite them"
