@@ -5,6 +5,9 @@ Sub-apps are imported here and nowhere else, so the parts never import each othe
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 import typer
 
 app = typer.Typer(
@@ -85,7 +88,7 @@ def _run_supervised(*, with_http: bool, with_channels: bool, metrics: bool = Fal
     if metrics:
         roles["metrics_port"] = settings.metrics_port
     try:
-        asyncio.run(run_forever(settings, with_http=with_http, with_channels=with_channels, **roles))  # type: ignore[arg-type]
+        _run_event_loop(run_forever(settings, with_http=with_http, with_channels=with_channels, **roles))  # type: ignore[arg-type]
     except (RunError, ContentError, HoursError) as exc:
         typer.echo(f"frontdesk: cannot start: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -99,3 +102,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the service on uvloop (libuv): the bot is a loop of small I/O steps, and uvloop's loop spends
+    about half the CPU of asyncio's own per step.  Plain asyncio if uvloop is not installed."""
+    import asyncio
+
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
