@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.content import Content
 from bot.router import (
@@ -351,10 +353,17 @@ class BotWorker:
         """Give the lease back in this transaction if no other message of the conversation is waiting."""
         if not wanted or conversation.lease_owner != self.owner:
             return False
-        if await _has_unhandled_besides(session, conversation):
+        # One statement: give the lease back unless another message of the conversation is waiting.
+        result = await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation.id, Conversation.lease_owner == self.owner, ~_unhandled_exists())
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
             return False
-        conversation.lease_owner = None
-        conversation.lease_until = None
+        set_committed_value(conversation, "lease_owner", None)
+        set_committed_value(conversation, "lease_until", None)
         return True
 
     def _count(self, stats: WorkerStats) -> None:
@@ -412,7 +421,9 @@ class BotWorker:
                 await update_bot_state_in(session, conversation.id, effect.changes)
 
     async def _reply(self, session: AsyncSession, conversation_id: int, text: str, key: str, stats: WorkerStats) -> bool:
-        sent = await bot_reply_in(session, conversation_id, text, idempotency_key=key)
+        # The key ("answer:<message id>") can only exist if this message's transaction committed, and then
+        # the message is marked handled and never comes back here: no need to look for it first.
+        sent = await bot_reply_in(session, conversation_id, text, idempotency_key=key, check_queued=False)
         if sent is not None:
             stats.replied += 1
         return sent is not None
@@ -442,20 +453,13 @@ async def _registrations(session: AsyncSession, contact_id: int) -> frozenset[st
     return frozenset(keys)
 
 
-async def _has_unhandled_besides(session: AsyncSession, conversation: Conversation) -> bool:
-    """Other inbound messages still waiting (this one's `handled_at` is already set in the session)."""
-    return bool(
-        (
-            await session.execute(
-                select(
-                    exists().where(
-                        Message.conversation_id == conversation.id,
-                        Message.direction == Direction.inbound,
-                        Message.handled_at.is_(None),  # type: ignore[union-attr]
-                    )
-                )
-            )
-        ).scalar()
+def _unhandled_exists() -> Any:
+    """Inbound messages of the conversation still waiting (the one just handled is already marked)."""
+    waiting = aliased(Message)
+    return exists().where(
+        waiting.conversation_id == Conversation.id,
+        waiting.direction == Direction.inbound,
+        waiting.handled_at.is_(None),  # type: ignore[union-attr]
     )
 
 

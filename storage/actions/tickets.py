@@ -21,6 +21,7 @@ from storage.models import (
     Author,
     Contact,
     Conversation,
+    ConversationKind,
     ConversationStatus,
     Direction,
     Message,
@@ -358,19 +359,33 @@ async def bot_reply(
 
 
 async def bot_reply_in(
-    session: AsyncSession, conversation_id: int, text: str, *, idempotency_key: str | None = None
+    session: AsyncSession,
+    conversation_id: int,
+    text: str,
+    *,
+    idempotency_key: str | None = None,
+    check_queued: bool = True,
 ) -> Message | None:
-    """`bot_reply` inside the caller's transaction."""
+    """`bot_reply` inside the caller's transaction.
+
+    `check_queued=False` skips looking for an earlier row with the same key: for a caller whose key can
+    only exist if this very transaction's work was already committed (the router worker, which marks the
+    message handled in the same transaction).  The key's UNIQUE index still refuses a duplicate.
+    """
     text = validate_text(text, allow_empty=False)
     conversation = await get_for_update(session, Conversation, conversation_id)
     if conversation.status != ConversationStatus.bot:
         return None
-    if idempotency_key and await _already_queued(session, idempotency_key):
+    if idempotency_key and check_queued and await _already_queued(session, idempotency_key):
         return None
-    contact = await session.get(Contact, conversation.contact_id)
-    assert contact is not None
+    if conversation.kind == ConversationKind.dm:
+        recipient = conversation.platform_ref  # a DM conversation is keyed by the customer's user id
+    else:
+        contact = await session.get(Contact, conversation.contact_id)
+        assert contact is not None
+        recipient = contact.platform_user_id
     return await queue_outbound(
-        session, conversation, contact_user_id=contact.platform_user_id, text=text,
+        session, conversation, contact_user_id=recipient, text=text,
         author=Author.bot, ticket_id=None, idempotency_key=idempotency_key,
     )
 
