@@ -260,35 +260,56 @@ async def _wait_for_replies(
     """Latency per injected DM: its answer's sent_at minus the injection time."""
     deadline = time.monotonic() + timeout_s
     latencies: dict[str, float] = {}
+    pending: dict[int, Any] = {}  # inbound message id -> its answer's sent_at
+    watermark = 0  # every answer row with an id up to here has been sent and collected
+    collected: set[int] = set()  # answer rows past the watermark already counted
     while time.monotonic() < deadline:
         processes.check()
+        # Only rows past the watermark: a watcher that re-read the whole outbox every tick would steal
+        # the CPU the pipeline is being measured on.  Ids are allocated at insert and rows are sent out
+        # of order, so the watermark stops at the first answer not sent yet.
         async with db.session() as session:
-            sent = (
+            answers = (
                 await session.execute(
-                    select(OutboxItem.idempotency_key, OutboxItem.sent_at).where(
-                        OutboxItem.status == OutboxStatus.sent,
+                    select(OutboxItem.id, OutboxItem.idempotency_key, OutboxItem.status, OutboxItem.sent_at).where(
+                        OutboxItem.id > watermark,  # type: ignore[operator]
                         OutboxItem.idempotency_key.like("answer:%"),  # type: ignore[attr-defined]
-                    )
+                    ).order_by(OutboxItem.id)  # type: ignore[arg-type]
                 )
             ).all()
-            inbound = {
-                row.id: row
-                for row in (await session.execute(
+            contiguous = True
+            for row in answers:
+                sent = row.status == OutboxStatus.sent and row.sent_at is not None
+                if not sent:
+                    contiguous = False
+                    continue
+                if row.id not in collected:
+                    pending[int(row.idempotency_key.split(":", 1)[1])] = row.sent_at
+                if contiguous:
+                    watermark = row.id
+                    collected.discard(row.id)
+                else:
+                    collected.add(row.id)
+            if pending:
+                inbound = (await session.execute(
                     select(Message.id, Message.platform_message_id, Message.created_at, Message.handled_at).where(
-                        Message.platform_message_id.in_(list(injected))  # type: ignore[union-attr]
+                        Message.id.in_(list(pending)),  # type: ignore[union-attr]
                     )
                 )).all()
-            }
-        for key, sent_at in sent:
-            row = inbound.get(int(key.split(":", 1)[1]))
-            if row is not None and sent_at is not None and row.handled_at is not None:
-                at = injected[row.platform_message_id]
-                latencies[row.platform_message_id] = sent_at.timestamp() - at
-                stages[row.platform_message_id] = (
-                    row.created_at.timestamp() - at,
-                    row.handled_at.timestamp() - row.created_at.timestamp(),
-                    sent_at.timestamp() - row.handled_at.timestamp(),
-                )
+            else:
+                inbound = []
+        for row in inbound:
+            sent_at = pending[row.id]
+            if row.platform_message_id not in injected or row.handled_at is None:
+                continue
+            at = injected[row.platform_message_id]
+            latencies[row.platform_message_id] = sent_at.timestamp() - at
+            stages[row.platform_message_id] = (
+                row.created_at.timestamp() - at,
+                row.handled_at.timestamp() - row.created_at.timestamp(),
+                sent_at.timestamp() - row.handled_at.timestamp(),
+            )
+            del pending[row.id]
         if len(latencies) >= len(injected):
             return latencies
         await asyncio.sleep(0.2)
