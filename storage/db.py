@@ -1,11 +1,12 @@
 """The async engine and session factory, with the per-dialect settings that make concurrency safe.
 
-SQLite: WAL, a busy timeout, and `BEGIN IMMEDIATE` for every transaction, so concurrent writers queue on
-the database lock instead of failing halfway with "database is locked".  Within one process the writers
-also queue on an asyncio lock first: SQLite's busy handler waits by sleeping (1, 2, 5 … 100 ms), so
-twenty coroutines racing for the lock left it idle most of the time; the asyncio queue hands it over at
-once.  Reads (`Database.session`) begin a deferred transaction, which in WAL mode never waits for a
-writer.  PostgreSQL: asyncpg, READ COMMITTED, and row-level atomic updates in the actions.
+SQLite: WAL, calls run on the loop's thread (`storage/sqlite_inline.py`), a busy timeout for other
+processes, and `BEGIN IMMEDIATE` for every transaction, so concurrent writers queue on the database lock
+instead of failing halfway with "database is locked".  Within one process the writers also queue on an
+asyncio lock first: SQLite's busy handler waits by sleeping (1, 2, 5 … 100 ms), so twenty coroutines
+racing for the lock left it idle most of the time; the asyncio queue hands it over at once.  Reads
+(`Database.session`) begin a deferred transaction, which in WAL mode never waits for a writer.
+PostgreSQL: asyncpg, READ COMMITTED, and row-level atomic updates in the actions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from storage.sqlite_inline import inline_connector
 
 SQLITE_BUSY_TIMEOUT_S = 30
 _READ_ONLY = "frontdesk_read_only"  # execution option: this connection's transactions only read
@@ -54,10 +57,14 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def _make_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    database = make_url(url).database
-    if database and database != ":memory:":
+    parsed = make_url(url)
+    database = parsed.database or ":memory:"
+    uri = str(parsed.query.get("uri", "")).lower() in ("1", "true")
+    if database != ":memory:" and not uri:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **kwargs)
+    # SQLite calls run on the loop's thread (see storage/sqlite_inline.py), not aiosqlite's helper thread.
+    kwargs.setdefault("async_creator", inline_connector(database, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S, uri=uri))
+    engine = create_async_engine(url, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -66,7 +73,6 @@ def _make_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
