@@ -63,24 +63,48 @@ class OutboxLoop:
         self._wake.set()
 
     async def run(self) -> None:
+        """Deliver until cancelled, up to `batch` rows in flight at once.
+
+        New rows are leased as soon as the router queues them (`wake`), even while earlier ones are still
+        being delivered: an answer never waits for the slowest delivery of the batch before it.
+        """
         log.info(
             "outbox loop %s started (channels: %s)", self.owner, ", ".join(c.value for c in self.senders)
         )
-        while True:
-            self._wake.clear()
-            try:
-                handled = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database is away: try again shortly
-                log.exception("outbox: leasing failed; retrying in %.1f s", self.idle_s)
-                handled = 0
-            if handled >= self.batch:
-                continue  # more may be due right now
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s)
-            except TimeoutError:
-                pass
+        in_flight: set[asyncio.Task[None]] = set()
+        more_due = False  # the last lease filled all the room there was: more rows may be waiting
+
+        def finished(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            # Lease again once half the room is free, not after every row: one lease per half batch.
+            if more_due and len(in_flight) <= self.batch // 2:
+                self._wake.set()
+
+        try:
+            while True:
+                self._wake.clear()
+                room = self.batch - len(in_flight)
+                if room > 0:
+                    try:
+                        deliveries = await lease_due(self.db, self.owner, limit=room, lease_s=self.lease_s)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # the database is away: try again shortly
+                        log.exception("outbox: leasing failed; retrying in %.1f s", self.idle_s)
+                        deliveries = []
+                    for delivery in deliveries:
+                        task = asyncio.create_task(self._handle_logged(delivery))
+                        in_flight.add(task)
+                        task.add_done_callback(finished)
+                    more_due = len(deliveries) == room
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s)
+                except TimeoutError:
+                    pass
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def run_once(self) -> int:
         """Lease due rows and handle them (different conversations concurrently); how many were leased."""
@@ -90,10 +114,22 @@ class OutboxLoop:
             if isinstance(result, asyncio.CancelledError):
                 raise result
             if isinstance(result, BaseException):
-                # Recording the outcome failed (the database went away): the row stays leased, its lease
-                # lapses, and it comes back to be reconciled — never blindly re-sent.
-                log.error("outbox: could not record the outcome of row %s: %r", delivery.id, result)
+                self._log_unrecorded(delivery, result)
         return len(deliveries)
+
+    async def _handle_logged(self, delivery: Delivery) -> None:
+        try:
+            await self._handle(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - logged; the row's lease lapses and it is reconciled
+            self._log_unrecorded(delivery, error)
+
+    @staticmethod
+    def _log_unrecorded(delivery: Delivery, error: BaseException) -> None:
+        # Recording the outcome failed (the database went away): the row stays leased, its lease lapses,
+        # and it comes back to be reconciled — never blindly re-sent.
+        log.error("outbox: could not record the outcome of row %s: %r", delivery.id, error)
 
     async def _handle(self, delivery: Delivery) -> None:
         sender = self.senders.get(Channel(delivery.channel))

@@ -206,3 +206,52 @@ async def test_rejected_credentials_are_a_permanent_error_naming_the_settings(
         await close_x_client(good)
         await close_x_client(bad)
     assert (await x_control.sent())["dms"] == []
+
+
+async def test_a_new_answer_does_not_wait_for_a_slow_delivery_in_flight(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
+    """The running loop leases new rows while earlier ones are still being delivered."""
+    brand = x_sandbox.x.brand.id
+    slow_dm = await x_control.dm("carol", "hello?")
+    quick_dm = await x_control.dm("dave", "hi there")
+    await _ingest(db, x_client, brand)
+    slow_conversation = await _conversation_of(db, slow_dm["id"])
+    quick_conversation = await _conversation_of(db, quick_dm["id"])
+
+    loop, sender = _loop(db, x_client, brand)
+    release_slow = asyncio.Event()
+    deliver = sender.deliver
+
+    async def deliver_holding_one(delivery: Any) -> str | None:
+        if delivery.conversation_id == slow_conversation:
+            await release_slow.wait()  # a platform call that hangs (a slow connection)
+        return await deliver(delivery)
+
+    sender.deliver = deliver_holding_one  # type: ignore[method-assign]
+    running = asyncio.create_task(loop.run())
+    try:
+        await bot_reply(db, slow_conversation, "Hello Carol!")
+        loop.wake()
+        await eventually(lambda: _leased_rows_are(db, 1))
+        await bot_reply(db, quick_conversation, "Hi Dave!")
+        loop.wake()
+        # Dave's answer goes out while Carol's delivery is still hanging.
+        await eventually(lambda: _dm_texts_are(x_control, ["Hi Dave!"]))
+        assert await _leased_rows_are(db, 1), "Carol's delivery is still in flight"
+        release_slow.set()
+        await eventually(lambda: _dm_texts_are(x_control, ["Hi Dave!", "Hello Carol!"]))
+        rows = await outbox_rows(db)
+        assert {r.status for r in rows} == {OutboxStatus.sent}
+    finally:
+        release_slow.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def _leased_rows_are(db: Database, count: int) -> bool:
+    return sum(1 for r in await outbox_rows(db) if r.status == OutboxStatus.sending) == count
+
+
+async def _dm_texts_are(x_control: Any, texts: list[str]) -> bool:
+    return [d["text"] for d in (await x_control.sent())["dms"]] == texts
