@@ -455,12 +455,20 @@ async def _registrations(session: AsyncSession, contact_id: int) -> frozenset[st
 
 def _unhandled_exists() -> Any:
     """Inbound messages of the conversation still waiting (the one just handled is already marked)."""
+    return _UNHANDLED_EXISTS
+
+
+def _build_unhandled_exists() -> Any:
     waiting = aliased(Message)
     return exists().where(
         waiting.conversation_id == Conversation.id,
         waiting.direction == Direction.inbound,
         waiting.handled_at.is_(None),  # type: ignore[union-attr]
     )
+
+
+# Built once: statements are immutable, and building this one (an alias) cost more CPU than running it.
+_UNHANDLED_EXISTS = _build_unhandled_exists()
 
 
 def _entity_dict(entity: Any) -> dict[str, Any]:

@@ -34,9 +34,8 @@ class Delivery:
     created_at_ts: float
 
 
-async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float = 60.0) -> list[Delivery]:
-    """Lease up to `limit` due rows, at most the oldest undelivered one per conversation (order is kept)."""
-    now = utcnow()
+def _build_due_rows() -> Any:
+    now = bindparam("now")
     earlier = aliased(OutboxItem)
     lapsed = and_(OutboxItem.status == OutboxStatus.sending, OutboxItem.lease_until < now)
     due = and_(OutboxItem.status == OutboxStatus.pending, OutboxItem.next_attempt_at <= now)
@@ -45,20 +44,25 @@ async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float
         earlier.id < OutboxItem.id,
         earlier.status.in_([OutboxStatus.pending, OutboxStatus.sending]),
     )
+    return (
+        select(OutboxItem)
+        .where(or_(due, lapsed), ~blocked_by_earlier)
+        .order_by(OutboxItem.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    )
+
+
+# Built once with the time as a parameter: the outbox leases on every wake, and building the statement
+# (an alias, an EXISTS) cost more CPU than running it.
+_DUE_ROWS = _build_due_rows()
+
+
+async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float = 60.0) -> list[Delivery]:
+    """Lease up to `limit` due rows, at most the oldest undelivered one per conversation (order is kept)."""
+    now = utcnow()
     async with db.transaction() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(OutboxItem)
-                    .where(or_(due, lapsed), ~blocked_by_earlier)
-                    .order_by(OutboxItem.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        rows = (await session.execute(_DUE_ROWS, {"now": now, "limit": limit})).scalars().all()
         leased: list[Delivery] = []
         for row in rows:
             needs_reconcile = row.status == OutboxStatus.sending
