@@ -231,8 +231,13 @@ def _spawn(stack: AsyncExitStack, running: Running, name: str, coro: Awaitable[A
 async def _open_store(settings: Settings) -> Database:
     from storage.errors import SchemaOutOfDate
 
+    engine_kwargs: dict[str, int] = {}
+    if not settings.effective_database_url.startswith("sqlite"):
+        # A connection per conversation being handled plus ingest, outbox and desk, kept open: a pool smaller
+        # than the work opened and closed a connection (TLS probe, statement cache lost) many times a second.
+        engine_kwargs["pool_size"] = max(10, settings.bot_concurrency + 10)
     try:
-        return await open_database(settings.effective_database_url)
+        return await open_database(settings.effective_database_url, **engine_kwargs)
     except SchemaOutOfDate as exc:
         raise RunError(str(exc)) from None
     except (OSError, ConnectionError) as exc:

@@ -8,6 +8,7 @@ start and names the command that fixes it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -64,9 +65,9 @@ async def ensure_schema(db: Database, *, auto_upgrade: bool) -> None:
     raise SchemaOutOfDate(current, head)
 
 
-async def open_database(url: str, *, auto_upgrade: bool | None = None) -> Database:
+async def open_database(url: str, *, auto_upgrade: bool | None = None, **engine_kwargs: Any) -> Database:
     """Connect and check the schema.  By default only SQLite is upgraded automatically."""
-    db = Database(url)
+    db = Database(url, **engine_kwargs)
     try:
         await ensure_schema(db, auto_upgrade=db.dialect == "sqlite" if auto_upgrade is None else auto_upgrade)
     except BaseException:
