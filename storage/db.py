@@ -63,7 +63,8 @@ def _make_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if database != ":memory:" and not uri:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     # SQLite calls run on the loop's thread (see storage/sqlite_inline.py), not aiosqlite's helper thread.
-    kwargs.setdefault("async_creator", inline_connector(database, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S, uri=uri))
+    connect = inline_connector(database, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S, uri=uri)
+    kwargs.setdefault("async_creator", connect)
     engine = create_async_engine(url, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -29,7 +29,10 @@ def _has_unhandled():  # type: ignore[no-untyped-def]
 _LEASABLE = (
     select(Conversation.id)
     .where(
-        or_(Conversation.lease_until.is_(None), Conversation.lease_until < bindparam("now")),  # type: ignore[union-attr]
+        or_(
+            Conversation.lease_until.is_(None),  # type: ignore[union-attr]
+            Conversation.lease_until < bindparam("now"),  # type: ignore[operator]
+        ),
         _has_unhandled(),
     )
     .order_by(Conversation.updated_at)

@@ -63,7 +63,7 @@ async def test_a_write_waits_for_another_process_without_freezing_the_loop(tmp_p
 
         assert waited >= 0.5, "the write must have waited for the other process's lock"
         # A frozen loop would not have ticked at all while the write waited (100 ticks in a free second).
-        assert ticks >= 20, f"the event loop stalled while waiting for the lock ({ticks} ticks in {waited:.2f}s)"
+        assert ticks >= 20, f"the event loop stalled waiting for the lock ({ticks} ticks in {waited:.2f}s)"
         async with db.session() as session:
             bodies = (await session.execute(text("SELECT body FROM notes ORDER BY id"))).scalars().all()
         assert bodies == ["from the other process", "from the bot"]
