@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.content import Content
@@ -355,10 +354,7 @@ class BotWorker:
             return False
         # One statement: give the lease back unless another message of the conversation is waiting.
         result = await session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation.id, Conversation.lease_owner == self.owner, ~_unhandled_exists())
-            .values(lease_owner=None, lease_until=None)
-            .execution_options(synchronize_session=False)
+            _RELEASE_IF_NOTHING_WAITS, {"conversation_id": conversation.id, "owner": self.owner}
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return False
@@ -453,22 +449,29 @@ async def _registrations(session: AsyncSession, contact_id: int) -> frozenset[st
     return frozenset(keys)
 
 
-def _unhandled_exists() -> Any:
-    """Inbound messages of the conversation still waiting (the one just handled is already marked)."""
-    return _UNHANDLED_EXISTS
-
-
-def _build_unhandled_exists() -> Any:
-    waiting = aliased(Message)
-    return exists().where(
-        waiting.conversation_id == Conversation.id,
-        waiting.direction == Direction.inbound,
-        waiting.handled_at.is_(None),  # type: ignore[union-attr]
+def _build_release_if_nothing_waits() -> Any:
+    """Clear the lease of a conversation we hold unless one of its inbound messages is still unhandled."""
+    conversations, messages = Conversation.__table__, Message.__table__  # type: ignore[attr-defined]
+    waiting = messages.alias("waiting")
+    unhandled = exists().where(
+        waiting.c.conversation_id == conversations.c.id,
+        waiting.c.direction == Direction.inbound,
+        waiting.c.handled_at.is_(None),
+    )
+    return (
+        update(conversations)
+        .where(
+            conversations.c.id == bindparam("conversation_id"),
+            conversations.c.lease_owner == bindparam("owner"),
+            ~unhandled,
+        )
+        .values(lease_owner=None, lease_until=None)
     )
 
 
-# Built once: statements are immutable, and building this one (an alias) cost more CPU than running it.
-_UNHANDLED_EXISTS = _build_unhandled_exists()
+# Once per conversation turn, so built once (a Core statement: building this one, an alias and an EXISTS,
+# cost more CPU than running it).
+_RELEASE_IF_NOTHING_WAITS = _build_release_if_nothing_waits()
 
 
 def _entity_dict(entity: Any) -> dict[str, Any]:

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.actions._common import audit, get_for_update, insert_ignoring_conflict
 from storage.db import Database
@@ -400,10 +402,34 @@ async def mark_handled_in(session: AsyncSession, message_id: int, *, nlu: dict[s
     `nlu` (intent, confidence, category, entities) records the NLU result in the same statement, which is
     what the router worker does for every message.
     """
-    values: dict[str, Any] = {"handled_at": utcnow()}
-    if nlu is not None:
+    values: dict[str, Any] = {"message_id": message_id, "handled_at": utcnow()}
+    if nlu is None:
+        await session.execute(_MARK_HANDLED, values)
+    else:
         values.update(
             intent=nlu.get("intent"), confidence=nlu.get("confidence"), category=nlu.get("category"),
             entities=nlu.get("entities") or [],
         )
-    await session.execute(update(Message).where(Message.id == message_id).values(**values))
+        await session.execute(_MARK_HANDLED_WITH_NLU, values)
+    # A Core statement does not refresh a copy of the row this session may hold: do it here.
+    held = session.identity_map.get(identity_key(Message, message_id))
+    if held is not None:
+        for name, value in values.items():
+            if name != "message_id":
+                set_committed_value(held, name, value)
+
+
+# Once per message, so built once: a Core UPDATE by primary key with parameters (the ORM's bulk-update
+# path rebuilt and re-evaluated the statement every time).
+_messages = Message.__table__  # type: ignore[attr-defined]
+_MARK_HANDLED = (
+    update(_messages).where(_messages.c.id == bindparam("message_id")).values(handled_at=bindparam("handled_at"))
+)
+_MARK_HANDLED_WITH_NLU = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("message_id"))
+    .values(
+        handled_at=bindparam("handled_at"), intent=bindparam("intent"), confidence=bindparam("confidence"),
+        category=bindparam("category"), entities=bindparam("entities"),
+    )
+)
