@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -57,7 +57,7 @@ from storage.actions import (
 )
 from storage.actions._common import get_for_update
 from storage.db import Database
-from storage.models import Conversation, ConversationStatus, Direction, EventRegistration, Message, utcnow
+from storage.models import Conversation, ConversationStatus, EventRegistration, Message, utcnow
 from storage.registrations import cancel_in, register_in, registrations_for_in
 
 log = logging.getLogger("frontdesk.bot")
@@ -352,11 +352,7 @@ class BotWorker:
         """Give the lease back in this transaction if no other message of the conversation is waiting."""
         if not wanted or conversation.lease_owner != self.owner:
             return False
-        # One statement: give the lease back unless another message of the conversation is waiting.
-        result = await session.execute(
-            _RELEASE_IF_NOTHING_WAITS, {"conversation_id": conversation.id, "owner": self.owner}
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if not await inbox.release_if_nothing_waits_in(session, conversation.id, self.owner):
             return False
         set_committed_value(conversation, "lease_owner", None)
         set_committed_value(conversation, "lease_until", None)
@@ -447,31 +443,6 @@ async def _registrations(session: AsyncSession, contact_id: int) -> frozenset[st
         )
     ).scalars().all()
     return frozenset(keys)
-
-
-def _build_release_if_nothing_waits() -> Any:
-    """Clear the lease of a conversation we hold unless one of its inbound messages is still unhandled."""
-    conversations, messages = Conversation.__table__, Message.__table__  # type: ignore[attr-defined]
-    waiting = messages.alias("waiting")
-    unhandled = exists().where(
-        waiting.c.conversation_id == conversations.c.id,
-        waiting.c.direction == Direction.inbound,
-        waiting.c.handled_at.is_(None),
-    )
-    return (
-        update(conversations)
-        .where(
-            conversations.c.id == bindparam("conversation_id"),
-            conversations.c.lease_owner == bindparam("owner"),
-            ~unhandled,
-        )
-        .values(lease_owner=None, lease_until=None)
-    )
-
-
-# Once per conversation turn, so built once (a Core statement: building this one, an alias and an EXISTS,
-# cost more CPU than running it).
-_RELEASE_IF_NOTHING_WAITS = _build_release_if_nothing_waits()
 
 
 def _entity_dict(entity: Any) -> dict[str, Any]:

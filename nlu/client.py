@@ -89,6 +89,7 @@ class NLUClient:
         self._taxonomy = taxonomy
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._http: aiohttp.ClientSession | None = None  # opened on first use, inside the running loop
+        self._http_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, base_url: str | None = None) -> NLUClient:
@@ -126,8 +127,9 @@ class NLUClient:
     def _session(self) -> aiohttp.ClientSession:
         # A session belongs to the loop it was opened in; tests and CLIs may run several loops in turn.
         loop = asyncio.get_running_loop()
-        if self._http is None or self._http.closed or self._http._loop is not loop:
+        if self._http is None or self._http.closed or self._http_loop is not loop:
             self._http = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=False)
+            self._http_loop = loop
         return self._http
 
     async def parse(self, text: str) -> ParseResult:

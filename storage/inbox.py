@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models import Conversation, Direction, Message, utcnow
@@ -75,6 +76,27 @@ async def release(db: Database, conversation_id: int, owner: str) -> None:
             .where(Conversation.id == conversation_id, Conversation.lease_owner == owner)
             .values(lease_owner=None, lease_until=None)
         )
+
+
+# One statement: give the lease back unless another inbound message of the conversation is waiting.
+# Built once: the worker runs it at the end of every conversation turn.
+_RELEASE_IF_NOTHING_WAITS = (
+    update(Conversation.__table__)  # type: ignore[attr-defined]
+    .where(
+        Conversation.id == bindparam("conversation_id"),
+        Conversation.lease_owner == bindparam("owner"),
+        ~_has_unhandled(),
+    )
+    .values(lease_owner=None, lease_until=None)
+)
+
+
+async def release_if_nothing_waits_in(session: AsyncSession, conversation_id: int, owner: str) -> bool:
+    """Inside the caller's transaction: release our lease unless a message still waits; whether it did."""
+    result = await session.execute(
+        _RELEASE_IF_NOTHING_WAITS, {"conversation_id": conversation_id, "owner": owner}
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 async def unhandled_messages(db: Database, conversation_id: int) -> list[Message]:

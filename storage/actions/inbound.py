@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.util import identity_key
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from storage.actions._common import audit, get_for_update, insert_ignoring_conflict
 from storage.db import Database
