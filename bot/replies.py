@@ -7,7 +7,6 @@ no order numbers, emails or account details are repeated in public.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from bot.content import Event
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -433,15 +433,14 @@ def _channel_name(message: Message) -> str:
     return str(getattr(message.channel, "value", message.channel))
 
 
+_REGISTERED_EVENTS = select(EventRegistration.event_key).where(
+    EventRegistration.contact_id == bindparam("contact_id"),
+    EventRegistration.status == "registered",
+)
+
+
 async def _registrations(session: AsyncSession, contact_id: int) -> frozenset[str]:
-    keys = (
-        await session.execute(
-            select(EventRegistration.event_key).where(
-                EventRegistration.contact_id == contact_id,
-                EventRegistration.status == "registered",
-            )
-        )
-    ).scalars().all()
+    keys = (await session.execute(_REGISTERED_EVENTS, {"contact_id": contact_id})).scalars().all()
     return frozenset(keys)
 
 

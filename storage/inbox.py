@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
@@ -99,22 +99,18 @@ async def release_if_nothing_waits_in(session: AsyncSession, conversation_id: in
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+_UNHANDLED_OF_CONVERSATION = (
+    select(Message)
+    .where(
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.direction == Direction.inbound,
+        Message.handled_at.is_(None),  # type: ignore[union-attr]
+    )
+    .order_by(Message.id)  # type: ignore[arg-type]
+)
+
+
 async def unhandled_messages(db: Database, conversation_id: int) -> list[Message]:
     async with db.session() as session:
-        return list(
-            (
-                await session.execute(
-                    select(Message)
-                    .where(
-                        and_(
-                            Message.conversation_id == conversation_id,
-                            Message.direction == Direction.inbound,
-                            Message.handled_at.is_(None),  # type: ignore[union-attr]
-                        )
-                    )
-                    .order_by(Message.id)  # type: ignore[arg-type]
-                )
-            )
-            .scalars()
-            .all()
-        )
+        result = await session.execute(_UNHANDLED_OF_CONVERSATION, {"conversation_id": conversation_id})
+        return list(result.scalars().all())

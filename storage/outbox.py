@@ -45,7 +45,10 @@ def _build_due_rows() -> Any:
         earlier.status.in_([OutboxStatus.pending, OutboxStatus.sending]),
     )
     return (
-        select(OutboxItem)
+        select(
+            OutboxItem.id, OutboxItem.channel, OutboxItem.conversation_id, OutboxItem.message_id,
+            OutboxItem.target, OutboxItem.text, OutboxItem.status, OutboxItem.attempts, OutboxItem.created_at,
+        )
         .where(or_(due, lapsed), ~blocked_by_earlier)
         .order_by(OutboxItem.id)
         .limit(bindparam("limit"))
@@ -53,31 +56,47 @@ def _build_due_rows() -> Any:
     )
 
 
+def _build_take_leases() -> Any:
+    outbox = OutboxItem.__table__  # type: ignore[attr-defined]
+    return (
+        update(outbox)
+        .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+        .values(
+            status=OutboxStatus.sending,
+            lease_owner=bindparam("owner"),
+            lease_until=bindparam("until"),
+            attempts=outbox.c.attempts + 1,
+        )
+    )
+
+
 # Built once with the time as a parameter: the outbox leases on every wake, and building the statement
-# (an alias, an EXISTS) cost more CPU than running it.
+# (an alias, an EXISTS) cost more CPU than running it.  The due rows are read as plain columns and leased
+# with ONE update, not loaded as ORM objects and flushed back one UPDATE per row.
 _DUE_ROWS = _build_due_rows()
+_TAKE_LEASES = _build_take_leases()
 
 
 async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float = 60.0) -> list[Delivery]:
     """Lease up to `limit` due rows, at most the oldest undelivered one per conversation (order is kept)."""
     now = utcnow()
     async with db.transaction() as session:
-        rows = (await session.execute(_DUE_ROWS, {"now": now, "limit": limit})).scalars().all()
-        leased: list[Delivery] = []
-        for row in rows:
-            needs_reconcile = row.status == OutboxStatus.sending
-            row.status = OutboxStatus.sending
-            row.lease_owner = owner
-            row.lease_until = now + timedelta(seconds=lease_s)
-            row.attempts += 1
-            leased.append(
-                Delivery(
-                    id=row.id, channel=row.channel.value, conversation_id=row.conversation_id,
-                    message_id=row.message_id, target=dict(row.target), text=row.text, attempts=row.attempts,
-                    needs_reconcile=needs_reconcile, created_at_ts=row.created_at.timestamp(),
-                )
+        rows = (await session.execute(_DUE_ROWS, {"now": now, "limit": limit})).all()
+        if not rows:
+            return []
+        # The rows are locked (FOR UPDATE on PostgreSQL; SQLite's write lock is held): nobody else can
+        # lease them between the read and this update.
+        await session.execute(
+            _TAKE_LEASES, {"ids": [row.id for row in rows], "owner": owner, "until": now + timedelta(seconds=lease_s)}
+        )
+        return [
+            Delivery(
+                id=row.id, channel=row.channel.value, conversation_id=row.conversation_id,
+                message_id=row.message_id, target=dict(row.target), text=row.text, attempts=row.attempts + 1,
+                needs_reconcile=row.status == OutboxStatus.sending, created_at_ts=row.created_at.timestamp(),
             )
-        return leased
+            for row in rows
+        ]
 
 
 async def mark_sent(db: Database, outbox_id: int, platform_message_id: str | None) -> None:
@@ -94,31 +113,37 @@ async def mark_sent_many(db: Database, sent: Sequence[tuple[int, str | None]]) -
         return
     now = utcnow()
     platform_ids = dict(sent)
-    outbox, messages = OutboxItem.__table__, Message.__table__  # type: ignore[attr-defined]
     async with db.transaction() as session:
         # Three statements for the whole batch (not three per row): what to mark, then two executemany.
-        rows = (
-            await session.execute(
-                select(OutboxItem.id, OutboxItem.message_id)
-                .where(OutboxItem.id.in_(list(platform_ids)), OutboxItem.status != OutboxStatus.sent)  # type: ignore[union-attr]
-                .with_for_update()
-            )
-        ).all()
+        rows = (await session.execute(_UNSENT_OF, {"ids": list(platform_ids)})).all()
         if not rows:
             return
         await session.execute(
-            update(outbox)
-            .where(outbox.c.id == bindparam("row_id"))
-            .values(status=OutboxStatus.sent, sent_at=now, platform_message_id=bindparam("platform_id"),
-                    lease_owner=None, lease_until=None),
-            [{"row_id": row.id, "platform_id": platform_ids[row.id]} for row in rows],
+            _MARK_ROW_SENT, [{"row_id": row.id, "platform_id": platform_ids[row.id], "now": now} for row in rows]
         )
         await session.execute(
-            update(messages)
-            .where(messages.c.id == bindparam("row_id"))
-            .values(delivered_at=now, platform_message_id=bindparam("platform_id")),
-            [{"row_id": row.message_id, "platform_id": platform_ids[row.id]} for row in rows],
+            _MARK_MESSAGE_DELIVERED,
+            [{"row_id": row.message_id, "platform_id": platform_ids[row.id], "now": now} for row in rows],
         )
+
+
+_OUTBOX, _MESSAGES = OutboxItem.__table__, Message.__table__  # type: ignore[attr-defined]
+_UNSENT_OF = (
+    select(OutboxItem.id, OutboxItem.message_id)
+    .where(OutboxItem.id.in_(bindparam("ids", expanding=True)), OutboxItem.status != OutboxStatus.sent)  # type: ignore[union-attr]
+    .with_for_update()
+)
+_MARK_ROW_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("row_id"))
+    .values(status=OutboxStatus.sent, sent_at=bindparam("now"), platform_message_id=bindparam("platform_id"),
+            lease_owner=None, lease_until=None)
+)
+_MARK_MESSAGE_DELIVERED = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("row_id"))
+    .values(delivered_at=bindparam("now"), platform_message_id=bindparam("platform_id"))
+)
 
 
 def backoff_seconds(attempts: int, base_s: float = 1.0) -> float:

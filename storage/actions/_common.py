@@ -79,21 +79,27 @@ async def get_for_update(session: AsyncSession, model: type, key: int) -> Any:
         row = await session.get(model, key)
         if row is not None:
             return row
-    # FOR NO KEY UPDATE: it serialises changes to the row but lets other transactions insert rows that
-    # reference it (a new message of this conversation), which a plain FOR UPDATE would hold up.  Whatever
-    # the session had loaded before is re-read: the lock may have waited for someone else's commit.
-    row = (
-        await session.execute(
-            select(model)
-            .where(model.id == key)  # type: ignore[attr-defined]
-            .with_for_update(key_share=True)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
+    row = (await session.execute(_locking_select(model), {"key": key})).scalar_one_or_none()
     if row is None:
         raise NotFound(model.__name__, key)
     locked.add((model, key))
     return row
+
+
+@functools.lru_cache(maxsize=None)
+def _locking_select(model: type) -> Any:
+    """Built once per model (every message locks its conversation; building this cost more than running it).
+
+    FOR NO KEY UPDATE: it serialises changes to the row but lets other transactions insert rows that
+    reference it (a new message of this conversation), which a plain FOR UPDATE would hold up.  Whatever
+    the session had loaded before is re-read: the lock may have waited for someone else's commit.
+    """
+    return (
+        select(model)
+        .where(model.id == bindparam("key"))  # type: ignore[attr-defined]
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -238,12 +238,37 @@ async def _upsert_contact(session: AsyncSession, inbound: InboundMessage, now: d
     return contact.id
 
 
+# The per-message lookups are built once with bind parameters: building a statement (and its cache key)
+# on every message cost more CPU than running it.
+_FIND_CONTACT = select(Contact).where(
+    Contact.channel == bindparam("channel"), Contact.platform_user_id == bindparam("user_id")
+)
+# No row lock: recording a message into a conversation changes nothing in its row (the rare status
+# changes below lock it first), so ingest never queues behind the router working on it.
+_FIND_CONVERSATION = select(Conversation).where(
+    Conversation.channel == bindparam("channel"),
+    Conversation.kind == bindparam("kind"),
+    Conversation.platform_ref == bindparam("ref"),
+)
+_OPEN_TICKET_ID = select(Ticket.id).where(Ticket.open_conversation_id == bindparam("conversation_id"))
+_PUBLIC_TICKET_OF_CONTACT = (
+    select(Ticket)
+    .join(Conversation, Conversation.id == Ticket.conversation_id)
+    .where(
+        Ticket.contact_id == bindparam("contact_id"),
+        Ticket.open_conversation_id.is_not(None),  # type: ignore[union-attr]
+        Conversation.kind == ConversationKind.public,
+        Conversation.channel == bindparam("channel"),
+    )
+    .order_by(Ticket.id.desc())  # type: ignore[union-attr]
+    .limit(1)
+    .with_for_update()
+)
+
+
 async def _find_contact(session: AsyncSession, inbound: InboundMessage) -> Contact | None:
-    return (
-        await session.execute(
-            select(Contact).where(Contact.channel == inbound.channel, Contact.platform_user_id == inbound.sender_id)
-        )
-    ).scalar_one_or_none()
+    params = {"channel": inbound.channel, "user_id": inbound.sender_id}
+    return (await session.execute(_FIND_CONTACT, params)).scalar_one_or_none()
 
 
 async def _get_or_create_conversation(
@@ -277,17 +302,8 @@ async def _get_or_create_conversation(
 
 
 async def _find_conversation(session: AsyncSession, inbound: InboundMessage) -> Conversation | None:
-    # No row lock: recording a message into a conversation changes nothing in its row (the rare status
-    # changes below lock it first), so ingest never queues behind the router working on it.
-    return (
-        await session.execute(
-            select(Conversation).where(
-                Conversation.channel == inbound.channel,
-                Conversation.kind == inbound.conversation_kind,
-                Conversation.platform_ref == inbound.conversation_ref,
-            )
-        )
-    ).scalar_one_or_none()
+    params = {"channel": inbound.channel, "kind": inbound.conversation_kind, "ref": inbound.conversation_ref}
+    return (await session.execute(_FIND_CONVERSATION, params)).scalar_one_or_none()
 
 
 async def _open_ticket_id(session: AsyncSession, conversation_id: int) -> int | None:
@@ -298,9 +314,7 @@ async def _open_ticket_id(session: AsyncSession, conversation_id: int) -> int | 
             return open_tickets[conversation_id]
         if conversation_id in known[_PREFETCHED_CONVERSATIONS]:
             return None
-    return (
-        await session.execute(select(Ticket.id).where(Ticket.open_conversation_id == conversation_id))
-    ).scalar_one_or_none()
+    return (await session.execute(_OPEN_TICKET_ID, {"conversation_id": conversation_id})).scalar_one_or_none()
 
 
 async def _follow_public_ticket_into_dm(
@@ -308,19 +322,7 @@ async def _follow_public_ticket_into_dm(
 ) -> int | None:
     """One story, one place: the customer we invited to DM finds their public ticket waiting here."""
     ticket = (
-        await session.execute(
-            select(Ticket)
-            .join(Conversation, Conversation.id == Ticket.conversation_id)
-            .where(
-                Ticket.contact_id == contact_id,
-                Ticket.open_conversation_id.is_not(None),  # type: ignore[union-attr]
-                Conversation.kind == ConversationKind.public,
-                Conversation.channel == dm.channel,
-            )
-            .order_by(Ticket.id.desc())  # type: ignore[union-attr]
-            .limit(1)
-            .with_for_update()
-        )
+        await session.execute(_PUBLIC_TICKET_OF_CONTACT, {"contact_id": contact_id, "channel": dm.channel})
     ).scalar_one_or_none()
     if ticket is None:
         return None
