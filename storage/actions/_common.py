@@ -6,7 +6,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, event, select, text
+from sqlalchemy import Table, TextClause, bindparam, event, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -19,6 +19,7 @@ from storage.models import (
     Direction,
     Message,
     OutboxItem,
+    OutboxStatus,
     Ticket,
     TicketEvent,
     utcnow,
@@ -199,20 +200,28 @@ async def queue_outbound(
     target = await reply_target(session, conversation, contact_user_id)
     if target["kind"] == "reply":
         message.in_reply_to_platform_id = target["in_reply_to"]
-    session.add(
-        OutboxItem(
-            idempotency_key=idempotency_key or f"message:{message.id}",
-            channel=conversation.channel,
-            message_id=message.id,
-            conversation_id=conversation.id,
-            target=target,
-            text=text,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    # A plain INSERT, not an ORM object: nothing reads the row back in this transaction, and the unit of
+    # work's bookkeeping for it cost more than the statement (every bot answer comes through here).
+    await session.execute(
+        _INSERT_OUTBOX_ROW,
+        {
+            "idempotency_key": idempotency_key or f"message:{message.id}",
+            "channel": conversation.channel,
+            "message_id": message.id,
+            "conversation_id": conversation.id,
+            "target": target,
+            "text": text,
+            "status": OutboxStatus.pending,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
     )
     conversation.updated_at = now
     return message
+
+
+_INSERT_OUTBOX_ROW = insert(OutboxItem.__table__)  # type: ignore[attr-defined]
 
 
 def touch(row: Any, when: datetime | None = None) -> None:
