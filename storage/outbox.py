@@ -19,6 +19,7 @@ from storage.db import Database
 from storage.models import Message, OutboxItem, OutboxStatus, utcnow
 
 MAX_BACKOFF_S = 300.0
+_OUTBOX, _MESSAGES = OutboxItem.__table__, Message.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -56,25 +57,20 @@ def _build_due_rows() -> Any:
     )
 
 
-def _build_take_leases() -> Any:
-    outbox = OutboxItem.__table__  # type: ignore[attr-defined]
-    return (
-        update(outbox)
-        .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
-        .values(
-            status=OutboxStatus.sending,
-            lease_owner=bindparam("owner"),
-            lease_until=bindparam("until"),
-            attempts=outbox.c.attempts + 1,
-        )
-    )
-
-
 # Built once with the time as a parameter: the outbox leases on every wake, and building the statement
 # (an alias, an EXISTS) cost more CPU than running it.  The due rows are read as plain columns and leased
 # with ONE update, not loaded as ORM objects and flushed back one UPDATE per row.
 _DUE_ROWS = _build_due_rows()
-_TAKE_LEASES = _build_take_leases()
+_TAKE_LEASES = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=OutboxStatus.sending,
+        lease_owner=bindparam("owner"),
+        lease_until=bindparam("until"),
+        attempts=_OUTBOX.c.attempts + 1,
+    )
+)
 
 
 async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float = 60.0) -> list[Delivery]:
@@ -127,7 +123,6 @@ async def mark_sent_many(db: Database, sent: Sequence[tuple[int, str | None]]) -
         )
 
 
-_OUTBOX, _MESSAGES = OutboxItem.__table__, Message.__table__  # type: ignore[attr-defined]
 _UNSENT_OF = (
     select(OutboxItem.id, OutboxItem.message_id)
     .where(OutboxItem.id.in_(bindparam("ids", expanding=True)), OutboxItem.status != OutboxStatus.sent)  # type: ignore[union-attr]
