@@ -91,7 +91,9 @@ def test_config_uses_the_tweet_normalizer_first() -> None:
     assert (PROJECT / "addons" / "tweet_normalizer.py").is_file()
 
 
-@pytest.mark.parametrize(("name", "min_rows"), [("clean_messages.csv", 120), ("dev_tweets.csv", 180), ("dev_clean.csv", 60)])
+@pytest.mark.parametrize(("name", "min_rows"), [
+    ("clean_messages.csv", 120), ("dev_tweets.csv", 180), ("dev_clean.csv", 60), ("dev_addressed.csv", 240),
+])
 def test_held_out_sets_cover_all_categories_and_are_not_training_data(name: str, min_rows: int) -> None:
     """The clean set and the dev set only mean something while no row of theirs is trained on."""
     with (REPO / "nlu" / "eval" / name).open(encoding="utf-8") as fh:
@@ -106,7 +108,7 @@ def test_held_out_sets_cover_all_categories_and_are_not_training_data(name: str,
 def test_dev_sets_and_clean_set_do_not_share_rows() -> None:
     """Choosing settings on the dev sets must not also tune the clean set's score."""
     texts = {}
-    for name in ("clean_messages.csv", "dev_tweets.csv", "dev_clean.csv"):
+    for name in ("clean_messages.csv", "dev_tweets.csv", "dev_clean.csv", "dev_addressed.csv"):
         with (REPO / "nlu" / "eval" / name).open(encoding="utf-8") as fh:
             texts[name] = {r["text"].strip().lower() for r in csv.DictReader(fh)}
     clean = texts.pop("clean_messages.csv")
