@@ -17,6 +17,7 @@ comes back with `needs_reconcile`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 
@@ -74,10 +75,13 @@ class OutboxLoop:
         in_flight: set[asyncio.Task[None]] = set()
         more_due = False  # the last lease filled all the room there was: more rows may be waiting
 
-        def finished(task: asyncio.Task[None]) -> None:
+        def finished(delivery: Delivery, task: asyncio.Task[None]) -> None:
             in_flight.discard(task)
-            # Lease again once half the room is free, not after every row: one lease per half batch.
-            if more_due and len(in_flight) <= self.batch // 2:
+            # Lease again once half the room is free, not after every row: one lease per half batch.  And
+            # at once when this row held back the next answer of its conversation (rows of a conversation
+            # go out one after another): otherwise that answer would wait for the idle poll, a second for
+            # each answer behind it.
+            if (more_due and len(in_flight) <= self.batch // 2) or delivery.followed:
                 self._wake.set()
 
         try:
@@ -95,7 +99,7 @@ class OutboxLoop:
                     for delivery in deliveries:
                         task = asyncio.create_task(self._handle_logged(delivery))
                         in_flight.add(task)
-                        task.add_done_callback(finished)
+                        task.add_done_callback(functools.partial(finished, delivery))
                     more_due = len(deliveries) == room
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s)

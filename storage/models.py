@@ -272,7 +272,12 @@ class OutboxItem(SQLModel, table=True):
     """A message Frontdesk must deliver to a channel: durable, retried, never sent twice."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    # ix_outbox_conversation: leasing checks each due row for an earlier undelivered row of its conversation
+    # (and a later one): without it every lease scanned the whole outbox, which only ever grows.
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_conversation", "conversation_id", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=128, unique=True)

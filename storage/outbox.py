@@ -33,6 +33,7 @@ class Delivery:
     attempts: int
     needs_reconcile: bool
     created_at_ts: float
+    followed: bool = False  # another undelivered row of the conversation waits behind this one
 
 
 def _build_due_rows() -> Any:
@@ -45,10 +46,17 @@ def _build_due_rows() -> Any:
         earlier.id < OutboxItem.id,
         earlier.status.in_([OutboxStatus.pending, OutboxStatus.sending]),
     )
+    later = aliased(OutboxItem)
+    followed = exists().where(
+        later.conversation_id == OutboxItem.conversation_id,
+        later.id > OutboxItem.id,
+        later.status == OutboxStatus.pending,
+    )
     return (
         select(
             OutboxItem.id, OutboxItem.channel, OutboxItem.conversation_id, OutboxItem.message_id,
             OutboxItem.target, OutboxItem.text, OutboxItem.status, OutboxItem.attempts, OutboxItem.created_at,
+            followed.label("followed"),
         )
         .where(or_(due, lapsed), ~blocked_by_earlier)
         .order_by(OutboxItem.id)
@@ -90,6 +98,7 @@ async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float
                 id=row.id, channel=row.channel.value, conversation_id=row.conversation_id,
                 message_id=row.message_id, target=dict(row.target), text=row.text, attempts=row.attempts + 1,
                 needs_reconcile=row.status == OutboxStatus.sending, created_at_ts=row.created_at.timestamp(),
+                followed=bool(row.followed),
             )
             for row in rows
         ]

@@ -255,3 +255,28 @@ async def _leased_rows_are(db: Database, count: int) -> bool:
 
 async def _dm_texts_are(x_control: Any, texts: list[str]) -> bool:
     return [d["text"] for d in (await x_control.sent())["dms"]] == texts
+
+
+async def test_a_conversations_answers_go_out_back_to_back_not_one_per_idle_poll(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
+    """Three answers queued at once leave in order, each as soon as the one before it is sent.
+
+    A conversation's rows go out one after another; the loop must lease the next one when the one holding
+    it back is done, not at its next idle poll (set to a minute here, so waiting for it would time out).
+    """
+    brand = x_sandbox.x.brand.id
+    dm = await x_control.dm("erin", "three questions coming")
+    await _ingest(db, x_client, brand)
+    conversation = await _conversation_of(db, dm["id"])
+    for text in ("First answer.", "Second answer.", "Third answer."):
+        await bot_reply(db, conversation, text)
+
+    loop = OutboxLoop(db, {Channel.x: XSender(x_client, brand, db=db)}, owner="test-sender", idle_s=60.0)
+    running = asyncio.create_task(loop.run())
+    try:
+        await eventually(lambda: _dm_texts_are(x_control, ["First answer.", "Second answer.", "Third answer."]))
+        assert {r.status for r in await outbox_rows(db)} == {OutboxStatus.sent}
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
