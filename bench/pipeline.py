@@ -364,7 +364,7 @@ async def _wait_for_replies(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=400)
+    parser.add_argument("--messages", type=int, default=1200)
     parser.add_argument("--customers", type=int, default=200,
                         help="distinct customers; each one's DMs are sent (and must be answered) in order")
     parser.add_argument("--concurrency", type=int, default=20,
