@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from frontdesk.settings import Settings
+from nlu.blas import blas_env
 
 RASA_VERSION = "3.6.21"
 # pip 24.0 resolves rasa 3.6.21's dependency tree without backtracking for long; newer pips may not.
@@ -365,6 +366,7 @@ def rasa_env(project_dir: Path, settings: Settings) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         PYTHONDONTWRITEBYTECODE="1",  # no __pycache__ inside the project directory
     )
+    env.update(blas_env(env))  # numpy's OpenBLAS misses recent CPUs' fast kernels: see nlu/blas.py
     return env
 
 
