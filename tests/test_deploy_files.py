@@ -409,3 +409,40 @@ def test_shell_command_extraction() -> None:
     """The helper that finds `frontdesk …` inside `sh -c` strings (used above) finds what it should."""
     assert _commands_in_shell("until frontdesk db current; do sleep 5; done") == {("db", "current")}
     assert _commands_in_shell("echo 'waiting for the frontdesk-migrate Job'") == set()
+
+
+@pytest.mark.parametrize(
+    ("flags", "preset", "expected"),
+    [
+        ("fpu sse3 avx avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl", "", "SkylakeX"),
+        ("fpu sse3 avx avx2 fma avx512f avx512cd", "", "Haswell"),  # not every subset SkylakeX needs
+        ("fpu sse3 avx", "", ""),
+        ("fpu sse3 avx avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl", "Zen", "Zen"),  # the operator's
+    ],
+)
+def test_nlu_entrypoint_picks_openblas_kernels_and_runs_rasa_with_the_images_arguments(
+    tmp_path: Path, flags: str, preset: str, expected: str
+) -> None:
+    """The image cannot know its host's CPU: its entrypoint chooses like nlu/blas.py does, then execs Rasa."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
+    fake_rasa = tmp_path / "bin" / "rasa"
+    fake_rasa.parent.mkdir()
+    fake_rasa.write_text('#!/bin/sh\necho "coretype=${OPENBLAS_CORETYPE:-} args=$*"\n')
+    fake_rasa.chmod(0o755)
+    env = {"PATH": f"{fake_rasa.parent}:/usr/bin:/bin", "FRONTDESK_CPUINFO": str(cpuinfo)}
+    if preset:
+        env["OPENBLAS_CORETYPE"] = preset
+    result = _run([str(DOCKER / "nlu-entrypoint.sh"), "--enable-api", "--port", "5005"], env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"coretype={expected} args=run --enable-api --port 5005"
+
+
+def test_nlu_entrypoint_agrees_with_the_runtime_on_this_machine(tmp_path: Path) -> None:
+    from nlu.blas import cpu_flags, openblas_coretype
+
+    fake_rasa = tmp_path / "rasa"
+    fake_rasa.write_text('#!/bin/sh\necho "${OPENBLAS_CORETYPE:-}"\n')
+    fake_rasa.chmod(0o755)
+    result = _run([str(DOCKER / "nlu-entrypoint.sh")], env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert result.stdout.strip() == (openblas_coretype(cpu_flags()) or "")
