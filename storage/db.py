@@ -66,8 +66,9 @@ def _ping_when_idle(engine: AsyncEngine, after_s: float) -> None:
     """Ping a pooled connection before use only if it sat idle, instead of before every use.
 
     `pool_pre_ping` costs three round trips per transaction (BEGIN, the ping, ROLLBACK): under load that
-    was 7% of the bot's CPU, spent on connections that had been in use a millisecond earlier.  A connection that waited in the pool
-    (where a database restart, a failover or an idle timeout can kill it) is still checked, and a dead
+    was 7% of the bot's CPU, spent on connections that had been in use a millisecond earlier.  A
+    connection that waited in the pool (where a database restart, a failover or an idle timeout can
+    kill it) is still checked, and a dead
     one is replaced before the caller sees it.  A connection that dies while busy fails that one
     transaction, as it would with pre-ping, and SQLAlchemy then drops the pool's other connections.
     """
@@ -95,7 +96,8 @@ def _make_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if database != ":memory:" and not uri:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     # SQLite calls run on the loop's thread (see storage/sqlite_inline.py), not aiosqlite's helper thread.
-    kwargs.setdefault("async_creator", inline_connector(database, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S, uri=uri))
+    connect = inline_connector(database, busy_timeout_s=SQLITE_BUSY_TIMEOUT_S, uri=uri)
+    kwargs.setdefault("async_creator", connect)
     engine = create_async_engine(url, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")

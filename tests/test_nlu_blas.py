@@ -17,6 +17,11 @@ from frontdesk.settings import Settings
 from nlu.blas import blas_env, cpu_flags, openblas_coretype
 from nlu.runtime import rasa_env
 
+_BLAS_ARCHITECTURES = (
+    "import json, numpy\n"
+    "from threadpoolctl import threadpool_info\n"
+    "print(json.dumps([i.get('architecture') for i in threadpool_info() if i['user_api'] == 'blas']))\n"
+)
 AVX512 = frozenset({"sse3", "avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})
 
 
@@ -36,7 +41,9 @@ def test_an_operators_choice_is_left_alone() -> None:
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse3 avx2 fma\n\nprocessor\t: 1\n")
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse3 avx2 fma\n\nprocessor\t: 1\n"
+    )
     assert cpu_flags(cpuinfo) == {"fpu", "sse3", "avx2", "fma"}
     assert cpu_flags(tmp_path / "missing") == frozenset()
 
@@ -47,9 +54,7 @@ def test_rasa_loads_blas_with_the_chosen_kernel(rasa_venv: Path, tmp_path: Path)
     env = rasa_env(tmp_path, Settings(var_dir=tmp_path / "var"))
     assert env.get("OPENBLAS_CORETYPE") == chosen
     out = subprocess.run(
-        [str(rasa_venv / "bin" / "python"), "-c",
-         "import json, numpy; from threadpoolctl import threadpool_info; "
-         "print(json.dumps([i.get('architecture') for i in threadpool_info() if i['user_api'] == 'blas']))"],
+        [str(rasa_venv / "bin" / "python"), "-c", _BLAS_ARCHITECTURES],
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]

@@ -46,7 +46,8 @@ classifier = TfidfLinearIntentClassifier(config, None, None)
 train = [message(i) for i in range(90)]
 X = classifier._matrix(train, fit=True)
 labels = [f"intent_{i % 5}" for i in range(90)]
-classifier._fitted["clf"] = LinearSVC(C=0.5, class_weight="balanced", max_iter=5000, random_state=1).fit(X, labels)
+svm = LinearSVC(C=0.5, class_weight="balanced", max_iter=5000, random_state=1)
+classifier._fitted["clf"] = svm.fit(X, labels)
 
 test = [message(100 + i) for i in range(20)] + [message(200, with_chars=False)]
 reference = classifier._fitted["clf"].decision_function(classifier._matrix(test, fit=False))

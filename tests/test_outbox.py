@@ -269,13 +269,14 @@ async def test_a_conversations_answers_go_out_back_to_back_not_one_per_idle_poll
     dm = await x_control.dm("erin", "three questions coming")
     await _ingest(db, x_client, brand)
     conversation = await _conversation_of(db, dm["id"])
-    for text in ("First answer.", "Second answer.", "Third answer."):
+    answers = ["First answer.", "Second answer.", "Third answer."]
+    for text in answers:
         await bot_reply(db, conversation, text)
 
     loop = OutboxLoop(db, {Channel.x: XSender(x_client, brand, db=db)}, owner="test-sender", idle_s=60.0)
     running = asyncio.create_task(loop.run())
     try:
-        await eventually(lambda: _dm_texts_are(x_control, ["First answer.", "Second answer.", "Third answer."]))
+        await eventually(lambda: _dm_texts_are(x_control, answers))
         assert {r.status for r in await outbox_rows(db)} == {OutboxStatus.sent}
     finally:
         running.cancel()

@@ -106,7 +106,7 @@ class TfidfLinearIntentClassifier(GraphComponent, IntentClassifier):
             self._fitted = {"origins": origins, "widths": widths, "dense": dense, "tfidf": []}
         assert self._fitted is not None
         columns = []
-        dense_flags = self._fitted.get("dense") or [False] * len(self._fitted["origins"])
+        dense_flags = _dense_flags(self._fitted)
         for i, (origin, width) in enumerate(zip(self._fitted["origins"], self._fitted["widths"])):
             empty = (scipy.sparse.csr_matrix((1, width)), False)
             block = scipy.sparse.vstack(
@@ -193,10 +193,10 @@ class LinearScorer:
         self._weights = np.ascontiguousarray(np.asarray(clf.coef_, dtype=np.float64).T)  # a row per feature
         self._intercept = np.asarray(clf.intercept_, dtype=np.float64)
         self._dense_weight = dense_weight
-        dense_flags = fitted.get("dense") or [False] * len(fitted["origins"])
         self._blocks: List[Tuple[str, int, int, bool, Optional[TfidfTransformer]]] = []
         offset = 0
-        for origin, width, tfidf, dense in zip(fitted["origins"], fitted["widths"], fitted["tfidf"], dense_flags):
+        blocks = zip(fitted["origins"], fitted["widths"], fitted["tfidf"], _dense_flags(fitted))
+        for origin, width, tfidf, dense in blocks:
             self._blocks.append((origin, offset, width, bool(dense), tfidf))
             offset += width
         if offset != self._weights.shape[0]:
@@ -212,8 +212,9 @@ class LinearScorer:
                 continue  # an absent block is all zeros: it adds nothing
             features = found[0]
             if dense:
-                vector = (features.toarray() if scipy.sparse.issparse(features) else np.asarray(features)).ravel()
-                vector = vector[:width] * self._dense_weight
+                if scipy.sparse.issparse(features):
+                    features = features.toarray()
+                vector = np.asarray(features).ravel()[:width] * self._dense_weight
                 scores += _weighted_sum(vector, self._weights[offset:offset + vector.size])
                 continue
             row = scipy.sparse.csr_matrix(features)  # sums duplicate entries, as the sklearn path does
@@ -223,6 +224,11 @@ class LinearScorer:
                 values = _tfidf_row(tfidf, columns, values)
             scores += _weighted_sum(values, self._weights[offset + columns])
         return scores
+
+
+def _dense_flags(fitted: Dict[str, Any]) -> List[bool]:
+    """Which fitted blocks are dense embeddings (models trained before the flag existed have none)."""
+    return fitted.get("dense") or [False] * len(fitted["origins"])
 
 
 def _weighted_sum(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
