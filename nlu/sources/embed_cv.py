@@ -14,7 +14,9 @@ variant, layers, weight, C, temperature, fallback threshold) was made on these t
 real-tweet file is never read here.  Embeddings are cached under --cache.
 
 Grids: ``weights`` (weight x C x temperature/fallback), ``inputs`` (what the model reads),
-``layers`` (how many of the 6 layers), ``cascade`` (embed only when the n-gram model is unsure).
+``layers`` (how many of the 6 layers), ``cascade`` (embed only when the n-gram model is unsure),
+``dev`` (layers x weight x C, trained on every example and scored on the three dev sets in nlu/eval/
+and the clean set; from round 8 on the dev sets' mean decides), ``lofo`` (leave one author's files out).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT = REPO / "nlu" / "project"
 sys.path.insert(0, str(PROJECT))
 CATEGORIES = ("support", "sales", "event", "human", "smalltalk", "other")
+DEV_SETS = ("dev_tweets", "dev_clean", "dev_addressed")
 
 from addons.sentence_embedder import embedding_text  # noqa: E402
 from addons.tweet_text import Normalizer  # noqa: E402
@@ -52,6 +55,7 @@ class Setup:
     docs: List[str]  # normalised tokens joined by spaces: what the count featurizers read
     labels: List[str]  # intents of the training examples
     clean_gold: List[str]
+    dev: Dict[str, Tuple[np.ndarray, List[str]]]  # dev set name -> (rows in texts, gold categories)
     categories: Dict[str, str]
     folds: List[Tuple[np.ndarray, np.ndarray]]
     cache: Path
@@ -72,6 +76,12 @@ def _setup(cache: Path) -> Setup:
     taxonomy = yaml.safe_load((REPO / "nlu" / "taxonomy.yml").read_text(encoding="utf-8"))
     texts = [t for t, _ in examples] + [r["text"] for r in clean]
     labels = [i for _, i in examples]
+    dev = {}
+    for name in DEV_SETS:
+        with (REPO / "nlu" / "eval" / f"{name}.csv").open(encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        dev[name] = (np.arange(len(texts), len(texts) + len(rows)), [r["category"] for r in rows])
+        texts += [r["text"] for r in rows]
     normalize = Normalizer()
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(np.zeros(len(labels)), labels)
     return Setup(
@@ -79,6 +89,7 @@ def _setup(cache: Path) -> Setup:
         docs=[" ".join(tok for tok, _, _ in normalize(t)) for t in texts],
         labels=labels,
         clean_gold=[r["category"] for r in clean],
+        dev=dev,
         categories={intent: spec["category"] for intent, spec in taxonomy["intents"].items()},
         folds=list(folds),
         cache=cache,
@@ -155,7 +166,7 @@ def _route(s: Setup, clf, probs: np.ndarray, threshold: float) -> List[str]:
 def _score(s: Setup, emb, weight: float, C: float = 0.3, routing=((10.0, 0.25),), sparse: bool = True):
     """[(temperature, threshold, CV macro-F1, clean macro-F1)] for one feature set and C."""
     runs = [(_fit(s, tr, te, emb, weight, C, sparse), te) for tr, te in s.folds]
-    train_all, clean_rows = np.arange(s.n_train), np.arange(s.n_train, len(s.texts))
+    train_all, clean_rows = np.arange(s.n_train), np.arange(s.n_train, s.n_train + len(s.clean_gold))
     clf_all, clean_margins = _fit(s, train_all, clean_rows, emb, weight, C, sparse)
     out = []
     for temperature, threshold in routing:
@@ -203,7 +214,7 @@ def _grid_cascade(s: Setup, weight: float = 1.0) -> None:
     raw = yaml.safe_load((PROJECT / "data" / "corpus_ibm_twitter.yml").read_text(encoding="utf-8"))
     ibm = {line[2:] for item in raw["nlu"] if "examples" in item
            for line in item["examples"].splitlines() if line.startswith("- ")}  # fmt: skip
-    train_all, clean_rows = np.arange(s.n_train), np.arange(s.n_train, len(s.texts))
+    train_all, clean_rows = np.arange(s.n_train), np.arange(s.n_train, s.n_train + len(s.clean_gold))
     for layers in (2, 3, 4, 6):
         emb = _embeddings(s, "words", layers)
         groups = {
@@ -232,7 +243,69 @@ def _grid_cascade(s: Setup, weight: float = 1.0) -> None:
             print(f"cascade, {layers} layers, embed below confidence {threshold:.2f}: " + "  ".join(report))
 
 
-GRIDS = {"weights": _grid_weights, "inputs": _grid_inputs, "layers": _grid_layers, "cascade": _grid_cascade}
+def _grid_dev(s: Setup) -> None:
+    """Trained on every example, scored on the three dev sets (their mean decides) and the clean set."""
+    everything, train_all = np.arange(len(s.texts)), np.arange(s.n_train)
+    clean_rows = np.arange(s.n_train, s.n_train + len(s.clean_gold))
+    sets = {"clean": (clean_rows, s.clean_gold), **s.dev}
+    for layers in (3, 4):
+        emb = _embeddings(s, "words", layers)
+        for weight in (1.0, 1.5, 2.0, 2.5, 3.0):
+            for C in (0.3, 0.5, 0.7, 1.0):
+                clf, margins = _fit(s, train_all, everything, emb, weight, C)
+                pred = _route(s, clf, _probs(margins, 10.0), 0.25)
+                f1 = {name: _macro_f1(gold, [pred[i] for i in rows])
+                      for name, (rows, gold) in sets.items()}  # fmt: skip
+                mean = statistics.mean(f1[name] for name in DEV_SETS)
+                scores = " ".join(f"{k} {v:.3f}" for k, v in f1.items())
+                print(f"layers {layers} weight {weight:4.2f} C {C:4.2f}: dev mean {mean:.3f} {scores}",
+                      flush=True)  # fmt: skip
+
+
+# Leave-one-author-out: each group is a set of files one author wrote without reading the others.
+_AUTHOR_GROUPS = {
+    "rounds 1-5": ("support", "sales", "events", "human", "smalltalk", "other", "more_tweets", "events_more",
+                   "round4", "round5"),
+    "round 6": ("round6_*",),
+    "round 7": ("round7_*",),
+    "round 8": ("round8_*",),
+}  # fmt: skip
+
+
+def _grid_lofo(s: Setup) -> None:
+    """Train on everything but one author's files, score that author's examples (category macro-F1)."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    row_of = {(s.texts[i], s.labels[i]): i for i in reversed(range(s.n_train))}
+    groups = {}
+    for name, patterns in _AUTHOR_GROUPS.items():
+        rows = set()
+        for path in (p for pattern in patterns for p in (PROJECT / "data").glob(f"{pattern}.yml")):
+            rows |= {row_of[key] for m in load_data(str(path)).intent_examples
+                     if (key := (m.get("text"), m.get("intent"))) in row_of}  # fmt: skip
+        groups[name] = np.array(sorted(rows))
+    print("held-out rows: " + ", ".join(f"{k} {len(v)}" for k, v in groups.items()))
+    for layers in (3, 4):
+        emb = _embeddings(s, "words", layers)
+        for weight, C in ((1.0, 0.5), (1.5, 0.3), (2.0, 0.3), (2.0, 0.5), (2.5, 0.5), (3.0, 0.5)):
+            f1 = {}
+            for name, held_out in groups.items():
+                clf, margins = _fit(s, np.setdiff1d(np.arange(s.n_train), held_out), held_out, emb, weight, C)
+                gold = [s.categories[s.labels[i]] for i in held_out]
+                f1[name] = _macro_f1(gold, _route(s, clf, _probs(margins, 10.0), 0.25))
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in f1.items())
+            print(f"layers {layers} weight {weight:4.2f} C {C:4.2f}: mean {statistics.mean(f1.values()):.3f} "
+                  f"({scores})", flush=True)
+
+
+GRIDS = {
+    "dev": _grid_dev,
+    "lofo": _grid_lofo,
+    "weights": _grid_weights,
+    "inputs": _grid_inputs,
+    "layers": _grid_layers,
+    "cascade": _grid_cascade,
+}
 
 
 def main() -> None:
