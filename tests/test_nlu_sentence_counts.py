@@ -1,0 +1,83 @@
+"""SentenceCountVectorsFeaturizer (nlu/project/addons/sentence_counts.py) against Rasa's own featurizer.
+
+The shortcut is only allowed because it changes nothing the classifier sees: both featurizers are
+trained on the real training data in the real Rasa venv, then every training example (and a few
+messages the vocabulary has never seen) must get the same sentence features from both.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from frontdesk.settings import PROJECT_ROOT
+
+PROJECT = PROJECT_ROOT / "nlu" / "project"
+
+_SCRIPT = r"""
+import json, logging, pathlib, tempfile
+logging.disable(logging.WARNING)
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+from rasa.shared.nlu.training_data.loading import load_data
+from rasa.shared.nlu.training_data.message import Message
+from addons.sentence_counts import SentenceCountVectorsFeaturizer
+from addons.tweet_normalizer import TweetNormalizer
+
+context = ExecutionContext(GraphSchema({}), "test")
+storage = LocalModelStorage(pathlib.Path(tempfile.mkdtemp()))
+data = load_data("data")
+tokenizer = TweetNormalizer.create(TweetNormalizer.get_default_config(), storage, Resource("tok"), context)
+tokenizer.process_training_data(data)
+unseen = ["@Brand hi https://t.co/x 😡", "zzyzx qwertyuiop", "ORDER #A1234 never came!!", ""]
+report = {}
+for name, options in {"words": {}, "chars": {"analyzer": "char_wb", "min_ngram": 2, "max_ngram": 5}}.items():
+    featurized = []
+    for cls in (CountVectorsFeaturizer, SentenceCountVectorsFeaturizer):
+        component = cls.create({**cls.get_default_config(), **options}, storage, Resource(cls.__name__ + name), context)
+        component.train(data)
+        messages = [Message(data={"text": m.get("text")}) for m in data.training_examples]
+        messages += [Message(data={"text": text}) for text in unseen]
+        tokenizer.process(messages)
+        component.process(messages)
+        featurized.append(messages)
+    differ, sequence = 0, 0
+    for theirs, ours in zip(*featurized):
+        a = [f.features for f in theirs.features if f.type == "sentence"]
+        b = [f.features for f in ours.features if f.type == "sentence"]
+        sequence += sum(f.type == "sequence" for f in ours.features)
+        if len(a) != len(b) or any(x.shape != y.shape or x.dtype != y.dtype or (x != y).nnz for x, y in zip(a, b)):
+            differ += 1
+    report[name] = {"messages": len(featurized[0]), "differ": differ, "our_sequence_features": sequence}
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def report(rasa_venv: Path) -> dict:
+    out = subprocess.run(
+        [str(rasa_venv / "bin" / "python"), "-c", _SCRIPT],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin", "LOG_LEVEL": "ERROR"},
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("featurizer", ["words", "chars"])
+def test_sentence_features_equal_rasas_on_every_training_example(report: dict, featurizer: str) -> None:
+    assert report[featurizer]["messages"] > 3000
+    assert report[featurizer]["differ"] == 0
+
+
+def test_no_sequence_features_are_computed(report: dict) -> None:
+    assert report["words"]["our_sequence_features"] == 0 and report["chars"]["our_sequence_features"] == 0
