@@ -8,15 +8,11 @@ LinearSVC, including a message with a block missing and the dense sentence-embed
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from frontdesk.settings import PROJECT_ROOT
-
-PROJECT = PROJECT_ROOT / "nlu" / "project"
+from tests.fixtures.nlu import run_in_rasa_venv
 
 _SCRIPT = r"""
 import json
@@ -64,17 +60,7 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def compared(rasa_venv: Path) -> dict:
-    out = subprocess.run(
-        [str(rasa_venv / "bin" / "python"), "-c", _SCRIPT],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT,
-        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
-        timeout=180,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_in_rasa_venv(rasa_venv, _SCRIPT)
 
 
 def test_per_message_scoring_gives_the_margins_of_the_sklearn_path(compared: dict) -> None:

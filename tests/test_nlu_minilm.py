@@ -8,14 +8,11 @@ sentence-transformers returns for all-MiniLM-L6-v2 (also fastembed's canonical v
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from frontdesk.settings import PROJECT_ROOT
-
-PROJECT = PROJECT_ROOT / "nlu" / "project"
+from tests.fixtures.nlu import run_in_rasa_venv
 
 _SCRIPT = r"""
 import json, sys
@@ -47,18 +44,7 @@ def encoded(rasa_venv: Path) -> dict:
         "can I speak to a real person please?",
         "thanks so much, you guys are great :)",
     ]
-    out = subprocess.run(
-        [str(rasa_venv / "bin" / "python"), "-c", _SCRIPT],
-        input=json.dumps({"messages": messages}),
-        capture_output=True,
-        text=True,
-        cwd=PROJECT,
-        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"},
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_in_rasa_venv(rasa_venv, _SCRIPT, stdin=json.dumps({"messages": messages}), timeout_s=120)
 
 
 def test_the_model_package_is_installed_with_the_published_weights(encoded: dict) -> None:

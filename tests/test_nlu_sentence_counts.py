@@ -7,15 +7,11 @@ messages the vocabulary has never seen) must get the same sentence features from
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from frontdesk.settings import PROJECT_ROOT
-
-PROJECT = PROJECT_ROOT / "nlu" / "project"
+from tests.fixtures.nlu import run_in_rasa_venv
 
 _SCRIPT = r"""
 import json, logging, pathlib, tempfile
@@ -39,7 +35,8 @@ report = {}
 for name, options in {"words": {}, "chars": {"analyzer": "char_wb", "min_ngram": 2, "max_ngram": 5}}.items():
     featurized = []
     for cls in (CountVectorsFeaturizer, SentenceCountVectorsFeaturizer):
-        component = cls.create({**cls.get_default_config(), **options}, storage, Resource(cls.__name__ + name), context)
+        config = {**cls.get_default_config(), **options}
+        component = cls.create(config, storage, Resource(cls.__name__ + name), context)
         component.train(data)
         messages = [Message(data={"text": m.get("text")}) for m in data.training_examples]
         messages += [Message(data={"text": text}) for text in unseen]
@@ -51,8 +48,9 @@ for name, options in {"words": {}, "chars": {"analyzer": "char_wb", "min_ngram":
         a = [f.features for f in theirs.features if f.type == "sentence"]
         b = [f.features for f in ours.features if f.type == "sentence"]
         sequence += sum(f.type == "sequence" for f in ours.features)
-        if len(a) != len(b) or any(x.shape != y.shape or x.dtype != y.dtype or (x != y).nnz for x, y in zip(a, b)):
-            differ += 1
+        same = len(a) == len(b) and all(
+            x.shape == y.shape and x.dtype == y.dtype and (x != y).nnz == 0 for x, y in zip(a, b))
+        differ += not same
     report[name] = {"messages": len(featurized[0]), "differ": differ, "our_sequence_features": sequence}
 print(json.dumps(report))
 """
@@ -60,17 +58,7 @@ print(json.dumps(report))
 
 @pytest.fixture(scope="module")
 def report(rasa_venv: Path) -> dict:
-    out = subprocess.run(
-        [str(rasa_venv / "bin" / "python"), "-c", _SCRIPT],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT,
-        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin", "LOG_LEVEL": "ERROR"},
-        timeout=600,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_in_rasa_venv(rasa_venv, _SCRIPT, timeout_s=600)
 
 
 @pytest.mark.parametrize("featurizer", ["words", "chars"])
