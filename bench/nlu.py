@@ -56,7 +56,8 @@ reads = []
 for _ in range(20):
     started = time.perf_counter(); big.sum(); reads.append(time.perf_counter() - started)
 reads.sort()
-print(json.dumps({"gflops": 2 * 1536 * 384 * 34 / samples[500] / 1e9, "read_gbs": big.nbytes / reads[10] / 1e9}))
+gflops = 2 * 1536 * 384 * 34 / samples[500] / 1e9
+print(json.dumps({"gflops": gflops, "read_gbs": big.nbytes / reads[10] / 1e9}))
 """
 
 MESSAGES = [
