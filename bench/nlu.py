@@ -10,8 +10,7 @@ Latency is measured one request at a time (p50/p99 of a parse, not of a queue); 
 A parse is mostly the sentence encoder's matrix products and the reading of its weights (21 MB for
 3 layers) from memory, so the same model parses faster or slower as the machine does: on shared
 cloud machines the single-core speed moved by a third within an hour.  The bench therefore also
-prints what one core of this machine did just before (float32 matrix products of the encoder's
-shape, in the Rasa venv with its BLAS settings, and a 64 MB memory read), so that two latency
+prints what one core of this machine did just before (``nlu/machine.py``), so that two latency
 figures can be compared.
 """
 
@@ -20,9 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -33,32 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from frontdesk.settings import Settings
 from nlu.client import NLUClient
 from nlu.eval import percentile
-from nlu.runtime import ensure_rasa_venv, rasa_env, running_nlu_server
+from nlu.machine import measure_machine_speed
+from nlu.runtime import running_nlu_server
 from nlu.taxonomy import Taxonomy
-
-# One core's float32 matrix-product rate at the encoder's shape (a 1536x384 weight times a 34-token
-# tweet) and its memory read rate, in the Rasa venv (its numpy, its OpenBLAS kernels).
-_MACHINE_SPEED = r"""
-import json, time
-import numpy as np
-from threadpoolctl import threadpool_limits
-rng = np.random.default_rng(0)
-weight, tokens = rng.random((1536, 384), np.float32), rng.random((34, 384), np.float32)
-big = np.ones(16 * 1024 * 1024, np.float32)
-with threadpool_limits(1, "blas"):
-    for _ in range(100):
-        weight @ tokens.T
-    samples = []
-    for _ in range(1000):
-        started = time.perf_counter(); weight @ tokens.T; samples.append(time.perf_counter() - started)
-samples.sort()
-reads = []
-for _ in range(20):
-    started = time.perf_counter(); big.sum(); reads.append(time.perf_counter() - started)
-reads.sort()
-gflops = 2 * 1536 * 384 * 34 / samples[500] / 1e9
-print(json.dumps({"gflops": gflops, "read_gbs": big.nbytes / reads[10] / 1e9}))
-"""
 
 MESSAGES = [
     "@brand my order AB-12345 never arrived and tracking hasn't moved since monday",
@@ -85,31 +59,11 @@ async def _server(args: argparse.Namespace, settings: Settings) -> AsyncIterator
         yield url
 
 
-def _machine_speed(settings: Settings) -> str:
-    """One core's matrix-product and memory read rates, as Rasa's numpy sees them."""
-    venv = ensure_rasa_venv(settings)
-    out = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", _MACHINE_SPEED],
-        capture_output=True,
-        text=True,
-        env=rasa_env(settings.nlu_project_dir, settings),
-        timeout=120,
-        check=False,
-    )
-    if out.returncode != 0:
-        return f"(speed not measured: {out.stderr.strip().splitlines()[-1:]})"
-    speed = json.loads(out.stdout.strip().splitlines()[-1])
-    return (
-        f"one core: {speed['gflops']:.0f} GFLOP/s float32 matrix products of the encoder's shape, "
-        f"{speed['read_gbs']:.1f} GB/s reading 64 MB"
-    )
-
-
 async def _bench(args: argparse.Namespace) -> None:
     overrides = {"nlu_project_dir": Path(args.project).resolve()} if args.project else {}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     args.url = args.url or settings.nlu_url
-    machine = _machine_speed(settings)
+    machine = measure_machine_speed(settings)
     async with _server(args, settings) as url:
         # Category routing is not what is measured: an empty taxonomy keeps the bench independent of it.
         async with NLUClient(url, timeout_s=30, retries=0, taxonomy=Taxonomy(intents={})) as client:
@@ -131,7 +85,7 @@ async def _bench(args: argparse.Namespace) -> None:
             await asyncio.gather(*(one(i) for i in range(args.requests)))
             elapsed = time.perf_counter() - started
     print(f"server      {url}  model {status.get('model_file')}")
-    print(f"machine     {os.cpu_count()} cores; {machine}")
+    print(f"machine     {os.cpu_count()} cores; {machine.describe()}")
     print(
         f"latency     p50 {percentile(latencies, 50):.1f} ms   p99 {percentile(latencies, 99):.1f} ms"
         f"   (n={len(latencies)}, one at a time)"

@@ -28,6 +28,7 @@ from nlu.eval import (
     load_eval_csv,
     write_baseline_config,
 )
+from nlu.machine import MachineSpeed, is_local, measure_machine_speed
 from nlu.runtime import (
     RasaRuntimeError,
     ensure_rasa_venv,
@@ -188,35 +189,44 @@ def eval_command(
         raise _fail(str(exc)) from None
     tax = _load_taxonomy(settings)
 
-    async def score_with(model: Path | None, log_name: str = "rasa-nlu.log") -> EvalReport:
+    async def score_with(
+        model: Path | None, log_name: str = "rasa-nlu.log"
+    ) -> tuple[EvalReport, MachineSpeed]:
         async with _nlu_url(settings, model=model, log_name=log_name) as url:
             stderr_progress(f"eval: {len(rows)} messages from {file} against {url}")
             async with NLUClient(url, settings.nlu_timeout_s, settings.nlu_retries, taxonomy=tax) as client:
-                return await evaluate(client, rows, concurrency=concurrency, progress=stderr_progress)
+                report = await evaluate(client, rows, concurrency=concurrency, progress=stderr_progress)
+        # Right after the latency sample: the parse latency moves with this machine's speed (nlu/machine.py).
+        if not is_local(url):
+            return report, MachineSpeed(None, None, f"the server at {url} is not on this machine")
+        return report, await asyncio.to_thread(measure_machine_speed, settings)
 
-    async def main() -> tuple[EvalReport, EvalReport | None]:
-        report = await score_with(None)
+    async def main() -> tuple[EvalReport, MachineSpeed, EvalReport | None]:
+        report, machine = await score_with(None)
         if not baseline:
-            return report, None
+            return report, machine, None
         with tempfile.TemporaryDirectory(prefix="frontdesk-baseline-") as tmp:
             config = write_baseline_config(Path(tmp))
             stderr_progress("eval: training the baseline (Rasa's default pipeline) on the same data")
             model = await asyncio.to_thread(train_model, settings, config=config)
-        return report, await score_with(model, log_name="rasa-nlu-baseline.log")
+        base, _ = await score_with(model, log_name="rasa-nlu-baseline.log")
+        return report, machine, base
 
-    report, base = _run(main())
+    report, machine, base = _run(main())
     if as_json:
         if base is None:
-            out: dict[str, Any] = report.as_dict()
+            out: dict[str, Any] = {**report.as_dict(), "machine": machine.as_dict()}
         else:
             out = {
                 "model": report.as_dict(),
                 "baseline": base.as_dict(),
                 "delta_macro_f1": round(report.macro_f1 - base.macro_f1, 4),
+                "machine": machine.as_dict(),
             }
         typer.echo(json.dumps(out, indent=2))
         return
     typer.echo(format_report(report, "model"))
+    typer.echo(f"machine: {machine.describe()}")
     if base is not None:
         typer.echo("\n" + format_report(base, "baseline (Rasa default pipeline)"))
         typer.echo("\n" + format_comparison(report, base))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nlu.eval import EvalDataError, load_eval_csv, percentile, score
+from nlu.machine import MachineSpeed, is_local
 from nlu.taxonomy import CATEGORIES
 from tests.fixtures.nlu import MINI_PROJECT, MINI_TAXONOMY, NLUTestProject
 
@@ -29,6 +30,14 @@ def run_frontdesk(
         text=True,
         timeout=timeout,
     )
+
+
+def test_machine_speed_is_only_claimed_for_a_server_on_this_machine() -> None:
+    assert is_local("http://127.0.0.1:5005") and is_local("http://localhost:5005") and is_local("http://[::1]:1")
+    assert not is_local("http://nlu.internal:5005") and not is_local("http://10.0.0.7:5005")
+    unmeasured = MachineSpeed(None, None, "the server at http://nlu.internal:5005 is not on this machine")
+    assert unmeasured.as_dict() == {"measured": False, "reason": unmeasured.unmeasured_because}
+    assert "not measured" in unmeasured.describe()
 
 
 # --- CSV validation -----------------------------------------------------------------------------
@@ -134,6 +143,10 @@ def test_eval_json_against_a_running_server(nlu_server_url: str, nlu_project: NL
     _check_report(report, n=18)
     assert report["macro_f1"] > 0.3, "a trained model must beat chance (1/6) on plain messages"
     assert "eval: parsed 18/18" in done.stderr
+    # the server is on this machine, so the latency comes with this machine's speed
+    machine = report["machine"]
+    assert machine["measured"], machine
+    assert machine["one_core_gflops"] > 1 and machine["memory_read_gb_per_s"] > 0.1
 
 
 @pytest.mark.rasa
@@ -165,3 +178,4 @@ def test_eval_tables_for_people(nlu_server_url: str, nlu_project: NLUTestProject
     assert done.returncode == 0, done.stderr
     assert "macro-F1" in done.stdout and "confusion (rows: true, columns: predicted)" in done.stdout
     assert "parse latency: p50" in done.stdout
+    assert "machine: one core" in done.stdout and "GFLOP/s" in done.stdout
