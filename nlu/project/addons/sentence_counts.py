@@ -14,7 +14,7 @@ every training example), in a third of the time for words and two thirds for cha
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Dict, List, Optional, Text, Tuple
+from typing import Any, List, Optional, Text, Tuple
 
 import numpy as np
 import scipy.sparse
@@ -27,28 +27,21 @@ from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import Coun
 class SentenceCountVectorsFeaturizer(CountVectorsFeaturizer):
     """Word or character n-gram counts of the whole message (sentence features only)."""
 
-    # attribute -> (the fitted vectorizer it was built from, its analyzer, its vocabulary)
-    _analyzers: Dict[Text, Tuple[Any, Callable[[str], List[str]], Dict[str, int]]]
-
     def _create_features(
         self, attribute: Text, all_tokens: List[List[Text]]
     ) -> Tuple[List[Optional[scipy.sparse.spmatrix]], List[Optional[scipy.sparse.spmatrix]]]:
         vectorizer = (self.vectorizers or {}).get(attribute)
         if not vectorizer or attribute not in DENSE_FEATURIZABLE_ATTRIBUTES:
             return [None] * len(all_tokens), [None] * len(all_tokens)
-        sentence = [self._counts(attribute, vectorizer, " ".join(tokens)) if tokens else None
+        sentence = [self._counts(vectorizer, " ".join(tokens)) if tokens else None
                     for tokens in all_tokens]  # fmt: skip
         return [None] * len(all_tokens), sentence
 
-    def _counts(self, attribute: Text, vectorizer: Any, text: str) -> scipy.sparse.coo_matrix:
+    @staticmethod
+    def _counts(vectorizer: Any, text: str) -> scipy.sparse.coo_matrix:
         """What ``vectorizer.transform([text])`` gives, as Rasa stores it (sorted indices, COO)."""
-        if not hasattr(self, "_analyzers"):
-            self._analyzers = {}
-        cached = self._analyzers.get(attribute)
-        if cached is None or cached[0] is not vectorizer:  # trained or loaded again since
-            cached = (vectorizer, vectorizer.build_analyzer(), vectorizer.vocabulary_)
-            self._analyzers[attribute] = cached
-        _, analyze, vocabulary = cached
+        vocabulary = vectorizer.vocabulary_
+        analyze = vectorizer.build_analyzer()  # 1-2 µs: not worth caching
         counts = sorted(Counter(c for c in map(vocabulary.get, analyze(text)) if c is not None).items())
         columns = np.array([column for column, _ in counts], dtype=np.int32)
         values = np.array([count for _, count in counts], dtype=vectorizer.dtype)
