@@ -10,8 +10,8 @@ Latency is measured one request at a time (p50/p99 of a parse, not of a queue); 
 A parse is mostly the sentence encoder's matrix products and the reading of its weights (21 MB for
 3 layers) from memory, so the same model parses faster or slower as the machine does: on shared
 cloud machines the single-core speed moved by a third within an hour.  The bench therefore also
-prints what one core of this machine did just before (``nlu/machine.py``), so that two latency
-figures can be compared.
+prints what one core of this machine did right after the latency phase (``nlu/machine.py``), so that
+two latency figures can be compared.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from frontdesk.settings import Settings
 from nlu.client import NLUClient
 from nlu.eval import percentile
-from nlu.machine import measure_machine_speed
+from nlu.machine import machine_speed_for
 from nlu.runtime import running_nlu_server
 from nlu.taxonomy import Taxonomy
 
@@ -63,7 +63,6 @@ async def _bench(args: argparse.Namespace) -> None:
     overrides = {"nlu_project_dir": Path(args.project).resolve()} if args.project else {}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     args.url = args.url or settings.nlu_url
-    machine = measure_machine_speed(settings)
     async with _server(args, settings) as url:
         # Category routing is not what is measured: an empty taxonomy keeps the bench independent of it.
         async with NLUClient(url, timeout_s=30, retries=0, taxonomy=Taxonomy(intents={})) as client:
@@ -75,6 +74,7 @@ async def _bench(args: argparse.Namespace) -> None:
                 started = time.perf_counter()
                 await client.parse(MESSAGES[i % len(MESSAGES)])
                 latencies.append((time.perf_counter() - started) * 1000)
+            machine = await asyncio.to_thread(machine_speed_for, url, settings)  # beside the latency
             semaphore = asyncio.Semaphore(args.concurrency)
 
             async def one(i: int) -> None:

@@ -28,7 +28,7 @@ from nlu.eval import (
     load_eval_csv,
     write_baseline_config,
 )
-from nlu.machine import MachineSpeed, is_local, measure_machine_speed
+from nlu.machine import MachineSpeed, machine_speed_for
 from nlu.runtime import (
     RasaRuntimeError,
     ensure_rasa_venv,
@@ -197,9 +197,7 @@ def eval_command(
             async with NLUClient(url, settings.nlu_timeout_s, settings.nlu_retries, taxonomy=tax) as client:
                 report = await evaluate(client, rows, concurrency=concurrency, progress=stderr_progress)
         # Right after the latency sample: the parse latency moves with this machine's speed (nlu/machine.py).
-        if not is_local(url):
-            return report, MachineSpeed(None, None, f"the server at {url} is not on this machine")
-        return report, await asyncio.to_thread(measure_machine_speed, settings)
+        return report, await asyncio.to_thread(machine_speed_for, url, settings)
 
     async def main() -> tuple[EvalReport, MachineSpeed, EvalReport | None]:
         report, machine = await score_with(None)

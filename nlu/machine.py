@@ -69,6 +69,13 @@ def is_local(url: str) -> bool:
     return (urlsplit(url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
 
 
+def machine_speed_for(url: str, settings: Settings) -> MachineSpeed:
+    """This machine's speed when the NLU server at ``url`` runs here; otherwise why it is not given."""
+    if not is_local(url):
+        return MachineSpeed(None, None, f"the server at {url} is not on this machine")
+    return measure_machine_speed(settings)
+
+
 def measure_machine_speed(settings: Settings, timeout_s: float = 120) -> MachineSpeed:
     """Measure for about two seconds in the Rasa venv; never raises (a failed probe is reported)."""
     try:
