@@ -68,9 +68,9 @@ def _ping_when_idle(engine: AsyncEngine, after_s: float) -> None:
     `pool_pre_ping` costs three round trips per transaction (BEGIN, the ping, ROLLBACK): under load that
     was 7% of the bot's CPU, spent on connections that had been in use a millisecond earlier.  A
     connection that waited in the pool (where a database restart, a failover or an idle timeout can
-    kill it) is still checked, and a dead
-    one is replaced before the caller sees it.  A connection that dies while busy fails that one
-    transaction, as it would with pre-ping, and SQLAlchemy then drops the pool's other connections.
+    kill it) is still checked, and a dead one is replaced before the caller sees it.  A connection
+    that dies while busy fails that one transaction, as it would with pre-ping, and SQLAlchemy then
+    drops the pool's other connections.
     """
 
     @event.listens_for(engine.sync_engine, "checkin")
