@@ -91,8 +91,12 @@ def test_config_uses_the_tweet_normalizer_first() -> None:
     assert (PROJECT / "addons" / "tweet_normalizer.py").is_file()
 
 
+_DEV_SETS = ("dev_tweets.csv", "dev_clean.csv", "dev_addressed.csv", "dev_round10.csv")
+
+
 @pytest.mark.parametrize(("name", "min_rows"), [
     ("clean_messages.csv", 120), ("dev_tweets.csv", 180), ("dev_clean.csv", 60), ("dev_addressed.csv", 240),
+    ("dev_round10.csv", 240),
 ])
 def test_held_out_sets_cover_all_categories_and_are_not_training_data(name: str, min_rows: int) -> None:
     """The clean set and the dev set only mean something while no row of theirs is trained on."""
@@ -108,7 +112,7 @@ def test_held_out_sets_cover_all_categories_and_are_not_training_data(name: str,
 def test_dev_sets_and_clean_set_do_not_share_rows() -> None:
     """Choosing settings on the dev sets must not also tune the clean set's score."""
     texts = {}
-    for name in ("clean_messages.csv", "dev_tweets.csv", "dev_clean.csv", "dev_addressed.csv"):
+    for name in ("clean_messages.csv", *_DEV_SETS):
         with (REPO / "nlu" / "eval" / name).open(encoding="utf-8") as fh:
             texts[name] = {r["text"].strip().lower() for r in csv.DictReader(fh)}
     clean = texts.pop("clean_messages.csv")

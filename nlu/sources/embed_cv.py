@@ -15,8 +15,10 @@ real-tweet file is never read here.  Embeddings are cached under --cache.
 
 Grids: ``weights`` (weight x C x temperature/fallback), ``inputs`` (what the model reads),
 ``layers`` (how many of the 6 layers), ``cascade`` (embed only when the n-gram model is unsure),
-``dev`` (layers x weight x C, trained on every example and scored on the three dev sets in nlu/eval/
-and the clean set; from round 8 on the dev sets' mean decides), ``lofo`` (leave one author's files out).
+``dev`` (layers x weight x C, trained on every example and scored on the dev sets in nlu/eval/
+and the clean set; from round 8 on the dev sets' mean decides), ``lofo`` (leave one author's files out),
+``data`` (the current settings with and without each round-10 author's files: dev sets, clean set, and
+leave-one-author-out over the earlier authors).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT = REPO / "nlu" / "project"
 sys.path.insert(0, str(PROJECT))
 CATEGORIES = ("support", "sales", "event", "human", "smalltalk", "other")
-DEV_SETS = ("dev_tweets", "dev_clean", "dev_addressed")
+# dev_round10 was written in round 10 by an author who had read no training data and no other set.
+DEV_SETS = ("dev_tweets", "dev_clean", "dev_addressed", "dev_round10")
 
 from addons.sentence_embedder import embedding_text  # noqa: E402
 from addons.tweet_text import Normalizer  # noqa: E402
@@ -272,33 +275,81 @@ _AUTHOR_GROUPS = {
 }  # fmt: skip
 
 
-def _grid_lofo(s: Setup) -> None:
-    """Train on everything but one author's files, score that author's examples (category macro-F1)."""
+def _author_rows(s: Setup, groups: Dict[str, Tuple[str, ...]]) -> Dict[str, np.ndarray]:
+    """Training-row indices of each group's files (file-name patterns without ``.yml``)."""
     from rasa.shared.nlu.training_data.loading import load_data
 
     row_of = {(s.texts[i], s.labels[i]): i for i in reversed(range(s.n_train))}
-    groups = {}
-    for name, patterns in _AUTHOR_GROUPS.items():
+    out = {}
+    for name, patterns in groups.items():
         rows = set()
         for path in (p for pattern in patterns for p in (PROJECT / "data").glob(f"{pattern}.yml")):
             rows |= {row_of[key] for m in load_data(str(path)).intent_examples
                      if (key := (m.get("text"), m.get("intent"))) in row_of}  # fmt: skip
-        groups[name] = np.array(sorted(rows))
+        out[name] = np.array(sorted(rows), dtype=int)
+    return out
+
+
+def _lofo_f1(s: Setup, groups: Dict[str, np.ndarray], emb, weight: float, C: float,
+             exclude: np.ndarray | None = None) -> Dict[str, float]:  # fmt: skip
+    """Macro-F1 on each held-out group, trained on every other row (minus ``exclude``)."""
+    f1 = {}
+    for name, held_out in groups.items():
+        train = np.setdiff1d(np.arange(s.n_train), held_out)
+        if exclude is not None:
+            train = np.setdiff1d(train, exclude)
+        clf, margins = _fit(s, train, held_out, emb, weight, C)
+        gold = [s.categories[s.labels[i]] for i in held_out]
+        f1[name] = _macro_f1(gold, _route(s, clf, _probs(margins, 10.0), 0.25))
+    return f1
+
+
+def _grid_lofo(s: Setup) -> None:
+    """Train on everything but one author's files, score that author's examples (category macro-F1)."""
+    groups = _author_rows(s, _AUTHOR_GROUPS)
     print("held-out rows: " + ", ".join(f"{k} {len(v)}" for k, v in groups.items()))
     for layers in (3, 4):
         emb = _embeddings(s, "words", layers)
         for weight, C in ((1.0, 0.5), (1.5, 0.3), (2.0, 0.3), (2.0, 0.5), (2.5, 0.5), (3.0, 0.5)):
-            f1 = {}
-            for name, held_out in groups.items():
-                clf, margins = _fit(s, np.setdiff1d(np.arange(s.n_train), held_out), held_out, emb, weight, C)
-                gold = [s.categories[s.labels[i]] for i in held_out]
-                f1[name] = _macro_f1(gold, _route(s, clf, _probs(margins, 10.0), 0.25))
+            f1 = _lofo_f1(s, groups, emb, weight, C)
             scores = ", ".join(f"{k} {v:.3f}" for k, v in f1.items())
             print(f"layers {layers} weight {weight:4.2f} C {C:4.2f}: mean {statistics.mean(f1.values()):.3f} "
                   f"({scores})", flush=True)
 
 
+# Round 10's two authors; each wrote its files without reading any other training data.
+_ROUND10_AUTHORS = {
+    "round 10 A": ("round10_other", "round10_smalltalk", "round10_human"),
+    "round 10 B": ("round10_support", "round10_sales", "round10_event"),
+}
+
+
+def _grid_data(s: Setup, layers: int = 3, weight: float = 2.0, C: float = 0.5) -> None:
+    """The current settings trained with and without each round-10 author's files."""
+    earlier = _author_rows(s, _AUTHOR_GROUPS)
+    new = _author_rows(s, _ROUND10_AUTHORS)
+    print("round-10 rows: " + ", ".join(f"{k} {len(v)}" for k, v in new.items()), flush=True)
+    emb = _embeddings(s, "words", layers)
+    everything = np.arange(len(s.texts))
+    clean_rows = np.arange(s.n_train, s.n_train + len(s.clean_gold))
+    sets = {"clean": (clean_rows, s.clean_gold), **s.dev}
+    all_new = np.concatenate(list(new.values()))
+    variants = {"without round 10": all_new, **{f"without {k}": v for k, v in new.items()},
+                "with round 10": np.array([], dtype=int)}  # fmt: skip
+    for label, excluded in variants.items():
+        train = np.setdiff1d(np.arange(s.n_train), excluded)
+        clf, margins = _fit(s, train, everything, emb, weight, C)
+        pred = _route(s, clf, _probs(margins, 10.0), 0.25)
+        f1 = {name: _macro_f1(gold, [pred[i] for i in rows]) for name, (rows, gold) in sets.items()}
+        lofo = _lofo_f1(s, earlier, emb, weight, C, exclude=excluded)
+        print(f"{label:>20}: dev mean {statistics.mean(f1[n] for n in DEV_SETS):.3f} "
+              + " ".join(f"{k} {v:.3f}" for k, v in f1.items())
+              + f" | lofo mean {statistics.mean(lofo.values()):.3f} "
+              + ", ".join(f"{k} {v:.3f}" for k, v in lofo.items()), flush=True)
+
+
 GRIDS = {
+    "data": _grid_data,
     "dev": _grid_dev,
     "lofo": _grid_lofo,
     "weights": _grid_weights,
