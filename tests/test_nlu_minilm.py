@@ -24,6 +24,15 @@ texts = json.loads(sys.stdin.read())
 encoder = shared_encoder()
 vectors = encoder.encode([embedding_text(t) for t in texts["messages"]])
 single = np.vstack([encoder.encode([embedding_text(t)]) for t in texts["messages"]])
+# every length from 1 to 60 word pieces, run at the padded length and at the exact length
+import addons.minilm as minilm
+words = ("my parcel never arrived and nobody in your support team has answered a single one of "
+         "the six emails i sent since monday so i would like my money back today please").split()
+varied = [" ".join(words[:k]) for k in range(1, len(words) + 1)]
+padded = encoder.encode(varied, batch_size=1)
+friendly, minilm._gemm_friendly = minilm._gemm_friendly, lambda n: n
+exact = encoder.encode(varied, batch_size=1)
+minilm._gemm_friendly = friendly
 digest = hashlib.sha256((installed_model_dir() / "model.safetensors").read_bytes()).hexdigest()
 print(json.dumps({
     "hello": encoder.encode(["hello world"])[0, :5].tolist(),
@@ -32,6 +41,8 @@ print(json.dumps({
     "batch_vs_single": float(np.abs(vectors - single).max()),
     "weights_ok": digest == WEIGHTS_SHA256,
     "model_text": embedding_text(texts["messages"][0]),
+    "padding_changes": float(np.abs(padded - exact).max()),
+    "padded_token_counts": sorted({len(encoder.tokenizer.encode(t)) for t in varied}),
 }))
 """
 
@@ -59,6 +70,11 @@ def test_embedding_matches_sentence_transformers(encoded: dict) -> None:
 def test_embeddings_are_unit_vectors_and_batching_does_not_change_them(encoded: dict) -> None:
     assert encoded["norms"] == pytest.approx([1.0] * 4, abs=1e-5)
     assert encoded["batch_vs_single"] < 1e-5
+
+
+def test_padding_a_message_for_the_matrix_kernels_does_not_change_its_vector(encoded: dict) -> None:
+    assert len(encoded["padded_token_counts"]) > 25  # many different lengths were compared
+    assert encoded["padding_changes"] < 1e-5
 
 
 def test_paraphrases_are_closer_than_different_requests(encoded: dict) -> None:

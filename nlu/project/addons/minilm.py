@@ -223,6 +223,14 @@ def _gelu_(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _gemm_friendly(length: int) -> int:
+    """The padded length a message is run at: OpenBLAS's float32 kernels work on token columns in
+    groups, and a ragged last group cost up to 1.9x (15 tokens took longer than 16, 47 longer than
+    48).  Padded tokens are masked out of attention and pooling, so the vector is the same."""
+    to_16 = -(-length // 16) * 16
+    return to_16 if to_16 - length < 8 else -(-length // 4) * 4
+
+
 def _softmax_(scores: np.ndarray) -> np.ndarray:
     """Softmax over the last axis, in place."""
     scores -= scores.max(axis=-1, keepdims=True)
@@ -265,7 +273,7 @@ class MiniLMEncoder:
             )
 
     def _forward(self, batch: List[List[int]]) -> np.ndarray:
-        n, length = len(batch), max(len(ids) for ids in batch)
+        n, length = len(batch), _gemm_friendly(max(len(ids) for ids in batch))
         ids = np.zeros((n, length), dtype=np.int64)
         mask = np.zeros((n, length), dtype=np.float32)
         for row, seq in enumerate(batch):
