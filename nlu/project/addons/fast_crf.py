@@ -37,7 +37,7 @@ class FastCRFEntityExtractor(CRFEntityExtractor):
         configured = config[cls.CONFIG_FEATURES]
         half = len(configured) // 2
         extra = [_ENTITY] if include_tag_features else []
-        # (window offset, [(feature function or None for patterns, key)]) in Rasa's order
+        # (window offset, [(feature, its key)]) in the order Rasa adds them to a token's dict
         slots = [
             (offset, [(feature, f"{offset}:{feature}") for feature in features + extra])
             for offset, features in zip(range(-half, half + 1), configured)
