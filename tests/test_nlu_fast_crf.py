@@ -12,28 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.nlu import run_in_rasa_venv
+from tests.fixtures.nlu import COMPONENT_SCRIPT_PRELUDE, run_in_rasa_venv
 
-_SCRIPT = r"""
-import json, logging, pathlib, tempfile
-logging.disable(logging.WARNING)
-from rasa.engine.graph import ExecutionContext, GraphSchema
-from rasa.engine.storage.local_model_storage import LocalModelStorage
-from rasa.engine.storage.resource import Resource
+_SCRIPT = COMPONENT_SCRIPT_PRELUDE + r"""
 from rasa.nlu.extractors.crf_entity_extractor import CRFEntityExtractor
 from rasa.nlu.featurizers.sparse_featurizer.regex_featurizer import RegexFeaturizer
-from rasa.shared.nlu.training_data.loading import load_data
-from rasa.shared.nlu.training_data.message import Message
 from addons.fast_crf import FastCRFEntityExtractor
-from addons.tweet_normalizer import TweetNormalizer
 
-context = ExecutionContext(GraphSchema({}), "test")
-storage = LocalModelStorage(pathlib.Path(tempfile.mkdtemp()))
-data = load_data("data")
-tokenizer = TweetNormalizer.create(TweetNormalizer.get_default_config(), storage, Resource("tok"), context)
 regex_config = {**RegexFeaturizer.get_default_config(), "case_sensitive": False, "use_word_boundaries": True}
 regexes = RegexFeaturizer.create(regex_config, storage, Resource("regex"), context)
-tokenizer.process_training_data(data)
 regexes.train(data)
 regexes.process_training_data(data)
 extractors = []

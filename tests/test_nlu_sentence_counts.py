@@ -11,25 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.nlu import run_in_rasa_venv
+from tests.fixtures.nlu import COMPONENT_SCRIPT_PRELUDE, run_in_rasa_venv
 
-_SCRIPT = r"""
-import json, logging, pathlib, tempfile
-logging.disable(logging.WARNING)
-from rasa.engine.graph import ExecutionContext, GraphSchema
-from rasa.engine.storage.local_model_storage import LocalModelStorage
-from rasa.engine.storage.resource import Resource
+_SCRIPT = COMPONENT_SCRIPT_PRELUDE + r"""
 from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
-from rasa.shared.nlu.training_data.loading import load_data
-from rasa.shared.nlu.training_data.message import Message
 from addons.sentence_counts import SentenceCountVectorsFeaturizer
-from addons.tweet_normalizer import TweetNormalizer
 
-context = ExecutionContext(GraphSchema({}), "test")
-storage = LocalModelStorage(pathlib.Path(tempfile.mkdtemp()))
-data = load_data("data")
-tokenizer = TweetNormalizer.create(TweetNormalizer.get_default_config(), storage, Resource("tok"), context)
-tokenizer.process_training_data(data)
 unseen = ["@Brand hi https://t.co/x 😡", "zzyzx qwertyuiop", "ORDER #A1234 never came!!", ""]
 report = {}
 for name, options in {"words": {}, "chars": {"analyzer": "char_wb", "min_ngram": 2, "max_ngram": 5}}.items():
