@@ -306,7 +306,7 @@ def _lofo_f1(s: Setup, groups: Dict[str, np.ndarray], emb, weight: float, C: flo
 
 def _grid_lofo(s: Setup) -> None:
     """Train on everything but one author's files, score that author's examples (category macro-F1)."""
-    groups = _author_rows(s, _AUTHOR_GROUPS)
+    groups = _author_rows(s, {**_AUTHOR_GROUPS, **_ROUND10_AUTHORS})
     print("held-out rows: " + ", ".join(f"{k} {len(v)}" for k, v in groups.items()))
     for layers in (3, 4):
         emb = _embeddings(s, "words", layers)
