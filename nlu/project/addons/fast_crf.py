@@ -10,6 +10,7 @@ the confidences and the entities against Rasa's class), and builds the keys once
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, List, Text, Tuple
 
 import rasa.nlu.utils.bilou_utils as bilou_utils
@@ -23,7 +24,8 @@ from rasa.utils.tensorflow.constants import BILOU_FLAG
 
 _PATTERN = CRFEntityExtractorOptions.PATTERN
 _ENTITY = CRFEntityExtractorOptions.ENTITY
-_LABEL_WITHOUT_PREFIX: Dict[Text, Text] = {}  # "B-product" -> "product", filled as labels are seen
+# "B-product" -> "product"; a model has a few dozen labels, so the cache stays small
+_without_prefix = functools.lru_cache(maxsize=None)(bilou_utils.tag_without_prefix)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
@@ -67,17 +69,15 @@ class FastCRFEntityExtractor(CRFEntityExtractor):
     def _most_likely_tag(self, predictions: List[Dict[Text, float]]) -> Tuple[List[Text], List[float]]:
         tags, confidences = [], []
         bilou = self.component_config[BILOU_FLAG]
-        strip = _LABEL_WITHOUT_PREFIX
         for token_predictions in predictions:
             tag = max(token_predictions, key=token_predictions.__getitem__)
             tags.append(tag)
             if not bilou:
                 confidences.append(token_predictions[tag])
                 continue
-            for label in token_predictions:
-                if label not in strip:
-                    strip[label] = bilou_utils.tag_without_prefix(label)
-            entity = strip[tag]
+            entity = _without_prefix(tag)
             # the B, I, L and U probabilities of the chosen entity, summed in Rasa's order
-            confidences.append(sum(p for label, p in token_predictions.items() if strip[label] == entity))
+            confidences.append(
+                sum(p for label, p in token_predictions.items() if _without_prefix(label) == entity)
+            )
         return tags, confidences
