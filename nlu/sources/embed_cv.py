@@ -274,6 +274,12 @@ _AUTHOR_GROUPS = {
     "round 8": ("round8_*",),
 }  # fmt: skip
 
+# Round 10's two authors; each wrote its files without reading any other training data.
+_ROUND10_AUTHORS = {
+    "round 10 A": ("round10_other", "round10_smalltalk", "round10_human"),
+    "round 10 B": ("round10_support", "round10_sales", "round10_event"),
+}
+
 
 def _author_rows(s: Setup, groups: Dict[str, Tuple[str, ...]]) -> Dict[str, np.ndarray]:
     """Training-row indices of each group's files (file-name patterns without ``.yml``)."""
@@ -315,13 +321,6 @@ def _grid_lofo(s: Setup) -> None:
             scores = ", ".join(f"{k} {v:.3f}" for k, v in f1.items())
             print(f"layers {layers} weight {weight:4.2f} C {C:4.2f}: mean {statistics.mean(f1.values()):.3f} "
                   f"({scores})", flush=True)
-
-
-# Round 10's two authors; each wrote its files without reading any other training data.
-_ROUND10_AUTHORS = {
-    "round 10 A": ("round10_other", "round10_smalltalk", "round10_human"),
-    "round 10 B": ("round10_support", "round10_sales", "round10_event"),
-}
 
 
 def _grid_data(s: Setup, layers: int = 3, weight: float = 2.0, C: float = 0.5) -> None:
