@@ -19,7 +19,11 @@ from rasa.nlu.extractors.crf_entity_extractor import CRFEntityExtractor
 from rasa.nlu.featurizers.sparse_featurizer.regex_featurizer import RegexFeaturizer
 from addons.fast_crf import FastCRFEntityExtractor
 
-regex_config = {**RegexFeaturizer.get_default_config(), "case_sensitive": False, "use_word_boundaries": True}
+import yaml
+pipeline = yaml.safe_load(open("config.yml", encoding="utf-8"))["pipeline"]
+regex_options = next(c for c in pipeline if c["name"] == "RegexFeaturizer")
+regex_config = {**RegexFeaturizer.get_default_config(), **regex_options}
+del regex_config["name"]
 regexes = RegexFeaturizer.create(regex_config, storage, Resource("regex"), context)
 regexes.train(data)
 regexes.process_training_data(data)

@@ -24,7 +24,7 @@ texts = json.loads(sys.stdin.read())
 encoder = shared_encoder()
 vectors = encoder.encode([embedding_text(t) for t in texts["messages"]])
 single = np.vstack([encoder.encode([embedding_text(t)]) for t in texts["messages"]])
-# every length from 1 to 60 word pieces, run at the padded length and at the exact length
+# the first 1, 2, … 33 words of one sentence, run at the padded length and at the exact length
 import addons.minilm as minilm
 words = ("my parcel never arrived and nobody in your support team has answered a single one of "
          "the six emails i sent since monday so i would like my money back today please").split()
