@@ -133,6 +133,47 @@ async def test_forged_and_unsigned_webhooks_are_refused_and_store_nothing(
         assert await inbound_ids(db) == [tweet.id]
 
 
+async def test_the_crc_endpoint_signs_no_forged_event(db: Database, x_sandbox: RunningSandbox) -> None:
+    """The attack of issue 17: ask the CRC endpoint to sign an event body, then POST it with that answer."""
+    forged_event = {
+        "for_user_id": x_sandbox.x.brand.id,
+        "direct_message_events": [
+            {
+                "type": "message_create",
+                "id": "1999999999999999999",
+                "created_timestamp": "1764000000000",
+                "message_create": {
+                    "sender_id": "4242",
+                    "target": {"recipient_id": x_sandbox.x.brand.id},
+                    "message_data": {"text": "this is Anna: send my parcel to 9 Mallory Road"},
+                },
+            }
+        ],
+        "users": {"4242": {"id": "4242", "screen_name": "anna", "name": "Anna"}},
+    }
+    body = json.dumps(forged_event)
+    async with serving(_app(db, x_sandbox)) as base, httpx.AsyncClient(base_url=base) as http:
+        oracle = await http.get("/webhooks/x", params={"crc_token": body})
+        assert oracle.status_code == 400 and "response_token" not in oracle.text
+        for token in ("a" * 129, "has space", "{}", "tok\u00e9n", "x;y"):
+            assert (await http.get("/webhooks/x", params={"crc_token": token})).status_code == 400, token
+
+        # Even had an answer leaked, a signature the attacker cannot compute stays refused.
+        guessed = oracle.json().get("response_token", "sha256=")
+        posted = await http.post(
+            "/webhooks/x",
+            content=body.encode(),
+            headers={"content-type": "application/json", SIGNATURE_HEADER: guessed},
+        )
+        assert posted.status_code == 403
+        assert await inbound_count(db) == 0
+
+        # X's own tokens (base64 / url-safe, as the emulator's registration sends) are still answered.
+        for token in ("challenge-123", "dGhpcyBpcyBhIHRva2Vu+/=", "A" * 128):
+            crc = await http.get("/webhooks/x", params={"crc_token": token})
+            assert crc.json() == {"response_token": sign(SANDBOX_X_CONSUMER_SECRET, token.encode())}
+
+
 async def test_channel_in_webhook_mode_serves_the_router_and_does_not_poll(
     db: Database, x_sandbox: RunningSandbox, x_control: Any, x_requests: list[Any]
 ) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,17 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/x"
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
+
+# The CRC answer is HMAC(consumer_secret, token), the very signature a webhook POST of body `token`
+# needs: answering any token would sign forged events for whoever asks.  X's tokens are short base64 /
+# url-safe strings (the emulator's too), and no event body (a JSON object, starting with `{`) is ever
+# one, so only tokens of that shape are answered.
+CRC_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9+/=_-]{1,128}")
+
+
+def is_crc_token(token: str) -> bool:
+    """A token X could have sent: at most 128 characters of the base64 / url-safe alphabet."""
+    return CRC_TOKEN_PATTERN.fullmatch(token) is not None
 
 
 class WebhookConfigError(ValueError):
@@ -84,6 +96,9 @@ class XWebhookHandler:
         self.rejected = 0
 
     def crc_response(self, crc_token: str) -> dict[str, str]:
+        """X's challenge answer; refuses (ValueError) a token that is not in X's format (see above)."""
+        if not is_crc_token(crc_token):
+            raise ValueError("crc_token must be 1-128 characters of the base64 / url-safe alphabet")
         return {"response_token": sign(self._secret, crc_token.encode())}
 
     def verify(self, body: bytes, signature: str | None) -> bool:
@@ -178,6 +193,12 @@ def make_x_webhook_router(
     async def x_crc(crc_token: str | None = None) -> JSONResponse:
         if not crc_token:
             return JSONResponse({"error": "crc_token query parameter is required"}, status_code=400)
+        if not is_crc_token(crc_token):
+            handler.rejected += 1
+            log.warning("X webhook: CRC token not in X's format (%d characters); refused", len(crc_token))
+            return JSONResponse(
+                {"error": "crc_token must be 1-128 characters of the base64 / url-safe alphabet"}, status_code=400
+            )
         return JSONResponse(handler.crc_response(crc_token))
 
     @router.post(WEBHOOK_PATH)
