@@ -62,8 +62,13 @@ def _load_taxonomy(settings: Settings) -> Taxonomy | None:
 
 
 def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | None = None) -> FastAPI:
-    """The agents' desk over `db`.  The caller owns `db` (opens, migrates and disposes it)."""
+    """The agents' desk over `db`.  The caller owns `db` (opens, migrates and disposes it).
+
+    Raises InsecureSettings when real accounts are configured with a secret key anyone could know.
+    """
     from desk import api, live, pages
+
+    settings.check_secrets()
 
     live_feed = LiveFeed(db, poll_s=settings.desk_live_poll_s)
 
@@ -146,6 +151,7 @@ def standalone_app() -> FastAPI:
     from storage.migrate import open_database
 
     settings = get_settings()
+    settings.check_secrets()  # refuse at start, before the store is opened
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

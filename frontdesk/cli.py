@@ -81,7 +81,7 @@ def _run_supervised(*, with_http: bool, with_channels: bool, metrics: bool = Fal
     from bot.hours import HoursError
     from frontdesk.logging import configure_logging
     from frontdesk.run import RunError, run_forever
-    from frontdesk.settings import get_settings
+    from frontdesk.settings import InsecureSettings, get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -89,19 +89,11 @@ def _run_supervised(*, with_http: bool, with_channels: bool, metrics: bool = Fal
         roles["metrics_port"] = settings.metrics_port
     try:
         _run_event_loop(run_forever(settings, with_http=with_http, with_channels=with_channels, **roles))  # type: ignore[arg-type]
-    except (RunError, ContentError, HoursError) as exc:
+    except (RunError, ContentError, HoursError, InsecureSettings) as exc:
         typer.echo(f"frontdesk: cannot start: {exc}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
 
 
 def _run_event_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -116,3 +108,11 @@ def _run_event_loop(main: Coroutine[Any, Any, None]) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

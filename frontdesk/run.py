@@ -100,6 +100,7 @@ async def started(
         with_webhooks = with_channels
     async with AsyncExitStack() as stack:
         # Configuration mistakes first: they are cheap to find and need no server.
+        settings.check_secrets()
         content = load_content(settings.content_dir)
         hours = parse_business_hours(settings.business_hours, settings.business_timezone)
         db = await _open_store(settings)

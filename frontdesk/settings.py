@@ -26,6 +26,15 @@ SANDBOX_TELEGRAM_TOKEN = "123456:sandbox-telegram-token"
 # (telegram-channel) the agents' group `frontdesk run` registers in the sandbox when none is configured.
 SANDBOX_TELEGRAM_AGENTS_CHAT = -1001000000001
 
+# The secret key's public development value: fine against the sandbox, where nothing real is at stake;
+# with real accounts it would let anyone sign a desk session or API token as any agent.
+DEVELOPMENT_SECRET_KEY = "dev-only-change-me"
+MIN_SECRET_KEY_BYTES = 32
+
+
+class InsecureSettings(ValueError):
+    """A setting that would leave a deployment with real accounts open to anyone (see `check_secrets`)."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -49,8 +58,9 @@ class Settings(BaseSettings):
     http_port: int = 8000
     sandbox_port: int = 8081
     secret_key: SecretStr = Field(
-        default=SecretStr("dev-only-change-me"),
-        description="Signs desk session cookies and API tokens. Set a long random value in production.",
+        default=SecretStr(DEVELOPMENT_SECRET_KEY),
+        description="Signs desk session cookies and API tokens. Required (32+ bytes, random) whenever real "
+        "X or Telegram credentials are set: e.g. `openssl rand -hex 32`.",
     )
 
     # --- NLU (Rasa runs as its own service, from its own Python 3.10 virtualenv) --------------
@@ -176,6 +186,35 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def sandbox_mode(self) -> bool:
+        """No real account is configured: X and Telegram credentials are absent or the sandbox's public ones."""
+        x_keys = (self.x_consumer_key, self.x_consumer_secret, self.x_access_token, self.x_access_token_secret,
+                  self.x_bearer_token)
+        sandbox_x = {SANDBOX_X_CONSUMER_KEY, SANDBOX_X_CONSUMER_SECRET, SANDBOX_X_ACCESS_TOKEN,
+                     SANDBOX_X_ACCESS_TOKEN_SECRET, SANDBOX_X_BEARER_TOKEN}
+        real_x = any(k is not None and k.get_secret_value() not in sandbox_x for k in x_keys)
+        real_telegram = (
+            self.telegram_token is not None and self.telegram_token.get_secret_value() != SANDBOX_TELEGRAM_TOKEN
+        )
+        return not (real_x or real_telegram)
+
+    def check_secrets(self) -> None:
+        """Refuse (InsecureSettings) a secret key anyone could know while real accounts are configured.
+
+        Every process that serves or acts for a real account (`run`, `desk`, `worker`) calls this first.
+        """
+        if self.sandbox_mode:
+            return
+        key = self.secret_key.get_secret_value()
+        if key == DEVELOPMENT_SECRET_KEY or len(key.encode()) < MIN_SECRET_KEY_BYTES:
+            problem = "is not set" if key == DEVELOPMENT_SECRET_KEY else "is shorter than 32 bytes"
+            raise InsecureSettings(
+                f"FRONTDESK_SECRET_KEY {problem}, and real X or Telegram credentials are configured: anyone "
+                "could sign a desk session as any agent. Set FRONTDESK_SECRET_KEY to a random value of at "
+                "least 32 bytes (e.g. `openssl rand -hex 32`), the same for every desk and worker process."
+            )
 
     @property
     def has_x_credentials(self) -> bool:

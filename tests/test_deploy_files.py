@@ -157,6 +157,18 @@ def test_manifests_contain_every_part_of_the_deployment(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", list(OVERLAYS))
+def test_no_pod_starts_without_a_real_secret_key(overlay: str) -> None:
+    """A blank key would mean the public development key: the template ships none, the pods require it."""
+    for secret in _objects(overlay, "Secret").values():
+        assert "FRONTDESK_SECRET_KEY" not in (secret.get("stringData") or {}) | (secret.get("data") or {})
+    for name in ("frontdesk-desk", "frontdesk-worker"):
+        [container] = [c for c in _pod_spec(_objects(overlay, "Deployment")[name])["containers"]
+                       if c["name"] in ("desk", "worker")]
+        [ref] = [e["valueFrom"]["secretKeyRef"] for e in container.get("env", []) if e["name"] == "FRONTDESK_SECRET_KEY"]
+        assert ref == {"name": "frontdesk-secrets", "key": "FRONTDESK_SECRET_KEY", "optional": False}
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS))
 def test_every_container_is_sized_probed_and_unprivileged(overlay: str) -> None:
     workloads = {**_objects(overlay, "Deployment"), **_objects(overlay, "Job")}
     for name, obj in workloads.items():
@@ -273,7 +285,7 @@ def test_compose_file_is_valid_and_starts_in_order(tmp_path: Path) -> None:
     env_file.write_text(
         (DOCKER / ".env.example").read_text()
         .replace("\nPOSTGRES_PASSWORD=\n", "\nPOSTGRES_PASSWORD=pw-for-test\n")
-        .replace("\nFRONTDESK_SECRET_KEY=\n", "\nFRONTDESK_SECRET_KEY=key-for-test\n")
+        .replace("\nFRONTDESK_SECRET_KEY=\n", "\nFRONTDESK_SECRET_KEY=" + "k" * 64 + "\n")
     )
     result = _compose_config(env_file)
     assert result.returncode == 0, result.stderr
