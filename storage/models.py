@@ -177,6 +177,47 @@ class Agent(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class SessionKind(str, enum.Enum):
+    cookie = "cookie"  # a desk page sign-in (the session cookie names it)
+    token = "token"  # a POST /api/token bearer token
+
+
+class AgentSession(SQLModel, table=True):
+    """A sign-in the server can end: the cookie or bearer token names it by a random secret.
+
+    Only the secret's SHA-256 is stored, so a copy of the database opens no desk.
+    """
+
+    __tablename__ = "agent_sessions"
+    __table_args__ = (Index("ix_agent_sessions_agent", "agent_id", "revoked_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    secret_hash: str = Field(max_length=64, unique=True)
+    agent_id: int = Field(foreign_key="agents.id")
+    kind: SessionKind = Field(sa_column=Column(EnumAsString(SessionKind), nullable=False))
+    address: str | None = Field(default=None, max_length=64)  # the client address that signed in
+    created_at: datetime = _created()
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    revoked_at: datetime | None = _ts()
+
+
+class LoginFailure(SQLModel, table=True):
+    """One failed (or still unchecked) sign-in: the login throttle counts these per account and per address."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_account", "account", "failed_at"),
+        Index("ix_login_failures_address", "address", "failed_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=64)  # SHA-256 of the normalised e-mail tried: no personal data kept
+    address: str | None = Field(default=None, max_length=64)
+    failed_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+
+
 class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
     __table_args__ = (
