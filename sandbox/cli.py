@@ -58,7 +58,7 @@ Telegram Bot API emulator: {base_url}/bot<token>/<method>   token {SANDBOX_TELEG
 
 async def _serve(host: str, port: int, brand: str) -> None:
     from sandbox.server import running_sandbox
-    from sandbox.x_state import XConfig
+    from sandbox.x.state import XConfig
 
     async with running_sandbox(host, port, x_config=XConfig(brand_username=brand)) as sandbox:
         typer.echo(banner(sandbox.base_url, sandbox.x.brand.username, sandbox.x.brand.id), nl=False)

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.telegram_api import TELEGRAM_EMULATOR_KEY, TelegramEmulator, add_telegram_routes
-from sandbox.x_api import X_STATE, X_WEBHOOKS, add_x_routes
-from sandbox.x_state import XConfig, XState
+from sandbox.telegram.app import TELEGRAM_EMULATOR_KEY, TelegramEmulator, add_telegram_routes
+from sandbox.x.app import X_STATE, X_WEBHOOKS, add_x_routes
+from sandbox.x.state import XConfig, XState
 
 
 def build_sandbox_app(*, x_config: XConfig | None = None, x_state: XState | None = None) -> web.Application:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.channels.base import SendError
 from bot.channels.x import DmPoller, MentionsPoller, XSender
-from bot.channels.x_client import close_x_client, make_x_client
+from bot.channels.x.client import close_x_client, make_x_client
 from bot.outbox import OutboxLoop
 from sandbox.server import RunningSandbox
 from storage.actions import bot_reply

@@ -154,7 +154,7 @@ async def test_the_desk_role_records_webhook_events_and_runs_no_router_or_poller
     from frontdesk.run import started
     from frontdesk.settings import Settings
     from sandbox.server import running_sandbox
-    from sandbox.x_control import XSandboxControl
+    from sandbox.x.control_client import XSandboxControl
     from storage.models import Message
     from tests.fixtures.bot import CONTENT_DIR
 

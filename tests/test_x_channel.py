@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.channels.x import DmPoller, MentionsPoller, XChannel, XStartError
-from bot.channels.x_client import close_x_client, make_x_client
+from bot.channels.x.client import close_x_client, make_x_client
 from sandbox.server import RunningSandbox
 from storage.cursors import get_cursor
 from storage.db import Database

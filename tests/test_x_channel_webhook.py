@@ -13,7 +13,7 @@ from bot.channels.x import XChannel, XSender
 from bot.channels.x.webhook import SIGNATURE_HEADER, make_x_webhook_router, sign
 from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET
 from sandbox.server import RunningSandbox
-from sandbox.x_webhook import payload_for
+from sandbox.x.webhook import payload_for
 from storage.actions import bot_reply
 from storage.db import Database
 from storage.models import Conversation, ConversationKind, Message

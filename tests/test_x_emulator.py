@@ -9,9 +9,9 @@ import pytest
 import tweepy
 from tweepy.asynchronous import AsyncClient
 
-from bot.channels.x_client import close_x_client, make_x_client
+from bot.channels.x.client import close_x_client, make_x_client
 from sandbox.server import RunningSandbox
-from sandbox.x_control import XSandboxControl
+from sandbox.x.control_client import XSandboxControl
 from tests.fixtures.sandbox import sandbox_settings
 
 MENTION_FIELDS = ["author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets"]

@@ -7,7 +7,7 @@ import signal
 import socket
 import sys
 
-from sandbox.x_control import XSandboxControl
+from sandbox.x.control_client import XSandboxControl
 
 
 def _free_port() -> int:

@@ -1,4 +1,4 @@
-"""The tweepy seam (bot.channels.x_client) and emulator behaviours that need a controlled clock."""
+"""The tweepy seam (bot.channels.x.client) and emulator behaviours that need a controlled clock."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from tweepy.asynchronous import AsyncClient
 from yarl import URL
 
-from bot.channels.x_client import (
+from bot.channels.x.client import (
     RedirectingSession,
     XClientConfigError,
     close_x_client,
@@ -20,8 +20,8 @@ from bot.channels.x_client import (
 )
 from frontdesk.settings import SANDBOX_X_BEARER_TOKEN, SANDBOX_X_CONSUMER_KEY, Settings
 from sandbox.server import RunningSandbox, running_sandbox
-from sandbox.x_control import XSandboxControl
-from sandbox.x_state import XConfig, XState
+from sandbox.x.control_client import XSandboxControl
+from sandbox.x.state import XConfig, XState
 from tests.fixtures.sandbox import sandbox_settings
 
 

@@ -21,7 +21,7 @@ from referencing.jsonschema import DRAFT7
 from tweepy.asynchronous import AsyncClient
 
 from sandbox.server import RunningSandbox
-from sandbox.x_control import XSandboxControl
+from sandbox.x.control_client import XSandboxControl
 
 SPEC_PATH = Path(__file__).parent / "fixtures" / "specs" / "x-api-v2-openapi-subset.json"
 _URI = "urn:x-api-v2-openapi"

@@ -15,7 +15,7 @@ from tweepy.asynchronous import AsyncClient
 
 from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET
 from sandbox.server import RunningSandbox
-from sandbox.x_control import SandboxControlError, XSandboxControl
+from sandbox.x.control_client import SandboxControlError, XSandboxControl
 
 
 def _sign(secret: str, data: bytes) -> str:

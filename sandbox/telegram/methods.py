@@ -12,8 +12,8 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sandbox.telegram_state import TelegramApiError, TelegramState, now
-from sandbox.telegram_text import check_length, render
+from sandbox.telegram.state import TelegramApiError, TelegramState, now
+from sandbox.telegram.text import check_length, render
 
 _MAX_CALLBACK_DATA_BYTES = 64
 _BUTTON_ACTIONS = ("url", "callback_data", "web_app", "login_url", "switch_inline_query",

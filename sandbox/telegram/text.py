@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from sandbox.telegram_state import TelegramApiError
+from sandbox.telegram.state import TelegramApiError
 
 MAX_MESSAGE_LENGTH = 4096
 

@@ -15,7 +15,7 @@ import logging
 
 import aiohttp
 
-from sandbox.telegram_state import TelegramState
+from sandbox.telegram.state import TelegramState
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,10 @@
-"""HTTP for the X API v2 emulator: routes, auth/rate-limit/fault middleware, and the control API.
+"""HTTP for the X API v2 emulator: the routes X serves under ``/2`` and the middleware in front of them.
 
-The X API is a sub-application mounted at ``/2`` with its own middleware, so whatever else shares the
-sandbox app (the Telegram emulator) is untouched by X's auth and rate limits.  The control API under
-``/_sandbox/`` needs no auth: it is how tests and people play the customers and bend the network.
+Everything in this file is something real X does (its auth, rate limits, errors and endpoints), so it reads
+as the emulated surface and nothing else.  The API is a sub-application mounted at ``/2`` with its own
+middleware, so whatever else shares the sandbox app (the control API, the Telegram emulator) is untouched by
+X's auth and rate limits.  What only the sandbox adds is in ``sandbox/x/control.py``; ``sandbox/x/app.py``
+mounts both.
 """
 
 from __future__ import annotations
@@ -15,15 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox import x_errors, x_views
-from sandbox.x_auth import AuthContext, authenticate
-from sandbox.x_limits import Fault, RateWindow, generous_rate_limits, x_rate_limits
-from sandbox.x_state import XConfig, XState
-from sandbox.x_webhook import WebhookDispatcher, crc_check
+from sandbox.x import errors, views
+from sandbox.x.auth import AuthContext, authenticate
+from sandbox.x.limits import RateWindow
+from sandbox.x.state import XState
 
 log = logging.getLogger(__name__)
 X_STATE = web.AppKey("x_state", XState)
-X_WEBHOOKS = web.AppKey("x_webhooks", WebhookDispatcher)
 _JSON = "application/json"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,7 +50,7 @@ def _json(body: dict[str, Any], status: int = 200, content_type: str = _JSON) ->
     )
 
 
-def _error_response(error: x_errors.XApiError) -> web.Response:
+def _error_response(error: errors.XApiError) -> web.Response:
     return _json(error.body, error.status, error.content_type)
 
 
@@ -74,13 +74,13 @@ async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         context = await _authenticate(request, state)
         if getattr(request.match_info.handler, "x_user_only", False) and context.kind != "user":
-            raise x_errors.unsupported_authentication()
-    except x_errors.XApiError as error:
+            raise errors.unsupported_authentication()
+    except errors.XApiError as error:
         response = _error_response(error)
         response.headers.update(state.limits.headers(state.limits.peek(endpoint, "app")))
         return response
     window, allowed = state.limits.hit(endpoint, context.key)
-    response = await _handle(request, handler) if allowed else _error_response(x_errors.too_many_requests())
+    response = await _handle(request, handler) if allowed else _error_response(errors.too_many_requests())
     response.headers.update(state.limits.headers(window))
     return response
 
@@ -88,11 +88,11 @@ async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamRes
 async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except x_errors.XApiError as error:
+    except errors.XApiError as error:
         return _error_response(error)
     except Exception:  # a bug in the emulator must still answer JSON, or tweepy hides it
         log.exception("X emulator: unhandled error in %s %s", request.method, request.path)
-        return _error_response(x_errors.server_error(500))
+        return _error_response(errors.server_error(500))
 
 
 async def _unrouted(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -100,14 +100,14 @@ async def _unrouted(request: web.Request, handler: Handler) -> web.StreamRespons
     try:
         return await handler(request)
     except web.HTTPMethodNotAllowed:
-        error = x_errors.problem(405, "Method Not Allowed", f"{request.method} is not allowed here")
+        error = errors.problem(405, "Method Not Allowed", f"{request.method} is not allowed here")
         return _error_response(error)
     except web.HTTPNotFound:
-        return _error_response(x_errors.not_found_route())
+        return _error_response(errors.not_found_route())
 
 
 def _fault_response(state: XState, endpoint: str | None, status: int) -> web.Response:
-    error = x_errors.too_many_requests() if status == 429 else _fault_error(status)
+    error = errors.too_many_requests() if status == 429 else _fault_error(status)
     response = _error_response(error)
     if endpoint:
         window = state.limits.peek(endpoint, "app")
@@ -117,12 +117,12 @@ def _fault_response(state: XState, endpoint: str | None, status: int) -> web.Res
     return response
 
 
-def _fault_error(status: int) -> x_errors.XApiError:
+def _fault_error(status: int) -> errors.XApiError:
     if status >= 500:
-        return x_errors.server_error(status)
+        return errors.server_error(status)
     titles = {400: "Invalid Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found Error"}
     title = titles.get(status, "Error")
-    return x_errors.problem(status, title, f"{title} (injected by the sandbox)")
+    return errors.problem(status, title, f"{title} (injected by the sandbox)")
 
 
 async def _authenticate(request: web.Request, state: XState) -> AuthContext:
@@ -144,16 +144,16 @@ async def _authenticate(request: web.Request, state: XState) -> AuthContext:
 @_endpoint("users_me", user_only=True)
 async def users_me(request: web.Request) -> web.Response:
     state = _state(request)
-    user_fields = x_views.parse_list(request.query, "user.fields", x_views.USER_FIELDS)
-    x_views.parse_list(request.query, "expansions", x_views.USER_EXPANSIONS)
-    x_views.parse_list(request.query, "tweet.fields", x_views.TWEET_FIELDS)
-    return _json({"data": x_views.render_user(state.brand, user_fields)})
+    user_fields = views.parse_list(request.query, "user.fields", views.USER_FIELDS)
+    views.parse_list(request.query, "expansions", views.USER_EXPANSIONS)
+    views.parse_list(request.query, "tweet.fields", views.TWEET_FIELDS)
+    return _json({"data": views.render_user(state.brand, user_fields)})
 
 
 def _user_or_partial_error(state: XState, raw_id: str) -> tuple[str, web.Response | None]:
-    user_id = x_views.parse_path_id(raw_id, "id")
+    user_id = views.parse_path_id(raw_id, "id")
     if state.user(user_id) is None:
-        error = x_errors.resource_not_found(
+        error = errors.resource_not_found(
             "id", user_id, "user", f"Could not find user with id: [{user_id}]."
         )
         return user_id, _json({"errors": [error]})
@@ -175,33 +175,33 @@ async def user_tweets(request: web.Request) -> web.Response:
     user_id, missing = _user_or_partial_error(state, request.match_info["id"])
     if missing:
         return missing
-    exclude = x_views.parse_list(request.query, "exclude", frozenset({"replies", "retweets"}))
+    exclude = views.parse_list(request.query, "exclude", frozenset({"replies", "retweets"}))
     return _timeline(request, state, state.timeline_of(user_id, exclude_replies="replies" in exclude))
 
 
 def _timeline(request: web.Request, state: XState, tweets: list[Any]) -> web.Response:
     query = request.query
-    since_id = x_views.parse_id(query, "since_id")
-    until_id = x_views.parse_id(query, "until_id")
-    max_results = x_views.parse_max_results(query, 5, 100, 10)
-    start_time = x_views.parse_time(query, "start_time")
-    end_time = x_views.parse_time(query, "end_time")
-    tweets = x_views.id_window(tweets, since_id, until_id, start_time, end_time)
-    chunk, next_token = x_views.page(tweets, query, max_results, base32=False)
-    return _json(x_views.tweet_page_body(state, chunk, next_token, query))
+    since_id = views.parse_id(query, "since_id")
+    until_id = views.parse_id(query, "until_id")
+    max_results = views.parse_max_results(query, 5, 100, 10)
+    start_time = views.parse_time(query, "start_time")
+    end_time = views.parse_time(query, "end_time")
+    tweets = views.id_window(tweets, since_id, until_id, start_time, end_time)
+    chunk, next_token = views.page(tweets, query, max_results, base32=False)
+    return _json(views.tweet_page_body(state, chunk, next_token, query))
 
 
 @_endpoint("tweet_lookup", user_only=False)
 async def tweet_lookup(request: web.Request) -> web.Response:
     state = _state(request)
-    tweet_id = x_views.parse_path_id(request.match_info["id"], "id")
+    tweet_id = views.parse_path_id(request.match_info["id"], "id")
     tweet = state.tweets.get(tweet_id)
     if tweet is None:
-        error = x_errors.resource_not_found(
+        error = errors.resource_not_found(
             "id", tweet_id, "tweet", f"Could not find tweet with id: [{tweet_id}]."
         )
         return _json({"errors": [error]})
-    body = x_views.tweet_page_body(state, [tweet], None, request.query)
+    body = views.tweet_page_body(state, [tweet], None, request.query)
     result: dict[str, Any] = {"data": body["data"][0]}
     if "includes" in body:
         result["includes"] = body["includes"]
@@ -210,13 +210,13 @@ async def tweet_lookup(request: web.Request) -> web.Response:
 
 def _dm_page(request: web.Request, state: XState, participant_id: str | None) -> web.Response:
     query = request.query
-    max_results = x_views.parse_max_results(query, 1, 100, 100)
-    event_types = x_views.parse_list(query, "event_types", x_views.DM_EVENT_TYPES)
+    max_results = views.parse_max_results(query, 1, 100, 100)
+    event_types = views.parse_list(query, "event_types", views.DM_EVENT_TYPES)
     events = state.dm_events_of(state.brand.id, participant_id)
     if event_types and "MessageCreate" not in event_types:
         events = []
-    chunk, next_token = x_views.page(events, query, max_results, base32=True)
-    return _json(x_views.dm_page_body(state, chunk, next_token, query))
+    chunk, next_token = views.page(events, query, max_results, base32=True)
+    return _json(views.dm_page_body(state, chunk, next_token, query))
 
 
 @_endpoint("dm_events", user_only=True)
@@ -226,7 +226,7 @@ async def dm_events(request: web.Request) -> web.Response:
 
 @_endpoint("dm_conversation_events", user_only=True)
 async def dm_events_with(request: web.Request) -> web.Response:
-    participant_id = x_views.parse_path_id(request.match_info["participant_id"], "participant_id")
+    participant_id = views.parse_path_id(request.match_info["participant_id"], "participant_id")
     return _dm_page(request, _state(request), participant_id)
 
 
@@ -234,7 +234,7 @@ def _participant_of(state: XState, conversation_id: str) -> str:
     """The other user in a one-to-one conversation id ``{low}-{high}`` that includes the brand."""
     low, sep, high = conversation_id.partition("-")
     if not sep or not low.isdigit() or not high.isdigit() or state.brand.id not in (low, high):
-        raise x_errors.invalid_request(
+        raise errors.invalid_request(
             f"The `dm_conversation_id` path parameter value [{conversation_id}] is not a conversation "
             "of the authenticating user",
             {"dm_conversation_id": [conversation_id]},
@@ -253,9 +253,9 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
-        raise x_errors.invalid_request("Request body is not valid JSON.") from None
+        raise errors.invalid_request("Request body is not valid JSON.") from None
     if not isinstance(body, dict):
-        raise x_errors.invalid_request("Request body must be a JSON object.")
+        raise errors.invalid_request("Request body must be a JSON object.")
     return body
 
 
@@ -263,7 +263,7 @@ async def _create_dm(request: web.Request, state: XState, participant_id: str) -
     body = await _json_body(request)
     text = body.get("text")
     if text is not None and not isinstance(text, str):
-        raise x_errors.invalid_request("The `text` field must be a string.", {"text": [str(text)]})
+        raise errors.invalid_request("The `text` field must be a string.", {"text": [str(text)]})
     event = state.send_dm(state.brand.id, participant_id, text)
     response = _json({"data": {"dm_conversation_id": event.dm_conversation_id, "dm_event_id": event.id}}, 201)
     response.headers["Location"] = f"https://api.twitter.com/2/dm_events/{event.id}"
@@ -272,7 +272,7 @@ async def _create_dm(request: web.Request, state: XState, participant_id: str) -
 
 @_endpoint("create_dm", user_only=True)
 async def create_dm_with(request: web.Request) -> web.Response:
-    participant_id = x_views.parse_path_id(request.match_info["participant_id"], "participant_id")
+    participant_id = views.parse_path_id(request.match_info["participant_id"], "participant_id")
     return await _create_dm(request, _state(request), participant_id)
 
 
@@ -289,12 +289,12 @@ async def create_tweet(request: web.Request) -> web.Response:
     body = await _json_body(request)
     text = body.get("text")
     if text is not None and not isinstance(text, str):
-        raise x_errors.invalid_request("The `text` field must be a string.", {"text": [str(text)]})
+        raise errors.invalid_request("The `text` field must be a string.", {"text": [str(text)]})
     reply = body.get("reply")
     in_reply_to = None
     if reply is not None:
         if not isinstance(reply, dict) or not reply.get("in_reply_to_tweet_id"):
-            raise x_errors.invalid_request(
+            raise errors.invalid_request(
                 "The `reply` field must be an object with `in_reply_to_tweet_id`.",
                 {"reply": [json.dumps(reply)]},
             )
@@ -323,181 +323,3 @@ def build_x_api_app(state: XState) -> web.Application:
     api.router.add_post("/dm_conversations/{dm_conversation_id}/messages", create_dm_in_conversation)
     return api
 
-
-# --- control API (no auth) --------------------------------------------------------------------------
-class _ControlError(Exception):
-    pass
-
-
-async def _control_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json() if request.can_read_body else {}
-    except ValueError:
-        raise _ControlError(
-            "the body must be JSON, e.g. -H 'Content-Type: application/json' -d '{...}'"
-        ) from None
-    if not isinstance(body, dict):
-        raise _ControlError("the body must be a JSON object")
-    return body
-
-
-def _required_str(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value:
-        raise _ControlError(f"`{name}` is required (a non-empty string)")
-    return value
-
-
-@web.middleware
-async def _control_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/_sandbox/"):
-        return await handler(request)
-    try:
-        return await handler(request)
-    except (_ControlError, ValueError) as exc:
-        return _json({"error": str(exc)}, 400)
-
-
-async def control_mention(request: web.Request) -> web.Response:
-    state = request.app[X_STATE]
-    body = await _control_body(request)
-    in_reply_to = body.get("in_reply_to")
-    tweet = state.add_mention(
-        _required_str(body, "author"),
-        _required_str(body, "text"),
-        None if in_reply_to is None else str(in_reply_to),
-    )
-    return _json(
-        {
-            "id": tweet.id,
-            "text": tweet.text,
-            "author_id": tweet.author_id,
-            "conversation_id": tweet.conversation_id,
-        },
-        201,
-    )
-
-
-async def control_dm(request: web.Request) -> web.Response:
-    state = request.app[X_STATE]
-    body = await _control_body(request)
-    event = state.add_dm(_required_str(body, "sender"), _required_str(body, "text"))
-    return _json(
-        {"id": event.id, "sender_id": event.sender_id, "dm_conversation_id": event.dm_conversation_id}, 201
-    )
-
-
-async def control_sent(request: web.Request) -> web.Response:
-    return _json(request.app[X_STATE].sent())
-
-
-async def control_users(request: web.Request) -> web.Response:
-    state = request.app[X_STATE]
-    if request.method == "POST":
-        body = await _control_body(request)
-        user = state.user_by_username(_required_str(body, "username"))
-        assert user is not None
-        if user.id == state.brand.id:
-            raise _ControlError("that is the brand; customers only")
-        if "name" in body:
-            user.name = str(body["name"])
-        if "accepts_dms" in body:
-            user.accepts_dms = bool(body["accepts_dms"])
-    users = [
-        {"id": u.id, "username": u.username, "name": u.name, "accepts_dms": u.accepts_dms}
-        for u in state.users.values()
-    ]
-    return _json({"brand": {"id": state.brand.id, "username": state.brand.username}, "users": users})
-
-
-async def control_faults(request: web.Request) -> web.Response:
-    state = request.app[X_STATE]
-    if request.method == "POST":
-        body = await _control_body(request)
-        status = body.get("status")
-        latency_ms = int(body.get("latency_ms") or 0)
-        default_count = 1 if status is not None else None
-        count = body.get("count", default_count)
-        state.faults.add(
-            Fault(
-                path_prefix=str(body.get("path_prefix") or "/2/"),
-                status=None if status is None else int(status),
-                count=None if count is None else int(count),
-                latency_ms=latency_ms,
-                method=body.get("method"),
-            )
-        )
-    elif request.method == "DELETE":
-        state.faults.clear()
-    return _json({"faults": [f.as_dict() for f in state.faults.active]})
-
-
-async def control_config(request: web.Request) -> web.Response:
-    state = request.app[X_STATE]
-    if request.method == "POST":
-        body = await _control_body(request)
-        profile = body.get("rate_limit_profile")
-        if profile is not None:
-            if profile not in ("x", "sandbox"):
-                raise _ControlError("rate_limit_profile must be 'x' (X's numbers) or 'sandbox' (generous)")
-            state.limits.limits.clear()
-            state.limits.limits.update(x_rate_limits() if profile == "x" else generous_rate_limits())
-        state.limits.configure(window_s=body.get("rate_limit_window_s"), limits=body.get("rate_limits"))
-        if "duplicate_window_s" in body:
-            state.config.duplicate_window_s = float(body["duplicate_window_s"])
-    return _json(
-        {
-            "brand": {"id": state.brand.id, "username": state.brand.username},
-            "rate_limit_window_s": state.limits.window_s,
-            "rate_limits": state.limits.limits,
-            "duplicate_window_s": state.config.duplicate_window_s,
-            "mentions_reachable": state.config.mentions_reachable,
-        }
-    )
-
-
-async def control_reset(request: web.Request) -> web.Response:
-    request.app[X_STATE].reset()
-    return _json({"ok": True})
-
-
-async def control_webhook(request: web.Request) -> web.Response:
-    state = request.app[X_STATE]
-    if request.method == "POST":
-        body = await _control_body(request)
-        url = body.get("url") or None
-        if url is not None:
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise _ControlError("`url` must be an http(s) URL, or null to stop deliveries")
-            if body.get("crc", True):
-                await crc_check(request.app[X_WEBHOOKS].session, url, state.config.consumer_secret)
-        state.webhook_url = url
-    return _json({"url": state.webhook_url, "deliveries": state.webhook_deliveries})
-
-
-def add_x_routes(app: web.Application, state: XState | None = None, config: XConfig | None = None) -> XState:
-    """Mount the X API at ``/2`` and its control API at ``/_sandbox/`` on ``app``; return the state."""
-    state = state or XState(config)
-    app[X_STATE] = state
-    dispatcher = WebhookDispatcher(state)
-    app[X_WEBHOOKS] = dispatcher
-
-    async def _webhooks(_: web.Application):  # type: ignore[no-untyped-def]
-        await dispatcher.start()
-        yield
-        await dispatcher.stop()
-
-    app.cleanup_ctx.append(_webhooks)
-    app.middlewares.append(_control_errors)
-    app.add_subapp("/2", build_x_api_app(state))
-    app.router.add_post("/_sandbox/mentions", control_mention)
-    app.router.add_post("/_sandbox/dms", control_dm)
-    app.router.add_get("/_sandbox/sent", control_sent)
-    for method in ("GET", "POST", "DELETE"):
-        app.router.add_route(method, "/_sandbox/faults", control_faults)
-    for method in ("GET", "POST"):
-        app.router.add_route(method, "/_sandbox/users", control_users)
-        app.router.add_route(method, "/_sandbox/config", control_config)
-        app.router.add_route(method, "/_sandbox/webhook", control_webhook)
-    app.router.add_post("/_sandbox/reset", control_reset)
-    return state

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from oauthlib.oauth1.rfc5849 import signature, utils
 
-from sandbox import x_errors
-from sandbox.x_state import XConfig
+from sandbox.x import errors
+from sandbox.x.state import XConfig
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,11 @@ def authenticate(
     if scheme.lower() == "bearer":
         if credentials and hmac.compare_digest(credentials.strip(), config.bearer_token):
             return AuthContext("app", "app")
-        raise x_errors.unauthorized()
+        raise errors.unauthorized()
     if scheme.lower() == "oauth":
         _verify_oauth1(config, method, origin, path_qs, header, form_body, now)
         return AuthContext("user", config.access_token)
-    raise x_errors.unauthorized()
+    raise errors.unauthorized()
 
 
 def _verify_oauth1(
@@ -62,21 +62,21 @@ def _verify_oauth1(
     try:
         oauth = {k: utils.unescape(v) for k, v in utils.parse_authorization_header(header)}
     except (ValueError, TypeError):
-        raise x_errors.unauthorized() from None
+        raise errors.unauthorized() from None
     if oauth.get("oauth_signature_method") != "HMAC-SHA1":
-        raise x_errors.unauthorized()
+        raise errors.unauthorized()
     if not (
         hmac.compare_digest(oauth.get("oauth_consumer_key", ""), config.consumer_key)
         and hmac.compare_digest(oauth.get("oauth_token", ""), config.access_token)
     ):
-        raise x_errors.unauthorized()
+        raise errors.unauthorized()
     if config.timestamp_tolerance_s:
         try:
             skew = abs(now - int(oauth.get("oauth_timestamp", "")))
         except ValueError:
-            raise x_errors.unauthorized() from None
+            raise errors.unauthorized() from None
         if skew > config.timestamp_tolerance_s:
-            raise x_errors.unauthorized()
+            raise errors.unauthorized()
     given = oauth.get("oauth_signature", "")
     query = urlsplit(path_qs).query
     params = signature.collect_parameters(
@@ -90,7 +90,7 @@ def _verify_oauth1(
         expected = _hmac_sha1(base, config.consumer_secret, config.access_token_secret)
         if hmac.compare_digest(expected, given):
             return
-    raise x_errors.unauthorized()
+    raise errors.unauthorized()
 
 
 def _hmac_sha1(base_string: str, consumer_secret: str, token_secret: str) -> str:

@@ -1,7 +1,7 @@
 """The emulated X world: one brand account, customers made up on the fly, their posts and DMs.
 
 Pure state and rules (no HTTP): what X would accept, refuse and return.  The HTTP layer in
-``sandbox/x_api.py`` turns requests into calls here and ``XApiError`` into X's error bodies.
+``sandbox/x/api.py`` turns requests into calls here and ``XApiError`` into X's error bodies.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from frontdesk.settings import (
     SANDBOX_X_CONSUMER_KEY,
     SANDBOX_X_CONSUMER_SECRET,
 )
-from sandbox import x_errors
-from sandbox.x_limits import X_WINDOW_S, Faults, RateLimiter, generous_rate_limits
-from sandbox.x_text import MAX_WEIGHTED_LENGTH, weighted_length
+from sandbox.x import errors
+from sandbox.x.limits import X_WINDOW_S, Faults, RateLimiter, generous_rate_limits
+from sandbox.x.text import MAX_WEIGHTED_LENGTH, weighted_length
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})")
@@ -223,9 +223,9 @@ class XState:
     # --- what the brand does (API) -----------------------------------------------------------------
     def create_tweet(self, author_id: str, text: str | None, in_reply_to_tweet_id: str | None) -> XTweet:
         if text is None or not text.strip():
-            raise x_errors.invalid_request("The `text` field must be present and not empty.", {"text": [""]})
+            raise errors.invalid_request("The `text` field must be present and not empty.", {"text": [""]})
         if weighted_length(text) > MAX_WEIGHTED_LENGTH:
-            raise x_errors.forbidden(
+            raise errors.forbidden(
                 "Your Tweet text is too long. For more information on how X determines text length, "
                 "see https://github.com/twitter/twitter-text."
             )
@@ -234,12 +234,12 @@ class XState:
             if earlier.created_at.timestamp() < cutoff:
                 break
             if earlier.text == text:
-                raise x_errors.forbidden("You are not allowed to create a Tweet with duplicate content.")
+                raise errors.forbidden("You are not allowed to create a Tweet with duplicate content.")
         parent = None
         if in_reply_to_tweet_id is not None:
             parent = self.tweets.get(str(in_reply_to_tweet_id))
             if parent is None:
-                raise x_errors.invalid_request(
+                raise errors.invalid_request(
                     "The Tweet you are replying to has been deleted or is not visible to you.",
                     {"reply.in_reply_to_tweet_id": [str(in_reply_to_tweet_id)]},
                 )
@@ -251,18 +251,18 @@ class XState:
 
     def send_dm(self, sender_id: str, participant_id: str, text: str | None) -> XDmEvent:
         if text is None or not text.strip():
-            raise x_errors.invalid_request("The `text` field must be present and not empty.", {"text": [""]})
+            raise errors.invalid_request("The `text` field must be present and not empty.", {"text": [""]})
         if len(text) > DM_MAX_LENGTH:
-            raise x_errors.invalid_request(
+            raise errors.invalid_request(
                 f"The `text` field must be at most {DM_MAX_LENGTH} characters.", {"text": [text[:20]]}
             )
         if participant_id == sender_id:
-            raise x_errors.invalid_request(
+            raise errors.invalid_request(
                 "You cannot send a direct message to yourself.", {"participant_id": [participant_id]}
             )
         recipient = self.users.get(participant_id)
         if recipient is None or not recipient.accepts_dms:
-            raise x_errors.forbidden("You are not allowed to send messages to this user.")
+            raise errors.forbidden("You are not allowed to send messages to this user.")
         event = self._store_dm(sender_id, participant_id, text)
         if sender_id == self.brand.id:
             self._sent.append(("dm", event.id))

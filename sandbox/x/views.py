@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sandbox import x_errors
-from sandbox.x_state import XDmEvent, XState, XTweet, XUser
+from sandbox.x import errors
+from sandbox.x.state import XDmEvent, XState, XTweet, XUser
 
 TWEET_FIELDS = frozenset(
     [
@@ -130,7 +130,7 @@ def parse_list(query: Mapping[str, str], name: str, allowed: frozenset[str] | Se
     values = [v for v in raw.split(",") if v]
     for value in values:
         if value not in allowed:
-            raise x_errors.invalid_request(
+            raise errors.invalid_request(
                 f"The `{name}` query parameter value [{value}] is not one of [{', '.join(sorted(allowed))}]",
                 {name: [raw]},
             )
@@ -142,7 +142,7 @@ def parse_id(query: Mapping[str, str], name: str) -> str | None:
     if raw is None:
         return None
     if not _ID.match(raw):
-        raise x_errors.invalid_request(
+        raise errors.invalid_request(
             f"The `{name}` query parameter value [{raw}] does not match ^[0-9]{{1,19}}$", {name: [raw]}
         )
     return raw
@@ -150,7 +150,7 @@ def parse_id(query: Mapping[str, str], name: str) -> str | None:
 
 def parse_path_id(raw: str, name: str) -> str:
     if not _ID.match(raw):
-        raise x_errors.invalid_request(
+        raise errors.invalid_request(
             f"The `{name}` query parameter value [{raw}] does not match ^[0-9]{{1,19}}$", {name: [raw]}
         )
     return raw
@@ -165,7 +165,7 @@ def parse_max_results(query: Mapping[str, str], low: int, high: int, default: in
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        raise x_errors.invalid_request(
+        raise errors.invalid_request(
             f"The `max_results` query parameter value [{raw}] is not between {low} and {high}",
             {"max_results": [raw]},
         )
@@ -193,7 +193,7 @@ def decode_token(token: str, *, base32: bool) -> str:
             return str(int.from_bytes(base64.b32decode(padded.upper()), "big"))
         return str(int(token, 36))
     except (ValueError, TypeError, base64.binascii.Error):
-        raise x_errors.invalid_request(
+        raise errors.invalid_request(
             f"The `pagination_token` query parameter value [{token}] is not valid",
             {"pagination_token": [token]},
         ) from None
@@ -222,7 +222,7 @@ def parse_time(query: Mapping[str, str], name: str) -> datetime | None:
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
-        raise x_errors.invalid_request(
+        raise errors.invalid_request(
             f"Invalid '{name}':'{raw}'. '{name}' must be a timestamp in RFC 3339 format, e.g. "
             "2026-11-25T10:00:00Z.",
             {name: [raw]},

@@ -17,8 +17,9 @@ import secrets
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
-from sandbox.x_state import XDmEvent, XState, XTweet
+from sandbox.x.state import XDmEvent, XState, XTweet
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
@@ -198,6 +199,10 @@ class WebhookDispatcher:
             record["error"] = str(exc) or type(exc).__name__
             log.warning("webhook delivery to %s failed: %s", url, record["error"])
         self.state.webhook_deliveries.append(record)
+
+
+# Where the sandbox app keeps its dispatcher: the control API sets the URL, tests drain the queue.
+X_WEBHOOKS = web.AppKey("x_webhooks", WebhookDispatcher)
 
 
 def _lane_of(state: XState, kind: str, item: object) -> int:

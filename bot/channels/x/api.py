@@ -3,7 +3,7 @@
 Pollers pace themselves by ``x-rate-limit-remaining``/``reset``, which tweepy's ``Response`` does not carry.
 tweepy returns the raw aiohttp response instead when ``return_type`` is ``aiohttp.ClientResponse``; that is a
 client-wide attribute, so each caller here works on a shallow copy of the configured client (same session,
-same credentials, same host seam from ``bot.channels.x_client``) instead of changing the shared one.
+same credentials, same host seam from ``bot.channels.x.client``) instead of changing the shared one.
 """
 
 from __future__ import annotations

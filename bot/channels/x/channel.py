@@ -20,13 +20,13 @@ from tweepy.asynchronous import AsyncClient
 
 from bot.channels.base import Wake
 from bot.channels.x.api import CREDENTIALS_HINT, TRANSIENT_ERRORS, api_message, call, raw_client
+from bot.channels.x.client import close_x_client, make_x_client
 from bot.channels.x.dms import DmPoller
 from bot.channels.x.mentions import MentionsPoller
 from bot.channels.x.poller import Poller
 from bot.channels.x.rate_limits import Pacer
 from bot.channels.x.sender import XSender
 from bot.channels.x.webhook import make_x_webhook_router
-from bot.channels.x_client import close_x_client, make_x_client
 from frontdesk.settings import Settings
 from storage.db import Database
 
