@@ -223,7 +223,3 @@ def recording_info(event: Event) -> str:
         return (f"Yes, {event.name} will be recorded; everyone who registers gets the recording by email "
                 f"a day later. Register at {event.registration_url}.")
     return f"{event.name} won't be recorded, I'm afraid, so join live if you can: {when(event)}."
-
-
-def no_upcoming_events() -> str:
-    return "There are no upcoming events in our calendar right now; I've asked our events team to follow up."

@@ -2,7 +2,7 @@
 
 `route()` is a pure function of (conversation status, what the bot remembers, the NLU result, the text,
 the content catalogue, the clock): it returns a short list of effects and does no I/O, so every rule of
-the bot reads here in one place and is tested without servers.  `bot/worker.py` applies the effects
+the bot reads here in one place and is tested without servers.  `bot/effects.py` applies the effects
 through `storage.actions`.
 
 The rules, in the order they are checked:
@@ -85,18 +85,14 @@ class Escalate:
 
 @dataclass(frozen=True)
 class Register:
-    event_key: str
-    capacity: int
-    text_new: str
-    text_again: str
-    text_full: str
+    """Register the customer; the store decides the outcome (new, already, full) and bot/effects.py phrases it."""
+
+    event: Event
 
 
 @dataclass(frozen=True)
 class CancelRegistration:
-    event_key: str
-    text_cancelled: str
-    text_none: str
+    event: Event
 
 
 @dataclass(frozen=True)
@@ -483,8 +479,7 @@ def _ask_which(ctx: _Ctx, events: Sequence[Event], action: str) -> Decision:
 def _register(ctx: _Ctx, event: Event) -> Decision:
     clear = ctx.stamp(awaiting_event=None, offered_events=None, rephrase_asked=None)
     return Decision(
-        [Register(event.key, event.capacity, replies.registered(event), replies.already_registered(event),
-                  replies.event_full(event)), clear],
+        [Register(event), clear],
         f"events: register for {event.key}",
     )
 
@@ -492,8 +487,7 @@ def _register(ctx: _Ctx, event: Event) -> Decision:
 def _cancel(ctx: _Ctx, event: Event) -> Decision:
     clear = ctx.stamp(awaiting_event=None, offered_events=None, rephrase_asked=None)
     return Decision(
-        [CancelRegistration(event.key, replies.registration_cancelled(event), replies.nothing_to_cancel(event)),
-         clear],
+        [CancelRegistration(event), clear],
         f"events: cancel {event.key}",
     )
 

@@ -1,18 +1,19 @@
 """The inbox loop: every recorded customer message is parsed, routed and answered, in order, exactly once.
 
     lease conversations with unhandled messages (storage.inbox)
-      for each message, oldest first:  parse (NLU) -> route (bot.router) -> apply the effects
-                                       (storage.actions) -> mark_handled with the NLU result
+      for each message, oldest first:  parse (NLU, outside any transaction)
+                                       -> decide (bot.router, pure)
+                                       -> apply the effects (bot.effects -> storage.actions)
+                                          + mark_handled with the NLU result, in ONE transaction
       (a backlog of several: all parsed at once, then applied in order in one transaction)
 
 Different conversations are handled concurrently (up to `concurrency`), one conversation's messages
-strictly in order.  Every effect is idempotent or guarded, so a handler that dies half-way and is retried
-(by this worker or another one after the lease lapses) sends each answer once: bot replies carry the key
-"answer:<message id>", escalation and registration are idempotent in the store, and the bot_state update
-comes last and records the message id, so a retry after it skips straight to `mark_handled`.
+strictly in order.  A handler that dies half-way commits nothing, so the retry (by this worker or by
+another one after the lease lapses) does it all once; bot answers also carry the key "answer:<message id>".
 
 NLU down or answering garbage is not a crash: the message is escalated to `general` with the reason, and
-the next message tries the NLU again.
+the next message tries the NLU again.  A message that fails for any other reason is retried a few times
+and then handed to a person, so it never blocks its conversation.
 """
 
 from __future__ import annotations
@@ -26,39 +27,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.content import Content
-from bot.router import (
-    CancelRegistration,
-    Decision,
-    Escalate,
-    Incoming,
-    QueueNotice,
-    Register,
-    Reply,
-    RouterConfig,
-    UpdateState,
-    route,
-)
+from bot.effects import Applied, apply_decision_in
+from bot.router import Decision, Incoming, RouterConfig, route
 from frontdesk import metrics
 from frontdesk.logging import log_context
 from nlu.client import NLUError, ParseResult
 from storage import inbox
-from storage.actions import (
-    attach_to_open_ticket_in,
-    bot_reply_in,
-    escalate_in,
-    mark_handled_in,
-    send_queue_notice_in,
-    update_bot_state_in,
-)
-from storage.actions._common import get_for_update
+from storage.actions import attach_to_open_ticket_in, escalate_in, mark_handled_in
+from storage.actions.registrations import registered_events_in
 from storage.db import Database
-from storage.models import Conversation, ConversationStatus, EventRegistration, Message, utcnow
-from storage.registrations import cancel_in, register_in, registrations_for_in
+from storage.models import Conversation, ConversationStatus, Message, utcnow
 
 log = logging.getLogger("frontdesk.bot")
 MAX_ATTEMPTS = 3  # a message failing this often (a bug, not an outage) is escalated instead of retried
@@ -85,10 +67,9 @@ class _Outcome:
 
     message: Message
     parsed: ParseResult | None
-    decision: Decision | None  # None: an earlier attempt had already applied it
+    decision: Decision
     released: bool
-    stats: WorkerStats = field(default_factory=WorkerStats)
-    queued: list[bool] = field(default_factory=list)
+    applied: Applied = field(default_factory=Applied)
 
 
 class BotWorker:
@@ -253,16 +234,7 @@ class BotWorker:
             self._failures.pop(message.id, None)
             log.error("bot worker: message %s handed to a person after %d failures", message.id, failures)
 
-    async def handle_message(self, message: Message) -> Decision | None:
-        """Parse, route and apply one message (tests call this directly; the loop goes through `_handle`)."""
-        decision, _ = await self._handle_one(message, release_if_done=False)
-        return decision
-
     async def _handle(self, message: Message, *, release_if_done: bool) -> bool:
-        _, released = await self._handle_one(message, release_if_done=release_if_done)
-        return released
-
-    async def _handle_one(self, message: Message, *, release_if_done: bool) -> tuple[Decision | None, bool]:
         """The NLU call happens outside any transaction; everything it leads to is ONE transaction.
 
         The NLU result, every effect (each keeping its own rules and audit events), `handled_at` and —
@@ -275,7 +247,7 @@ class BotWorker:
         async with self.db.transaction() as session:
             outcome = await self._apply_in(session, message, parsed, release_if_done=release_if_done)
         self._after_commit([outcome])
-        return outcome.decision, outcome.released
+        return outcome.released
 
     async def _handle_backlog(self, messages: list[Message]) -> bool:
         """Several waiting messages of one conversation: parsed at once, applied in order in ONE transaction.
@@ -300,11 +272,7 @@ class BotWorker:
     ) -> _Outcome:
         assert message.id is not None
         parsed, error = parse
-        conversation = await get_for_update(session, Conversation, message.conversation_id)
-        if conversation.bot_state.get("last_message_id") == message.id:
-            # Applied by an earlier attempt (a worker that committed the effects and the mark separately).
-            await mark_handled_in(session, message.id)
-            return _Outcome(message, None, None, await self._release_if_done(session, conversation, release_if_done))
+        conversation = await inbox.conversation_for_update_in(session, message.conversation_id)
         if message.ticket_id is None and conversation.status in (ConversationStatus.queued, ConversationStatus.agent):
             await attach_to_open_ticket_in(session, message.id, conversation.id)
         nlu = None if parsed is None else {
@@ -322,13 +290,13 @@ class BotWorker:
             bot_state=dict(conversation.bot_state),
             # Only event messages look at them (cancelling "my" registration): spare the query otherwise.
             registrations=(
-                await _registrations(session, conversation.contact_id)
+                await registered_events_in(session, conversation.contact_id)
                 if parsed is not None and parsed.category == "event" else frozenset()
             ),
         )
         decision = route(incoming, self.content, self.config)
-        outcome = _Outcome(message, parsed, decision, False)
-        await self._apply(session, conversation, message, decision, outcome.stats, outcome.queued)
+        applied = await apply_decision_in(session, conversation, message.id, decision)
+        outcome = _Outcome(message, parsed, decision, False, applied)
         await mark_handled_in(session, message.id, nlu=nlu)
         outcome.released = await self._release_if_done(session, conversation, release_if_done)
         return outcome
@@ -336,16 +304,15 @@ class BotWorker:
     def _after_commit(self, outcomes: list[_Outcome]) -> None:
         """Committed: only now count the messages and wake the outbox."""
         for outcome in outcomes:
-            if outcome.decision is None:
-                continue
-            self._count(outcome.stats)
+            self.stats.replied += outcome.applied.replied
+            self.stats.escalated += outcome.applied.escalated
             category = outcome.parsed.category if outcome.parsed is not None else None
             metrics.message_received(_channel_name(outcome.message), category)
             self.stats.handled += 1
             rule = outcome.decision.rule
             self.stats.rules[rule] = self.stats.rules.get(rule, 0) + 1
             log.info("message %s (conversation %s): %s", outcome.message.id, outcome.message.conversation_id, rule)
-        if any(any(o.queued) for o in outcomes) and self.on_outbound is not None:
+        if any(o.applied.queued_outbound for o in outcomes) and self.on_outbound is not None:
             self.on_outbound()
 
     async def _release_if_done(self, session: AsyncSession, conversation: Conversation, wanted: bool) -> bool:
@@ -357,10 +324,6 @@ class BotWorker:
         set_committed_value(conversation, "lease_owner", None)
         set_committed_value(conversation, "lease_until", None)
         return True
-
-    def _count(self, stats: WorkerStats) -> None:
-        self.stats.replied += stats.replied
-        self.stats.escalated += stats.escalated
 
     async def _parse(self, text: str) -> tuple[ParseResult | None, str]:
         if not text.strip():
@@ -374,74 +337,9 @@ class BotWorker:
             log.warning("NLU failed, escalating the message instead: %s", exc)
             return None, str(exc)
 
-    async def _apply(
-        self,
-        session: AsyncSession,
-        conversation: Conversation,
-        message: Message,
-        decision: Decision,
-        stats: WorkerStats,
-        queued: list[bool],
-    ) -> None:
-        assert conversation.id is not None and message.id is not None
-        key = f"answer:{message.id}"
-        for effect in decision.effects:
-            if isinstance(effect, Reply):
-                queued.append(await self._reply(session, conversation.id, effect.text, key, stats))
-            elif isinstance(effect, QueueNotice):
-                queued.append(await send_queue_notice_in(session, conversation.id, effect.text) is not None)
-            elif isinstance(effect, Escalate):
-                ticket = await escalate_in(
-                    session, conversation.id, queue=effect.queue, priority=effect.priority,
-                    category=effect.category, subject=effect.subject, reason=effect.reason, data=effect.data,
-                    notice_text=effect.notice or None,
-                )
-                stats.escalated += 1
-                metrics.ticket_opened(effect.queue, effect.category)
-                queued.append(True)
-                with log_context(ticket_id=ticket.id):
-                    log.info("conversation %s escalated to %s as ticket %s: %s",
-                             conversation.id, effect.queue, ticket.id, effect.reason)
-            elif isinstance(effect, Register):
-                text = await self._register(session, conversation.contact_id, effect)
-                queued.append(await self._reply(session, conversation.id, text, key, stats))
-            elif isinstance(effect, CancelRegistration):
-                cancelled = await cancel_in(session, conversation.contact_id, effect.event_key)
-                text = effect.text_cancelled if cancelled else effect.text_none
-                queued.append(await self._reply(session, conversation.id, text, key, stats))
-            elif isinstance(effect, UpdateState):
-                await update_bot_state_in(session, conversation.id, effect.changes)
-
-    async def _reply(self, session: AsyncSession, conversation_id: int, text: str, key: str, stats: WorkerStats) -> bool:
-        # The key ("answer:<message id>") can only exist if this message's transaction committed, and then
-        # the message is marked handled and never comes back here: no need to look for it first.
-        sent = await bot_reply_in(session, conversation_id, text, idempotency_key=key, check_queued=False)
-        if sent is not None:
-            stats.replied += 1
-        return sent is not None
-
-    async def _register(self, session: AsyncSession, contact_id: int, effect: Register) -> str:
-        if effect.capacity:
-            taken = await registrations_for_in(session, effect.event_key)
-            if len(taken) >= effect.capacity and all(r.contact_id != contact_id for r in taken):
-                return effect.text_full
-        _, newly = await register_in(session, contact_id, effect.event_key)
-        return effect.text_new if newly else effect.text_again
-
 
 def _channel_name(message: Message) -> str:
     return str(getattr(message.channel, "value", message.channel))
-
-
-_REGISTERED_EVENTS = select(EventRegistration.event_key).where(
-    EventRegistration.contact_id == bindparam("contact_id"),
-    EventRegistration.status == "registered",
-)
-
-
-async def _registrations(session: AsyncSession, contact_id: int) -> frozenset[str]:
-    keys = (await session.execute(_REGISTERED_EVENTS, {"contact_id": contact_id})).scalars().all()
-    return frozenset(keys)
 
 
 def _entity_dict(entity: Any) -> dict[str, Any]:

@@ -233,7 +233,7 @@ async def _open_store(settings: Settings) -> Database:
     from storage.errors import SchemaOutOfDate
 
     engine_kwargs: dict[str, int] = {}
-    if not settings.effective_database_url.startswith("sqlite"):
+    if not settings.is_sqlite:
         # A connection per conversation being handled plus ingest, outbox and desk, kept open: a pool smaller
         # than the work opened and closed a connection (TLS probe, statement cache lost) many times a second.
         engine_kwargs["pool_size"] = max(10, settings.bot_concurrency + 10)

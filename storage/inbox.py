@@ -13,6 +13,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.actions._common import get_for_update
 from storage.db import Database
 from storage.models import Conversation, Direction, Message, utcnow
 
@@ -114,3 +115,9 @@ async def unhandled_messages(db: Database, conversation_id: int) -> list[Message
     async with db.session() as session:
         result = await session.execute(_UNHANDLED_OF_CONVERSATION, {"conversation_id": conversation_id})
         return list(result.scalars().all())
+
+
+async def conversation_for_update_in(session: AsyncSession, conversation_id: int) -> Conversation:
+    """The leased conversation, locked until the transaction ends (every effect of a message changes it)."""
+    conversation: Conversation = await get_for_update(session, Conversation, conversation_id)
+    return conversation

@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 
 
 
-class PollerStopped(Exception):
-    """The poller cannot go on without a change of configuration (credentials, permissions)."""
-
-
 class Poller:
     """Base class: `run()` until cancelled or stopped by bad credentials; `poll_once()` for one round."""
 

@@ -1,0 +1,128 @@
+"""Applying the router's decision: each effect becomes one store action, inside the message's transaction.
+
+The router (`bot/router.py`) says *what* to do as data; this module is the one place that turns each kind
+of effect into the `storage.actions` call that does it.  The store decides outcomes (a registration is
+new, repeated or full) and this module phrases them with `bot.replies`, so nothing here re-implements a
+store rule and nothing in the router guesses what the store will say.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import replies
+from bot.router import CancelRegistration, Decision, Effect, Escalate, QueueNotice, Register, Reply, UpdateState
+from frontdesk import metrics
+from frontdesk.logging import log_context
+from storage.actions import bot_reply_in, escalate_in, send_queue_notice_in, update_bot_state_in
+from storage.actions.registrations import RegistrationOutcome, cancel_in, register_in
+from storage.models import Conversation
+
+log = logging.getLogger("frontdesk.bot")
+
+
+@dataclass
+class Applied:
+    """What applying one decision did: counted, and the outbox woken, once the transaction commits."""
+
+    replied: int = 0
+    escalated: int = 0
+    queued_outbound: bool = False
+
+
+@dataclass(frozen=True)
+class _Target:
+    session: AsyncSession
+    conversation: Conversation
+    answer_key: str  # "answer:<message id>": the one bot answer this message may get
+
+
+async def apply_decision_in(
+    session: AsyncSession, conversation: Conversation, message_id: int, decision: Decision
+) -> Applied:
+    """Apply every effect of `decision` (about message `message_id`) in the caller's transaction."""
+    assert conversation.id is not None
+    target = _Target(session, conversation, f"answer:{message_id}")
+    applied = Applied()
+    for effect in decision.effects:
+        await _APPLIERS[type(effect)](target, effect, applied)
+    return applied
+
+
+async def _reply(target: _Target, effect: Reply, applied: Applied) -> None:
+    await _answer(target, effect.text, applied)
+
+
+async def _queue_notice(target: _Target, effect: QueueNotice, applied: Applied) -> None:
+    if await send_queue_notice_in(target.session, _id(target), effect.text) is not None:
+        applied.queued_outbound = True
+
+
+async def _escalate(target: _Target, effect: Escalate, applied: Applied) -> None:
+    ticket = await escalate_in(
+        target.session, _id(target), queue=effect.queue, priority=effect.priority, category=effect.category,
+        subject=effect.subject, reason=effect.reason, data=effect.data, notice_text=effect.notice or None,
+    )
+    applied.escalated += 1
+    applied.queued_outbound = True
+    metrics.ticket_opened(effect.queue, effect.category)
+    with log_context(ticket_id=ticket.id):
+        log.info("conversation %s escalated to %s as ticket %s: %s", _id(target), effect.queue, ticket.id,
+                 effect.reason)
+
+
+_REGISTRATION_REPLIES = {
+    RegistrationOutcome.registered: replies.registered,
+    RegistrationOutcome.already: replies.already_registered,
+    RegistrationOutcome.full: replies.event_full,
+}
+
+
+async def _register(target: _Target, effect: Register, applied: Applied) -> None:
+    outcome = await register_in(
+        target.session, target.conversation.contact_id, effect.event.key, capacity=effect.event.capacity
+    )
+    await _answer(target, _REGISTRATION_REPLIES[outcome](effect.event), applied)
+
+
+async def _cancel_registration(target: _Target, effect: CancelRegistration, applied: Applied) -> None:
+    cancelled = await cancel_in(target.session, target.conversation.contact_id, effect.event.key)
+    text = replies.registration_cancelled(effect.event) if cancelled else replies.nothing_to_cancel(effect.event)
+    await _answer(target, text, applied)
+
+
+async def _update_state(target: _Target, effect: UpdateState, applied: Applied) -> None:
+    await update_bot_state_in(target.session, _id(target), effect.changes)
+
+
+async def _answer(target: _Target, text: str, applied: Applied) -> None:
+    # The key can only exist if this message's transaction committed, and then the message is marked
+    # handled and never comes back here: no need to look for it first.
+    sent = await bot_reply_in(target.session, _id(target), text, idempotency_key=target.answer_key,
+                              check_queued=False)
+    if sent is not None:
+        applied.replied += 1
+        applied.queued_outbound = True
+
+
+def _id(target: _Target) -> int:
+    assert target.conversation.id is not None
+    return target.conversation.id
+
+
+_APPLIERS: dict[type[Any], Callable[[_Target, Any, Applied], Awaitable[None]]] = {
+    Reply: _reply,
+    QueueNotice: _queue_notice,
+    Escalate: _escalate,
+    Register: _register,
+    CancelRegistration: _cancel_registration,
+    UpdateState: _update_state,
+}
+# Every effect the router can return has exactly one applier (checked at import, not at the first message).
+if set(_APPLIERS) != set(Effect.__args__):  # type: ignore[attr-defined]
+    raise RuntimeError("bot/effects.py: every effect type in bot.router.Effect needs an applier in _APPLIERS")
