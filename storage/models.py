@@ -279,6 +279,9 @@ class Message(SQLModel, table=True):
     author: Author = Field(sa_column=Column(EnumAsString(Author), nullable=False))
     kind: MessageKind = _enum(MessageKind.message)
     agent_id: int | None = Field(default=None, foreign_key="agents.id")
+    # Inbound: who wrote it.  Usually the conversation's customer, but anyone can reply in a public thread,
+    # and a stranger must never pass for the customer.  NULL for outbound messages.
+    contact_id: int | None = Field(default=None, foreign_key="contacts.id", index=True)
     text: str = Field(sa_column=Column(Text, nullable=False))
     # The platform's id: tweet id, DM event id, Telegram "chat_id:message_id". NULL for an outbound message
     # until it is delivered.

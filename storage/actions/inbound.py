@@ -56,7 +56,7 @@ class InboundMessage:
 class Recorded:
     message_id: int
     conversation_id: int
-    contact_id: int
+    contact_id: int  # the message's author; the conversation's owner may be someone else (a public thread)
     is_new: bool
     ticket_id: int | None = None
     moved_ticket_id: int | None = None  # a public ticket that followed the customer into this DM
@@ -156,6 +156,8 @@ async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now
             "channel": inbound.channel,
             "direction": Direction.inbound,
             "author": Author.customer,
+            # The sender, who is not always the conversation's customer: anyone may reply in a public thread.
+            "contact_id": contact_id,
             "kind": "message",
             "text": text,
             "platform_message_id": inbound.platform_message_id,
