@@ -143,13 +143,16 @@ async def reply_target(session: AsyncSession, conversation: Conversation, contac
         return {"kind": "dm", "recipient_id": contact_user_id}
     if conversation.kind == ConversationKind.telegram:
         return {"kind": "telegram", "chat_id": conversation.platform_ref}
-    # A public thread: answer the customer's latest tweet in it, so the reply threads under it.
+    # A public thread: answer the customer's latest tweet in it, so the reply threads under it.  Only the
+    # customer's own: anyone can reply in a public thread, and an answer under a stranger's tweet ("this is
+    # Anna, send it to ...") would address the stranger as if they were the customer.
     latest = (
         await session.execute(
             select(Message.platform_message_id)
             .where(
                 Message.conversation_id == conversation.id,
                 Message.direction == Direction.inbound,
+                Message.contact_id == conversation.contact_id,
                 Message.platform_message_id.is_not(None),  # type: ignore[union-attr]
             )
             .order_by(Message.id.desc())  # type: ignore[union-attr]
