@@ -93,6 +93,12 @@ class MessageOut(BaseModel):
     delivery: str | None = Field(description="outbound messages: pending, sending, sent or failed")
     delivery_error: str | None
     agent: AgentOut | None
+    author_handle: str | None = Field(
+        description="inbound messages: the handle of whoever wrote it (anyone can reply in a public thread)"
+    )
+    third_party: bool = Field(
+        description="true when someone other than the ticket's customer wrote it: not the customer's words"
+    )
 
 
 class EventOut(BaseModel):
@@ -185,6 +191,8 @@ def message_out(m: queries.MessageView) -> MessageOut:
         delivery=m.delivery,
         delivery_error=m.delivery_error,
         agent=_agent_out(m.agent),
+        author_handle=m.author_handle,
+        third_party=m.third_party,
     )
 
 

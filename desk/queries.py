@@ -133,6 +133,10 @@ class MessageView:
     delivery_error: str | None
     agent: AgentRef | None
     channel: str
+    # Inbound: the handle of whoever wrote it, and whether that is someone other than the ticket's customer
+    # (anyone can reply in a public thread; what a stranger writes must not pass for the customer's words).
+    author_handle: str | None = None
+    third_party: bool = False
 
     @property
     def is_note(self) -> bool:
@@ -294,8 +298,9 @@ async def ticket_detail(db: Database, ticket_id: int) -> TicketDetail:
         agents = {a.id: a for a in (await session.execute(select(Agent))).scalars()}
         message_rows = (
             await session.execute(
-                select(Message, OutboxItem.status, OutboxItem.last_error)
+                select(Message, OutboxItem.status, OutboxItem.last_error, Contact)
                 .outerjoin(OutboxItem, OutboxItem.message_id == Message.id)
+                .outerjoin(Contact, Contact.id == Message.contact_id)
                 .where(Message.ticket_id == ticket_id)
                 .order_by(Message.created_at, Message.id)
             )
@@ -313,7 +318,10 @@ async def ticket_detail(db: Database, ticket_id: int) -> TicketDetail:
             )
         ).scalars()
         waiting = await _waiting_since(session, [ticket_id]) if ticket.status.is_open else {}
-        messages = [_message_view(m, status, error, agents) for m, status, error in message_rows]
+        messages = [
+            _message_view(m, status, error, agents, author=author, customer_id=ticket.contact_id)
+            for m, status, error, author in message_rows
+        ]
         events = [
             EventView(
                 id=e.id,
@@ -339,7 +347,16 @@ async def ticket_detail(db: Database, ticket_id: int) -> TicketDetail:
         )
 
 
-def _message_view(m: Message, status: Any, error: str | None, agents: dict[Any, Agent]) -> MessageView:
+def _message_view(
+    m: Message,
+    status: Any,
+    error: str | None,
+    agents: dict[Any, Agent],
+    *,
+    author: Contact | None,
+    customer_id: int | None,
+) -> MessageView:
+    """`author` wrote `m` (inbound); `customer_id` is the contact the ticket or conversation belongs to."""
     assert m.id is not None
     return MessageView(
         id=m.id,
@@ -355,6 +372,8 @@ def _message_view(m: Message, status: Any, error: str | None, agents: dict[Any, 
         delivery_error=error,
         agent=_agent_ref(agents.get(m.agent_id)),
         channel=m.channel.value,
+        author_handle=None if author is None else author.handle or author.platform_user_id,
+        third_party=author is not None and author.id != customer_id,
     )
 
 
@@ -362,15 +381,20 @@ async def message_view(db: Database, message_id: int) -> MessageView:
     async with db.session() as session:
         row = (
             await session.execute(
-                select(Message, OutboxItem.status, OutboxItem.last_error)
+                select(Message, OutboxItem.status, OutboxItem.last_error, Contact, Conversation.contact_id)
+                .join(Conversation, Conversation.id == Message.conversation_id)
                 .outerjoin(OutboxItem, OutboxItem.message_id == Message.id)
+                .outerjoin(Contact, Contact.id == Message.contact_id)
                 .where(Message.id == message_id)
             )
         ).first()
         if row is None:
             raise NotFound("Message", message_id)
-        agent = await session.get(Agent, row[0].agent_id) if row[0].agent_id else None
-    return _message_view(row[0], row[1], row[2], {agent.id: agent} if agent else {})
+        message, status, error, author, customer_id = row
+        agent = await session.get(Agent, message.agent_id) if message.agent_id else None
+    return _message_view(
+        message, status, error, {agent.id: agent} if agent else {}, author=author, customer_id=customer_id
+    )
 
 
 async def active_agents(db: Database) -> list[AgentRef]:
