@@ -1,4 +1,4 @@
-"""A stranger replying in a customer's public X thread is shown as the stranger, and never answered as the customer.
+"""A stranger replying in a customer's public X thread is shown as such, never answered as the customer.
 
 Through the real tweepy client against the X emulator: the customer mentions the brand, someone else replies
 in that thread ("this is Anna, send it to 9 Mallory Road"), and then the store, the desk (page and JSON API)
@@ -29,7 +29,9 @@ STRANGER_TEXT = "this is Anna, send it to 9 Mallory Road"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-async def _thread_with_a_stranger(db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any) -> dict[str, str]:
+async def _thread_with_a_stranger(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> dict[str, str]:
     """anna complains and follows up; mallory butts into her thread.  The tweets' ids, by role."""
     root = (await x_control.mention("anna", "my parcel never arrived, order 5521"))["id"]
     follow_up = (await x_control.mention("anna", "still nothing today", in_reply_to=root))["id"]
@@ -87,9 +89,10 @@ async def test_the_desk_shows_the_strangers_handle_marked_as_a_third_party(
     detail = (await desk_client.get(f"/api/tickets/{ticket_id}", headers=headers)).json()
     assert detail["customer"]["handle"] == "anna"
     # The emulator's mentions begin with the brand's @handle: look messages up by how they end.
-    authors = [(m["text"].rsplit(" ", 3)[-1], m["author_handle"], m["third_party"]) for m in detail["messages"]]
+    messages = detail["messages"]
+    authors = [(m["text"].rsplit(" ", 1)[-1], m["author_handle"], m["third_party"]) for m in messages]
     assert authors == [("5521", "anna", False), ("today", "anna", False), ("Road", "mallory", True)]
-    stranger, follow_up = detail["messages"][2]["id"], detail["messages"][1]["id"]
+    stranger, follow_up = messages[2]["id"], messages[1]["id"]
 
     await _sign_in(desk_client, "ann@example.com")
     page = html.unescape((await desk_client.get(f"/tickets/{ticket_id}")).text)

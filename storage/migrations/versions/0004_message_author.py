@@ -1,4 +1,4 @@
-"""Every inbound message names its author (a contact): a stranger in a customer's public thread is not the customer.
+"""Every inbound message names its author (a contact): a stranger in a customer's thread is not the customer.
 
 Revision ID: 0004
 Revises: 0003
@@ -24,7 +24,9 @@ _FK = 'fk_messages_contact_id_contacts'
 # and PostgreSQL).
 _BACKFILL = """
 UPDATE messages
-SET contact_id = (SELECT conversations.contact_id FROM conversations WHERE conversations.id = messages.conversation_id)
+SET contact_id = (
+    SELECT conversations.contact_id FROM conversations WHERE conversations.id = messages.conversation_id
+)
 WHERE direction = 'in' AND contact_id IS NULL
 """
 
