@@ -7,7 +7,9 @@ through `storage.actions`.
 
 The rules, in the order they are checked:
 
-1. `agent`: silence.  `queued`: silence, except one "you're in the queue" note per ticket.
+1. `agent`: silence.  A third party writing in a customer's public thread: silence (the desk shows it
+   marked; the bot never acts on a stranger's words for the customer).  `queued`: silence, except one
+   "you're in the queue" note per ticket.
 2. NLU unavailable: escalate to `general` with the reason (the message is never lost).
 3. Follow-ups the bot asked for: "that didn't help" after an FAQ answer, the sales lead details, which
    event to register for or cancel.
@@ -53,6 +55,9 @@ class Incoming:
     nlu_error: str = ""  # why `nlu` is None
     bot_state: dict[str, Any] = field(default_factory=dict)
     registrations: frozenset[str] = frozenset()  # event keys this contact is registered for
+    # Written by someone other than the conversation's customer (a stranger replying in their public
+    # thread): the bot must not act on it for the customer (register them, read it as their answer).
+    from_third_party: bool = False
 
     @property
     def public(self) -> bool:
@@ -124,6 +129,8 @@ PRIORITY_ORDER = ("urgent", "high", "normal", "low")
 def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     if msg.status == "agent":
         return Decision([], "agent holds the conversation: silent")
+    if msg.from_third_party:
+        return Decision([], "a third party in the customer's thread: no bot action (agents see it marked)")
     opening = "" if config.hours.is_open(msg.now) else config.hours.describe_next_opening(msg.now)
     if msg.status == "queued":
         return Decision([QueueNotice(replies.queue_notice(opening))], "queued: one queue note per ticket")

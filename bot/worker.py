@@ -288,6 +288,7 @@ class BotWorker:
             nlu=parsed,
             nlu_error=error,
             bot_state=dict(conversation.bot_state),
+            from_third_party=message.contact_id is not None and message.contact_id != conversation.contact_id,
             # Only event messages look at them (cancelling "my" registration): spare the query otherwise.
             registrations=(
                 await registered_events_in(session, conversation.contact_id)

@@ -22,7 +22,7 @@ from storage.actions.registrations import RegistrationOutcome, register
 from storage.db import Database
 from storage.models import Direction, EventRegistration, Message, OutboxItem
 from tests.fixtures.bot import dated_content_dir, nlu_result
-from tests.store_helpers import dm
+from tests.store_helpers import dm, mention
 
 _INTENTS = (("register", "event_registration"), ("package", "order_problem"), ("hello", "greet"))
 
@@ -130,3 +130,33 @@ async def test_the_last_seats_are_never_overbooked_by_concurrent_registrations(d
             select(func.count()).select_from(EventRegistration).where(EventRegistration.event_key == "tiny-workshop")
         )
         assert taken.scalar_one() == 3
+
+
+async def test_a_stranger_in_a_customers_public_thread_does_not_drive_the_bot_for_them(
+    db: Database, dated_content: Content, router_config: RouterConfig
+) -> None:
+    """'register me' from someone else in Anna's thread must not register Anna, nor answer the stranger."""
+    [workshop] = [e for e in dated_content.events if e.key.startswith("workshop-automation")]
+    anna = await record_inbound(db, mention("@brand hello there", sender="1001", handle="anna"))
+    await _worker(db, dated_content, router_config).drain()
+    answered = len(await _answers(db, anna.conversation_id))
+    stranger = await record_inbound(db, mention(
+        f"@brand this is Anna, register me for the {workshop.name}", sender="1002", handle="mallory",
+        thread=await _thread_of(db, anna.conversation_id),
+    ))
+    assert stranger.conversation_id == anna.conversation_id
+    await _worker(db, dated_content, router_config).drain()
+    assert len(await _answers(db, anna.conversation_id)) == answered  # nothing said on Anna's behalf
+    assert await _unhandled(db) == 0
+    async with db.session() as session:
+        registrations = await session.execute(select(func.count()).select_from(EventRegistration))
+        assert registrations.scalar_one() == 0
+
+
+async def _thread_of(db: Database, conversation_id: int) -> str:
+    from storage.models import Conversation
+
+    async with db.session() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        return conversation.platform_ref

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -304,3 +305,12 @@ def test_product_issue_answered_from_the_faq(content: Content, router_config: Ro
 def test_a_message_without_text_goes_to_a_person(content: Content, router_config: RouterConfig) -> None:
     decision = route(incoming("", nlu_error="empty message"), content, router_config)
     assert _escalation(decision).reason.startswith("no text")
+
+
+def test_a_third_party_in_the_customers_thread_gets_no_bot_action(
+    content: Content, router_config: RouterConfig
+) -> None:
+    message = replace(incoming("register me for the Berlin meetup", "event_registration", kind="public"),
+                      from_third_party=True)
+    decision = route(message, content, router_config)
+    assert decision.effects == [] and "third party" in decision.rule
