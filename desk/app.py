@@ -14,17 +14,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from starlette.middleware.sessions import SessionMiddleware
 
 from desk import queries
 from desk.auth import TokenSigner
 from desk.live import LiveFeed
 from frontdesk.settings import Settings, get_settings
+from frontdesk.web_security import install_web_security
 from nlu.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
@@ -65,8 +68,9 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     """The agents' desk over `db`.  The caller owns `db` (opens, migrates and disposes it).
 
     Raises InsecureSettings when real accounts are configured with a secret key anyone could know.
+    `/docs`, `/redoc` and `/openapi.json` exist only when `settings.effective_public_docs`.
     """
-    from desk import api, live, pages
+    from desk import api, docs, live, pages
 
     settings.check_secrets()
 
@@ -85,9 +89,13 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         "Get a token with POST /api/token, then send it as `Authorization: Bearer <token>`.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # desk/docs.py serves /docs and /redoc without a CDN
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.effective_public_docs else None,
     )
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     pages.install_template_helpers(templates)
+    templates.env.globals["url_for"] = _template_path_for
     app.state.desk = DeskState(
         db=db,
         settings=settings,
@@ -102,14 +110,25 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         session_cookie=SESSION_COOKIE,
         max_age=settings.desk_session_max_age_s,
         same_site="lax",
-        https_only=settings.desk_cookie_secure,
+        https_only=settings.effective_desk_cookie_secure,
     )
+    if app.openapi_url:
+        docs.install_api_docs(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     _install_error_handlers(app)
+    install_web_security(app, settings)  # last, so that it runs first
     return app
+
+
+@pass_context
+def _template_path_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
+    """`url_for` in templates: path-only links, never built from the Host header a client sent."""
+    from desk.pages import path_for
+
+    return path_for(context["request"], name, **path_params)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -166,4 +185,6 @@ def standalone_app() -> FastAPI:
             finally:
                 await db.dispose()
 
-    return FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    install_web_security(app, settings)
+    return app

@@ -64,9 +64,18 @@ async def page_agent(request: Request) -> CurrentAgent:
 PageAgent = Annotated[CurrentAgent, Depends(page_agent)]
 
 
+def path_for(request: Request, name: str, /, **path_params: Any) -> str:
+    """The path of route `name` (under the app's mount prefix), without scheme and host.
+
+    `request.url_for` builds an absolute URL from the Host header the client sent; a redirect or link
+    built from it would point wherever a forged Host says.
+    """
+    return request.url_for(name, **path_params).path
+
+
 def sign_in_redirect(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    login = str(request.url_for("login_form").include_query_params(next=target))
+    login = f"{path_for(request, 'login_form')}?{urlencode({'next': target})}"
     if request.headers.get("hx-request"):
         return Response(status_code=204, headers={"HX-Redirect": login})
     return RedirectResponse(login, status_code=status.HTTP_303_SEE_OTHER)
@@ -162,7 +171,7 @@ def _safe_next(target: str | None) -> str | None:
 @router.get("/login", name="login_form")
 async def login_form(request: Request, next: str | None = None) -> Response:
     if await session_agent(request) is not None:
-        return RedirectResponse(_safe_next(next) or str(request.url_for("home")), status_code=303)
+        return RedirectResponse(_safe_next(next) or path_for(request, "home"), status_code=303)
     return await _render(request, "login.html", {"next": _safe_next(next) or "", "email": ""}, agent=None)
 
 
@@ -182,14 +191,14 @@ async def login(
             request, "login.html", {"next": _safe_next(next) or "", "email": email}, agent=None, status_code=401
         )
     start_session(request, agent)
-    return RedirectResponse(_safe_next(next) or str(request.url_for("home")), status_code=303)
+    return RedirectResponse(_safe_next(next) or path_for(request, "home"), status_code=303)
 
 
 @router.post("/logout", name="logout")
 async def logout(request: Request, csrf_token_: Csrf = "") -> Response:
     check_csrf(request, csrf_token_)
     end_session(request)
-    return RedirectResponse(str(request.url_for("login_form")), status_code=303)
+    return RedirectResponse(path_for(request, "login_form"), status_code=303)
 
 
 # --- queues ----------------------------------------------------------------------------------------
@@ -197,7 +206,7 @@ async def logout(request: Request, csrf_token_: Csrf = "") -> Response:
 
 @router.get("/", name="home")
 async def home(request: Request, agent: PageAgent) -> Response:
-    return RedirectResponse(str(request.url_for("queue_page", name="all")), status_code=303)
+    return RedirectResponse(path_for(request, "queue_page", name="all"), status_code=303)
 
 
 def _queue_filters(name: str, agent: CurrentAgent, params: dict[str, str]) -> queries.Filters:
@@ -296,7 +305,7 @@ async def _after_action(request: Request, ticket_id: int, agent: CurrentAgent, e
     if not _is_htmx(request):
         if error:
             _flash(request, error)
-        return RedirectResponse(str(request.url_for("ticket_page", ticket_id=ticket_id)), status_code=303)
+        return RedirectResponse(path_for(request, "ticket_page", ticket_id=ticket_id), status_code=303)
     if error:
         response = await _render(request, "_flash.html", {"flash": {"kind": "error", "text": error}}, agent=agent)
         response.headers["HX-Retarget"] = "#flash"

@@ -8,6 +8,7 @@ orchestrator neither routes traffic to nor restarts a process that is still trai
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,7 +18,11 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from frontdesk.settings import Settings, get_settings
+from frontdesk.web_security import install_web_security
 from storage.db import Database
+
+log = logging.getLogger(__name__)
 
 # A readiness check returns None when ready, else a short description of what is missing.
 Check = Callable[[], Awaitable[str | None]]
@@ -43,18 +48,21 @@ class Readiness:
 
     async def report(self) -> tuple[bool, dict[str, str]]:
         names = list(self.checks)
-        results = await asyncio.gather(*(self._run(self.checks[n]) for n in names))
+        results = await asyncio.gather(*(self._run(n, self.checks[n]) for n in names))
         status = {n: (r or "ok") for n, r in zip(names, results, strict=True)}
         return all(r is None for r in results), status
 
     @staticmethod
-    async def _run(check: Check) -> str | None:
+    async def _run(name: str, check: Check) -> str | None:
         try:
             return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
         except asyncio.TimeoutError:
             return f"no answer within {CHECK_TIMEOUT_S:g}s"
-        except Exception as exc:  # noqa: BLE001 - a failing check means "not ready", with why
-            return f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a failing check means "not ready"
+            # /healthz is unauthenticated: an exception's text (a host name, a database URL, a driver's
+            # message) goes to the log only, and the answer says where to look.
+            log.warning("healthz: the %s check failed: %s: %s", name, type(exc).__name__, exc)
+            return "unreachable (the reason is in the server's log)"
 
 
 def store_check(db: Database) -> Check:
@@ -87,8 +95,15 @@ def create_http_app(
     desk_app: Any | None = None,
     routers: list[APIRouter] | None = None,
     extra: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
-    """The process's HTTP app: `/healthz` first, then webhook routers, then the desk at `/`."""
+    """The process's HTTP app: `/healthz` first, then webhook routers, then the desk at `/`.
+
+    Bodies are bounded and responses carry the security headers (frontdesk/web_security.py); `/metrics`
+    answers 404 here unless `settings.effective_public_metrics` (sandbox mode, or FRONTDESK_PUBLIC_METRICS).
+    """
+    settings = settings or get_settings()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # A mounted app's own lifespan does not run under Starlette: run the desk's inside ours.
@@ -114,6 +129,7 @@ def create_http_app(
         app.include_router(router)
     if desk_app is not None:
         app.mount("/", desk_app)
+    install_web_security(app, settings, hidden_paths=() if settings.effective_public_metrics else ("/metrics",))
     return app
 
 

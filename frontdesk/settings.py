@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     sandbox_port: int = 8081
+    # (issue 17) limits and exposure of every HTTP app we serve (frontdesk/web_security.py).
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=0, description="Largest request body the desk and its API accept (413 above)."
+    )
+    webhook_max_body_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=0, description="Largest request body /webhooks/* accepts (413 above)."
+    )
+    trusted_hosts: str = Field(
+        default="",
+        description="Comma-separated Host names the HTTP apps answer for, e.g. `desk.example.com,*.example.com` "
+        "(IP addresses, as probes and scrapers send, always pass). Empty: any host (warned outside sandbox mode).",
+    )
+    public_docs: bool | None = Field(
+        default=None, description="Serve /docs, /redoc and /openapi.json. Empty: only in sandbox mode."
+    )
+    public_metrics: bool | None = Field(
+        default=None, description="Serve /metrics on the HTTP port. Empty: only in sandbox mode."
+    )
     secret_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_SECRET_KEY),
         description="Signs desk session cookies and API tokens. Required (32+ bytes, random) whenever real "
@@ -143,8 +161,10 @@ class Settings(BaseSettings):
     # --- desk (the agents' web app) -----------------------------------------------------------
     desk_session_max_age_s: int = Field(default=12 * 3600, description="How long a desk sign-in lasts.")
     desk_token_ttl_s: int = Field(default=12 * 3600, description="Lifetime of a /api/token bearer token.")
-    desk_cookie_secure: bool = Field(
-        default=False, description="Send the desk session cookie over HTTPS only (set true behind TLS)."
+    desk_cookie_secure: bool | None = Field(
+        default=None,
+        description="Send the desk session cookie over HTTPS only. Empty: true with real X/Telegram credentials, "
+        "false in sandbox mode; set false only to try real accounts over plain HTTP.",
     )
     desk_live_poll_s: float = Field(default=1.0, description="How often the live feed looks for changes.")
     desk_taxonomy_path: Path | None = Field(
@@ -215,6 +235,24 @@ class Settings(BaseSettings):
                 "could sign a desk session as any agent. Set FRONTDESK_SECRET_KEY to a random value of at "
                 "least 32 bytes (e.g. `openssl rand -hex 32`), the same for every desk and worker process."
             )
+
+    @property
+    def effective_desk_cookie_secure(self) -> bool:
+        return (not self.sandbox_mode) if self.desk_cookie_secure is None else self.desk_cookie_secure
+
+    @property
+    def effective_public_docs(self) -> bool:
+        return self.sandbox_mode if self.public_docs is None else self.public_docs
+
+    @property
+    def effective_public_metrics(self) -> bool:
+        return self.sandbox_mode if self.public_metrics is None else self.public_metrics
+
+    @property
+    def trusted_host_names(self) -> list[str]:
+        """The Host names to answer for; ["*"] (any) when none is configured."""
+        names = [name.strip().lower() for name in self.trusted_hosts.split(",") if name.strip()]
+        return names or ["*"]
 
     @property
     def has_x_credentials(self) -> bool:

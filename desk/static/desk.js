@@ -56,6 +56,20 @@
       box.textContent = text;
       flash.replaceChildren(box);
     });
+    // The page's own handlers live here, not in on*= or hx-on attributes: the CSP allows no inline script.
+    document.body.addEventListener("htmx:afterRequest", function (e) {
+      var form = e.target.closest && e.target.closest("#composer-form");
+      if (form && e.detail.xhr && e.detail.xhr.getResponseHeader("X-Desk-Ok")) { form.reset(); }
+    });
+    document.body.addEventListener("click", function (e) {
+      var close = e.target.closest && e.target.closest("[data-dismiss=flash]");
+      if (close && close.parentElement) { close.parentElement.remove(); }
+    });
+    document.body.addEventListener("change", function (e) {
+      if (e.target.matches && e.target.matches("select[data-autosubmit]") && e.target.form) {
+        e.target.form.requestSubmit();
+      }
+    });
     document.body.addEventListener("keydown", function (e) {
       if (e.target && e.target.id === "reply-text" && e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
         var send = document.getElementById("send-reply");
