@@ -10,15 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from desk import queries
-from desk.auth import CurrentAgent, api_agent
+from desk.auth import CurrentAgent, api_agent, presented_token_secret, sign_in
 from frontdesk import observed
-from storage import actions
-from storage.agents import authenticate
+from storage import actions, agent_sessions
 from storage.errors import NotAllowed, NotFound
+from storage.login_throttle import LoginThrottled
+from storage.models import SessionKind
 
 router = APIRouter(prefix="/api", tags=["api"])
 ApiAgent = Annotated[CurrentAgent, Depends(api_agent)]
@@ -36,6 +37,14 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+
+
+class ThrottledOut(BaseModel):
+    detail: str = Field(description="says when to try again (also in the Retry-After header, in seconds)")
+
+
+class RevokedOut(BaseModel):
+    revoked: int = Field(description="how many of your tokens and desk sessions were still live and now are not")
 
 
 class TextBody(BaseModel):
@@ -207,18 +216,54 @@ def _db(request: Request) -> Any:
     "/token",
     response_model=TokenResponse,
     summary="Exchange an agent's e-mail and password for a bearer token",
-    responses={401: {"description": "wrong e-mail or password, or the agent is disabled"}},
+    responses={
+        401: {"description": "wrong e-mail or password, or the agent is disabled"},
+        429: {
+            "model": ThrottledOut,
+            "description": "too many failed sign-ins for this account or from this address: refused whatever "
+            "the password, until the time in Retry-After has passed",
+            "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+        },
+    },
 )
 async def issue_token(body: TokenRequest, request: Request) -> TokenResponse:
     state = request.app.state.desk
-    agent = await authenticate(state.db, body.email, body.password)
-    if agent is None or agent.id is None:
+    try:
+        signed_in = await sign_in(request, body.email, body.password, SessionKind.token)
+    except LoginThrottled as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, detail=str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+        ) from None
+    if signed_in is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="wrong e-mail or password (or the agent is disabled)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return TokenResponse(access_token=state.tokens.issue(agent.id), expires_in=state.tokens.ttl_s)
+    return TokenResponse(access_token=state.tokens.issue(signed_in[1]), expires_in=state.tokens.ttl_s)
+
+
+@router.delete(
+    "/token",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Revoke the bearer token you send (your other tokens and sessions stay)",
+    responses={204: {"description": "revoked: the token opens nothing from now on"}},
+)
+async def revoke_token(request: Request, agent: ApiAgent) -> Response:
+    secret = presented_token_secret(request)
+    assert secret is not None  # api_agent accepted it
+    await agent_sessions.revoke(_db(request), secret)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/tokens/revoke-all",
+    response_model=RevokedOut,
+    summary="Sign out everywhere: revoke all your bearer tokens and desk sessions, this token included",
+)
+async def revoke_all_tokens(request: Request, agent: ApiAgent) -> RevokedOut:
+    return RevokedOut(revoked=await agent_sessions.revoke_all(_db(request), agent.id))
 
 
 @router.get("/tickets", response_model=list[TicketOut], summary="Tickets, most urgent and oldest first")

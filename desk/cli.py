@@ -86,18 +86,47 @@ def list_() -> None:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
+def _sessions(count: int) -> str:
+    return f"{count} session{'' if count == 1 else 's'}"
+
+
 @app.command("disable")
 def disable(email: str = typer.Argument(..., help="The agent's e-mail.")) -> None:
-    """Lock an agent out at once (their sessions and API tokens stop working); tickets stay as they are."""
-    agent = _run(lambda db: store_agents.set_active(db, email, False))
-    typer.echo(f"disabled {agent.name} <{agent.email}>")
+    """Lock an agent out at once: all their desk sessions and API tokens end; tickets stay as they are."""
+    change = _run(lambda db: store_agents.set_active(db, email, False))
+    agent = change.agent
+    typer.echo(f"disabled {agent.name} <{agent.email}>; ended {_sessions(change.sessions_ended)}")
 
 
 @app.command("enable")
 def enable(email: str = typer.Argument(..., help="The agent's e-mail.")) -> None:
-    """Let a disabled agent sign in again."""
-    agent = _run(lambda db: store_agents.set_active(db, email, True))
-    typer.echo(f"enabled {agent.name} <{agent.email}>")
+    """Let a disabled agent sign in again (what they held before the disable stays ended)."""
+    change = _run(lambda db: store_agents.set_active(db, email, True))
+    typer.echo(f"enabled {change.agent.name} <{change.agent.email}>")
+
+
+@app.command("set-password")
+def set_password(
+    email: str = typer.Argument(..., help="The agent's e-mail."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the new password from the first line of standard input."
+    ),
+) -> None:
+    """Give an agent a new password (asked for twice, hidden); all their sessions and API tokens end."""
+    password = _read_password(password_stdin)
+    change = _run(lambda db: store_agents.set_password(db, email, password))
+    typer.echo(
+        f"changed the password of {change.agent.name} <{change.agent.email}>; "
+        f"ended {_sessions(change.sessions_ended)}"
+    )
+
+
+@app.command("end-sessions")
+def end_sessions(email: str = typer.Argument(..., help="The agent's e-mail.")) -> None:
+    """Sign an agent out everywhere (a lost laptop, a leaked token) without disabling the account."""
+    change = _run(lambda db: store_agents.end_sessions(db, email))
+    agent = change.agent
+    typer.echo(f"signed {agent.name} <{agent.email}> out; ended {_sessions(change.sessions_ended)}")
 
 
 @app.command("link-telegram")

@@ -26,13 +26,14 @@ from desk.auth import (
     csrf_token,
     end_session,
     session_agent,
+    sign_in,
     start_session,
 )
 from frontdesk import observed
 from storage import actions
-from storage.agents import authenticate
 from storage.errors import AlreadyClaimed, NotFound, StoreError
-from storage.models import Priority, utcnow
+from storage.login_throttle import LoginThrottled
+from storage.models import Priority, SessionKind, utcnow
 
 router = APIRouter(include_in_schema=False)
 
@@ -184,20 +185,27 @@ async def login(
     csrf_token_: Csrf = "",
 ) -> Response:
     check_csrf(request, csrf_token_)
-    agent = await authenticate(request.app.state.desk.db, email, password) if email and password else None
-    if agent is None:
+    context = {"next": _safe_next(next) or "", "email": email}
+    try:
+        signed_in = await sign_in(request, email, password, SessionKind.cookie) if email and password else None
+    except LoginThrottled as exc:
+        minutes = -(-exc.retry_after_s // 60)
+        _flash(request, f"Too many failed sign-ins for this account or from this address. "
+                        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+        response = await _render(request, "login.html", context, agent=None, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+    if signed_in is None:
         _flash(request, "Wrong e-mail or password, or the account is disabled.")
-        return await _render(
-            request, "login.html", {"next": _safe_next(next) or "", "email": email}, agent=None, status_code=401
-        )
-    start_session(request, agent)
+        return await _render(request, "login.html", context, agent=None, status_code=401)
+    start_session(request, signed_in[1])
     return RedirectResponse(_safe_next(next) or path_for(request, "home"), status_code=303)
 
 
 @router.post("/logout", name="logout")
 async def logout(request: Request, csrf_token_: Csrf = "") -> Response:
     check_csrf(request, csrf_token_)
-    end_session(request)
+    await end_session(request)
     return RedirectResponse(path_for(request, "login_form"), status_code=303)
 
 

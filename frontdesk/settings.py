@@ -161,6 +161,16 @@ class Settings(BaseSettings):
     # --- desk (the agents' web app) -----------------------------------------------------------
     desk_session_max_age_s: int = Field(default=12 * 3600, description="How long a desk sign-in lasts.")
     desk_token_ttl_s: int = Field(default=12 * 3600, description="Lifetime of a /api/token bearer token.")
+    # (issue 17) login throttling, counted in the store so that every desk process shares it.
+    desk_login_max_failures_per_account: int = Field(
+        default=5, ge=1, description="Failed sign-ins per account within the window before it is locked (429)."
+    )
+    desk_login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed sign-ins from one client address (IPv6: per /64) before it is locked."
+    )
+    desk_login_window_s: int = Field(
+        default=15 * 60, ge=1, description="The throttle's window: failures older than this no longer count."
+    )
     desk_cookie_secure: bool | None = Field(
         default=None,
         description="Send the desk session cookie over HTTPS only. Empty: true with real X/Telegram credentials, "

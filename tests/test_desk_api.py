@@ -15,7 +15,9 @@ from storage.agents import set_active
 from storage.db import Database
 from storage.models import OutboxItem, TicketEvent
 from storage.outbox import lease_due, mark_sent
-from tests.fixtures.desk import TEST_SECRET_KEY, api_login, inbound
+from storage import agent_sessions
+from storage.models import SessionKind
+from tests.fixtures.desk import api_login, inbound, mint_api_token
 
 API_ROUTES = [
     ("GET", "/api/tickets", None),
@@ -85,9 +87,10 @@ async def test_every_api_route_needs_a_token(desk_client, method, path, body) ->
         assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def test_a_token_signed_with_another_key_is_refused(desk_client, make_agent) -> None:
+async def test_a_token_signed_with_another_key_is_refused(desk_client, make_agent, db) -> None:
     agent = await make_agent()
-    forged = TokenSigner("some-other-secret", 3600).issue(agent.id)
+    live_sign_in = await agent_sessions.create(db, agent.id, SessionKind.token, ttl_s=3600)
+    forged = TokenSigner("some-other-secret", 3600).issue(live_sign_in)
     response = await desk_client.get("/api/tickets", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
 
@@ -95,9 +98,9 @@ async def test_a_token_signed_with_another_key_is_refused(desk_client, make_agen
 async def test_an_expired_token_is_refused(db, desk_settings, make_agent) -> None:
     agent = await make_agent()
     expired_app = create_desk_app(db, desk_settings.model_copy(update={"desk_token_ttl_s": -1}))
-    token = TokenSigner(TEST_SECRET_KEY, 3600).issue(agent.id)
+    headers = await mint_api_token(db, agent.id)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=expired_app), base_url="http://desk.test") as c:
-        response = await c.get("/api/tickets", headers={"Authorization": f"Bearer {token}"})
+        response = await c.get("/api/tickets", headers=headers)
     assert response.status_code == 401
     assert "expired" in response.json()["detail"]
 
@@ -380,7 +383,7 @@ async def test_stats_on_an_empty_store(desk_client, make_agent) -> None:
 async def test_thirty_concurrent_claims_have_exactly_one_winner(desk_server, make_agent, make_ticket, db) -> None:
     agents = [await make_agent(name=f"Racer {n}", password="racer-password") for n in range(30)]
     ticket = await make_ticket()
-    signer = TokenSigner(TEST_SECRET_KEY, 3600)  # the server's key; 30 argon2 logins would only add time
+    minted = [await mint_api_token(db, a.id) for a in agents]  # 30 argon2 logins would only add time
     limits = httpx.Limits(max_connections=30, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=desk_server.base_url, limits=limits, timeout=60) as client:
         assert (await client.get("/docs")).status_code == 200  # the standalone server serves the whole app
@@ -388,8 +391,8 @@ async def test_thirty_concurrent_claims_have_exactly_one_winner(desk_server, mak
         assert (await client.post("/api/token", json={"email": agents[0].email, "password": "racer-password"})).status_code == 200
         responses = await asyncio.gather(
             *(
-                client.post(f"/api/tickets/{ticket.id}/claim", headers={"Authorization": f"Bearer {signer.issue(a.id)}"})
-                for a in agents
+                client.post(f"/api/tickets/{ticket.id}/claim", headers=headers)
+                for headers in minted
             )
         )
     codes = sorted(r.status_code for r in responses)

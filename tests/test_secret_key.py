@@ -81,8 +81,8 @@ async def test_the_desk_is_not_built_on_the_development_key_with_real_accounts(d
         create_desk_app(db, _real_x())
     # With a real key, a token signed with the public default is worthless.
     app = create_desk_app(db, _real_x(secret_key=SecretStr(STRONG_KEY)))
-    forged = TokenSigner(DEVELOPMENT_SECRET_KEY, 3600).issue(1)
-    assert app.state.desk.tokens.agent_id(forged) is None
+    forged = TokenSigner(DEVELOPMENT_SECRET_KEY, 3600).issue("a-sign-in-secret")
+    assert app.state.desk.tokens.secret(forged) is None
 
 
 @pytest.mark.parametrize("command", ["run", "desk", "worker"])
