@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHANNELS: tuple[str, ...] = ("x", "telegram")
+INBOUND_FIELDS: tuple[str, ...] = ("text", "sender_name", "sender_handle", "ids")
 NAMESPACE = "frontdesk"
 
 # One registry per process, separate from prometheus_client's global one, so that tests and libraries
@@ -129,6 +130,17 @@ RATE_LIMIT_WAIT_SECONDS = Counter(
     f"{NAMESPACE}_poller_rate_limit_wait_seconds_total",
     "Seconds spent waiting for rate-limit windows, by channel and endpoint.",
     ["channel", "endpoint"], registry=REGISTRY,
+)
+INBOUND_REPAIRED = Counter(
+    f"{NAMESPACE}_inbound_repaired_total",
+    "Inbound messages stored with text the store cannot hold repaired (NUL removed, lone surrogates as "
+    "U+FFFD, cut to the length limit), by channel and field (text, sender_name, sender_handle, ids).",
+    ["channel", "field"], registry=REGISTRY,
+)
+INBOUND_SKIPPED = Counter(
+    f"{NAMESPACE}_inbound_skipped_total",
+    "Webhook items that could not be read as a message (malformed), skipped, by channel and reason.",
+    ["channel", "reason"], registry=REGISTRY,
 )
 LEADER = Gauge(
     f"{NAMESPACE}_poller_leader",
@@ -235,6 +247,16 @@ def rate_limit_wait(channel: str, endpoint: str, seconds: float) -> None:
     labels = (_channel(channel), _reason(endpoint))
     RATE_LIMIT_WAITS.labels(*labels).inc()
     RATE_LIMIT_WAIT_SECONDS.labels(*labels).inc(max(0.0, seconds))
+
+
+def inbound_repaired(channel: str, field: str) -> None:
+    """An inbound message's `field` held text the store cannot hold; it was stored repaired."""
+    INBOUND_REPAIRED.labels(_channel(channel), _one_of(field, INBOUND_FIELDS, "other")).inc()
+
+
+def inbound_skipped(channel: str, reason: str) -> None:
+    """A webhook item was not a readable message and was skipped (the rest of its payload was kept)."""
+    INBOUND_SKIPPED.labels(_channel(channel), _reason(reason)).inc()
 
 
 def set_leader(name: str, held: bool) -> None:

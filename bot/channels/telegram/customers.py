@@ -15,6 +15,7 @@ import logging
 from telegram import Message, Update
 
 from bot.channels.base import Wake
+from bot.channels.storable import storable
 from storage.actions import InboundMessage, record_inbound
 from storage.db import Database
 from storage.models import Channel, ConversationKind
@@ -52,7 +53,9 @@ def inbound_from_update(update: Update) -> InboundMessage | None:
         return None
     user = message.from_user
     replied = message.reply_to_message
-    return InboundMessage(
+    # A name or text with a NUL or a lone surrogate (Telegram passes them on) is repaired, not refused:
+    # refused, the update would be skipped and the customer's message lost.
+    return storable(InboundMessage(
         channel=Channel.telegram,
         conversation_kind=ConversationKind.telegram,
         conversation_ref=str(message.chat.id),
@@ -63,7 +66,7 @@ def inbound_from_update(update: Update) -> InboundMessage | None:
         platform_message_id=platform_message_id(message.chat.id, message.message_id),
         in_reply_to_platform_id=platform_message_id(message.chat.id, replied.message_id) if replied else None,
         platform_created_at=message.date,
-    )
+    ))
 
 
 class CustomerInbox:

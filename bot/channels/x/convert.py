@@ -1,20 +1,26 @@
 """X's objects → `InboundMessage`: the same message whether polled (API v2) or pushed by webhook (v1.1).
 
-Pure functions, no I/O.  Each returns None for what the bot must not answer: the brand's own posts and DMs
-(X echoes them back), retweets, group DMs, non-message DM events.
+Pure functions, no I/O (only a repair, below, is logged and counted).  Each returns None for what the bot
+must not answer: the brand's own posts and DMs (X echoes them back), retweets, group DMs, non-message DM
+events.
 
 - a DM is `ConversationKind.dm`, conversation_ref = the customer's user id;
 - a mention is `ConversationKind.public`, conversation_ref = the thread's root tweet id (`conversation_id`);
 - platform_message_id is the tweet id or the DM event id.
+
+Every message leaves through `storable()`, so text no database can hold (a NUL, a lone surrogate in a
+display name) is repaired, logged and counted rather than failing the whole page or payload it came in.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.channels.storable import storable
 from bot.channels.x.api import parse_time
 from storage.actions import InboundMessage
 from storage.models import Channel, ConversationKind
@@ -58,7 +64,7 @@ def mention_from_v2(
         return None
     tweet_id = str(tweet["id"])
     author = users.get(author_id) or {}
-    return InboundMessage(
+    return storable(InboundMessage(
         channel=Channel.x,
         conversation_kind=ConversationKind.public,
         conversation_ref=str(tweet.get("conversation_id") or tweet_id),
@@ -70,7 +76,7 @@ def mention_from_v2(
         platform_message_id=tweet_id,
         in_reply_to_platform_id=_replied_to(tweet),
         platform_created_at=parse_time(tweet.get("created_at")),
-    )
+    ))
 
 
 def _is_one_to_one_with(conversation_id: str | None, brand_id: str) -> bool:
@@ -92,7 +98,7 @@ def dm_from_v2(
     if not _is_one_to_one_with(event.get("dm_conversation_id"), brand_id):
         return None
     sender = users.get(sender_id) or {}
-    return InboundMessage(
+    return storable(InboundMessage(
         channel=Channel.x,
         conversation_kind=ConversationKind.dm,
         conversation_ref=sender_id,
@@ -102,7 +108,7 @@ def dm_from_v2(
         text=str(event.get("text") or ""),
         platform_message_id=str(event["id"]),
         platform_created_at=parse_time(event.get("created_at")),
-    )
+    ))
 
 
 # --- Account Activity webhook payloads (v1.1 shapes) ----------------------------------------------------
@@ -130,7 +136,7 @@ def tweet_from_v1(tweet: Mapping[str, Any], brand_id: str, conversation_ref: str
     if not author_id or author_id == brand_id or "retweeted_status" in tweet:
         return None
     text = (tweet.get("extended_tweet") or {}).get("full_text") or tweet.get("text") or ""
-    return InboundMessage(
+    return storable(InboundMessage(
         channel=Channel.x,
         conversation_kind=ConversationKind.public,
         conversation_ref=conversation_ref,
@@ -141,12 +147,22 @@ def tweet_from_v1(tweet: Mapping[str, Any], brand_id: str, conversation_ref: str
         platform_message_id=str(tweet.get("id_str") or tweet["id"]),
         in_reply_to_platform_id=webhook_tweet_parent(tweet),
         platform_created_at=_v1_time(tweet),
-    )
+    ))
+
+
+_X_ID = re.compile(r"[0-9]{1,20}")
+
+
+def is_x_id(value: object) -> bool:
+    """X's ids (tweets, users, DM events) are decimal numbers; anything else in a payload is garbage."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return False
+    return _X_ID.fullmatch(str(value)) is not None
 
 
 def webhook_tweet_parent(tweet: Mapping[str, Any]) -> str | None:
     parent = tweet.get("in_reply_to_status_id_str") or tweet.get("in_reply_to_status_id")
-    return str(parent) if parent else None
+    return str(parent) if parent and is_x_id(parent) else None
 
 
 def dm_from_v1(
@@ -165,7 +181,7 @@ def dm_from_v1(
         created = datetime.fromtimestamp(int(event["created_timestamp"]) / 1000, tz=UTC)
     except (KeyError, TypeError, ValueError):
         pass
-    return InboundMessage(
+    return storable(InboundMessage(
         channel=Channel.x,
         conversation_kind=ConversationKind.dm,
         conversation_ref=sender_id,
@@ -175,4 +191,4 @@ def dm_from_v1(
         text=str((create.get("message_data") or {}).get("text") or ""),
         platform_message_id=str(event["id"]),
         platform_created_at=created,
-    )
+    ))
