@@ -2,7 +2,8 @@
 
 Telegram proves it is Telegram with the secret given to setWebhook, sent back in the
 ``X-Telegram-Bot-Api-Secret-Token`` header.  A request without it, or with another value, is answered 403
-and nothing is stored.  An update is answered 200 only once it is handled; on an error the answer is 500
+and nothing is stored; a body that is not an update (not JSON, nested too deeply, fields of the wrong
+shape) is answered 400.  An update is answered 200 only once it is handled; on an error the answer is 500
 and Telegram delivers the same update again later (the dispatcher skips it if it was handled after all).
 
 setWebhook asks for ``max_connections=1`` so updates arrive one at a time, in order, as with polling.
@@ -28,6 +29,10 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 Dispatch = Callable[[Update], Awaitable[None]]
 
 
+def _is_update_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def telegram_webhook_router(bot: Bot, dispatch: Dispatch, secret: str, *, path: str = WEBHOOK_PATH) -> APIRouter:
     """A FastAPI router with the webhook endpoint; mount it on the app that `telegram_webhook_url` reaches."""
     if not secret:
@@ -43,9 +48,14 @@ def telegram_webhook_router(bot: Bot, dispatch: Dispatch, secret: str, *, path: 
             return Response(status_code=403)
         try:
             payload = json.loads(await request.body())
+            if not isinstance(payload, dict) or not _is_update_id(payload.get("update_id")):
+                raise ValueError("not a JSON object with an integer update_id")
             update = Update.de_json(payload, bot)
-        except (ValueError, TypeError, KeyError) as exc:
-            log.warning("telegram webhook: not an update (%s); refused", exc)
+        # What a body that is not an update raises: not JSON, nested deeper than the parser goes
+        # (RecursionError), or fields of the wrong shape for python-telegram-bot's classes.
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            # The class only: the message may quote the body (customer data, characters logs cannot hold).
+            log.warning("telegram webhook: not an update (%s); refused", type(exc).__name__)
             return Response(status_code=400)
         if update is None:
             return Response(status_code=400)

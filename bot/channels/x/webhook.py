@@ -28,7 +28,8 @@ from tweepy.asynchronous import AsyncClient
 from bot.channels.base import Wake
 from bot.channels.recording import InboundRecorder
 from bot.channels.x.api import TRANSIENT_ERRORS, call, raw_client, uses_user_auth_for_reads
-from bot.channels.x.convert import dm_from_v1, tweet_from_v1, webhook_tweet_parent
+from bot.channels.x.convert import dm_from_v1, is_x_id, tweet_from_v1, webhook_tweet_parent
+from frontdesk import metrics
 from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET, Settings
 from storage.actions import InboundMessage
 from storage.db import Database
@@ -72,8 +73,16 @@ def sign(secret: str, payload: bytes) -> str:
     return "sha256=" + base64.b64encode(hmac.new(secret.encode(), payload, hashlib.sha256).digest()).decode()
 
 
+# What reading a malformed item raises (a list where an object belongs, a missing id, ...): a bug in the
+# payload, not in the store, so the item is skipped rather than the request failed (and retried) forever.
+_MALFORMED = (AttributeError, KeyError, TypeError, ValueError)
+
+
 class XWebhookHandler:
-    """Verifies and records Account Activity events.  Counters: `received`, `recorded`, `rejected`."""
+    """Verifies and records Account Activity events.
+
+    Counters: `received`, `recorded`, `rejected`, `skipped` (items that were not a readable tweet or DM).
+    """
 
     def __init__(
         self,
@@ -94,6 +103,7 @@ class XWebhookHandler:
         self.received = 0
         self.recorded = 0
         self.rejected = 0
+        self.skipped = 0
 
     def crc_response(self, crc_token: str) -> dict[str, str]:
         """X's challenge answer; refuses (ValueError) a token that is not in X's format (see above)."""
@@ -107,28 +117,67 @@ class XWebhookHandler:
         return hmac.compare_digest(sign(self._secret, body).encode(), signature.strip().encode())
 
     async def handle(self, payload: Mapping[str, Any]) -> int:
-        """Record the payload's mentions and DMs (the brand's own skipped); how many were new."""
+        """Record the payload's mentions and DMs (the brand's own skipped); how many were new.
+
+        An item that is not a readable tweet or DM (wrong shape, no numeric id) is skipped with a logged,
+        counted reason (`skipped`, `frontdesk_inbound_skipped_total`); the payload's other items are kept.
+        """
         self.received += 1
         for_user = payload.get("for_user_id")
         if for_user is not None and str(for_user) != self.brand_id:
-            log.warning("X webhook: event for user %s, not the brand (%s); ignored", for_user, self.brand_id)
+            log.warning(
+                "X webhook: event for user %.40r, not the brand (%s); ignored", for_user, self.brand_id
+            )
             return 0
         messages: list[InboundMessage] = []
-        for tweet in payload.get("tweet_create_events") or []:
-            message = tweet_from_v1(tweet, self.brand_id, await self._thread_root(tweet))
-            if message is not None:
-                messages.append(message)
-        users = payload.get("users") or {}
-        for event in payload.get("direct_message_events") or []:
-            message = dm_from_v1(event, users, self.brand_id)
-            if message is not None:
-                messages.append(message)
+        for tweet in self._objects(payload, "tweet_create_events", "tweet"):
+            try:
+                message = tweet_from_v1(tweet, self.brand_id, await self._thread_root(tweet))
+            except _MALFORMED as exc:
+                self._skip("tweet", exc)
+                continue
+            self._keep(message, messages, "tweet")
+        users = payload.get("users")
+        users = users if isinstance(users, Mapping) else {}
+        for event in self._objects(payload, "direct_message_events", "dm"):
+            try:
+                message = dm_from_v1(event, users, self.brand_id)
+            except _MALFORMED as exc:
+                self._skip("dm", exc)
+                continue
+            self._keep(message, messages, "dm")
         recorded = await self.recorder.record(sorted(messages, key=lambda m: int(m.platform_message_id)))
         new = sum(1 for r in recorded if r.is_new)
         if new:
             self.recorded += new
             self.wake()
         return new
+
+    def _objects(self, payload: Mapping[str, Any], key: str, kind: str) -> list[Mapping[str, Any]]:
+        items = payload.get(key) or []
+        objects = []
+        for item in items if isinstance(items, list) else [items]:
+            if isinstance(item, Mapping):
+                objects.append(item)
+            else:
+                self._skip(kind, TypeError("not a JSON object"))
+        return objects
+
+    def _keep(self, message: InboundMessage | None, messages: list[InboundMessage], kind: str) -> None:
+        if message is None:
+            return
+        if not is_x_id(message.platform_message_id):
+            self._skip(kind, ValueError("its id is not an X id"))
+            return
+        messages.append(message)
+
+    def _skip(self, kind: str, exc: Exception) -> None:
+        self.skipped += 1
+        metrics.inbound_skipped("x", f"malformed_{kind}")
+        # The exception's class only: its text may quote the payload (customer data, unloggable characters).
+        log.warning(
+            "X webhook: a %s item is not readable (%s); skipped, the rest kept", kind, type(exc).__name__
+        )
 
     async def _thread_root(self, tweet: Mapping[str, Any]) -> str:
         """v1.1 tweets carry no `conversation_id`: find the thread root the way a poller would see it."""
@@ -212,6 +261,9 @@ def make_x_webhook_router(
             payload = json.loads(body)
         except ValueError:
             return JSONResponse({"error": "body is not JSON"}, status_code=400)
+        except RecursionError:  # nested deeper than the parser goes: no event X sends looks like that
+            log.warning("X webhook: a signed body nested too deeply to parse; refused")
+            return JSONResponse({"error": "body is nested too deeply"}, status_code=400)
         if not isinstance(payload, dict):
             return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
         new = await handler.handle(payload)
