@@ -132,8 +132,31 @@ def _template_path_for(context: dict[str, Any], name: str, /, **path_params: Any
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """Store errors become HTTP answers that say what to do; pages get their own in `pages.py`."""
+    """Store errors become HTTP answers that say what to do; pages get their own in `pages.py`.
+
+    Validation errors answer the shape /openapi.json documents, without echoing the input
+    (`frontdesk.errors`); on an HTML page, a path that names no row (`/tickets/abc`, an id past
+    `desk.inputs.MAX_ROW_ID`) is the not-found page.
+    """
+    from fastapi.exceptions import RequestValidationError
+
     from desk.pages import SignInRequired, sign_in_redirect
+    from frontdesk.errors import document_validation_errors, unprocessable, validation_error_response
+
+    document_validation_errors(app)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        route = request.scope.get("route")
+        is_page = getattr(route, "include_in_schema", True) is False  # the HTML desk; the API is documented
+        if is_page and any(tuple(error.get("loc", ()))[:1] == ("path",) for error in exc.errors()):
+            return request.app.state.desk.templates.TemplateResponse(
+                request,
+                "not_found.html",
+                {"what": "This page", "agent": None, "csrf": "", "flash": None, "counts": {}},
+                status_code=404,
+            )
+        return validation_error_response(exc)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:
@@ -162,7 +185,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidText)
     async def _invalid_text(request: Request, exc: InvalidText) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        # The store checks agents' text only, and the API sends it as `text` (reply, note).
+        return validation_error_response(unprocessable(("body", "text"), str(exc), "text_invalid"))
 
 
 def standalone_app() -> FastAPI:

@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from frontdesk.errors import install_validation_errors
 from frontdesk.settings import Settings, get_settings
 from frontdesk.web_security import install_web_security
 from storage.db import Database
@@ -116,6 +117,7 @@ def create_http_app(
     app = FastAPI(title="Frontdesk", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.readiness = readiness
     app.state.extra = extra or {}
+    install_validation_errors(app)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
