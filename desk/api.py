@@ -15,13 +15,15 @@ from pydantic import BaseModel, Field
 
 from desk import queries
 from desk.auth import CurrentAgent, api_agent, presented_token_secret, sign_in
+from desk.inputs import RowId, refuse_unstorable_text
 from frontdesk import observed
+from frontdesk.errors import unprocessable
 from storage import actions, agent_sessions
 from storage.errors import NotAllowed, NotFound
 from storage.login_throttle import LoginThrottled
 from storage.models import SessionKind
 
-router = APIRouter(prefix="/api", tags=["api"])
+router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(refuse_unstorable_text)])
 ApiAgent = Annotated[CurrentAgent, Depends(api_agent)]
 
 
@@ -52,7 +54,7 @@ class TextBody(BaseModel):
 
 
 class AssignBody(BaseModel):
-    agent_id: int
+    agent_id: RowId
 
 
 class IntentBody(BaseModel):
@@ -289,12 +291,12 @@ async def list_tickets(
             channel=channel or None,
         ).validate()
     except ValueError as exc:
-        raise HTTPException(422, detail=str(exc)) from None
+        raise unprocessable(("query",), str(exc)) from None
     return [ticket_out(row) for row in await queries.list_tickets(_db(request), filters)]
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetailOut, summary="A ticket with its conversation")
-async def get_ticket(ticket_id: int, request: Request, agent: ApiAgent) -> TicketDetailOut:
+async def get_ticket(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketDetailOut:
     return _detail_out(await queries.ticket_detail(_db(request), ticket_id))
 
 
@@ -304,7 +306,7 @@ async def get_ticket(ticket_id: int, request: Request, agent: ApiAgent) -> Ticke
     summary="Take a queued ticket",
     responses={409: {"description": "someone else holds it (`holder` names them) or it is closed"}},
 )
-async def claim(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
+async def claim(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketOut:
     await observed.claim(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
@@ -316,7 +318,7 @@ async def claim(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
     summary="Reply to the customer (queued for delivery)",
 )
 async def reply(
-    ticket_id: int, body: TextBody, request: Request, agent: ApiAgent
+    ticket_id: RowId, body: TextBody, request: Request, agent: ApiAgent
 ) -> AcceptedMessage:
     message = await observed.agent_reply(_db(request), ticket_id, agent.id, body.text)
     assert message.id is not None
@@ -330,7 +332,7 @@ async def reply(
     summary="Add an internal note (never sent to the customer)",
 )
 async def add_note(
-    ticket_id: int, body: TextBody, request: Request, agent: ApiAgent
+    ticket_id: RowId, body: TextBody, request: Request, agent: ApiAgent
 ) -> AcceptedMessage:
     message = await actions.add_note(_db(request), ticket_id, agent.id, body.text)
     assert message.id is not None
@@ -338,13 +340,13 @@ async def add_note(
 
 
 @router.post("/tickets/{ticket_id}/handback", response_model=TicketOut, summary="Give the conversation back to the bot")
-async def hand_back(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
+async def hand_back(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketOut:
     await observed.hand_back(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut, summary="Close the ticket as resolved")
-async def resolve(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOut:
+async def resolve(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketOut:
     await observed.resolve(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
@@ -356,7 +358,7 @@ async def resolve(ticket_id: int, request: Request, agent: ApiAgent) -> TicketOu
     responses={403: {"description": "you are not an admin"}},
 )
 async def assign(
-    ticket_id: int, body: AssignBody, request: Request, agent: ApiAgent
+    ticket_id: RowId, body: AssignBody, request: Request, agent: ApiAgent
 ) -> TicketOut:
     if not agent.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only an admin can assign tickets")
@@ -364,7 +366,7 @@ async def assign(
         await actions.reassign(_db(request), ticket_id, body.agent_id, by_agent_id=agent.id)
     except NotFound as exc:
         if exc.what == "Agent":
-            raise HTTPException(422, detail=f"{exc}: pick an agent id from the desk") from None
+            raise unprocessable(("body", "agent_id"), f"{exc}: pick an agent id from the desk") from None
         raise
     return await _ticket(request, ticket_id)
 
@@ -375,13 +377,13 @@ async def assign(
     summary="Correct the NLU: what a customer message really meant",
 )
 async def correct_intent(
-    message_id: int, body: IntentBody, request: Request, agent: ApiAgent
+    message_id: RowId, body: IntentBody, request: Request, agent: ApiAgent
 ) -> MessageOut:
     state = request.app.state.desk
     if state.taxonomy is not None and state.taxonomy.intents and body.intent not in state.taxonomy.intents:
-        raise HTTPException(
-            422,
-            detail=f"unknown intent {body.intent!r}; use one of {', '.join(sorted(state.taxonomy.intents))}",
+        raise unprocessable(
+            ("body", "intent"),
+            f"unknown intent {body.intent!r}; use one of {', '.join(sorted(state.taxonomy.intents))}",
         )
     await correct_message_intent(state.db, message_id, body.intent, agent.id)
     return message_out(await queries.message_view(state.db, message_id))

@@ -29,13 +29,15 @@ from desk.auth import (
     sign_in,
     start_session,
 )
+from desk.inputs import RowId, refuse_unstorable_text
 from frontdesk import observed
 from storage import actions
 from storage.errors import AlreadyClaimed, NotFound, StoreError
 from storage.login_throttle import LoginThrottled
 from storage.models import Priority, SessionKind, utcnow
 
-router = APIRouter(include_in_schema=False)
+# A path id out of range is a 404 page (desk.app); unstorable text in a form or query string a 422.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_unstorable_text)])
 
 QUEUE_TABS: tuple[tuple[str, str], ...] = (
     ("all", "All open"),
@@ -293,7 +295,7 @@ async def _ticket_context(request: Request, ticket_id: int, agent: CurrentAgent)
 
 
 @router.get("/tickets/{ticket_id}", name="ticket_page")
-async def ticket_page(ticket_id: int, request: Request, agent: PageAgent) -> Response:
+async def ticket_page(ticket_id: RowId, request: Request, agent: PageAgent) -> Response:
     try:
         context = await _ticket_context(request, ticket_id, agent)
     except NotFound:
@@ -302,7 +304,7 @@ async def ticket_page(ticket_id: int, request: Request, agent: PageAgent) -> Res
 
 
 @router.get("/tickets/{ticket_id}/parts", name="ticket_parts")
-async def ticket_parts(ticket_id: int, request: Request, agent: PageAgent) -> Response:
+async def ticket_parts(ticket_id: RowId, request: Request, agent: PageAgent) -> Response:
     """The parts of the ticket page that change by themselves (live updates swap them out of band)."""
     context = await _ticket_context(request, ticket_id, agent)
     return await _render(request, "_ticket_parts.html", context, agent=agent)
@@ -347,7 +349,7 @@ async def _do(
 
 @router.post("/tickets/{ticket_id}/claim", name="ticket_claim")
 async def ticket_claim(
-    ticket_id: int, request: Request, agent: PageAgent,
+    ticket_id: RowId, request: Request, agent: PageAgent,
     csrf: Csrf = "",
 ) -> Response:
     return await _do(request, ticket_id, agent, csrf, lambda: observed.claim(request.app.state.desk.db, ticket_id, agent.id))
@@ -355,7 +357,7 @@ async def ticket_claim(
 
 @router.post("/tickets/{ticket_id}/reply", name="ticket_reply")
 async def ticket_reply(
-    ticket_id: int, request: Request, agent: PageAgent,
+    ticket_id: RowId, request: Request, agent: PageAgent,
     text: Annotated[str, Form()] = "", csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
@@ -364,7 +366,7 @@ async def ticket_reply(
 
 @router.post("/tickets/{ticket_id}/note", name="ticket_note")
 async def ticket_note(
-    ticket_id: int, request: Request, agent: PageAgent,
+    ticket_id: RowId, request: Request, agent: PageAgent,
     text: Annotated[str, Form()] = "", csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
@@ -373,7 +375,7 @@ async def ticket_note(
 
 @router.post("/tickets/{ticket_id}/handback", name="ticket_handback")
 async def ticket_handback(
-    ticket_id: int, request: Request, agent: PageAgent,
+    ticket_id: RowId, request: Request, agent: PageAgent,
     csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
@@ -382,7 +384,7 @@ async def ticket_handback(
 
 @router.post("/tickets/{ticket_id}/resolve", name="ticket_resolve")
 async def ticket_resolve(
-    ticket_id: int, request: Request, agent: PageAgent,
+    ticket_id: RowId, request: Request, agent: PageAgent,
     csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
@@ -391,8 +393,8 @@ async def ticket_resolve(
 
 @router.post("/tickets/{ticket_id}/assign", name="ticket_assign")
 async def ticket_assign(
-    ticket_id: int, request: Request, agent: PageAgent,
-    agent_id: Annotated[int, Form()], csrf: Csrf = "",
+    ticket_id: RowId, request: Request, agent: PageAgent,
+    agent_id: Annotated[RowId, Form()], csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
     return await _do(request, ticket_id, agent, csrf, lambda: actions.reassign(db, ticket_id, agent_id, by_agent_id=agent.id))
@@ -400,7 +402,7 @@ async def ticket_assign(
 
 @router.post("/tickets/{ticket_id}/messages/{message_id}/intent", name="message_intent")
 async def message_intent(
-    ticket_id: int, message_id: int, request: Request, agent: PageAgent,
+    ticket_id: RowId, message_id: RowId, request: Request, agent: PageAgent,
     intent: Annotated[str, Form()] = "", csrf: Csrf = "",
 ) -> Response:
     state = request.app.state.desk
