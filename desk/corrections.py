@@ -2,7 +2,10 @@
 
 When an agent tells the desk what a customer message really meant, the store keeps it in
 `messages.corrected_intent`.  `frontdesk nlu export-corrections` writes those messages as Rasa 3.x NLU
-YAML, one `- intent:` block per corrected intent, so the next training run learns from them:
+YAML, one `- intent:` block per corrected intent, so the next training run learns from them.  They are
+anonymised like the corpora first (nlu/anonymise.py: handles -> @user, links, e-mail addresses, phone and
+order numbers -> placeholders): a training file gets copied, committed and shared, a customer's details
+must not travel with it.
 
     version: "3.1"
     nlu:
@@ -23,13 +26,11 @@ import typer
 from sqlalchemy import select
 
 from frontdesk.settings import get_settings
+from nlu.anonymise import anonymise_message
 from storage.db import Database
 from storage.models import Author, Message
 
 _WHITESPACE = re.compile(r"\s+")
-# Rasa reads "[text](entity)" and "[text]{...}" inside an example as an entity annotation; customers'
-# brackets are plain text, so they are softened to parentheses.
-_ANNOTATION = re.compile(r"\[([^\]]*)\](?=[({])")
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,13 @@ class ExportResult:
 
 
 def normalise_example(text: str) -> str:
-    """One line per example (a Rasa example is one line), with no accidental entity annotation."""
-    text = _WHITESPACE.sub(" ", text).strip()
-    return _ANNOTATION.sub(r"(\1)", text)
+    """One anonymised line per example (a Rasa example is one line), with no accidental entity annotation.
+
+    Square brackets become parentheses, as in the corpora: Rasa reads "[text](entity)" as an annotation,
+    and the placeholders then read "(email)", "(phone)", as they do in the corpus files.
+    """
+    text = anonymise_message(_WHITESPACE.sub(" ", text).strip())
+    return text.replace("[", "(").replace("]", ")")
 
 
 async def collect_corrections(db: Database) -> dict[str, list[str]]:

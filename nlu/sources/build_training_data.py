@@ -23,6 +23,7 @@ import csv
 import json
 import random
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -34,6 +35,10 @@ DEFAULT_CORPORA = next(
     REPO.parent / "shared" / "corpora",
 )
 OUT_DIR = REPO / "nlu" / "project" / "data"
+
+# The anonymiser is shared with `frontdesk nlu export-corrections` (agents' corrections become training data too).
+sys.path.insert(0, str(REPO))
+from nlu.anonymise import anonymise_tweet  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # Banking77: fine intent -> our intent.  Unlisted intents are left out (they are bank-specific
@@ -132,31 +137,6 @@ INTENT_FILES = {
 
 
 # ---------------------------------------------------------------------------------------------
-_HANDLE = re.compile(r"(?<![\w@])@\w{1,30}")
-_URL = re.compile(r"(?:https?:\s?//|www\.)\S+")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PHONE = re.compile(r"(?<!\w)(?:\+?\d[\d\s().-]{7,}\d)(?!\w)")
-_LONG_ID = re.compile(r"\b[A-Za-z0-9_-]{20,}\b")
-
-
-def anonymise_tweet(text: str) -> str:
-    """Handles -> @Brand (addressee) / @user, links, e-mails, phone numbers -> placeholders."""
-    text = _EMAIL.sub("[email]", text)
-    text = _URL.sub("https://t.co/x", text)
-    text = _PHONE.sub("[phone]", text)
-    text = _LONG_ID.sub("[id]", text)
-    out, leading = [], True
-    for tok in re.split(r"(\s+)", text):
-        if _HANDLE.fullmatch(tok.rstrip(":,.")):
-            out.append(("@Brand" if leading else "@user") + tok[len(tok.rstrip(":,.")):])
-            continue
-        if tok.strip():
-            leading = False
-        out.append(_HANDLE.sub("@user", tok))
-    text = "".join(out)
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def _sample(rng: random.Random, items: list[str], n: int) -> list[str]:
     items = sorted(set(items))
     rng.shuffle(items)
