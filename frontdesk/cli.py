@@ -36,6 +36,10 @@ def _register_subcommands() -> None:
     # The desk owns corrections (they live in the store); the command sits with the other NLU commands.
     nlu_app.command("export-corrections")(export_corrections_command)
 
+    from desk.customers_cli import app as customers_app
+
+    app.add_typer(customers_app, name="customers", help="Customers' personal data: export, erase, retention.")
+
 
 _register_subcommands()
 

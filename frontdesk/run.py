@@ -165,6 +165,11 @@ async def started(
         )
         running.worker = worker
         _spawn(stack, running, "worker", worker.run())
+        if settings.retention_days:  # docs/privacy.md
+            from storage.retention import run_retention
+
+            _spawn(stack, running, "retention", run_retention(
+                db, days=settings.retention_days, interval_s=settings.retention_interval_s))
         worker.wake()  # messages recorded while we were starting
         say("frontdesk: ready" + (f" on {running.http_url}" if running.http_url else ""))
         yield running

@@ -185,6 +185,16 @@ class Settings(BaseSettings):
     business_hours: str = Field(default="", description="e.g. 'Mon-Fri 09:00-17:00'; empty = always open.")
     business_timezone: str = "UTC"
 
+    # --- personal data (issue 17; storage/actions/privacy.py, docs/privacy.md) ---------------------
+    retention_days: int = Field(
+        default=0, ge=0,
+        description="Erase what was finished (closed tickets, rounds the bot handled alone) more than this many "
+        "days ago, and then contacts with nothing newer; 0 keeps everything.",
+    )
+    retention_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often each worker applies FRONTDESK_RETENTION_DAYS."
+    )
+
     # --- deployment & observability (deploy) ---------------------------------------------------
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR. Message bodies only at DEBUG.")
     log_json: bool = Field(default=False, description="One JSON object per log line (set true in containers).")
