@@ -54,7 +54,9 @@ def install_web_security(app: Any, settings: Settings, *, hidden_paths: Iterable
         app.add_middleware(HiddenPaths, paths=hidden)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(
-        BodyLimit, max_body_bytes=settings.http_max_body_bytes, webhook_max_body_bytes=settings.webhook_max_body_bytes
+        BodyLimit,
+        max_body_bytes=settings.http_max_body_bytes,
+        webhook_max_body_bytes=settings.webhook_max_body_bytes,
     )
     hosts = settings.trusted_host_names
     if hosts != ["*"]:

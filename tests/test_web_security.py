@@ -109,13 +109,16 @@ async def _declare_200_gb(base_url: str) -> bytes:
         writer.close()
 
 
-async def _raw_post(app: Any, path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+async def _raw_post(
+    app: Any, path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]]
+) -> dict[str, Any]:
     """POST `chunks` to `app` as a server would hand them over, whatever Content-Length says."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
              "headers": [(b"host", b"desk.test"), *headers], "client": ("127.0.0.1", 5000),
              "server": ("desk.test", 80), "state": {}}
-    queue = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+    last = len(chunks) - 1
+    queue = [{"type": "http.request", "body": c, "more_body": i < last} for i, c in enumerate(chunks)]
     answer: dict[str, Any] = {"body": b""}
 
     async def receive() -> dict[str, Any]:
@@ -177,7 +180,8 @@ async def test_webhooks_get_their_own_larger_limit(tmp_path: Path) -> None:
 
 def _assert_hardened(response: httpx.Response) -> None:
     csp = response.headers.get("content-security-policy", "")
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp, response.url
+    assert "script-src 'self'" in csp, response.url
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, response.url
     assert "frame-ancestors 'none'" in csp
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["x-content-type-options"] == "nosniff"
@@ -214,7 +218,9 @@ def test_no_template_has_inline_script_or_event_handler_attributes() -> None:
     assert found == {}, "move these into desk/static/desk.js (the CSP blocks inline script)"
 
 
-async def test_redirects_and_links_never_carry_the_host_a_client_sent(store: Database, tmp_path: Path) -> None:
+async def test_redirects_and_links_never_carry_the_host_a_client_sent(
+    store: Database, tmp_path: Path
+) -> None:
     app = create_desk_app(store, _settings(tmp_path))
     async with _client(app, host="evil.example") as client:
         bounce = await client.get("/queues/all")
@@ -238,7 +244,8 @@ async def test_trusted_hosts_refuse_other_names_but_let_probes_by_ip_through(tmp
                          ("evil.example", 400), ("brand.example.evil", 400), ("desk.example.com.evil", 400)]:
         async with _client(app, host=host) as client:
             assert (await client.get("/healthz")).status_code == status, host
-    async with _client(create_http_app(Readiness(), settings=_settings(tmp_path)), host="anything.example") as client:
+    open_app = create_http_app(Readiness(), settings=_settings(tmp_path))
+    async with _client(open_app, host="anything.example") as client:
         assert (await client.get("/healthz")).status_code == 200  # not set: any host (sandbox default)
 
 
@@ -274,7 +281,8 @@ async def test_docs_and_metrics_are_not_public_with_real_accounts_unless_asked(
     paths = ("/docs", "/redoc", "/openapi.json", "/metrics")
     async with _client(process_app(_settings(tmp_path, real=True))) as client:
         assert {p: (await client.get(p)).status_code for p in paths} == dict.fromkeys(paths, 404)
-    async with _client(process_app(_settings(tmp_path, real=True, public_docs=True, public_metrics=True))) as client:
+    asked = _settings(tmp_path, real=True, public_docs=True, public_metrics=True)
+    async with _client(process_app(asked)) as client:
         assert {p: (await client.get(p)).status_code for p in paths} == dict.fromkeys(paths, 200)
     async with _client(process_app(_settings(tmp_path))) as client:  # sandbox mode: all public
         assert {p: (await client.get(p)).status_code for p in paths} == dict.fromkeys(paths, 200)

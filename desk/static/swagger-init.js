@@ -1,4 +1,4 @@
-// Starts Swagger UI on /docs.  A file rather than FastAPI's inline script, so the page keeps script-src 'self'.
+// Starts Swagger UI on /docs: a file, not FastAPI's inline script, so the page keeps script-src 'self'.
 (function () {
   "use strict";
   document.addEventListener("DOMContentLoaded", function () {
