@@ -115,6 +115,10 @@ def _run_event_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def main() -> None:
+    from frontdesk.logging import redact_stderr
+
+    # Error lines, tracebacks and warnings reach stderr outside logging: they are redacted the same way.
+    redact_stderr()
     app()
 
 

@@ -5,9 +5,12 @@ Three rules, enforced here rather than left to every call site:
 - every line carries the conversation and ticket it is about, when there is one: code that works on a
   conversation binds it once (``with log_context(conversation_id=42):``) and every log call below it,
   in any module, includes it;
-- secrets never reach the output: the values of every ``SecretStr`` setting, bot tokens in Bot API URLs,
-  ``Authorization`` headers, OAuth parameters and passwords in database URLs are replaced by ``***``
-  in the message, its arguments, extra fields and tracebacks;
+- secrets never reach the output: the values of every ``SecretStr`` setting and of secrets registered at
+  run time (``register_secret``: the generated NLU token), bot tokens in Bot API URLs, ``Authorization``
+  headers, OAuth parameters, passwords in database URLs and secret fields (``password``, ``…_token``) in
+  reprs, JSON and validation errors are replaced by ``***`` in the message, its arguments, extra fields
+  and tracebacks.  The CLI also routes all of stderr (error lines, tracebacks) through the same
+  redactor (``redact_stderr``);
 - message bodies are personal data: pass them only as ``extra={"text": ...}`` (or ``body``), and they
   are printed on DEBUG lines only.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import io
 import json
 import logging
 import re
@@ -30,26 +34,42 @@ REDACTED = "***"
 BODY_FIELDS: frozenset[str] = frozenset({"text", "body", "message_text"})
 # Field names whose values are secret: whole words separated by _ or -, so `password`, `access_token`,
 # `X-Api-Key` and `consumer_secret` match but `passed` or `tokenizer` do not.
-_SECRET_KEY_NAMES = re.compile(
-    r"(?:^|[_-])(?:password|passwd|secret|token|api[_-]?key|authorization|cookie|signature|credentials?)(?:$|[_-])",
-    re.I,
-)
+_SECRET_WORDS = r"(?:password|passwd|secret|token|api[_-]?key|authorization|cookie|signature|credentials?)"
+_SECRET_KEY_NAMES = re.compile(rf"(?:^|[_-]){_SECRET_WORDS}(?:$|[_-])", re.I)
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("frontdesk_log_context", default={})
 
 # The LogRecord's own attributes; anything else on a record came from `extra=` and is printed as a field.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
+# A quoted string in a repr or JSON text: '...' or "..." with backslash escapes.
+_QUOTED = r"""(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")"""
+# A field name made of those words, inside text.
+_SECRET_NAME = rf"(?:[\w-]*[_-])?{_SECRET_WORDS}(?:[_-][\w-]*)?"
+
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # Telegram Bot API URLs carry the token in the path: /bot123456:AAE.../sendMessage
-    (re.compile(r"(/bot)\d{5,}:[A-Za-z0-9_-]{20,}"), rf"\1{REDACTED}"),
-    # a bare bot token
-    (re.compile(r"\b\d{6,}:[A-Za-z0-9_-]{30,}\b"), REDACTED),
+    # Telegram Bot API URLs carry the token in the path: /bot123456:AAE.../sendMessage (any secret length:
+    # a wrong token is still somebody's secret).
+    (re.compile(r"(/(?:file/)?bot)\d+:[^/\s?#'\"`]+"), rf"\1{REDACTED}"),
+    # a bare bot token (python-telegram-bot quotes it whole when Telegram refuses it): digits, a colon and a
+    # secret with at least one non-digit, so that ids such as "chat:message" stay readable
+    (re.compile(r"\b\d{5,}:(?=[0-9_-]*[A-Za-z_-])[A-Za-z0-9_-]{8,}"), REDACTED),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
+    # an Authorization header's whole value, whatever its scheme: "Authorization: X", 'authorization': 'X'
+    (re.compile(r"""(?i)(\bauthorization["']?\s*[:=]\s*)(?:"[^"\n]*"|'[^'\n]*'|[^\n,;}]+)"""),
+     rf"\1{REDACTED}"),
     (re.compile(r'(?i)(oauth_(?:token|signature|consumer_key|nonce)="?)[^",&\s]+'), rf"\1{REDACTED}"),
     # user:password@host in URLs (database URLs, proxies)
     (re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)"), rf"\1{REDACTED}\2"),
     (re.compile(r"(?i)((?:secret|token|password|api_key)=)[^&\s]+"), rf"\1{REDACTED}"),
+    # a secret field in a dict repr or JSON: 'password': '...', "x_access_token": "..."
+    (re.compile(rf"""(?i)(["']{_SECRET_NAME}["']\s*:\s*){_QUOTED}"""), rf"\1'{REDACTED}'"),
+    # a validation error about a secret field echoes its input: pydantic's error dicts ('loc': (...,
+    # 'password'), ..., 'input': '...') and its text form ("password\n  ... [type=..., input_value='...'").
+    (re.compile(rf"""(?i)('loc':\s*\([^()]*'{_SECRET_NAME}'[^()]*\)[^{{}}]*?'input':\s*){_QUOTED}"""),
+     rf"\1'{REDACTED}'"),
+    (re.compile(rf"""(?im)(^[\w.\[\] -]*{_SECRET_NAME}\s*\n[^\n]*?\binput_value=)(?:{_QUOTED}|[^,\]\s]+)"""),
+     rf"\1'{REDACTED}'"),
 )
 
 
@@ -82,6 +102,21 @@ def current_context() -> dict[str, Any]:
 # --- redaction ----------------------------------------------------------------------------------------
 
 
+# Secrets that exist only at run time (a generated token): every Redactor redacts them too.
+_registered_secrets: set[str] = set()
+
+
+def _worth_redacting(secret: str) -> bool:
+    # Very short values would redact ordinary words; settings secrets are never that short.
+    return bool(secret) and len(secret) >= 6
+
+
+def register_secret(secret: str) -> None:
+    """Redact ``secret`` from every log line and stderr write from now on (e.g. a generated token)."""
+    if _worth_redacting(secret):
+        _registered_secrets.add(secret)
+
+
 class Redactor:
     """Replaces known secret values and secret-looking patterns in strings."""
 
@@ -90,11 +125,10 @@ class Redactor:
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        # Very short values would redact ordinary words; settings secrets are never that short.
-        self._secrets.update(s for s in secrets if s and len(s) >= 6)
+        self._secrets.update(s for s in secrets if _worth_redacting(s))
 
     def __call__(self, value: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in sorted(self._secrets | _registered_secrets, key=len, reverse=True):
             if secret in value:
                 value = value.replace(secret, REDACTED)
         for pattern, replacement in _PATTERNS:
@@ -113,6 +147,58 @@ class Redactor:
         if value is None or isinstance(value, (bool, int, float)):
             return value
         return self(str(value))
+
+
+def default_redactor() -> Redactor:
+    """A Redactor that knows the current settings' secret values (none if the settings cannot load)."""
+    redactor = Redactor()
+    with contextlib.suppress(Exception):  # settings that fail to load must not stop redaction from working
+        redactor.add(settings_secrets())
+    return redactor
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that redacts every write before passing it on (``sys.stderr`` of the CLI).
+
+    Secrets reach stderr outside logging too: error lines (``typer.echo(err=True)``), ``print``,
+    tracebacks of uncaught exceptions, warnings.  Each write is redacted whole; a secret split across
+    two writes would pass, which none of those writers does.
+    """
+
+    def __init__(self, wrapped: TextIO, redactor: Redactor) -> None:
+        super().__init__()
+        self.wrapped = wrapped
+        self.redactor = redactor
+
+    def write(self, text: str) -> int:
+        self.wrapped.write(self.redactor(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.wrapped.flush()
+
+    def fileno(self) -> int:
+        return self.wrapped.fileno()
+
+    def isatty(self) -> bool:
+        return self.wrapped.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.wrapped.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.wrapped.errors
+
+
+def redact_stderr() -> None:
+    """Route everything written to ``sys.stderr`` from now on through the redactor (idempotent)."""
+    if not isinstance(sys.stderr, RedactingStream):
+        sys.stderr = RedactingStream(sys.stderr, default_redactor())
 
 
 def settings_secrets() -> list[str]:
@@ -215,11 +301,13 @@ def configure_logging(
     level_no = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     if not isinstance(level_no, int):
         raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING or ERROR")
-    redactor = Redactor(extra_secrets)
-    with contextlib.suppress(Exception):  # settings that fail to load must not stop logging from working
-        redactor.add(settings_secrets())
+    redactor = default_redactor()
+    redactor.add(extra_secrets)
 
-    handler = logging.StreamHandler(stream or sys.stderr)
+    target = stream or sys.stderr
+    if isinstance(target, RedactingStream):  # the filter below redacts already: once is enough
+        target = target.wrapped
+    handler = logging.StreamHandler(target)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if json else TextFormatter())
     handler.addFilter(ContextAndRedactionFilter(redactor))

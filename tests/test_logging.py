@@ -6,11 +6,16 @@ import asyncio
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from frontdesk.logging import configure_logging, log_context
+from frontdesk.logging import RedactingStream, configure_logging, default_redactor, log_context, register_secret
+from nlu.runtime import free_port
 
 TOKEN = "123456789:AAEhBOweik9ai2o4Sx-fake-token-for-tests"
 DB_PASSWORD = "s3cret-db-passw0rd"
@@ -130,3 +135,91 @@ def test_field_names_that_merely_contain_secret_words_are_kept(output: io.String
     logging.getLogger("bot").info("x", extra={"passed_checks": 3, "tokenizer": "whitespace", "x_access_token": "abc"})
     line = _lines(output)[0]
     assert line["passed_checks"] == 3 and line["tokenizer"] == "whitespace" and line["x_access_token"] == "***"
+
+
+# --- everything printed or logged goes through the redactor (issue 17) ---------------------------------------
+
+
+def _frontdesk(args: list[str], tmp_path: Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real `frontdesk` command (its main(), as installed), with a clean FRONTDESK_* environment."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
+    base.update(FRONTDESK_VAR_DIR=str(tmp_path / "var"), FRONTDESK_DATABASE_URL="", **env)
+    return subprocess.run([sys.executable, "-m", "frontdesk", *args], cwd=tmp_path, env=base,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("secret", ["not-the-secret", "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"])
+def test_a_token_telegram_refuses_is_not_printed_at_start_up(tmp_path: Path, secret: str) -> None:
+    """`frontdesk run` with a wrong bot token against the sandbox's Telegram emulator: the refusal names
+    the setting, and neither python-telegram-bot's message nor any log line shows the token."""
+    token = f"987654321:{secret}"
+    sandbox_port = free_port()
+    done = _frontdesk(
+        ["run"], tmp_path,
+        FRONTDESK_TELEGRAM_TOKEN=token,
+        FRONTDESK_TELEGRAM_API_BASE=f"http://127.0.0.1:{sandbox_port}",  # the emulator `run` starts
+        FRONTDESK_SANDBOX_PORT=str(sandbox_port),
+        FRONTDESK_HTTP_PORT=str(free_port()),
+        FRONTDESK_NLU_URL="http://127.0.0.1:9",  # never reached: start-up stops at Telegram
+        FRONTDESK_SECRET_KEY="k" * 40,  # a real-looking token means real accounts: a real key is required
+        FRONTDESK_LOG_LEVEL="DEBUG",
+    )
+    printed = done.stdout + done.stderr
+    assert done.returncode == 1, printed
+    assert "refused the bot token" in printed and "FRONTDESK_TELEGRAM_TOKEN" in printed, printed
+    assert secret not in printed
+
+
+def test_cli_error_lines_go_through_the_redactor(tmp_path: Path) -> None:
+    """An error line quoting a URL with a password in it (an NLU server behind basic auth) prints ***."""
+    done = _frontdesk(["nlu", "parse", "hello"], tmp_path,
+                      FRONTDESK_NLU_URL=f"http://frontdesk:pw-in-the-url-42@127.0.0.1:{free_port()}",
+                      FRONTDESK_NLU_RETRIES="0")
+    assert done.returncode == 1 and "error:" in done.stderr, done.stderr
+    assert "frontdesk:***@127.0.0.1" in done.stderr and "pw-in-the-url-42" not in done.stderr
+
+
+def test_a_validation_error_about_a_password_does_not_log_it(output: io.StringIO) -> None:
+    """A password that fails validation (too long, a lone surrogate) is in the error pydantic and FastAPI
+    raise: logged, the error keeps its shape and loses the value."""
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+
+    from desk.api import TokenRequest
+
+    password = "hunter2-correct-horse\ud800" + "x" * 1100
+    try:
+        TokenRequest.model_validate({"email": "anna@example.com", "password": password})
+    except ValidationError as exc:
+        logging.getLogger("desk").exception("login body refused")
+        logging.getLogger("uvicorn.error").error("Exception in ASGI application: %s",
+                                                 RequestValidationError(exc.errors()))
+    raw = output.getvalue()
+    assert "hunter2" not in raw
+    first, second = _lines(output)
+    assert "for TokenRequest\npassword\n" in str(first["exc"]) and "input_value='***'" in str(first["exc"])
+    assert "'loc': ('password',)" in str(second["msg"]) and "'input': '***'" in str(second["msg"])
+
+
+def test_secret_fields_in_reprs_and_headers_are_redacted(output: io.StringIO) -> None:
+    log = logging.getLogger("httpx")
+    log.warning("request headers %s", {"Authorization": "Token abcdef0123456789", "Accept": "json"})
+    log.warning("body %s", '{"email": "a@b.c", "password": "json-password-1"}')
+    log.warning("GET http://127.0.0.1:5005/status?token=rasa-token-0123 -> 401")
+    log.warning("python-telegram-bot: The token `123456:short-secret` was rejected by the server.")
+    log.warning("POST http://127.0.0.1:8081/bot123456:short-secret/getMe")
+    raw = output.getvalue()
+    for secret in ("abcdef0123456789", "json-password-1", "rasa-token-0123", "short-secret"):
+        assert secret not in raw, secret
+    assert '"Accept": "json"' in raw.replace("'", '"') and "a@b.c" in raw  # the rest stays readable
+
+
+def test_secrets_registered_at_run_time_are_redacted_from_logs_and_stderr(output: io.StringIO) -> None:
+    generated = "generated-at-start-" + "q" * 20
+    register_secret(generated)
+    logging.getLogger("nlu").info("token is %s", generated)
+    assert generated not in output.getvalue()
+    target = io.StringIO()
+    stream = RedactingStream(target, default_redactor())
+    print(f"error: token {generated} and postgresql://u:pw-1234567@db/x", file=stream)
+    assert target.getvalue() == "error: token *** and postgresql://u:***@db/x\n"

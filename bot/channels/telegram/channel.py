@@ -73,9 +73,11 @@ class TelegramChannel:
         """Log in (getMe), then take updates by polling or webhook, and start the pager if configured."""
         try:
             await self.bot.initialize()
-        except InvalidToken as exc:
+        except InvalidToken:
+            # python-telegram-bot's message quotes the whole token; the bot id (before the colon) is public.
+            bot_id = self.bot.token.split(":", 1)[0]
             raise TelegramStartError(
-                f"Telegram refused the bot token ({exc.message}); check FRONTDESK_TELEGRAM_TOKEN"
+                f"Telegram refused the bot token of bot id {bot_id}; check FRONTDESK_TELEGRAM_TOKEN"
             ) from None
         except TelegramError as exc:
             raise TelegramStartError(
