@@ -29,6 +29,8 @@ from typing import Any, Self
 import httpx
 from sqlalchemy import func, select
 
+from frontdesk.settings import Settings
+from nlu.auth import nlu_auth_token
 from storage.actions import InboundMessage, record_inbound
 from storage.db import Database
 from storage.migrate import upgrade
@@ -130,6 +132,8 @@ class Cluster:
             "FRONTDESK_DATABASE_URL": self.database_url,
             "FRONTDESK_X_API_BASE": self.x_api_base,
             "FRONTDESK_NLU_URL": self.nlu_urls[self.started % len(self.nlu_urls)],
+            # The servers were started by this process (or share its FRONTDESK_NLU_AUTH_TOKEN): same token.
+            "FRONTDESK_NLU_AUTH_TOKEN": nlu_auth_token(Settings()),
             "FRONTDESK_METRICS_PORT": str(metrics_port),
             "FRONTDESK_HTTP_HOST": "127.0.0.1",
             "FRONTDESK_BOT_CONCURRENCY": str(self.concurrency),

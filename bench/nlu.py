@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from frontdesk.settings import Settings
+from nlu.auth import nlu_auth_token
 from nlu.client import NLUClient
 from nlu.eval import percentile
 from nlu.machine import machine_speed_for
@@ -65,7 +66,10 @@ async def _bench(args: argparse.Namespace) -> None:
     args.url = args.url or settings.nlu_url
     async with _server(args, settings) as url:
         # Category routing is not what is measured: an empty taxonomy keeps the bench independent of it.
-        async with NLUClient(url, timeout_s=30, retries=0, taxonomy=Taxonomy(intents={})) as client:
+        client = NLUClient(
+            url, timeout_s=30, retries=0, taxonomy=Taxonomy(intents={}), auth_token=nlu_auth_token(settings)
+        )
+        async with client:
             status = await client.status()
             for text in MESSAGES[:5]:  # warm-up: first parses build TF graphs
                 await client.parse(text)

@@ -96,7 +96,9 @@ async def raw_nlu_throughput(url: str, count: int, concurrency: int) -> float:
             response = await http.post(f"{url}/model/parse", json={"text": text})
             response.raise_for_status()
 
-    async with httpx.AsyncClient(timeout=30) as http:
+    from nlu.auth import nlu_auth_token
+
+    async with httpx.AsyncClient(timeout=30, params={"token": nlu_auth_token(Settings())}) as http:
         await http.post(f"{url}/model/parse", json={"text": "warm up"})
         start = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(concurrency)))

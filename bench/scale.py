@@ -47,6 +47,7 @@ from bench.cluster import (
     wait_until_done,
 )
 from frontdesk.settings import Settings
+from nlu.auth import nlu_auth_token
 from sandbox.server import running_sandbox
 from storage.db import Database
 from storage.models import OutboxItem, OutboxStatus
@@ -73,7 +74,8 @@ async def raw_parse_throughput(urls: list[str], count: int, concurrency: int) ->
                 return
             (await http.post(f"{url}/model/parse", json={"text": TEXTS[i % len(TEXTS)]})).raise_for_status()
 
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency)) as http:
+    token = {"token": nlu_auth_token(Settings())}  # what the servers started here (or FRONTDESK_NLU_AUTH_TOKEN) use
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency), params=token) as http:
         for url in urls:
             await http.post(f"{url}/model/parse", json={"text": "warm up"})
         start = time.perf_counter()

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     # --- NLU (Rasa runs as its own service, from its own Python 3.10 virtualenv) --------------
     nlu_url: str = Field(default="", description="A running Rasa server. Empty: `frontdesk run` starts one.")
     nlu_port: int = 5005
+    nlu_auth_token: SecretStr | None = Field(
+        default=None,
+        description="The token Rasa's HTTP API requires (`rasa run --auth-token`) and the client sends. Empty: "
+        "generated on first use into var/nlu-auth-token (0600). Set it, the same value, wherever Rasa runs "
+        "in another container or on another host.",
+    )
     nlu_timeout_s: float = 5.0
     nlu_confidence_threshold: float = 0.5
     rasa_venv: Path = Field(default=PROJECT_ROOT / "var" / "rasa-venv")

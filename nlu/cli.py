@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from frontdesk.settings import Settings, get_settings
+from nlu.auth import nlu_auth_token
 from nlu.client import NLUClient, NLUError
 from nlu.eval import (
     EvalDataError,
@@ -81,6 +82,11 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise _fail(str(exc)) from None
 
 
+def _client(settings: Settings, url: str, taxonomy: Taxonomy) -> NLUClient:
+    token = nlu_auth_token(settings)
+    return NLUClient(url, settings.nlu_timeout_s, settings.nlu_retries, taxonomy=taxonomy, auth_token=token)
+
+
 def _load_taxonomy(settings: Settings) -> Taxonomy:
     try:
         return load_taxonomy(settings.effective_nlu_taxonomy_path)
@@ -132,7 +138,7 @@ def serve_command(
     project: ProjectOption = None,
     port: Annotated[int | None, typer.Option("--port", help="Default: settings.nlu_port (5005).")] = None,
 ) -> None:
-    """Run Rasa (`rasa run --enable-api`) on 127.0.0.1, training first if needed; restart it if it dies."""
+    """Run Rasa (API behind the NLU token) on 127.0.0.1, training first if needed; restart it on a crash."""
     settings = _settings(project)
 
     async def main() -> None:
@@ -160,7 +166,7 @@ def parse_command(
 
     async def main() -> dict[str, Any]:
         async with _nlu_url(settings) as url:
-            async with NLUClient(url, settings.nlu_timeout_s, settings.nlu_retries, taxonomy=tax) as client:
+            async with _client(settings, url, tax) as client:
                 result = await client.parse(text)
         out = result.as_dict()
         out.pop("intent_ranking")
@@ -194,7 +200,7 @@ def eval_command(
     ) -> tuple[EvalReport, MachineSpeed]:
         async with _nlu_url(settings, model=model, log_name=log_name) as url:
             stderr_progress(f"eval: {len(rows)} messages from {file} against {url}")
-            async with NLUClient(url, settings.nlu_timeout_s, settings.nlu_retries, taxonomy=tax) as client:
+            async with _client(settings, url, tax) as client:
                 report = await evaluate(client, rows, concurrency=concurrency, progress=stderr_progress)
         # Right after the latency sample: the parse latency moves with this machine's speed (nlu/machine.py).
         return report, await asyncio.to_thread(machine_speed_for, url, settings)
@@ -231,6 +237,9 @@ def eval_command(
 
 
 def main() -> None:  # pragma: no cover - `python -m nlu.cli` for debugging without the root app
+    from frontdesk.logging import redact_stderr
+
+    redact_stderr()
     app()
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from frontdesk.settings import Settings
+from nlu.auth import nlu_auth_token
 from nlu.taxonomy import Taxonomy, load_taxonomy
 
 
@@ -38,6 +39,10 @@ class NLUUnavailable(NLUError):
 
 class NLUBadResponse(NLUError):
     """The server answered, but not with a Rasa parse (wrong URL, API not enabled, garbage)."""
+
+
+class NLUUnauthorized(NLUBadResponse):
+    """Rasa refused the auth token (HTTP 401/403): the client's and the server's tokens differ."""
 
 
 @dataclass(frozen=True)
@@ -82,11 +87,14 @@ class NLUClient:
         retries: int = 2,
         *,
         taxonomy: Taxonomy | None = None,
+        auth_token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.retries = max(0, retries)
         self._taxonomy = taxonomy
+        # Rasa's token auth reads the `token` query parameter; it is kept out of every URL this class prints.
+        self._auth_params = {"token": auth_token} if auth_token else None
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._http: aiohttp.ClientSession | None = None  # opened on first use, inside the running loop
         self._http_loop: asyncio.AbstractEventLoop | None = None
@@ -96,6 +104,7 @@ class NLUClient:
         """A client for ``base_url`` (default ``settings.nlu_url``) with the taxonomy loaded now.
 
         Loading eagerly makes a missing or broken taxonomy fail at start-up, not on the first message.
+        It sends ``nlu_auth_token(settings)``, the token ``start_nlu_server`` gives Rasa.
         """
         url = base_url or settings.nlu_url
         if not url:
@@ -105,6 +114,7 @@ class NLUClient:
             timeout_s=settings.nlu_timeout_s,
             retries=settings.nlu_retries,
             taxonomy=load_taxonomy(settings.effective_nlu_taxonomy_path),
+            auth_token=nlu_auth_token(settings),
         )
 
     @property
@@ -153,7 +163,8 @@ class NLUClient:
         last_problem = ""
         for attempt in range(1, attempts + 1):
             try:
-                async with self._session().request(method, url, **kwargs) as response:
+                request = self._session().request(method, url, params=self._auth_params, **kwargs)
+                async with request as response:
                     status, content_type, raw = response.status, response.content_type, await response.read()
             except asyncio.TimeoutError:
                 last_problem = f"no answer within {self.timeout_s:g}s"
@@ -166,6 +177,13 @@ class NLUClient:
                 elif status == 409:
                     # Rasa's "no model loaded yet": transient while it starts.
                     last_problem = "the server has no model loaded yet"
+                elif status in (401, 403):
+                    raise NLUUnauthorized(
+                        f"{url} refused the NLU auth token (HTTP {status}): set FRONTDESK_NLU_AUTH_TOKEN to "
+                        "the token Rasa was started with (`rasa run --auth-token`): one value on both sides",
+                        url=url,
+                        attempts=attempt,
+                    )
                 elif status >= 400:
                     raise NLUBadResponse(
                         f"{url} answered HTTP {status}: {_excerpt(text)}; "

@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from frontdesk.settings import Settings
+from nlu.auth import AUTH_TOKEN_ENV, nlu_auth_token
 from nlu.blas import blas_env
 
 RASA_VERSION = "3.6.21"
@@ -514,6 +515,7 @@ class NLUServer:
     model: Path
     log_path: Path
     process: asyncio.subprocess.Process
+    auth_token: str = field(default="", repr=False)
 
     @property
     def running(self) -> bool:
@@ -541,6 +543,23 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+# `rasa run` with `--auth-token` taken from the environment: on a command line the token would be in
+# `ps` and /proc/<pid>/cmdline for every user of the machine; the environment is readable by its owner only.
+_RASA_RUN_WITH_TOKEN_FROM_ENV = (
+    "import os, sys; from rasa.__main__ import main; "
+    # `--auth-token=T`, one word: a token that starts with "-" would otherwise read as an option.
+    f"sys.argv = ['rasa', *sys.argv[1:], '--auth-token=' + os.environ.pop({AUTH_TOKEN_ENV!r})]; "
+    "sys.exit(main())"
+)
+
+
+def _rasa_server_env(project: Path, settings: Settings, token: str) -> dict[str, str]:
+    """Rasa's environment: none of the app's settings (their secrets are not Rasa's business), the token."""
+    env = {k: v for k, v in rasa_env(project, settings).items() if not k.startswith("FRONTDESK_")}
+    env[AUTH_TOKEN_ENV] = token
+    return env
+
+
 async def start_nlu_server(
     settings: Settings,
     *,
@@ -551,9 +570,10 @@ async def start_nlu_server(
     log_name: str = "rasa-nlu.log",
     progress: Progress | None = stderr_progress,
 ) -> NLUServer:
-    """Train if needed, start ``rasa run --enable-api`` and return once its model is loaded.
+    """Train if needed, start ``rasa run --enable-api --auth-token`` and return once its model is loaded.
 
     ``port=None`` picks a free port (tests, benches); pass ``settings.nlu_port`` for the fixed one.
+    The token is ``nlu_auth_token(settings)``: clients built with ``NLUClient.from_settings`` send it.
     """
     progress = progress or _quiet
     project = Path(project_dir or settings.nlu_project_dir).resolve()
@@ -570,8 +590,9 @@ async def start_nlu_server(
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.logs_dir / log_name
     _rotate(log_path)
+    token = nlu_auth_token(settings)
     argv = [
-        str(rasa_executable(venv)), "run", "--enable-api", "--quiet",
+        str(_venv_python(venv)), "-c", _RASA_RUN_WITH_TOKEN_FROM_ENV, "run", "--enable-api", "--quiet",
         "-m", str(Path(model).resolve()),
         "-i", host, "-p", str(port),
     ]  # fmt: skip
@@ -581,7 +602,7 @@ async def start_nlu_server(
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=project,
-            env=rasa_env(project, settings),
+            env=_rasa_server_env(project, settings, token),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -589,7 +610,8 @@ async def start_nlu_server(
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
     server = NLUServer(
-        url=f"http://{host}:{port}", port=port, model=Path(model), log_path=log_path, process=process
+        url=f"http://{host}:{port}", port=port, model=Path(model), log_path=log_path, process=process,
+        auth_token=token,
     )
     progress(f"nlu: starting Rasa on {server.url} (pid {process.pid}, log: {log_path})")
     try:
@@ -611,7 +633,7 @@ async def _wait_ready(server: NLUServer, timeout_s: float) -> None:
                     f"log {server.log_path}:\n{_log_tail(server.log_path)}"
                 )
             with contextlib.suppress(httpx.HTTPError, ValueError):
-                response = await http.get(f"{server.url}/status")
+                response = await http.get(f"{server.url}/status", params={"token": server.auth_token})
                 if response.status_code == 200 and response.json().get("model_file"):
                     return
             if time.monotonic() > deadline:

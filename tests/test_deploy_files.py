@@ -162,6 +162,23 @@ def test_no_pod_starts_without_a_real_secret_key(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", list(OVERLAYS))
+def test_rasa_and_its_clients_require_the_nlu_token(overlay: str) -> None:
+    """Rasa's API is behind FRONTDESK_NLU_AUTH_TOKEN: its pod and every client pod require it by name."""
+    for secret in _objects(overlay, "Secret").values():
+        assert "FRONTDESK_NLU_AUTH_TOKEN" not in (secret.get("stringData") or {}) | (secret.get("data") or {})
+    deployments = _objects(overlay, "Deployment")
+    for name in ("frontdesk-desk", "frontdesk-worker", "frontdesk-nlu"):
+        container = _pod_spec(deployments[name])["containers"][0]
+        [ref] = [e["valueFrom"]["secretKeyRef"] for e in container.get("env", [])
+                 if e["name"] == "FRONTDESK_NLU_AUTH_TOKEN"]
+        assert ref == {"name": "frontdesk-secrets", "key": "FRONTDESK_NLU_AUTH_TOKEN", "optional": False}, name
+    rasa = _pod_spec(deployments["frontdesk-nlu"])["containers"][0]
+    assert not rasa.get("envFrom"), "Rasa gets the token, not the app's other secrets"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):  # an httpGet probe cannot send the token
+        assert rasa[probe]["exec"]["command"] == ["python", "/usr/local/bin/frontdesk-healthcheck"], probe
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS))
 def test_every_container_is_sized_probed_and_unprivileged(overlay: str) -> None:
     workloads = {**_objects(overlay, "Deployment"), **_objects(overlay, "Job")}
     for name, obj in workloads.items():
@@ -275,6 +292,7 @@ def test_compose_file_is_valid_and_starts_in_order(tmp_path: Path) -> None:
         (DOCKER / ".env.example").read_text()
         .replace("\nPOSTGRES_PASSWORD=\n", "\nPOSTGRES_PASSWORD=pw-for-test\n")
         .replace("\nFRONTDESK_SECRET_KEY=\n", "\nFRONTDESK_SECRET_KEY=" + "k" * 64 + "\n")
+        .replace("\nFRONTDESK_NLU_AUTH_TOKEN=\n", "\nFRONTDESK_NLU_AUTH_TOKEN=" + "t" * 64 + "\n")
     )
     result = _compose_config(env_file)
     assert result.returncode == 0, result.stderr
@@ -290,6 +308,20 @@ def test_compose_file_is_valid_and_starts_in_order(tmp_path: Path) -> None:
     worker_env = services["worker"]["environment"]
     assert worker_env["FRONTDESK_DATABASE_URL"] == "postgresql+asyncpg://frontdesk:pw-for-test@postgres:5432/frontdesk"
     assert worker_env["FRONTDESK_NLU_URL"] == "http://nlu:5005"
+    # Rasa and its clients share one token, and Rasa gets no other setting.
+    assert services["nlu"]["environment"] == {"FRONTDESK_NLU_AUTH_TOKEN": "t" * 64}
+    assert services["desk"]["environment"]["FRONTDESK_NLU_AUTH_TOKEN"] == worker_env["FRONTDESK_NLU_AUTH_TOKEN"]
+
+
+def test_compose_refuses_to_start_without_the_nlu_token(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        (DOCKER / ".env.example").read_text()
+        .replace("\nPOSTGRES_PASSWORD=\n", "\nPOSTGRES_PASSWORD=pw-for-test\n")
+        .replace("\nFRONTDESK_SECRET_KEY=\n", "\nFRONTDESK_SECRET_KEY=" + "k" * 64 + "\n")
+    )
+    result = _compose_config(env_file)
+    assert result.returncode != 0 and "FRONTDESK_NLU_AUTH_TOKEN" in result.stderr
 
 
 def test_compose_refuses_to_start_without_the_required_secrets(tmp_path: Path) -> None:
@@ -425,11 +457,14 @@ def test_nlu_entrypoint_picks_openblas_kernels_and_runs_rasa_with_the_images_arg
     """The image cannot know its host's CPU: its entrypoint chooses like nlu/blas.py does, then execs Rasa."""
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
-    fake_rasa = tmp_path / "bin" / "rasa"
-    fake_rasa.parent.mkdir()
-    fake_rasa.write_text('#!/bin/sh\necho "coretype=${OPENBLAS_CORETYPE:-} args=$*"\n')
-    fake_rasa.chmod(0o755)
-    env = {"PATH": f"{fake_rasa.parent}:/usr/bin:/bin", "FRONTDESK_CPUINFO": str(cpuinfo)}
+    # The entrypoint runs Rasa through the image's python (the token goes by environment, not argv):
+    # a fake python prints what Rasa would get.  tests/test_nlu_auth.py runs the real one.
+    fake_python = tmp_path / "bin" / "python"
+    fake_python.parent.mkdir()
+    fake_python.write_text('#!/bin/sh\nshift 2\necho "coretype=${OPENBLAS_CORETYPE:-} args=$*"\n')
+    fake_python.chmod(0o755)
+    env = {"PATH": f"{fake_python.parent}:/usr/bin:/bin", "FRONTDESK_CPUINFO": str(cpuinfo),
+           "FRONTDESK_NLU_AUTH_TOKEN": "entrypoint-test-token"}
     if preset:
         env["OPENBLAS_CORETYPE"] = preset
     result = _run([str(DOCKER / "nlu-entrypoint.sh"), "--enable-api", "--port", "5005"], env=env)
@@ -440,8 +475,18 @@ def test_nlu_entrypoint_picks_openblas_kernels_and_runs_rasa_with_the_images_arg
 def test_nlu_entrypoint_agrees_with_the_runtime_on_this_machine(tmp_path: Path) -> None:
     from nlu.blas import cpu_flags, openblas_coretype
 
-    fake_rasa = tmp_path / "rasa"
-    fake_rasa.write_text('#!/bin/sh\necho "${OPENBLAS_CORETYPE:-}"\n')
-    fake_rasa.chmod(0o755)
-    result = _run([str(DOCKER / "nlu-entrypoint.sh")], env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    fake_python = tmp_path / "python"
+    fake_python.write_text('#!/bin/sh\necho "${OPENBLAS_CORETYPE:-}"\n')
+    fake_python.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "FRONTDESK_NLU_AUTH_TOKEN": "entrypoint-test-token"}
+    result = _run([str(DOCKER / "nlu-entrypoint.sh")], env=env)
     assert result.stdout.strip() == (openblas_coretype(cpu_flags()) or "")
+
+
+def test_nlu_entrypoint_refuses_to_open_rasa_without_the_token(tmp_path: Path) -> None:
+    fake_python = tmp_path / "python"
+    fake_python.write_text('#!/bin/sh\necho started\n')
+    fake_python.chmod(0o755)
+    result = _run([str(DOCKER / "nlu-entrypoint.sh"), "--enable-api"], env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert result.returncode == 1 and "started" not in result.stdout
+    assert "FRONTDESK_NLU_AUTH_TOKEN" in result.stderr

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from frontdesk.settings import Settings
+from nlu.auth import AUTH_TOKEN_ENV
 from nlu.runtime import (
     RasaTrainingError,
     RasaVenvError,
@@ -158,11 +159,12 @@ def _wait_ready(serve: subprocess.Popen[str]) -> str:
 
 
 def _status(url: str) -> dict:
-    return httpx.get(f"{url}/status", timeout=10).json()
+    # `frontdesk nlu serve` inherits this run's token from the environment (tests/fixtures/nlu.py).
+    return httpx.get(f"{url}/status", params={"token": os.environ[AUTH_TOKEN_ENV]}, timeout=10).json()
 
 
 def _rasa_pid(port: int) -> int:
-    out = subprocess.run(["pgrep", "-f", f"rasa run .*-p {port}$"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-f", f" run --enable-api .*-p {port}$"], capture_output=True, text=True)
     pids = [int(p) for p in out.stdout.split()]
     assert len(pids) == 1, pids
     return pids[0]

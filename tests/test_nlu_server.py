@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from frontdesk.settings import Settings
+from nlu.auth import nlu_auth_token
 from nlu.client import NLUClient
 from nlu.runtime import RasaServerError, running_nlu_server, start_nlu_server
 from tests.fixtures.nlu import NLUTestProject
@@ -113,8 +114,9 @@ async def test_leaving_the_context_stops_rasa_and_its_process_group(
 ) -> None:
     async with running_nlu_server(nlu_settings, progress=None) as url:
         async with httpx.AsyncClient() as http:
-            assert (await http.get(f"{url}/status")).status_code == 200
-        pids = [int(p) for p in _pgrep(f"rasa run .*-p {url.rsplit(':', 1)[1]}$")]
+            token = nlu_auth_token(nlu_settings)
+            assert (await http.get(f"{url}/status", params={"token": token})).status_code == 200
+        pids = [int(p) for p in _pgrep(f" run --enable-api .*-p {url.rsplit(':', 1)[1]}$")]
         assert pids, "rasa run should be visible while the context is open"
     for pid in pids:
         with pytest.raises(ProcessLookupError):

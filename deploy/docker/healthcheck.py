@@ -3,7 +3,9 @@
 
 Standard library only (it runs inside the image, and in the NLU image with Rasa's Python).  Which URL:
 FRONTDESK_HEALTHCHECK_URL if set; otherwise http://127.0.0.1:<FRONTDESK_HTTP_PORT>/healthz (the desk,
-`frontdesk run`) and then http://127.0.0.1:<FRONTDESK_METRICS_PORT>/healthz (a worker).
+`frontdesk run`) and then http://127.0.0.1:<FRONTDESK_METRICS_PORT>/healthz (a worker).  ``$VAR`` in the
+URL is replaced by that environment variable (the NLU image: ``/status?token=$FRONTDESK_NLU_AUTH_TOKEN``);
+what is printed is the URL as written, so a token never reaches the health log.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def main() -> int:
     errors = []
     for url in _candidates():
         try:
-            with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(os.path.expandvars(url), timeout=4) as response:  # noqa: S310 - loopback
                 if 200 <= response.status < 300:
                     return 0
                 errors.append(f"{url}: HTTP {response.status}")
