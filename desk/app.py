@@ -26,6 +26,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from desk import queries
 from desk.auth import TokenSigner
 from desk.live import LiveFeed
+from frontdesk.logging import configure_logging
 from frontdesk.settings import Settings, get_settings
 from frontdesk.web_security import install_web_security
 from nlu.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
@@ -195,6 +196,7 @@ def standalone_app() -> FastAPI:
 
     settings = get_settings()
     settings.check_secrets()  # refuse at start, before the store is opened
+    configure_logging(settings.log_level, json=settings.log_json)  # uvicorn's lines go through the redactor too
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
