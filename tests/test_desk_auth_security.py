@@ -28,7 +28,7 @@ from frontdesk.settings import Settings, get_settings
 from storage.agents import create_agent, set_active
 from storage.db import Database
 from storage.models import Agent, AgentRole, AgentSession, LoginFailure, utcnow
-from tests.fixtures.desk import DEFAULT_PASSWORD, TEST_SECRET_KEY, api_login
+from tests.fixtures.desk import DEFAULT_PASSWORD, TEST_SECRET_KEY, DeskServer, api_login
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 WRONG = "not the password"
@@ -402,9 +402,8 @@ async def test_the_limits_are_settings(db: Database, desk_settings: Settings, ma
 # --- argon2 off the event loop -----------------------------------------------------------------------
 
 
-async def test_sixteen_logins_at_production_cost_leave_the_event_loop_responsive(
-    db: Database, desk_app: FastAPI, desk_client: httpx.AsyncClient
-) -> None:
+async def test_sixteen_logins_at_production_cost_leave_the_desk_responsive(desk_server: DeskServer, db: Database) -> None:
+    """The desk under uvicorn in its own process, pinged like /healthz every 20 ms while 16 agents sign in."""
     # Real argon2 parameters (~0.1 s and 64 MiB per check), not the cheap ones the other tests use.
     first = await create_agent(db, email="agent0@example.com", name="Agent 0", password=DEFAULT_PASSWORD)
     async with db.transaction() as session:
@@ -412,36 +411,33 @@ async def test_sixteen_logins_at_production_cost_leave_the_event_loop_responsive
             session.add(Agent(email=f"agent{n}@example.com", name=f"Agent {n}", password_hash=first.password_hash,
                               role=AgentRole.agent, created_at=utcnow()))
 
-    loop = asyncio.get_running_loop()
-    stalls: list[float] = []
+    pings: list[float] = []
     done = asyncio.Event()
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    async with httpx.AsyncClient(base_url=desk_server.base_url, limits=limits, timeout=60) as client:
 
-    async def probe() -> None:
-        while not done.is_set():
-            before = loop.time()
-            await asyncio.sleep(0.005)
-            stalls.append(loop.time() - before - 0.005)
+        async def ping() -> None:
+            while not done.is_set():
+                started = time.perf_counter()
+                assert (await client.get("/login")).status_code == 200
+                pings.append(time.perf_counter() - started)
+                await asyncio.sleep(0.02)
 
-    async def cheap_request() -> float:
-        await asyncio.sleep(0.05)  # while the logins are being checked
-        started = time.perf_counter()
-        assert (await desk_client.get("/login")).status_code == 200
-        return time.perf_counter() - started
-
-    await desk_client.get("/login")  # the first page compiles its templates: not what is measured here
-    prober = asyncio.create_task(probe())
-    try:
-        logins = asyncio.gather(*(
-            desk_client.post("/api/token", json={"email": f"agent{n}@example.com", "password": DEFAULT_PASSWORD})
-            for n in range(16)
-        ))
-        page_s, answers = await asyncio.gather(cheap_request(), logins)
-    finally:
-        done.set()
-        await prober
+        await client.get("/login")  # the first page compiles its templates: not what is measured here
+        pinger = asyncio.create_task(ping())
+        try:
+            answers = await asyncio.gather(*(
+                client.post("/api/token", json={"email": f"agent{n}@example.com", "password": DEFAULT_PASSWORD})
+                for n in range(16)
+            ))
+        finally:
+            done.set()
+            await pinger
     assert [a.status_code for a in answers] == [200] * 16
-    # Hashing on the loop stalled it for the sum of the checks (2.3 s here); off the loop what is left is the
-    # requests' own work and, on a machine shared with other test runs, the OS scheduler (up to ~0.3 s seen).
-    assert max(stalls) < 0.5, f"the event loop stalled for {max(stalls):.3f} s during the logins"
-    assert page_s < 0.5, f"a page took {page_s:.3f} s to answer during the logins"
-
+    # Hashing on the event loop made nearly every ping wait for a check in progress (median 0.13 s here, the
+    # time of one argon2 check); off the loop a ping takes about 10 ms. The median leaves room for the
+    # scheduler of a machine shared with other test runs, and the worst case is bounded loosely.
+    ordered = sorted(pings)
+    median = ordered[len(ordered) // 2]
+    assert len(ordered) >= 10 and median < 0.05, f"pings took {median:.3f} s (median) while 16 agents signed in"
+    assert ordered[-1] < 1.0, f"a ping took {ordered[-1]:.3f} s while 16 agents signed in"
