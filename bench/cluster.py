@@ -29,7 +29,7 @@ from typing import Any, Self
 import httpx
 from sqlalchemy import func, select
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from nlu.auth import nlu_auth_token
 from storage.actions import InboundMessage, record_inbound
 from storage.db import Database

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from nlu.auth import nlu_auth_token
 from nlu.client import NLUClient
 from nlu.eval import percentile

@@ -43,7 +43,7 @@ import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from frontdesk.settings import PROJECT_ROOT, Settings  # noqa: E402
+from frontdesk.core.settings import PROJECT_ROOT, Settings  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import Message, OutboxItem, OutboxStatus  # noqa: E402
 

@@ -46,7 +46,7 @@ from bench.cluster import (
     verify,
     wait_until_done,
 )
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from nlu.auth import nlu_auth_token
 from sandbox.server import running_sandbox
 from storage.db import Database

@@ -28,7 +28,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from bot.channels.telegram import TelegramChannel  # noqa: E402
 from bot.outbox import OutboxLoop  # noqa: E402
-from frontdesk.settings import Settings  # noqa: E402
+from frontdesk.core.settings import Settings  # noqa: E402
 from sandbox.telegram.app import run_telegram_sandbox  # noqa: E402
 from storage.actions import bot_reply  # noqa: E402
 from storage.db import Database  # noqa: E402

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Mapping
 
 from bot.channels.base import ChannelSender, SendError
-from frontdesk import metrics
+from frontdesk.core import metrics
 from storage.db import Database
 from storage.models import Channel
 from storage.outbox import Delivery, lease_due, mark_failed, mark_retry, mark_sent_many

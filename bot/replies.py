@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.content import Event
+from frontdesk.core.vocabulary import X_POST_MAX_CHARS
 
-PUBLIC_LIMIT = 280
 DM_DEEP_LINK = "https://x.com/messages/compose?recipient_id={brand_id}"
 
 
@@ -57,7 +57,7 @@ def public_human(brand_user_id: str, next_opening: str = "") -> str:
 
 
 def _fit(preferred: str, fallback: str) -> str:
-    return preferred if len(preferred) <= PUBLIC_LIMIT else fallback[:PUBLIC_LIMIT]
+    return preferred if len(preferred) <= X_POST_MAX_CHARS else fallback[:X_POST_MAX_CHARS]
 
 
 # --- private conversations ------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def event_info(event: Event, *, public: bool) -> str:
         start = event.starts_at
         short = f"{event.name}: {start:%a} {start.day} {start:%b}, {start:%H:%M} {start:%Z}. Register: " \
                 f"{event.registration_url}"
-        return short[:PUBLIC_LIMIT]
+        return short[:X_POST_MAX_CHARS]
     return (f"{event.name} is on {when(event)}, {where(event)}. "
             f"Register at {event.registration_url}, or tell me \"register me\" and I'll sign you up.")
 

@@ -30,6 +30,7 @@ from typing import Any
 from bot import replies
 from bot.content import Content, Event, FAQEntry
 from bot.hours import BusinessHours, parse_business_hours
+from frontdesk.core.vocabulary import Priority
 from nlu.client import ParseResult
 
 # --- inputs --------------------------------------------------------------------------------------------------
@@ -120,7 +121,6 @@ class Decision:
 # Keys the bot keeps in Conversation.bot_state during a round.
 _ROUND_KEYS = ("rephrase_asked", "faq_answered", "lead", "lead_asked", "awaiting_event", "offered_events")
 
-PRIORITY_ORDER = ("urgent", "high", "normal", "low")
 
 
 # --- the decision -------------------------------------------------------------------------------------------
@@ -297,7 +297,7 @@ def _support_priority(ctx: _Ctx) -> str:
 
 
 def _max_priority(a: str, b: str) -> str:
-    return min(a, b, key=lambda p: PRIORITY_ORDER.index(p) if p in PRIORITY_ORDER else 99)
+    return min(a, b, key=lambda p: Priority[p].value if p in Priority.__members__ else 99)
 
 
 def best_faq(content: Content, intent: str | None, text: str) -> FAQEntry | None:

@@ -33,8 +33,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from bot.content import Content
 from bot.effects import Applied, apply_decision_in
 from bot.router import Decision, Incoming, RouterConfig, route
-from frontdesk import metrics
-from frontdesk.logging import log_context
+from frontdesk.core import metrics
+from frontdesk.core.logging import log_context
 from nlu.client import NLUError, ParseResult
 from storage import inbox
 from storage.actions import attach_to_open_ticket_in, escalate_in, mark_handled_in

@@ -16,8 +16,7 @@ from pydantic import BaseModel, Field
 from desk import queries
 from desk.auth import CurrentAgent, api_agent, presented_token_secret, sign_in
 from desk.inputs import RowId, refuse_unstorable_text
-from frontdesk import observed
-from frontdesk.errors import unprocessable
+from desk.validation import unprocessable
 from storage import actions, agent_sessions
 from storage.errors import NotAllowed, NotFound
 from storage.login_throttle import LoginThrottled
@@ -307,7 +306,7 @@ async def get_ticket(ticket_id: RowId, request: Request, agent: ApiAgent) -> Tic
     responses={409: {"description": "someone else holds it (`holder` names them) or it is closed"}},
 )
 async def claim(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketOut:
-    await observed.claim(_db(request), ticket_id, agent.id)
+    await actions.claim(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
 
@@ -320,7 +319,7 @@ async def claim(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketOu
 async def reply(
     ticket_id: RowId, body: TextBody, request: Request, agent: ApiAgent
 ) -> AcceptedMessage:
-    message = await observed.agent_reply(_db(request), ticket_id, agent.id, body.text)
+    message = await actions.agent_reply(_db(request), ticket_id, agent.id, body.text)
     assert message.id is not None
     return AcceptedMessage(message_id=message.id, ticket_id=ticket_id, status="pending")
 
@@ -341,13 +340,13 @@ async def add_note(
 
 @router.post("/tickets/{ticket_id}/handback", response_model=TicketOut, summary="Give the conversation back to the bot")
 async def hand_back(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketOut:
-    await observed.hand_back(_db(request), ticket_id, agent.id)
+    await actions.hand_back(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut, summary="Close the ticket as resolved")
 async def resolve(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketOut:
-    await observed.resolve(_db(request), ticket_id, agent.id)
+    await actions.resolve(_db(request), ticket_id, agent.id)
     return await _ticket(request, ticket_id)
 
 

@@ -26,9 +26,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from desk import queries
 from desk.auth import TokenSigner
 from desk.live import LiveFeed
-from frontdesk.logging import configure_logging
-from frontdesk.settings import Settings, get_settings
-from frontdesk.web_security import install_web_security
+from frontdesk.core.logging import configure_logging
+from frontdesk.core.settings import Settings, get_settings
+from desk.web_security import install_web_security
 from nlu.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
@@ -136,13 +136,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     """Store errors become HTTP answers that say what to do; pages get their own in `pages.py`.
 
     Validation errors answer the shape /openapi.json documents, without echoing the input
-    (`frontdesk.errors`); on an HTML page, a path that names no row (`/tickets/abc`, an id past
+    (`desk.validation`); on an HTML page, a path that names no row (`/tickets/abc`, an id past
     `desk.inputs.MAX_ROW_ID`) is the not-found page.
     """
     from fastapi.exceptions import RequestValidationError
 
     from desk.pages import SignInRequired, sign_in_redirect
-    from frontdesk.errors import document_validation_errors, unprocessable, validation_error_response
+    from desk.validation import document_validation_errors, unprocessable, validation_error_response
 
     document_validation_errors(app)
 

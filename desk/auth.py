@@ -21,7 +21,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from storage import agent_sessions, login_throttle
 from storage.agents import authenticate
 from storage.login_throttle import LoginThrottled, ThrottlePolicy

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import typer
 
-from frontdesk.settings import get_settings
+from frontdesk.core.settings import get_settings
 from storage import agents as store_agents
 from storage.db import Database
 from storage.errors import NotFound, StoreError

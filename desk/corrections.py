@@ -25,7 +25,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from frontdesk.settings import get_settings
+from frontdesk.core.settings import get_settings
 from nlu.anonymise import anonymise_message
 from storage.db import Database
 from storage.models import Author, Message

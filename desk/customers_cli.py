@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from frontdesk.settings import get_settings
+from frontdesk.core.settings import get_settings
 from storage.actions.privacy import Erasure, erase_contacts, erase_expired
 from storage.db import Database
 from storage.errors import StoreError

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from frontdesk.web_security import CONTENT_SECURITY_POLICY
+from desk.web_security import CONTENT_SECURITY_POLICY
 
 ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 REDOC_CSP = CONTENT_SECURITY_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'") + (

@@ -30,7 +30,6 @@ from desk.auth import (
     start_session,
 )
 from desk.inputs import RowId, refuse_unstorable_text
-from frontdesk import observed
 from storage import actions
 from storage.errors import AlreadyClaimed, NotFound, StoreError
 from storage.login_throttle import LoginThrottled
@@ -352,7 +351,7 @@ async def ticket_claim(
     ticket_id: RowId, request: Request, agent: PageAgent,
     csrf: Csrf = "",
 ) -> Response:
-    return await _do(request, ticket_id, agent, csrf, lambda: observed.claim(request.app.state.desk.db, ticket_id, agent.id))
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.claim(request.app.state.desk.db, ticket_id, agent.id))
 
 
 @router.post("/tickets/{ticket_id}/reply", name="ticket_reply")
@@ -361,7 +360,7 @@ async def ticket_reply(
     text: Annotated[str, Form()] = "", csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
-    return await _do(request, ticket_id, agent, csrf, lambda: observed.agent_reply(db, ticket_id, agent.id, text))
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.agent_reply(db, ticket_id, agent.id, text))
 
 
 @router.post("/tickets/{ticket_id}/note", name="ticket_note")
@@ -379,7 +378,7 @@ async def ticket_handback(
     csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
-    return await _do(request, ticket_id, agent, csrf, lambda: observed.hand_back(db, ticket_id, agent.id))
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.hand_back(db, ticket_id, agent.id))
 
 
 @router.post("/tickets/{ticket_id}/resolve", name="ticket_resolve")
@@ -388,7 +387,7 @@ async def ticket_resolve(
     csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
-    return await _do(request, ticket_id, agent, csrf, lambda: observed.resolve(db, ticket_id, agent.id))
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.resolve(db, ticket_id, agent.id))
 
 
 @router.post("/tickets/{ticket_id}/assign", name="ticket_assign")

@@ -1,3 +1,3 @@
-from frontdesk.cli import main
+from frontdesk.app.cli import main
 
 main()

@@ -16,8 +16,8 @@ import secrets
 import stat
 from pathlib import Path
 
-from frontdesk.logging import register_secret
-from frontdesk.settings import Settings
+from frontdesk.core.logging import register_secret
+from frontdesk.core.settings import Settings
 
 TOKEN_FILE_NAME = "nlu-auth-token"
 AUTH_TOKEN_ENV = "FRONTDESK_NLU_AUTH_TOKEN"

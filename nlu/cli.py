@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from frontdesk.settings import Settings, get_settings
+from frontdesk.core.settings import Settings, get_settings
 from nlu.auth import nlu_auth_token
 from nlu.client import NLUClient, NLUError
 from nlu.eval import (
@@ -237,7 +237,7 @@ def eval_command(
 
 
 def main() -> None:  # pragma: no cover - `python -m nlu.cli` for debugging without the root app
-    from frontdesk.logging import redact_stderr
+    from frontdesk.core.logging import redact_stderr
 
     redact_stderr()
     app()

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from nlu.auth import nlu_auth_token
 from nlu.taxonomy import Taxonomy, load_taxonomy
 

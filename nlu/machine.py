@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from nlu.runtime import RasaVenvError, ensure_rasa_venv, rasa_env
 
 # A 1536x384 weight times a 34-token tweet (the encoder's feed-forward shape) on one BLAS thread, and a

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from nlu.auth import AUTH_TOKEN_ENV, nlu_auth_token
 from nlu.blas import blas_env
 

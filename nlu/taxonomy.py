@@ -16,9 +16,7 @@ from pathlib import Path
 
 import yaml
 
-CATEGORIES: tuple[str, ...] = ("support", "sales", "event", "human", "smalltalk", "other")
-QUEUES: tuple[str, ...] = ("support", "sales", "events", "general")
-PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
+from frontdesk.core.vocabulary import CATEGORIES, PRIORITIES, QUEUES
 
 DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parent / "taxonomy.yml"
 

@@ -7,7 +7,7 @@ import contextlib
 
 import typer
 
-from frontdesk.settings import (
+from frontdesk.core.settings import (
     SANDBOX_X_ACCESS_TOKEN,
     SANDBOX_X_ACCESS_TOKEN_SECRET,
     SANDBOX_X_BEARER_TOKEN,

@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from frontdesk.settings import get_settings
+from frontdesk.core.settings import get_settings
 from storage.db import Database
 from storage.migrate import current_revision, head_revision, upgrade as upgrade_schema
 

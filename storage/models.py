@@ -20,6 +20,9 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Strin
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+# The shared vocabulary is defined once, in the core; the store's columns use it (and re-export it).
+from frontdesk.core.vocabulary import TICKET_SUBJECT_MAX_CHARS, Channel, ConversationKind, Priority, Queue  # noqa: F401
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -71,17 +74,6 @@ def _enum(default: enum.Enum | None, *, index: bool = False, nullable: bool = Fa
     return Field(default=default, sa_column=column)
 
 
-class Channel(str, enum.Enum):
-    x = "x"
-    telegram = "telegram"
-
-
-class ConversationKind(str, enum.Enum):
-    dm = "dm"  # an X direct-message conversation
-    public = "public"  # a public X thread (mentions and the brand's replies)
-    telegram = "telegram"  # a Telegram private chat
-
-
 class ConversationStatus(str, enum.Enum):
     bot = "bot"  # the bot answers
     queued = "queued"  # escalated, waiting for an agent; the bot is silent
@@ -106,13 +98,6 @@ class MessageKind(str, enum.Enum):
     note = "note"  # internal: seen only by agents
 
 
-class Queue(str, enum.Enum):
-    support = "support"
-    sales = "sales"
-    events = "events"
-    general = "general"
-
-
 class TicketStatus(str, enum.Enum):
     queued = "queued"  # open, nobody holds it
     assigned = "assigned"  # open, an agent holds it
@@ -122,22 +107,6 @@ class TicketStatus(str, enum.Enum):
     @property
     def is_open(self) -> bool:
         return self in (TicketStatus.queued, TicketStatus.assigned)
-
-
-class Priority(int, enum.Enum):
-    """Lower sorts first in the queues."""
-
-    urgent = 0
-    high = 1
-    normal = 2
-    low = 3
-
-    @classmethod
-    def from_name(cls, name: str) -> "Priority":
-        try:
-            return cls[name]
-        except KeyError:
-            raise ValueError(f"unknown priority {name!r}; use one of {', '.join(p.name for p in cls)}") from None
 
 
 class AgentRole(str, enum.Enum):
@@ -252,7 +221,7 @@ class Ticket(SQLModel, table=True):
     status: TicketStatus = _enum(TicketStatus.queued)
     priority: Priority = _enum(Priority.normal)
     category: str = Field(default="other", max_length=16)
-    subject: str = Field(default="", max_length=280)
+    subject: str = Field(default="", max_length=TICKET_SUBJECT_MAX_CHARS)
     assignee_id: int | None = Field(default=None, foreign_key="agents.id", index=True)
     # Structured facts gathered on the way: the sales lead, event registration, escalation reason.
     data: dict[str, Any] = _json()

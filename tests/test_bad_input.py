@@ -25,8 +25,8 @@ from bot.channels.telegram.webhook import SECRET_HEADER, WEBHOOK_PATH, telegram_
 from bot.channels.x import DmPoller
 from bot.channels.x.webhook import SIGNATURE_HEADER, make_x_webhook_router, sign
 from desk.inputs import MAX_ROW_ID
-from frontdesk import metrics
-from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET
+from frontdesk.core import metrics
+from frontdesk.core.settings import SANDBOX_X_CONSUMER_SECRET
 from sandbox.server import RunningSandbox
 from sandbox.x.webhook import payload_for
 from storage.db import Database

@@ -1,5 +1,5 @@
 """The bot end to end: customers write through the X emulator's control API; the bot runs in-process
-(`frontdesk.run.started`: X channel pollers, router worker, outbox loop) with the session's real Rasa
+(`frontdesk.app.supervisor.started`: X channel pollers, router worker, outbox loop) with the session's real Rasa
 server and a real store (SQLite and PostgreSQL).  Assertions wait with bounded polling on what the brand
 account sent (/_sandbox/sent) or on the store.
 """

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from frontdesk.run import RunError, started
-from frontdesk.settings import PROJECT_ROOT, Settings
+from frontdesk.app.supervisor import RunError, started
+from frontdesk.core.settings import PROJECT_ROOT, Settings
 from nlu.runtime import free_port
 from tests.fixtures.bot import CONTENT_DIR, bot_harness, e2e_settings, eventually
 from tests.fixtures.storage import PG_ADMIN_URL, _pg_admin_connect

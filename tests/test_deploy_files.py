@@ -20,7 +20,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from frontdesk.settings import PROJECT_ROOT, Settings
+from frontdesk.core.settings import PROJECT_ROOT, Settings
 
 DEPLOY = PROJECT_ROOT / "deploy"
 DOCKER = DEPLOY / "docker"
@@ -250,7 +250,7 @@ def _commands_in_shell(text: str) -> set[tuple[str, ...]]:
 
 
 def _registered(path: tuple[str, ...]) -> bool:
-    from frontdesk.cli import app
+    from frontdesk.app.cli import app
 
     runner = CliRunner()
     listed = runner.invoke(app, [*path[:-1], "--help"], prog_name="frontdesk", env={"COLUMNS": "200"})
@@ -411,7 +411,7 @@ def test_dockerignore_keeps_state_and_secrets_out_of_images() -> None:
 
 async def test_container_healthcheck_script_follows_the_process_health() -> None:
     """The HEALTHCHECK script passes while a worker's /healthz answers and fails once it is gone."""
-    from frontdesk import metrics
+    from frontdesk.core import metrics
 
     script = DOCKER / "healthcheck.py"
     runner = await metrics.serve_metrics(0, host="127.0.0.1")

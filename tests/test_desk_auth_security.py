@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 from desk import create_desk_app
 from desk.app import SESSION_COOKIE
 from desk.auth import TokenSigner
-from frontdesk.cli import app as cli_app
-from frontdesk.settings import Settings, get_settings
+from frontdesk.app.cli import app as cli_app
+from frontdesk.core.settings import Settings, get_settings
 from storage.agents import create_agent, set_active
 from storage.db import Database
 from storage.models import Agent, AgentRole, AgentSession, LoginFailure, utcnow

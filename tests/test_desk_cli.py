@@ -9,8 +9,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from frontdesk.cli import app
-from frontdesk.settings import get_settings
+from frontdesk.app.cli import app
+from frontdesk.core.settings import get_settings
 from desk.corrections import render_rasa_nlu
 from storage import actions
 from storage.agents import agent_for_telegram_user, authenticate, list_agents

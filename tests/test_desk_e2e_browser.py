@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from storage.agents import create_agent
 from storage.models import Ticket
 from tests.fixtures.bot import BotHarness, bot_harness, e2e_settings, eventually

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from frontdesk.logging import RedactingStream, configure_logging, default_redactor, log_context, register_secret
+from frontdesk.core.logging import RedactingStream, configure_logging, default_redactor, log_context, register_secret
 from nlu.runtime import free_port
 
 TOKEN = "123456789:AAEhBOweik9ai2o4Sx-fake-token-for-tests"
@@ -81,7 +81,7 @@ def test_secrets_are_redacted_everywhere(output: io.StringIO) -> None:
 
 
 def test_settings_secrets_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from frontdesk.settings import get_settings
+    from frontdesk.core.settings import get_settings
 
     monkeypatch.setenv("FRONTDESK_X_CONSUMER_SECRET", "from-the-environment-42")
     get_settings.cache_clear()

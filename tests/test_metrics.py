@@ -7,9 +7,10 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from frontdesk import metrics
+from frontdesk.core import metrics
 from storage import actions
 from storage.db import Database
+from storage.gauges import refresh_store_gauges
 from tests.store_helpers import dm
 
 EXPECTED_FAMILIES = {
@@ -160,12 +161,12 @@ async def test_store_gauges_read_queue_depth_and_inbox_backlog(db: Database) -> 
     first = await actions.record_inbound(db, dm("where is my order", sender="1"))
     await actions.record_inbound(db, dm("hello?", sender="2"))
     await actions.escalate(db, first.conversation_id, queue="support")
-    await metrics.refresh_store_gauges(db)
+    await refresh_store_gauges(db)
     text = metrics.render()[0].decode()
     assert _value(text, "frontdesk_queue_depth", queue="support") == 1
     assert _value(text, "frontdesk_queue_depth", queue="sales") == 0
     assert _value(text, "frontdesk_inbox_backlog") == 2
 
     await actions.mark_handled(db, first.message_id)
-    await metrics.refresh_store_gauges(db)
+    await refresh_store_gauges(db)
     assert _value(metrics.render()[0].decode(), "frontdesk_inbox_backlog") == 1

@@ -75,8 +75,8 @@ async def test_the_embedded_sqlite_file_is_migrated_on_start(tmp_path) -> None: 
 
 
 def test_db_cli_upgrades_and_reports(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from frontdesk.cli import app
-    from frontdesk.settings import get_settings
+    from frontdesk.app.cli import app
+    from frontdesk.core.settings import get_settings
 
     monkeypatch.setenv("FRONTDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     get_settings.cache_clear()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from frontdesk.settings import PROJECT_ROOT, Settings
+from frontdesk.core.settings import PROJECT_ROOT, Settings
 from nlu.auth import AUTH_TOKEN_ENV, nlu_auth_token, token_path
 from nlu.client import NLUClient, NLUUnauthorized
 from nlu.runtime import free_port

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from nlu.blas import blas_env, cpu_flags, openblas_coretype
 from nlu.runtime import rasa_env
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from nlu.auth import AUTH_TOKEN_ENV
 from nlu.runtime import (
     RasaTrainingError,

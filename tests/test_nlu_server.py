@@ -9,7 +9,7 @@ import subprocess
 import httpx
 import pytest
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from nlu.auth import nlu_auth_token
 from nlu.client import NLUClient
 from nlu.runtime import RasaServerError, running_nlu_server, start_nlu_server

@@ -17,8 +17,8 @@ from sqlalchemy import select, text, update
 from sqlmodel import col
 from typer.testing import CliRunner
 
-from frontdesk.cli import app
-from frontdesk.settings import PROJECT_ROOT, Settings, get_settings
+from frontdesk.app.cli import app
+from frontdesk.core.settings import PROJECT_ROOT, Settings, get_settings
 from storage import actions
 from storage.actions.privacy import CANCELLED_DELIVERY, ERASED_TEXT, erase_expired
 from storage.actions.registrations import register
@@ -347,7 +347,7 @@ async def test_purge_expired_erases_only_what_was_finished_before_the_cutoff(cli
 
 
 async def test_the_worker_applies_the_retention_while_it_runs(db, database_url, make_agent, tmp_path) -> None:
-    from frontdesk.run import started
+    from frontdesk.app.supervisor import started
 
     ids = await _retention_story(db, make_agent)
     settings = Settings(database_url=database_url, var_dir=tmp_path / "var", content_dir=PROJECT_ROOT / "content",

@@ -16,13 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from frontdesk.settings import PROJECT_ROOT
+from frontdesk.core.settings import PROJECT_ROOT
 from storage import actions
 from storage.agents import create_agent
 from storage.db import Database
 from storage.models import AgentRole
 from tests.fixtures.bot import eventually
 from tests.fixtures.desk import DEFAULT_PASSWORD, TEST_SECRET_KEY, api_login, free_port, inbound
+from tests.fixtures.storage import empty_all_tables
 
 pytestmark = pytest.mark.postgres
 
@@ -49,6 +50,9 @@ async def _start_desk(database_url: str, tmp_path: Path, name: str) -> tuple[asy
 
 @pytest.fixture
 async def two_desks(pg_database_url: str, tmp_path: Path) -> AsyncIterator[list[str]]:
+    empty = Database(pg_database_url)  # the run's shared database: start from no rows, like the `db` fixture
+    await empty_all_tables(empty)
+    await empty.dispose()
     started = [await _start_desk(pg_database_url, tmp_path, n) for n in ("desk-a", "desk-b")]
     try:
         async with httpx.AsyncClient(timeout=5) as http:
@@ -151,8 +155,8 @@ async def test_the_desk_role_records_webhook_events_and_runs_no_router_or_poller
     """`frontdesk desk` with X webhooks on: X's pushes are recorded for the workers; it never polls or routes."""
     from sqlalchemy import select
 
-    from frontdesk.run import started
-    from frontdesk.settings import Settings
+    from frontdesk.app.supervisor import started
+    from frontdesk.core.settings import Settings
     from sandbox.server import running_sandbox
     from sandbox.x.control_client import XSandboxControl
     from storage.models import Message

@@ -1,10 +1,10 @@
-"""frontdesk/leading.py: a channel's pollers run in exactly one process, and another takes over."""
+"""bot/channels/leading.py: a channel's pollers run in exactly one process, and another takes over."""
 
 from __future__ import annotations
 
 import asyncio
 
-from frontdesk.leading import PollingLeader
+from bot.channels.leading import PollingLeader
 from storage.db import Database
 from tests.fixtures.bot import eventually
 

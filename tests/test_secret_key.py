@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from desk.app import create_desk_app
 from desk.auth import TokenSigner
-from frontdesk.settings import (
+from frontdesk.core.settings import (
     DEVELOPMENT_SECRET_KEY,
     SANDBOX_TELEGRAM_TOKEN,
     SANDBOX_X_ACCESS_TOKEN,

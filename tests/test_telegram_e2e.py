@@ -1,4 +1,4 @@
-"""Telegram end to end through the whole bot: `frontdesk.run.started` with the real Rasa server, the router
+"""Telegram end to end through the whole bot: `frontdesk.app.supervisor.started` with the real Rasa server, the router
 worker, the outbox loop and the Telegram channel polling the sandbox's Telegram emulator, on SQLite and
 PostgreSQL.  A customer's support question is escalated by the router, an agent claims it from the agents'
 group and answers there, and the answer arrives in the customer's Telegram chat.
@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from frontdesk.settings import SANDBOX_TELEGRAM_TOKEN, Settings
+from frontdesk.core.settings import SANDBOX_TELEGRAM_TOKEN, Settings
 from storage import actions
 from storage.models import Contact, Ticket, TicketStatus
 from tests.fixtures.bot import BotHarness, bot_harness, e2e_settings, eventually
@@ -105,7 +105,7 @@ async def test_a_telegram_question_is_escalated_claimed_in_the_group_and_answere
 async def test_sandbox_mode_serves_telegram_customers_on_the_in_process_emulator(
     db, database_url: str, nlu_settings: Settings, nlu_server_url: str  # type: ignore[no-untyped-def]
 ) -> None:
-    from frontdesk.run import started
+    from frontdesk.app.supervisor import started
     from nlu.runtime import free_port
 
     settings = e2e_settings(

@@ -1,4 +1,4 @@
-"""Issue 17, hardening of every HTTP app we serve (frontdesk/web_security.py, desk/docs.py).
+"""Issue 17, hardening of every HTTP app we serve (desk/web_security.py, desk/docs.py).
 
 Bounded bodies (413 before the body is read: a 200 MB upload no longer grows the server), security headers
 and a CSP without inline script (the desk still works in chromium under it), path-only redirects whatever
@@ -21,10 +21,10 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import SecretStr
 
 from desk import create_desk_app
-from frontdesk import metrics
-from frontdesk.http import Readiness, add_routes, create_http_app
-from frontdesk.settings import PROJECT_ROOT, Settings
-from frontdesk.web_security import install_web_security
+from frontdesk.core import metrics
+from frontdesk.app.http import Readiness, add_routes, create_http_app
+from frontdesk.core.settings import PROJECT_ROOT, Settings
+from desk.web_security import install_web_security
 from storage.agents import create_agent
 from storage.db import Database
 from tests.fixtures.desk import DEFAULT_PASSWORD, TEST_SECRET_KEY, start_desk_server, stop_desk_server
@@ -313,7 +313,7 @@ async def test_healthz_tells_no_exception_text_but_the_log_does(
     readiness = Readiness()
     readiness.add("store", store_down)
     async with _client(create_http_app(readiness, settings=_settings(tmp_path))) as client:
-        with caplog.at_level(logging.WARNING, logger="frontdesk.http"):
+        with caplog.at_level(logging.WARNING, logger="frontdesk.app.http"):
             response = await client.get("/healthz")
     assert response.status_code == 503
     assert "db.internal" not in response.text and "OSError" not in response.text

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from frontdesk.settings import PROJECT_ROOT
+from frontdesk.core.settings import PROJECT_ROOT
 from sandbox.server import RunningSandbox
 from storage.db import Database
 from tests.fixtures.x_channel import eventually, inbound_count, inbound_ids

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.channels.x import XChannel, XSender
 from bot.channels.x.webhook import SIGNATURE_HEADER, make_x_webhook_router, sign
-from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET
+from frontdesk.core.settings import SANDBOX_X_CONSUMER_SECRET
 from sandbox.server import RunningSandbox
 from sandbox.x.webhook import payload_for
 from storage.actions import bot_reply

@@ -18,7 +18,7 @@ from bot.channels.x.client import (
     make_x_client,
     open_x_client,
 )
-from frontdesk.settings import SANDBOX_X_BEARER_TOKEN, SANDBOX_X_CONSUMER_KEY, Settings
+from frontdesk.core.settings import SANDBOX_X_BEARER_TOKEN, SANDBOX_X_CONSUMER_KEY, Settings
 from sandbox.server import RunningSandbox, running_sandbox
 from sandbox.x.control_client import XSandboxControl
 from sandbox.x.state import XConfig, XState

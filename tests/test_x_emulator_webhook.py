@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from tweepy.asynchronous import AsyncClient
 
-from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET
+from frontdesk.core.settings import SANDBOX_X_CONSUMER_SECRET
 from sandbox.server import RunningSandbox
 from sandbox.x.control_client import SandboxControlError, XSandboxControl
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from frontdesk import metrics
+from frontdesk.core import metrics
 from storage.actions import InboundMessage
 from storage.models import Contact, Conversation, Message
 from storage.text import MAX_TEXT_CHARS, storable_text

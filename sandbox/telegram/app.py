@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from frontdesk.settings import SANDBOX_TELEGRAM_TOKEN
+from frontdesk.core.settings import SANDBOX_TELEGRAM_TOKEN
 from sandbox.telegram.api import add_bot_api_routes
 from sandbox.telegram.control import add_control_routes
 from sandbox.telegram.emulator import CONTROL_PREFIX, TelegramEmulator

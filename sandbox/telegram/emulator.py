@@ -11,7 +11,7 @@ import copy
 import inspect
 from typing import Any
 
-from frontdesk.settings import SANDBOX_TELEGRAM_TOKEN
+from frontdesk.core.settings import SANDBOX_TELEGRAM_TOKEN
 from sandbox.telegram.methods import METHODS, Params
 from sandbox.telegram.state import ControlError, TelegramApiError, TelegramState, as_int, now
 from sandbox.telegram.webhook import WebhookDeliverer

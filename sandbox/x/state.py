@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from frontdesk.settings import (
+from frontdesk.core.settings import (
     SANDBOX_X_ACCESS_TOKEN,
     SANDBOX_X_ACCESS_TOKEN_SECRET,
     SANDBOX_X_BEARER_TOKEN,

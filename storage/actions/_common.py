@@ -10,6 +10,7 @@ from sqlalchemy import Table, TextClause, bindparam, event, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
+from frontdesk.core.vocabulary import X_POST_MAX_CHARS
 from storage.errors import InvalidText, NotFound
 from storage.models import (
     Agent,
@@ -25,7 +26,6 @@ from storage.models import (
     utcnow,
 )
 
-X_PUBLIC_REPLY_LIMIT = 280
 X_DM_LIMIT = 10_000
 TELEGRAM_LIMIT = 4_096
 
@@ -164,7 +164,7 @@ async def reply_target(session: AsyncSession, conversation: Conversation, contac
 
 def check_outbound_length(conversation: Conversation, text: str) -> None:
     limit = {
-        ConversationKind.public: X_PUBLIC_REPLY_LIMIT,
+        ConversationKind.public: X_POST_MAX_CHARS,
         ConversationKind.dm: X_DM_LIMIT,
         ConversationKind.telegram: TELEGRAM_LIMIT,
     }[conversation.kind]

@@ -8,11 +8,14 @@ event and any outbound message are written together or not at all.
 
 from __future__ import annotations
 
+from datetime import timezone
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from frontdesk.core import metrics
+from frontdesk.core.vocabulary import TICKET_SUBJECT_MAX_CHARS
 from storage.actions._common import agent_actor, audit, get_agent, get_for_update, insert_ignoring_conflict, queue_outbound
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidTransition, NotAllowed, NotFound
@@ -91,7 +94,7 @@ async def escalate_in(
                 "status": TicketStatus.queued,
                 "priority": priority,
                 "category": category,
-                "subject": subject[:280],
+                "subject": subject[:TICKET_SUBJECT_MAX_CHARS],
                 "data": data or {},
                 "queued_note_sent": False,
                 "created_at": now,
@@ -160,6 +163,12 @@ async def _attach_current_round(session: AsyncSession, ticket: Ticket) -> None:
 async def claim(db: Database, ticket_id: int, agent_id: int) -> Ticket:
     """Take a queued ticket.  Exactly one of many concurrent claimers wins; the others get
     `AlreadyClaimed` naming the holder.  Claiming a ticket you already hold is a no-op."""
+    ticket = await _claim(db, ticket_id, agent_id)
+    metrics.ticket_claimed(_queue_name(ticket))
+    return ticket
+
+
+async def _claim(db: Database, ticket_id: int, agent_id: int) -> Ticket:
     now = utcnow()
     async with db.transaction() as session:
         agent = await get_agent(session, agent_id)
@@ -209,6 +218,7 @@ async def _ticket_held_by(session: AsyncSession, ticket_id: int, agent_id: int, 
 async def agent_reply(db: Database, ticket_id: int, agent_id: int, text: str) -> Message:
     """The holder's reply: a message on the ticket and an outbox row for the customer's channel."""
     text = validate_text(text, allow_empty=False)
+    waited_s: float | None = None  # set when this is the ticket's first response
     async with db.transaction() as session:
         ticket = await _ticket_held_by(session, ticket_id, agent_id, "reply")
         conversation = await get_for_update(session, Conversation, ticket.conversation_id)
@@ -226,12 +236,17 @@ async def agent_reply(db: Database, ticket_id: int, agent_id: int, text: str) ->
         now = utcnow()
         if ticket.first_response_at is None:
             ticket.first_response_at = now
+            # SQLite hands timestamps back naive (they are stored in UTC).
+            created = ticket.created_at if ticket.created_at.tzinfo else ticket.created_at.replace(tzinfo=timezone.utc)
+            waited_s = (now - created).total_seconds()
         ticket.updated_at = now
         audit(
             session, ticket, "replied", actor=agent_actor(agent_id), agent_id=agent_id,
             detail={"message_id": message.id},
         )
-        return message
+    if waited_s is not None:  # counted once committed
+        metrics.first_response(_queue_name(ticket), waited_s)
+    return message
 
 async def add_note(db: Database, ticket_id: int, agent_id: int, text: str) -> Message:
     """An internal note: visible to agents only, never sent."""
@@ -261,11 +276,15 @@ async def add_note(db: Database, ticket_id: int, agent_id: int, text: str) -> Me
 
 async def hand_back(db: Database, ticket_id: int, agent_id: int) -> Ticket:
     """Give the conversation back to the bot; the ticket closes as `handed_back`."""
-    return await _close(db, ticket_id, agent_id, TicketStatus.handed_back, ConversationStatus.bot, "hand back")
+    ticket = await _close(db, ticket_id, agent_id, TicketStatus.handed_back, ConversationStatus.bot, "hand back")
+    metrics.ticket_resolved(_queue_name(ticket), "handed_back")
+    return ticket
 
 async def resolve(db: Database, ticket_id: int, agent_id: int | None) -> Ticket:
     """Close the ticket; the customer's next message starts a new round with the bot."""
-    return await _close(db, ticket_id, agent_id, TicketStatus.resolved, ConversationStatus.resolved, "resolve")
+    ticket = await _close(db, ticket_id, agent_id, TicketStatus.resolved, ConversationStatus.resolved, "resolve")
+    metrics.ticket_resolved(_queue_name(ticket), "resolved")
+    return ticket
 
 async def _close(
     db: Database,
@@ -455,3 +474,6 @@ __all__ = [
     "update_bot_state_in",
 ]
 
+
+def _queue_name(ticket: Ticket) -> str:
+    return str(getattr(ticket.queue, "value", ticket.queue))

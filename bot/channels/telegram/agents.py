@@ -37,7 +37,6 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.channels.telegram.client import retry_after_seconds
 from bot.channels.telegram.pager_view import keyboard, load_card, render, ticket_from_claim_data
-from frontdesk import observed
 from storage import actions
 from storage.agents import agent_for_telegram_user
 from storage.cursors import get_cursor, set_cursor
@@ -317,7 +316,7 @@ class TelegramPager:
             await self._answer(query, NOT_LINKED.format(user_id=query.from_user.id), alert=True)
             return
         try:
-            await observed.claim(self.db, ticket_id, agent.id)  # type: ignore[arg-type]
+            await actions.claim(self.db, ticket_id, agent.id)  # type: ignore[arg-type]
         except AlreadyClaimed as exc:
             await self._answer(query, f"Ticket #{ticket_id} is already held by {exc.holder}.", alert=True)
         except (InvalidTransition, NotAllowed, NotFound) as exc:
@@ -361,7 +360,7 @@ class TelegramPager:
         if not command:
             if not text:
                 return "Only text can be sent to the customer from here."
-            await observed.agent_reply(self.db, ticket_id, agent.id, text)
+            await actions.agent_reply(self.db, ticket_id, agent.id, text)
             return "✓ On its way to the customer."
         if command == "/note":
             if not rest:
@@ -369,15 +368,15 @@ class TelegramPager:
             await actions.add_note(self.db, ticket_id, agent.id, rest)
             return "📝 Note added."
         if command == "/claim":
-            await observed.claim(self.db, ticket_id, agent.id)
+            await actions.claim(self.db, ticket_id, agent.id)
             await self.refresh_card(ticket_id)
             return f"Ticket #{ticket_id} is yours."
         if command == "/handback":
-            await observed.hand_back(self.db, ticket_id, agent.id)
+            await actions.hand_back(self.db, ticket_id, agent.id)
             await self.refresh_card(ticket_id)
             return "↩️ Handed back to the bot."
         if command == "/resolve":
-            await observed.resolve(self.db, ticket_id, agent.id)
+            await actions.resolve(self.db, ticket_id, agent.id)
             await self.refresh_card(ticket_id)
             return "✅ Resolved."
         return HELP

@@ -27,7 +27,7 @@ from bot.channels.telegram.polling import TelegramPoller
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.telegram.updates import UpdateDispatcher
 from bot.channels.telegram.webhook import register_webhook, telegram_webhook_router
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from storage.db import Database
 
 log = logging.getLogger("frontdesk.telegram")
@@ -106,7 +106,7 @@ class TelegramChannel:
         """Take updates by long polling (unless in webhook mode) and run the agents' pager (idempotent).
 
         With several workers, call it only while this process holds the bot's leader lease
-        (frontdesk/leading.py): two `getUpdates` on one token make Telegram answer 409 Conflict.
+        (bot/channels/leading.py): two `getUpdates` on one token make Telegram answer 409 Conflict.
         """
         assert self.dispatcher is not None, "start() the Telegram channel first"
         if not self.webhook_mode and self.poller is None:
@@ -161,7 +161,7 @@ async def start_telegram(settings: Settings, db: Database, wake: Wake | None = N
     if sandbox_url is not None:
         from pydantic import SecretStr
 
-        from frontdesk.settings import SANDBOX_TELEGRAM_TOKEN
+        from frontdesk.core.settings import SANDBOX_TELEGRAM_TOKEN
 
         settings = settings.model_copy(update={
             "telegram_token": SecretStr(SANDBOX_TELEGRAM_TOKEN), "telegram_api_base": sandbox_url,

@@ -17,7 +17,7 @@ import logging
 from telegram import Bot
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
-from frontdesk import metrics
+from frontdesk.core import metrics
 
 from bot.channels.telegram.client import ALLOWED_UPDATES, retry_after_seconds
 from bot.channels.telegram.updates import UpdateDispatcher

@@ -12,7 +12,7 @@ import logging
 import signal
 
 from bot.channels.x.channel import XChannel
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from storage.db import Database
 
 

@@ -27,7 +27,7 @@ from bot.channels.x.poller import Poller
 from bot.channels.x.rate_limits import Pacer
 from bot.channels.x.sender import XSender
 from bot.channels.x.webhook import make_x_webhook_router
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class XChannel:
 
     async def start_polling(self) -> None:
         """Start the mention and DM pollers (idempotent).  With several workers, call it only while this
-        process holds the account's leader lease (frontdesk/leading.py), and `stop_polling()` when it is lost."""
+        process holds the account's leader lease (bot/channels/leading.py), and `stop_polling()` when it is lost."""
         if self._tasks:
             return
         self.pollers = self._make_pollers()

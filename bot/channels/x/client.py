@@ -17,7 +17,7 @@ import aiohttp
 from tweepy.asynchronous import AsyncClient
 from yarl import URL
 
-from frontdesk.settings import (
+from frontdesk.core.settings import (
     SANDBOX_X_ACCESS_TOKEN,
     SANDBOX_X_ACCESS_TOKEN_SECRET,
     SANDBOX_X_BEARER_TOKEN,

@@ -33,7 +33,7 @@ from bot.channels.x.api import (
     retry_after_s,
 )
 from bot.channels.x.rate_limits import Pacer
-from frontdesk import metrics
+from frontdesk.core import metrics
 from storage.actions import InboundMessage, record_inbound_many
 from storage.db import Database
 

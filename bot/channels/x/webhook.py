@@ -29,8 +29,8 @@ from bot.channels.base import Wake
 from bot.channels.recording import InboundRecorder
 from bot.channels.x.api import TRANSIENT_ERRORS, call, raw_client, uses_user_auth_for_reads
 from bot.channels.x.convert import dm_from_v1, is_x_id, tweet_from_v1, webhook_tweet_parent
-from frontdesk import metrics
-from frontdesk.settings import SANDBOX_X_CONSUMER_SECRET, Settings
+from frontdesk.core import metrics
+from frontdesk.core.settings import SANDBOX_X_CONSUMER_SECRET, Settings
 from storage.actions import InboundMessage
 from storage.db import Database
 from storage.models import Channel, Conversation, ConversationKind, Message

@@ -24,7 +24,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from frontdesk.settings import Settings
+from frontdesk.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ up the number of time series.  Each process exposes its own registry:
 - a worker, which has no web app, calls ``await serve_metrics(port)`` (``/metrics`` and ``/healthz``).
 
 Gauges that describe the shared store (queue depth, inbox and outbox backlog) are set by
-``run_store_gauges(db)``, a periodic task; every process that runs it reports the same values, so
+``storage.gauges.run_store_gauges(db)``, a periodic task; every process that runs it reports the same values, so
 dashboards should aggregate them with ``max``, not ``sum``.
 """
 
@@ -35,13 +35,12 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from nlu.taxonomy import CATEGORIES, QUEUES
+from frontdesk.core.vocabulary import CATEGORIES, QUEUES
 
 if TYPE_CHECKING:
     from aiohttp import web
     from fastapi import APIRouter
 
-    from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -270,52 +269,6 @@ def set_queue_depths(depths: Mapping[str, int]) -> None:
 
 
 set_build_info(_package_version())
-
-
-# --- gauges read from the store ----------------------------------------------------------------------
-
-
-async def refresh_store_gauges(db: Database) -> None:
-    """Read queue depth and inbox/outbox backlog from the store (three aggregate queries)."""
-    from sqlalchemy import func, select
-
-    from storage.models import Direction, Message, OutboxItem, OutboxStatus, Ticket, TicketStatus
-
-    async with db.session() as session:
-        queued = (
-            await session.execute(
-                select(Ticket.queue, func.count()).where(Ticket.status == TicketStatus.queued).group_by(Ticket.queue)
-            )
-        ).all()
-        inbox = (
-            await session.execute(
-                select(func.count()).select_from(Message).where(
-                    Message.direction == Direction.inbound, Message.handled_at.is_(None)  # type: ignore[union-attr]
-                )
-            )
-        ).scalar_one()
-        outbox = (
-            await session.execute(
-                select(OutboxItem.status, func.count())
-                .where(OutboxItem.status != OutboxStatus.sent)
-                .group_by(OutboxItem.status)
-            )
-        ).all()
-    set_queue_depths({getattr(q, "value", q): n for q, n in queued})
-    INBOX_BACKLOG.set(inbox)
-    by_status = {getattr(s, "value", s): n for s, n in outbox}
-    for status in ("pending", "sending", "failed"):
-        OUTBOX_BACKLOG.labels(status).set(by_status.get(status, 0))
-
-
-async def run_store_gauges(db: Database, interval_s: float = 15.0) -> None:
-    """Refresh the store gauges every `interval_s` until cancelled; a failed read is logged, not fatal."""
-    while True:
-        try:
-            await refresh_store_gauges(db)
-        except Exception as exc:  # noqa: BLE001 - metrics must never take a worker down
-            log.warning("metrics: reading the store failed (%s); gauges keep their last values", type(exc).__name__)
-        await asyncio.sleep(interval_s)
 
 
 # --- exposition --------------------------------------------------------------------------------------

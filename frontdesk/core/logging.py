@@ -205,7 +205,7 @@ def settings_secrets() -> list[str]:
     """The values of every SecretStr field of the current settings."""
     from pydantic import SecretStr
 
-    from frontdesk.settings import get_settings
+    from frontdesk.core.settings import get_settings
 
     settings = get_settings()
     values = []

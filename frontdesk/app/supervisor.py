@@ -32,13 +32,14 @@ from bot.content import Content, load_content
 from bot.hours import parse_business_hours
 from bot.router import RouterConfig
 from bot.worker import BotWorker
-from frontdesk import metrics
-from frontdesk.http import Readiness, add_routes, create_http_app, flag_check, nlu_check, store_check
-from frontdesk.settings import Settings
+from frontdesk.core import metrics
+from frontdesk.app.http import Readiness, add_routes, create_http_app, flag_check, nlu_check, store_check
+from frontdesk.core.settings import Settings
 from storage.db import Database
+from storage.gauges import run_store_gauges
 from storage.migrate import open_database
 
-log = logging.getLogger("frontdesk.run")
+log = logging.getLogger("frontdesk.app.supervisor")
 Say = Callable[[str], None]
 
 
@@ -92,7 +93,7 @@ async def started(
     the pollers of the accounts whose leader lease it wins, /metrics on `metrics_port`; never starts an
     emulator), `frontdesk desk` (``with_worker=False, with_outbox=False, with_channels=False``: the desk,
     /metrics, /healthz and the webhooks).  Pollers always run under their account's leader lease
-    (frontdesk/leading.py), so any number of these processes can share one database.
+    (bot/channels/leading.py), so any number of these processes can share one database.
     """
     if start_sandbox is None:
         start_sandbox = with_channels
@@ -335,12 +336,12 @@ async def _start_metrics(stack: AsyncExitStack, running: Running, port: int, say
 
 
 async def _store_gauges(db: Database) -> None:
-    await metrics.run_store_gauges(db, interval_s=15.0)
+    await run_store_gauges(db, interval_s=15.0)
 
 
 async def _lead_polling(stack: AsyncExitStack, running: Running, name: str, start: Any, stop: Any) -> None:
     """Run `start`/`stop` (a channel's pollers) under the leader lease `name`; wait for the first try."""
-    from frontdesk.leading import PollingLeader
+    from bot.channels.leading import PollingLeader
 
     leader = PollingLeader(running.db, name, start, stop, lease_s=running.settings.leader_lease_s)
     running.leaders.append(leader)
@@ -534,7 +535,7 @@ async def _start_telegram(
 def _telegram_sandbox_settings(running: Running, say: Say) -> Settings:
     from pydantic import SecretStr
 
-    from frontdesk.settings import SANDBOX_TELEGRAM_AGENTS_CHAT, SANDBOX_TELEGRAM_TOKEN
+    from frontdesk.core.settings import SANDBOX_TELEGRAM_AGENTS_CHAT, SANDBOX_TELEGRAM_TOKEN
 
     sandbox = running.sandbox
     agents_chat = running.settings.telegram_agents_chat or SANDBOX_TELEGRAM_AGENTS_CHAT

@@ -44,7 +44,7 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
-# --- the bot: `frontdesk run` and `frontdesk worker` (frontdesk/run.py) ---------------------------------------
+# --- the bot: `frontdesk run` and `frontdesk worker` (frontdesk/app/supervisor.py) ---------------------------------------
 
 
 @app.command()
@@ -83,9 +83,9 @@ def _run_supervised(*, with_http: bool, with_channels: bool, metrics: bool = Fal
 
     from bot.content import ContentError
     from bot.hours import HoursError
-    from frontdesk.logging import configure_logging
-    from frontdesk.run import RunError, run_forever
-    from frontdesk.settings import InsecureSettings, get_settings
+    from frontdesk.core.logging import configure_logging
+    from frontdesk.app.supervisor import RunError, run_forever
+    from frontdesk.core.settings import InsecureSettings, get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -115,7 +115,7 @@ def _run_event_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def main() -> None:
-    from frontdesk.logging import redact_stderr
+    from frontdesk.core.logging import redact_stderr
 
     # Error lines, tracebacks and warnings reach stderr outside logging: they are redacted the same way.
     redact_stderr()

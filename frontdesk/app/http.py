@@ -18,9 +18,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from frontdesk.errors import install_validation_errors
-from frontdesk.settings import Settings, get_settings
-from frontdesk.web_security import install_web_security
+from desk.validation import install_validation_errors
+from frontdesk.core.settings import Settings, get_settings
+from desk.web_security import install_web_security
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def create_http_app(
 ) -> FastAPI:
     """The process's HTTP app: `/healthz` first, then webhook routers, then the desk at `/`.
 
-    Bodies are bounded and responses carry the security headers (frontdesk/web_security.py); `/metrics`
+    Bodies are bounded and responses carry the security headers (desk/web_security.py); `/metrics`
     answers 404 here unless `settings.effective_public_metrics` (sandbox mode, or FRONTDESK_PUBLIC_METRICS).
     """
     settings = settings or get_settings()

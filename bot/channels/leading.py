@@ -11,11 +11,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from frontdesk import metrics
+from frontdesk.core import metrics
 from storage.db import Database
 from storage.leadership import LeaderLease, leader_lease
 
-log = logging.getLogger("frontdesk.leading")
+log = logging.getLogger("bot.channels.leading")
 
 Action = Callable[[], Awaitable[None]]
 

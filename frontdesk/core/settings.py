@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # The sandbox's documented credentials: the emulator accepts exactly these, and `frontdesk run`
 # uses them when no real X keys are configured.
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     sandbox_port: int = 8081
-    # (issue 17) limits and exposure of every HTTP app we serve (frontdesk/web_security.py).
+    # (issue 17) limits and exposure of every HTTP app we serve (desk/web_security.py).
     http_max_body_bytes: int = Field(
         default=1024 * 1024, ge=0, description="Largest request body the desk and its API accept (413 above)."
     )
@@ -211,7 +211,7 @@ class Settings(BaseSettings):
         default=15.0, description="Poller leadership lease: a dead leader's successor starts polling within this."
     )
 
-    # --- the bot (bot/worker.py, frontdesk/run.py) ----------------------------------------------------
+    # --- the bot (bot/worker.py, frontdesk/app/supervisor.py) ----------------------------------------------------
     x_brand_user_id: str = Field(
         default="", description="The brand's numeric X user id for DM links; empty: looked up at start-up."
     )

@@ -1,0 +1,66 @@
+"""The words every layer shares: channels, conversation kinds, queues, priorities, categories and limits.
+
+Defined once, here, at the bottom: the store's columns (`storage.models`), the taxonomy's checks
+(`bot.taxonomy`), the router and the metrics' label sets all use these, so a new queue or category is
+added in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Channel(str, enum.Enum):
+    x = "x"
+    telegram = "telegram"
+
+
+class ConversationKind(str, enum.Enum):
+    dm = "dm"  # an X direct-message conversation
+    public = "public"  # a public X thread (mentions and the brand's replies)
+    telegram = "telegram"  # a Telegram private chat
+
+
+class Queue(str, enum.Enum):
+    support = "support"
+    sales = "sales"
+    events = "events"
+    general = "general"
+
+
+class Priority(int, enum.Enum):
+    """Lower sorts first in the queues."""
+
+    urgent = 0
+    high = 1
+    normal = 2
+    low = 3
+
+    @classmethod
+    def from_name(cls, name: str) -> Priority:
+        try:
+            return cls[name]
+        except KeyError:
+            raise ValueError(f"unknown priority {name!r}; use one of {', '.join(p.name for p in cls)}") from None
+
+
+class Category(str, enum.Enum):
+    """What a customer's message is about; the taxonomy maps every NLU intent to one."""
+
+    support = "support"
+    sales = "sales"
+    event = "event"
+    human = "human"
+    smalltalk = "smalltalk"
+    other = "other"
+
+
+CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
+QUEUES: tuple[str, ...] = tuple(q.value for q in Queue)
+PRIORITIES: tuple[str, ...] = tuple(p.name for p in sorted(Priority, reverse=True))  # low … urgent
+CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
+
+# X counts a post's length with twitter-text's weighting; a standard account's limit.
+X_POST_MAX_CHARS = 280
+# The longest ticket subject the store keeps (the column's length).
+TICKET_SUBJECT_MAX_CHARS = 280
