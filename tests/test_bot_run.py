@@ -8,16 +8,22 @@ import os
 import signal
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
+from frontdesk.app.roles import ROLE_RUN, ROLE_WORKER, Role
 from frontdesk.app.supervisor import RunError, started
 from frontdesk.core.settings import PROJECT_ROOT, Settings
 from nlu.runtime import free_port
 from tests.fixtures.bot import CONTENT_DIR, bot_harness, e2e_settings, eventually
 from tests.fixtures.storage import PG_ADMIN_URL, _pg_admin_connect
+
+# The store, the content and the router only: no server, no channel, no emulator.
+_STORE_ONLY: Role = replace(ROLE_RUN, http=False, pollers=False, outbox=False, webhooks=False, sandbox=False,
+                            metrics_port=False)
 
 
 @pytest.mark.rasa
@@ -101,8 +107,7 @@ async def test_out_of_date_postgresql_is_refused_naming_the_upgrade_command() ->
         url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
         settings = Settings(database_url=url, content_dir=CONTENT_DIR, nlu_url="http://127.0.0.1:9")
         with pytest.raises(RunError, match="frontdesk db upgrade"):
-            async with started(settings, say=lambda _m: None, with_http=False, with_channels=False,
-                               with_outbox=False):
+            async with started(settings, _STORE_ONLY, say=lambda _m: None):
                 pass
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -116,7 +121,7 @@ async def test_broken_content_stops_start_up_with_file_and_line(tmp_path: Path, 
     from bot.content import ContentError
 
     with pytest.raises(ContentError, match=r"events\.yml:2: `timezone` is missing"):
-        async with started(settings, say=lambda _m: None, with_http=False, with_channels=False, with_outbox=False):
+        async with started(settings, _STORE_ONLY, say=lambda _m: None):
             pass
 
 
@@ -153,7 +158,8 @@ async def test_worker_mode_answers_what_another_process_recorded(
         assert customer is not None
         customer_id = customer.id
         settings = e2e_settings(nlu_settings, sqlite_database_url, nlu_server_url, sandbox.base_url)
-        async with started(settings, say=lambda _m: None, with_http=False, with_channels=False) as running:
+        worker_without_pollers = replace(ROLE_WORKER, pollers=False, metrics_port=False)
+        async with started(settings, worker_without_pollers, say=lambda _m: None) as running:
             assert running.http_url == "" and running.channel is not None and not running.channel.pollers
             db = Database(sqlite_database_url)
             try:

@@ -150,6 +150,22 @@ def test_manifests_contain_every_part_of_the_deployment(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", list(OVERLAYS))
+def test_prometheus_scrapes_the_port_that_serves_metrics(overlay: str) -> None:
+    """With real accounts the HTTP port answers /metrics with 404 (FRONTDESK_PUBLIC_METRICS unset): the desk
+    and the workers serve it on FRONTDESK_METRICS_PORT, and that is the port their pods are scraped on."""
+    [config] = [c for n, c in _objects(overlay, "ConfigMap").items() if n.startswith("frontdesk-config")]
+    env = config["data"]
+    assert env.get("FRONTDESK_PUBLIC_METRICS", "") in ("", "false")
+    for name in ("frontdesk-desk", "frontdesk-worker"):
+        template = _objects(overlay, "Deployment")[name]["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+        assert annotations["prometheus.io/port"] == env["FRONTDESK_METRICS_PORT"], name
+        declared = {p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+        assert int(env["FRONTDESK_METRICS_PORT"]) in declared, name
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS))
 def test_no_pod_starts_without_a_real_secret_key(overlay: str) -> None:
     """A blank key would mean the public development key: the template ships none, the pods require it."""
     for secret in _objects(overlay, "Secret").values():

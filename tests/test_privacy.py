@@ -347,13 +347,16 @@ async def test_purge_expired_erases_only_what_was_finished_before_the_cutoff(cli
 
 
 async def test_the_worker_applies_the_retention_while_it_runs(db, database_url, make_agent, tmp_path) -> None:
+    from dataclasses import replace
+
+    from frontdesk.app.roles import ROLE_DESK, ROLE_WORKER
     from frontdesk.app.supervisor import started
 
     ids = await _retention_story(db, make_agent)
     settings = Settings(database_url=database_url, var_dir=tmp_path / "var", content_dir=PROJECT_ROOT / "content",
                         nlu_url="http://127.0.0.1:9", retention_days=365, retention_interval_s=0.2)
-    worker_role = {"with_http": False, "with_channels": False, "with_outbox": False}
-    async with started(settings, say=lambda _m: None, **worker_role) as running:  # type: ignore[arg-type]
+    worker_role = replace(ROLE_WORKER, pollers=False, outbox=False, metrics_port=False)
+    async with started(settings, worker_role, say=lambda _m: None) as running:
         assert "retention" in running.tasks
         for _ in range(100):
             async with db.session() as session:
@@ -364,8 +367,8 @@ async def test_the_worker_applies_the_retention_while_it_runs(db, database_url, 
     assert old is not None and old.handle == f"erased-{ids['old']}"
     assert "zqwaiting still open" in str(await _every_value(db))
 
-    desk_role = {**worker_role, "with_worker": False}
-    async with started(settings, say=lambda _m: None, **desk_role) as running:  # type: ignore[arg-type]
+    desk_role = replace(ROLE_DESK, http=False, webhooks=False, metrics_port=False)
+    async with started(settings, desk_role, say=lambda _m: None) as running:
         assert "retention" not in running.tasks  # desk processes serve requests; workers do the housekeeping
 
 

@@ -155,6 +155,7 @@ async def test_the_desk_role_records_webhook_events_and_runs_no_router_or_poller
     """`frontdesk desk` with X webhooks on: X's pushes are recorded for the workers; it never polls or routes."""
     from sqlalchemy import select
 
+    from frontdesk.app.roles import ROLE_DESK
     from frontdesk.app.supervisor import started
     from frontdesk.core.settings import Settings
     from sandbox.server import running_sandbox
@@ -168,8 +169,7 @@ async def test_the_desk_role_records_webhook_events_and_runs_no_router_or_poller
             content_dir=CONTENT_DIR, var_dir=tmp_path / "var", secret_key=TEST_SECRET_KEY,  # type: ignore[arg-type]
             nlu_url="",
         )
-        async with started(settings, say=lambda _m: None, with_worker=False, with_outbox=False,
-                           with_channels=False, start_sandbox=False, with_webhooks=True) as running:
+        async with started(settings, ROLE_DESK, say=lambda _m: None) as running:
             assert running.worker is None and running.outbox is None and running.leaders == []
             assert running.channel is not None and running.channel.pollers == []
             await control.webhook(f"{running.http_url}/webhooks/x")  # X's CRC check against the desk

@@ -105,6 +105,9 @@ async def test_a_telegram_question_is_escalated_claimed_in_the_group_and_answere
 async def test_sandbox_mode_serves_telegram_customers_on_the_in_process_emulator(
     db, database_url: str, nlu_settings: Settings, nlu_server_url: str  # type: ignore[no-untyped-def]
 ) -> None:
+    from dataclasses import replace
+
+    from frontdesk.app.roles import ROLE_RUN
     from frontdesk.app.supervisor import started
     from nlu.runtime import free_port
 
@@ -113,7 +116,8 @@ async def test_sandbox_mode_serves_telegram_customers_on_the_in_process_emulator
         telegram_token=None, telegram_agents_chat=None, telegram_poll_timeout_s=1, telegram_pager_poll_s=0.2,
     )
     said: list[str] = []
-    async with started(settings, say=said.append, with_http=False) as running, httpx.AsyncClient(timeout=10) as http:
+    no_http = replace(ROLE_RUN, http=False, metrics_port=False)
+    async with started(settings, no_http, say=said.append) as running, httpx.AsyncClient(timeout=10) as http:
         control = TelegramControl(running.sandbox.base_url, http)
         await control.message(6001, "where is my package, it is late", username="fay")
 

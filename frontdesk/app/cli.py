@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from frontdesk.app.roles import ROLE_DESK, ROLE_RUN, ROLE_WORKER, Role
+
 app = typer.Typer(
     name="frontdesk",
     help="Frontdesk: a customer-contact bot and support desk for brands on X and Telegram.",
@@ -32,7 +34,8 @@ def _register_subcommands() -> None:
     from desk.cli import app as agents_app
     from desk.corrections import export_corrections_command
 
-    app.add_typer(agents_app, name="agents", help="The desk's agent accounts: add, list, disable, link Telegram.")
+    app.add_typer(agents_app, name="agents", help="The desk's agent accounts: add, list, disable, enable, "
+                  "set-password, end-sessions, link-telegram.")
     # The desk owns corrections (they live in the store); the command sits with the other NLU commands.
     nlu_app.command("export-corrections")(export_corrections_command)
 
@@ -44,7 +47,7 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
-# --- the bot: `frontdesk run` and `frontdesk worker` (frontdesk/app/supervisor.py) ---------------------------------------
+# --- the roles: `frontdesk run`, `worker`, `desk` (frontdesk/app/roles.py, supervisor.py) -----------------
 
 
 @app.command()
@@ -54,7 +57,7 @@ def run() -> None:
     Without X credentials it runs in sandbox mode against the local X emulator and prints how to play
     a customer with curl.  Ctrl-C (or SIGTERM) stops every part cleanly.
     """
-    _run_supervised(with_http=True, with_channels=True)
+    _run_supervised(ROLE_RUN)
 
 
 @app.command()
@@ -65,22 +68,21 @@ def worker() -> None:
     FRONTDESK_METRICS_PORT (9100).  Needs X credentials or FRONTDESK_X_API_BASE (it never starts an
     emulator) and FRONTDESK_NLU_URL (or it starts its own Rasa).
     """
-    _run_supervised(with_http=False, with_channels=True, metrics=True, start_sandbox=False)
+    _run_supervised(ROLE_WORKER)
 
 
 @app.command()
 def desk() -> None:
-    """Serve the agents' desk, /metrics, /healthz and the X/Telegram webhooks (no router, no pollers).
+    """Serve the agents' desk, /healthz and the X/Telegram webhooks (no router, no pollers).
 
-    Run any number behind a load balancer; they share the database and need the same FRONTDESK_SECRET_KEY.
+    /metrics: on FRONTDESK_HTTP_PORT in sandbox mode (or with FRONTDESK_PUBLIC_METRICS), else on
+    FRONTDESK_METRICS_PORT (9100).  Run any number behind a load balancer; they share the database and
+    need the same FRONTDESK_SECRET_KEY.
     """
-    _run_supervised(with_http=True, with_channels=False, with_outbox=False, with_worker=False,
-                    start_sandbox=False, with_webhooks=True)
+    _run_supervised(ROLE_DESK)
 
 
-def _run_supervised(*, with_http: bool, with_channels: bool, metrics: bool = False, **roles: object) -> None:
-    import asyncio
-
+def _run_supervised(role: Role) -> None:
     from bot.content import ContentError
     from bot.hours import HoursError
     from frontdesk.core.logging import configure_logging
@@ -89,10 +91,8 @@ def _run_supervised(*, with_http: bool, with_channels: bool, metrics: bool = Fal
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    if metrics:
-        roles["metrics_port"] = settings.metrics_port
     try:
-        _run_event_loop(run_forever(settings, with_http=with_http, with_channels=with_channels, **roles))  # type: ignore[arg-type]
+        _run_event_loop(run_forever(settings, role))
     except (RunError, ContentError, HoursError, InsecureSettings) as exc:
         typer.echo(f"frontdesk: cannot start: {exc}", err=True)
         raise typer.Exit(1) from None

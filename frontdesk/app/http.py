@@ -1,4 +1,5 @@
-"""The one HTTP app `frontdesk run` serves: the desk, `/healthz`, and the channels' webhooks.
+"""The one HTTP app `frontdesk run` and `frontdesk desk` serve: the desk, `/healthz`, the channels' webhooks;
+and `serve_http`, which runs it under uvicorn on the supervisor's event loop.
 
 `/healthz` answers 200 only when everything a customer depends on is ready (the store answers, the NLU
 server has a model loaded, the channels are running) and 503 otherwise, naming what is not ready, so an
@@ -8,6 +9,7 @@ orchestrator neither routes traffic to nor restarts a process that is still trai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,8 +21,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from desk.validation import install_validation_errors
-from frontdesk.core.settings import Settings, get_settings
 from desk.web_security import install_web_security
+from frontdesk.app.errors import RunError
+from frontdesk.core.settings import Settings, get_settings
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -146,3 +149,60 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     added = app.router.routes[before:]
     del app.router.routes[before:]
     app.router.routes[0:0] = added
+
+
+@dataclass
+class HttpServer:
+    """A listening uvicorn server: `url` is where it answers, `task` ends when it stops."""
+
+    url: str
+    task: asyncio.Task[Any]
+    _server: Any
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish the requests in flight (up to `timeout_s`), then stop."""
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
+        except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+            self.task.cancel()
+
+
+async def serve_http(app: FastAPI, host: str, port: int) -> HttpServer:
+    """Listen on `host:port` (0: a free port) and serve `app`; returns once it listens.
+
+    Raises RunError naming FRONTDESK_HTTP_PORT when the port cannot be bound.
+    """
+    server = _uvicorn_server(app, host, port)
+    task = asyncio.ensure_future(server.serve())
+    for _ in range(200):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    if task.done() or not server.started:
+        task.cancel()
+        raise RunError(
+            f"the HTTP server could not listen on {host}:{port} (port in use?); "
+            "set FRONTDESK_HTTP_PORT to a free port"
+        )
+    bound = port
+    with contextlib.suppress(Exception):
+        bound = server.servers[0].sockets[0].getsockname()[1]
+    return HttpServer(url=f"http://{host}:{bound}", task=task, _server=server)
+
+
+def _uvicorn_server(app: Any, host: str, port: int) -> Any:
+    """uvicorn without its own signal handling: the supervisor owns SIGINT/SIGTERM for every part."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def,override]
+            yield
+
+        def install_signal_handlers(self) -> None:  # older uvicorn
+            return None
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                            log_config=None)  # its lines go through configure_logging's handler
+    return _Server(config)

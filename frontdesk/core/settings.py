@@ -205,7 +205,8 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR. Message bodies only at DEBUG.")
     log_json: bool = Field(default=False, description="One JSON object per log line (set true in containers).")
     metrics_port: int = Field(
-        default=9100, description="Workers serve /metrics and /healthz here (the desk serves /metrics itself); 0: off."
+        default=9100,
+        description="/metrics and /healthz here: workers, and desks unless the HTTP port serves /metrics; 0: off.",
     )
     leader_lease_s: float = Field(
         default=15.0, description="Poller leadership lease: a dead leader's successor starts polling within this."
