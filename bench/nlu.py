@@ -32,7 +32,7 @@ from nlu.auth import nlu_auth_token
 from nlu.client import NLUClient
 from nlu.eval import percentile
 from nlu.machine import machine_speed_for
-from nlu.runtime import running_nlu_server
+from nlu.serving import running_nlu_server
 from nlu.taxonomy import Taxonomy
 
 MESSAGES = [

@@ -390,7 +390,7 @@ def main() -> None:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    from nlu.runtime import running_nlu_server
+    from nlu.serving import running_nlu_server
     from storage.migrate import open_database
 
     overrides: dict[str, Any] = {}

@@ -254,7 +254,7 @@ async def main() -> int:
     async with AsyncExitStack() as stack:
         urls = list(args.nlu_url)
         if len(urls) < max(nlu_counts):
-            from nlu.runtime import running_nlu_server
+            from nlu.serving import running_nlu_server
 
             settings = Settings()
             for i in range(max(nlu_counts) - len(urls)):

@@ -30,15 +30,10 @@ from nlu.eval import (
     write_baseline_config,
 )
 from nlu.machine import MachineSpeed, machine_speed_for
-from nlu.runtime import (
-    RasaRuntimeError,
-    ensure_rasa_venv,
-    nlu_endpoint,
-    running_nlu_server,
-    serve_forever,
-    stderr_progress,
-)
-from nlu.runtime import train as train_model
+from nlu.rasa_process import RasaRuntimeError, stderr_progress
+from nlu.rasa_venv import ensure_rasa_venv
+from nlu.serving import nlu_endpoint, running_nlu_server, serve_forever
+from nlu.training import train as train_model
 from nlu.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 
 app = typer.Typer(

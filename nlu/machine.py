@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from frontdesk.core.settings import Settings
-from nlu.runtime import RasaVenvError, ensure_rasa_venv, rasa_env
+from nlu.rasa_process import rasa_env
+from nlu.rasa_venv import RasaVenvError, ensure_rasa_venv
 
 # A 1536x384 weight times a 34-token tweet (the encoder's feed-forward shape) on one BLAS thread, and a
 # 64 MB read (more than the caches hold), in the Rasa venv with its OpenBLAS settings.

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.router import upcoming
 from nlu.client import NLUClient
-from nlu.runtime import free_port
+from nlu.serving import free_port
 from storage.actions import claim, hand_back
 from storage.agents import create_agent
 from storage.models import (

@@ -17,7 +17,7 @@ import pytest
 from frontdesk.app.roles import ROLE_RUN, ROLE_WORKER, Role
 from frontdesk.app.supervisor import RunError, started
 from frontdesk.core.settings import PROJECT_ROOT, Settings
-from nlu.runtime import free_port
+from nlu.serving import free_port
 from tests.fixtures.bot import CONTENT_DIR, bot_harness, e2e_settings, eventually
 from tests.fixtures.storage import PG_ADMIN_URL, _pg_admin_connect
 

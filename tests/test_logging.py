@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from frontdesk.core.logging import RedactingStream, configure_logging, default_redactor, log_context, register_secret
-from nlu.runtime import free_port
+from nlu.serving import free_port
 
 TOKEN = "123456789:AAEhBOweik9ai2o4Sx-fake-token-for-tests"
 DB_PASSWORD = "s3cret-db-passw0rd"

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from frontdesk.core.settings import PROJECT_ROOT, Settings
 from nlu.auth import AUTH_TOKEN_ENV, nlu_auth_token, token_path
 from nlu.client import NLUClient, NLUUnauthorized
-from nlu.runtime import free_port
+from nlu.serving import free_port
 from tests.fixtures.nlu import MINI_PROJECT, MINI_TAXONOMY
 
 # --- the token itself ---------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_nlu_serve_generates_a_token_that_other_commands_on_the_same_var_dir_use
 def test_the_nlu_images_entrypoint_and_health_check_use_the_token(tmp_path: Path, rasa_venv: Path) -> None:
     """deploy/docker/nlu-entrypoint.sh with the real Rasa: behind the token, which is not on its command line;
     the image's health check sends it from the environment and never prints it."""
-    from nlu.runtime import model_path_for, training_inputs
+    from nlu.training import model_path_for, training_inputs
     from tests.fixtures.nlu import NLUTestProject, nlu_test_settings
 
     docker = PROJECT_ROOT / "deploy" / "docker"

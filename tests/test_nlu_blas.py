@@ -1,8 +1,8 @@
 """The OpenBLAS kernel the Rasa process runs with (nlu/blas.py), chosen from the CPU's flags.
 
 numpy's OpenBLAS in the Rasa venv falls back to its oldest kernels on CPUs it does not recognise; the
-runtime names the right family in the Rasa process's environment.  Checked against the real venv: the
-BLAS library Rasa loads reports the kernel family we chose.
+Rasa's environment (`rasa_env`, nlu/rasa_process.py) names the right family.  Checked against the
+real venv: the BLAS library Rasa loads reports the kernel family we chose.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from frontdesk.core.settings import Settings
 from nlu.blas import blas_env, cpu_flags, openblas_coretype
-from nlu.runtime import rasa_env
+from nlu.rasa_process import rasa_env
 
 _BLAS_ARCHITECTURES = (
     "import json, numpy\n"

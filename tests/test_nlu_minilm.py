@@ -1,7 +1,7 @@
 """The numpy all-MiniLM-L6-v2 encoder (nlu/project/addons/minilm.py) inside the real Rasa venv.
 
 The venv is the one `frontdesk nlu` builds, so these tests also check that the model package got
-installed (the hash-pinned --no-deps step of nlu/runtime.py).  The reference values are what
+installed (the hash-pinned --no-deps step of nlu/rasa_venv.py).  The reference values are what
 sentence-transformers returns for all-MiniLM-L6-v2 (also fastembed's canonical vector).
 """
 

@@ -1,4 +1,4 @@
-"""The Rasa runtime: which inputs name a model, finding Python 3.10, training errors, `nlu serve`."""
+"""Rasa's venv, training and serving: what names a model, finding Python 3.10, train errors, `nlu serve`."""
 
 from __future__ import annotations
 
@@ -14,16 +14,9 @@ import pytest
 
 from frontdesk.core.settings import Settings
 from nlu.auth import AUTH_TOKEN_ENV
-from nlu.runtime import (
-    RasaTrainingError,
-    RasaVenvError,
-    find_python310,
-    free_port,
-    nlu_endpoint,
-    train,
-    training_inputs,
-    venv_hash,
-)
+from nlu.rasa_venv import RasaVenvError, find_python310, venv_hash
+from nlu.serving import free_port, nlu_endpoint
+from nlu.training import RasaTrainingError, train, training_inputs
 from tests.fixtures.nlu import MINI_PROJECT, MINI_TAXONOMY, NLUTestProject, nlu_test_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ import pytest
 from frontdesk.core.settings import Settings
 from nlu.auth import nlu_auth_token
 from nlu.client import NLUClient
-from nlu.runtime import RasaServerError, running_nlu_server, start_nlu_server
+from nlu.serving import RasaServerError, running_nlu_server, start_nlu_server
 from tests.fixtures.nlu import NLUTestProject
 
 pytestmark = pytest.mark.rasa

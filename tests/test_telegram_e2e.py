@@ -109,7 +109,7 @@ async def test_sandbox_mode_serves_telegram_customers_on_the_in_process_emulator
 
     from frontdesk.app.roles import ROLE_RUN
     from frontdesk.app.supervisor import started
-    from nlu.runtime import free_port
+    from nlu.serving import free_port
 
     settings = e2e_settings(
         nlu_settings, database_url, nlu_server_url, "", x_api_base="", sandbox_port=free_port(),

@@ -6,7 +6,7 @@
 # OPENBLAS_CORETYPE wins).  FRONTDESK_CPUINFO only exists for the tests.
 #
 # Rasa's API requires FRONTDESK_NLU_AUTH_TOKEN (`--auth-token`), handed over through the environment rather
-# than the command line, where every user of the host could read it in `ps` (as nlu/runtime.py does).
+# than the command line, where every user of the host could read it in `ps` (as nlu/serving.py does).
 set -eu
 if [ -z "${FRONTDESK_NLU_AUTH_TOKEN:-}" ]; then
   echo "frontdesk-nlu: FRONTDESK_NLU_AUTH_TOKEN is not set: Rasa's API would be open to anyone who reaches" \

@@ -308,7 +308,8 @@ async def _start_nlu(stack: AsyncExitStack, settings: Settings, say: Say) -> str
     if settings.nlu_url:
         say(f"frontdesk: using the NLU server at {settings.nlu_url}")
         return settings.nlu_url.rstrip("/")
-    from nlu.runtime import RasaRuntimeError, running_nlu_server
+    from nlu.rasa_process import RasaRuntimeError
+    from nlu.serving import running_nlu_server
 
     say("frontdesk: starting the NLU server (first run: building Rasa's virtualenv takes ~5 min and "
         "training ~1-3 min; later runs reuse both)")

@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     rasa_venv: Path = Field(default=PROJECT_ROOT / "var" / "rasa-venv")
     rasa_python: str = Field(default="", description="Python 3.10 for the Rasa virtualenv; found via pyenv if empty.")
 
-    # --- NLU service (nlu/runtime.py, nlu/client.py): where the Rasa project, models and logs live --
+    # --- NLU service (nlu/training.py, nlu/serving.py, nlu/client.py): the Rasa project, models and logs --
     nlu_project_dir: Path = Field(
         default=PROJECT_ROOT / "nlu" / "project",
         description="The Rasa project (config.yml, domain.yml, data/, addons/) that `frontdesk nlu train` trains.",
