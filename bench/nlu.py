@@ -33,7 +33,6 @@ from nlu.client import NLUClient
 from nlu.eval import percentile
 from nlu.machine import machine_speed_for
 from nlu.serving import running_nlu_server
-from nlu.taxonomy import Taxonomy
 
 MESSAGES = [
     "@brand my order AB-12345 never arrived and tracking hasn't moved since monday",
@@ -65,10 +64,7 @@ async def _bench(args: argparse.Namespace) -> None:
     settings = Settings(**overrides)  # type: ignore[arg-type]
     args.url = args.url or settings.nlu_url
     async with _server(args, settings) as url:
-        # Category routing is not what is measured: an empty taxonomy keeps the bench independent of it.
-        client = NLUClient(
-            url, timeout_s=30, retries=0, taxonomy=Taxonomy(intents={}), auth_token=nlu_auth_token(settings)
-        )
+        client = NLUClient(url, timeout_s=30, retries=0, auth_token=nlu_auth_token(settings))
         async with client:
             status = await client.status()
             for text in MESSAGES[:5]:  # warm-up: first parses build TF graphs

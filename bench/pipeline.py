@@ -396,7 +396,7 @@ async def _main(args: argparse.Namespace) -> None:
     overrides: dict[str, Any] = {}
     if args.project:
         overrides["nlu_project_dir"] = args.project.resolve()
-        overrides["nlu_taxonomy_path"] = (args.taxonomy or args.project.parent / "taxonomy.yml").resolve()
+        overrides["taxonomy_path"] = (args.taxonomy or args.project.parent / "taxonomy.yml").resolve()
     base = Settings(**overrides)
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"

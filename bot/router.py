@@ -10,13 +10,17 @@ The rules, in the order they are checked:
 1. `agent`: silence.  A third party writing in a customer's public thread: silence (the desk shows it
    marked; the bot never acts on a stranger's words for the customer).  `queued`: silence, except one
    "you're in the queue" note per ticket.
-2. NLU unavailable: escalate to `general` with the reason (the message is never lost).
+2. NLU unavailable: escalate by the taxonomy's fallback route (`general`) with the reason (never lost).
 3. Follow-ups the bot asked for: "that didn't help" after an FAQ answer, the sales lead details, which
    event to register for or cancel.
-4. Low confidence or category `other`: ask to rephrase once, then escalate to `general`.
+4. Low confidence or category `other`: ask to rephrase once, then escalate by the fallback route.
 5. By category: support (FAQ or escalate; public mentions get one reply inviting a DM), sales (capture
-   the lead, then a `sales` ticket), event (answer from the catalogue, register, cancel; escalate only
+   the lead, then a sales ticket), event (answer from the catalogue, register, cancel; escalate only
    when the catalogue has no answer), human (escalate now), smalltalk (a short reply, no ticket).
+
+Category, queue and priority come from the taxonomy (`RouterConfig.taxonomy`, `content/taxonomy.yml`):
+a ticket goes to the queue of the message's intent at the intent's priority (`_Ctx.route_for`), and the
+rules only ever raise that priority (anger or a complaint: high; asking for a person: at least high).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from bot import replies
 from bot.content import Content, Event, FAQEntry
 from bot.hours import BusinessHours, parse_business_hours
+from bot.taxonomy import IntentRoute, Taxonomy, load_taxonomy
 from frontdesk.core.vocabulary import Priority
 from nlu.client import ParseResult
 
@@ -41,6 +46,8 @@ class RouterConfig:
     confidence_threshold: float = 0.5
     brand_user_id: str = ""  # X's numeric id of the brand account, for the DM deep link
     hours: BusinessHours = field(default_factory=lambda: parse_business_hours(""))
+    # What each intent means (category, queue, priority); default: the shipped content/taxonomy.yml.
+    taxonomy: Taxonomy = field(default_factory=load_taxonomy)
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,7 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
             else f"NLU unavailable: {msg.nlu_error or 'no parse'}"
         )
         return ctx.escalate(
-            "general", "normal", "other", reason,
+            config.taxonomy.fallback, reason,
             notice=_public_or(ctx, replies.public_human, replies.escalated_nlu_down), rule="nlu down: escalate",
         )
     for follow_up in (_faq_did_not_help, _lead_follow_up, _event_choice_follow_up):
@@ -149,11 +156,11 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
         if decision is not None:
             return decision
     nlu = msg.nlu
-    if nlu.category == "human" and nlu.confidence >= config.confidence_threshold:
+    if ctx.category == "human" and nlu.confidence >= config.confidence_threshold:
         return _human(ctx)
-    if nlu.confidence < config.confidence_threshold or nlu.category not in _BY_CATEGORY:
+    if nlu.confidence < config.confidence_threshold or ctx.category not in _BY_CATEGORY:
         return _unclear(ctx)
-    return _BY_CATEGORY[nlu.category](ctx)
+    return _BY_CATEGORY[ctx.category](ctx)
 
 
 @dataclass
@@ -169,6 +176,21 @@ class _Ctx:
         return self.msg.nlu
 
     @property
+    def route(self) -> IntentRoute:
+        """The taxonomy's route for the message's intent (the fallback without NLU)."""
+        return self.config.taxonomy.route(self.msg.nlu.intent if self.msg.nlu else None)
+
+    @property
+    def category(self) -> str:
+        return self.route.category
+
+    def route_for(self, category: str) -> IntentRoute:
+        """Where a `category` ticket goes: the intent's own route when the message is of that category,
+        else the category's (a follow-up such as "that didn't help" is not itself a support intent)."""
+        route = self.route
+        return route if route.category == category else self.config.taxonomy.category_route(category)
+
+    @property
     def state(self) -> dict[str, Any]:
         return self.msg.bot_state
 
@@ -177,9 +199,10 @@ class _Ctx:
         return UpdateState({**changes, "last_message_id": self.msg.message_id})
 
     def escalate(
-        self, queue: str, priority: str, category: str, reason: str, *, notice: str, rule: str,
-        data: dict[str, Any] | None = None,
+        self, route: IntentRoute, reason: str, *, notice: str, rule: str, priority: str | None = None,
+        category: str | None = None, data: dict[str, Any] | None = None,
     ) -> Decision:
+        """A ticket in `route`'s queue at `route`'s priority, or at `priority` when a rule raises it."""
         payload = {"reason": reason, **(data or {})}
         if self.msg.nlu is not None:
             payload.setdefault("intent", self.msg.nlu.intent)
@@ -189,7 +212,10 @@ class _Ctx:
         subject = " ".join(self.msg.text.split())[:120] or "(empty message)"
         return Decision(
             [
-                Escalate(queue, priority, category, subject, reason, notice, payload),
+                Escalate(
+                    route.queue, _max_priority(route.priority, priority or route.priority),
+                    category or route.category, subject, reason, notice, payload,
+                ),
                 self.stamp(**{k: None for k in _ROUND_KEYS}),
             ],
             rule,
@@ -217,7 +243,7 @@ def _faq_did_not_help(ctx: _Ctx) -> Decision | None:
     if not faq_key or not _DID_NOT_HELP.search(ctx.msg.text):
         return None
     return ctx.escalate(
-        "support", _support_priority(ctx), "support", "the FAQ answer did not help",
+        ctx.route_for("support"), "the FAQ answer did not help", priority=_support_raise(ctx),
         notice=replies.escalated_support(ctx.opening), rule="faq did not help: escalate to support",
         data={"faq_answered": faq_key},
     )
@@ -226,7 +252,7 @@ def _faq_did_not_help(ctx: _Ctx) -> Decision | None:
 def _lead_follow_up(ctx: _Ctx) -> Decision | None:
     if not ctx.state.get("lead_asked"):
         return None
-    if ctx.nlu.category == "human":
+    if ctx.category == "human":
         return None  # they want a person now; the human rule escalates (with the lead so far)
     lead = {**ctx.state.get("lead", {}), **{k: v for k, v in extract_lead(ctx.msg.text, ctx.nlu).items() if v}}
     lead["details"] = (lead.get("details", "") + " / " + ctx.msg.text).strip(" /")[:500]
@@ -266,8 +292,8 @@ def _unclear(ctx: _Ctx) -> Decision:
         text = replies.public_ask_rephrase() if ctx.msg.public else replies.ask_rephrase()
         return Decision([Reply(text), ctx.stamp(rephrase_asked=True)], "unclear: ask to rephrase once")
     return ctx.escalate(
-        "general", "normal", ctx.nlu.category if ctx.nlu.category in _BY_CATEGORY else "other",
-        "not understood after asking to rephrase",
+        ctx.config.taxonomy.fallback, "not understood after asking to rephrase",
+        category=ctx.category if ctx.category in _BY_CATEGORY else ctx.config.taxonomy.fallback.category,
         notice=_public_or(ctx, replies.public_human, replies.escalated_general), rule="unclear twice: escalate",
     )
 
@@ -289,11 +315,11 @@ def is_angry(text: str) -> bool:
     return len(letters) >= 12 and sum(c.isupper() for c in letters) / len(letters) > 0.7
 
 
-def _support_priority(ctx: _Ctx) -> str:
-    base = ctx.nlu.priority if ctx.msg.nlu else "normal"
+def _support_raise(ctx: _Ctx) -> str | None:
+    """The support rules' raise over the taxonomy's priority: a complaint or anger is at least high."""
     if ctx.msg.nlu and ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text):
-        return _max_priority(base, "high")
-    return base
+        return "high"
+    return None
 
 
 def _max_priority(a: str, b: str) -> str:
@@ -311,11 +337,11 @@ def best_faq(content: Content, intent: str | None, text: str) -> FAQEntry | None
 
 def _support(ctx: _Ctx) -> Decision:
     complaint = ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text)
-    priority = _support_priority(ctx)
+    priority = _support_raise(ctx)
     if ctx.msg.public:
         notice = replies.public_invite_dm(ctx.config.brand_user_id, complaint=complaint, next_opening=ctx.opening)
         return ctx.escalate(
-            "support", priority, "support", "public mention: invited to DM", notice=notice,
+            ctx.route_for("support"), "public mention: invited to DM", priority=priority, notice=notice,
             rule="support mention: public reply inviting a DM, ticket", data={"source": "public mention"},
         )
     if not complaint:
@@ -327,7 +353,8 @@ def _support(ctx: _Ctx) -> Decision:
             )
     reason = "complaint" if complaint else "no FAQ answer"
     return ctx.escalate(
-        "support", priority, "support", reason, notice=replies.escalated_support(ctx.opening, complaint=complaint),
+        ctx.route_for("support"), reason, priority=priority,
+        notice=replies.escalated_support(ctx.opening, complaint=complaint),
         rule=f"support: escalate ({reason})",
     )
 
@@ -376,7 +403,7 @@ def _sales(ctx: _Ctx) -> Decision:
     lead["details"] = ctx.msg.text[:500]
     if ctx.msg.public:
         return ctx.escalate(
-            "sales", ctx.nlu.priority, "sales", "sales lead from a public mention",
+            ctx.route_for("sales"), "sales lead from a public mention",
             notice=replies.public_sales(ctx.config.brand_user_id, ctx.opening),
             # Ticket data is internal: the lead may hold what they wrote; only the public *reply* must not.
             rule="sales mention: public reply, sales ticket", data={"lead": lead},
@@ -398,7 +425,7 @@ def _open_sales_ticket(ctx: _Ctx, lead: dict[str, Any], *, rule: str) -> Decisio
     )
     lead["summary"] = summary
     return ctx.escalate(
-        "sales", ctx.nlu.priority if ctx.nlu.category == "sales" else "normal", "sales", "sales lead",
+        ctx.route_for("sales"), "sales lead",
         notice=replies.sales_escalated(ctx.opening), rule=rule, data={"lead": lead},
     )
 
@@ -455,7 +482,7 @@ def _events(ctx: _Ctx) -> Decision:
         return Decision([Reply(replies.event_list(coming[:4], public=ctx.msg.public))],
                         "events: listed what is coming up")
     return ctx.escalate(
-        "events", ctx.nlu.priority, "event", "the events catalogue has no answer",
+        ctx.route_for("event"), "the events catalogue has no answer",
         notice=_public_or(ctx, replies.public_human, replies.escalated_events),
         rule="events: not in the catalogue, escalate to events",
     )
@@ -471,7 +498,7 @@ def _asks_to_register(text: str) -> bool:
 def _ask_which(ctx: _Ctx, events: Sequence[Event], action: str) -> Decision:
     if not events:
         return ctx.escalate(
-            "events", "normal", "event", "no upcoming events to register for",
+            ctx.route_for("event"), "no upcoming events to register for", priority="normal",
             notice=_public_or(ctx, replies.public_human, replies.escalated_events),
             rule="events: nothing upcoming, escalate",
         )
@@ -506,9 +533,8 @@ def _human(ctx: _Ctx) -> Decision:
     data: dict[str, Any] = {}
     if ctx.state.get("lead"):
         data["lead"] = ctx.state["lead"]
-    queue = ctx.nlu.queue if ctx.nlu.queue in ("support", "sales", "events", "general") else "general"
     return ctx.escalate(
-        queue, _max_priority(ctx.nlu.priority, "high"), "human", "the customer asked for a person",
+        ctx.route_for("human"), "the customer asked for a person", priority="high",
         notice=_public_or(ctx, replies.public_human, replies.escalated_human), rule="human: escalate at once",
         data=data,
     )

@@ -275,8 +275,9 @@ class BotWorker:
         conversation = await inbox.conversation_for_update_in(session, message.conversation_id)
         if message.ticket_id is None and conversation.status in (ConversationStatus.queued, ConversationStatus.agent):
             await attach_to_open_ticket_in(session, message.id, conversation.id)
+        category = None if parsed is None else self.config.taxonomy.category(parsed.intent)
         nlu = None if parsed is None else {
-            "intent": parsed.intent, "confidence": parsed.confidence, "category": parsed.category,
+            "intent": parsed.intent, "confidence": parsed.confidence, "category": category,
             "entities": [_entity_dict(e) for e in parsed.entities],
         }
         incoming = Incoming(
@@ -292,7 +293,7 @@ class BotWorker:
             # Only event messages look at them (cancelling "my" registration): spare the query otherwise.
             registrations=(
                 await registered_events_in(session, conversation.contact_id)
-                if parsed is not None and parsed.category == "event" else frozenset()
+                if category == "event" else frozenset()
             ),
         )
         decision = route(incoming, self.content, self.config)
@@ -307,7 +308,7 @@ class BotWorker:
         for outcome in outcomes:
             self.stats.replied += outcome.applied.replied
             self.stats.escalated += outcome.applied.escalated
-            category = outcome.parsed.category if outcome.parsed is not None else None
+            category = self.config.taxonomy.category(outcome.parsed.intent) if outcome.parsed is not None else None
             metrics.message_received(_channel_name(outcome.message), category)
             self.stats.handled += 1
             rule = outcome.decision.rule

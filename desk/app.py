@@ -23,13 +23,13 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from starlette.middleware.sessions import SessionMiddleware
 
+from bot.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from desk import queries
 from desk.auth import TokenSigner
 from desk.live import LiveFeed
 from frontdesk.core.logging import configure_logging
 from frontdesk.core.settings import Settings, get_settings
 from desk.web_security import install_web_security
-from nlu.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
 
@@ -59,7 +59,7 @@ class DeskState:
 
 def _load_taxonomy(settings: Settings) -> Taxonomy | None:
     try:
-        return load_taxonomy(settings.desk_taxonomy_path)
+        return load_taxonomy(settings.effective_taxonomy_path)
     except TaxonomyError as exc:
         log.warning("desk: no intent taxonomy (%s); corrections offer the intents seen so far", exc)
         return None

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from bot.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from frontdesk.core.settings import Settings, get_settings
 from nlu.auth import nlu_auth_token
 from nlu.client import NLUClient, NLUError
@@ -34,7 +35,6 @@ from nlu.rasa_process import RasaRuntimeError, stderr_progress
 from nlu.rasa_venv import ensure_rasa_venv
 from nlu.serving import nlu_endpoint, running_nlu_server, serve_forever
 from nlu.training import train as train_model
-from nlu.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 
 app = typer.Typer(
     no_args_is_help=True, help="The NLU service: Rasa's venv, training, serving and evaluation."
@@ -50,7 +50,10 @@ ProjectOption = Annotated[
 ]
 TaxonomyOption = Annotated[
     Path | None,
-    typer.Option("--taxonomy", help="Intent -> category map (default: taxonomy.yml beside the project)."),
+    typer.Option(
+        "--taxonomy",
+        help="Intent -> category, queue, priority (default: settings.taxonomy_path, content/taxonomy.yml).",
+    ),
 ]
 
 
@@ -60,7 +63,7 @@ def _settings(project: Path | None, taxonomy: Path | None = None) -> Settings:
     if project is not None:
         update["nlu_project_dir"] = project.resolve()
     if taxonomy is not None:
-        update["nlu_taxonomy_path"] = taxonomy.resolve()
+        update["taxonomy_path"] = taxonomy.resolve()
     return settings.model_copy(update=update) if update else settings
 
 
@@ -77,14 +80,15 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise _fail(str(exc)) from None
 
 
-def _client(settings: Settings, url: str, taxonomy: Taxonomy) -> NLUClient:
+def _client(settings: Settings, url: str) -> NLUClient:
     token = nlu_auth_token(settings)
-    return NLUClient(url, settings.nlu_timeout_s, settings.nlu_retries, taxonomy=taxonomy, auth_token=token)
+    return NLUClient(url, settings.nlu_timeout_s, settings.nlu_retries, auth_token=token)
 
 
 def _load_taxonomy(settings: Settings) -> Taxonomy:
+    """The brand's taxonomy (the bot's routing data): what `parse` and `eval` map intents through."""
     try:
-        return load_taxonomy(settings.effective_nlu_taxonomy_path)
+        return load_taxonomy(settings.effective_taxonomy_path)
     except TaxonomyError as exc:
         raise _fail(str(exc)) from None
 
@@ -161,10 +165,12 @@ def parse_command(
 
     async def main() -> dict[str, Any]:
         async with _nlu_url(settings) as url:
-            async with _client(settings, url, tax) as client:
+            async with _client(settings, url) as client:
                 result = await client.parse(text)
         out = result.as_dict()
         out.pop("intent_ranking")
+        route = tax.route(result.intent)  # what the router makes of it, beside what the model said
+        out.update(category=route.category, queue=route.queue, priority=route.priority)
         return out
 
     typer.echo(json.dumps(_run(main()), indent=2, ensure_ascii=False))
@@ -195,8 +201,10 @@ def eval_command(
     ) -> tuple[EvalReport, MachineSpeed]:
         async with _nlu_url(settings, model=model, log_name=log_name) as url:
             stderr_progress(f"eval: {len(rows)} messages from {file} against {url}")
-            async with _client(settings, url, tax) as client:
-                report = await evaluate(client, rows, concurrency=concurrency, progress=stderr_progress)
+            async with _client(settings, url) as client:
+                report = await evaluate(
+                    client, rows, category_of=tax.category, concurrency=concurrency, progress=stderr_progress
+                )
         # Right after the latency sample: the parse latency moves with this machine's speed (nlu/machine.py).
         return report, await asyncio.to_thread(machine_speed_for, url, settings)
 

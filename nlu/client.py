@@ -1,4 +1,8 @@
-"""The app's client for the Rasa NLU server: ``POST /model/parse`` turned into a routed ``ParseResult``.
+"""The app's client for the Rasa NLU server: ``POST /model/parse`` turned into a ``ParseResult``.
+
+A ``ParseResult`` is what the model said (intent, confidence, entities, the ranking) and nothing more:
+what an intent means for routing (category, queue, priority) is the brand's taxonomy, read by the
+router (``bot/taxonomy.py``, ``bot/router.py``).
 
 Failures are typed so that the bot can escalate a message to a human instead of crashing:
 ``NLUUnavailable`` when the server is down, slow or failing (after bounded retries), ``NLUBadResponse``
@@ -21,7 +25,6 @@ import aiohttp
 
 from frontdesk.core.settings import Settings
 from nlu.auth import nlu_auth_token
-from nlu.taxonomy import Taxonomy, load_taxonomy
 
 
 class NLUError(Exception):
@@ -64,9 +67,6 @@ class ParseResult:
     text: str
     intent: str | None
     confidence: float
-    category: str
-    queue: str
-    priority: str
     entities: list[Entity] = field(default_factory=list)
     intent_ranking: list[IntentScore] = field(default_factory=list)
 
@@ -86,13 +86,11 @@ class NLUClient:
         timeout_s: float = 5.0,
         retries: int = 2,
         *,
-        taxonomy: Taxonomy | None = None,
         auth_token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.retries = max(0, retries)
-        self._taxonomy = taxonomy
         # Rasa's token auth reads the `token` query parameter; it is kept out of every URL this class prints.
         self._auth_params = {"token": auth_token} if auth_token else None
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -101,9 +99,8 @@ class NLUClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, base_url: str | None = None) -> NLUClient:
-        """A client for ``base_url`` (default ``settings.nlu_url``) with the taxonomy loaded now.
+        """A client for ``base_url`` (default ``settings.nlu_url``).
 
-        Loading eagerly makes a missing or broken taxonomy fail at start-up, not on the first message.
         It sends ``nlu_auth_token(settings)``, the token ``start_nlu_server`` gives Rasa.
         """
         url = base_url or settings.nlu_url
@@ -113,15 +110,8 @@ class NLUClient:
             url,
             timeout_s=settings.nlu_timeout_s,
             retries=settings.nlu_retries,
-            taxonomy=load_taxonomy(settings.effective_nlu_taxonomy_path),
             auth_token=nlu_auth_token(settings),
         )
-
-    @property
-    def taxonomy(self) -> Taxonomy:
-        if self._taxonomy is None:
-            self._taxonomy = load_taxonomy()
-        return self._taxonomy
 
     async def __aenter__(self) -> NLUClient:
         return self
@@ -228,14 +218,10 @@ class NLUClient:
             raise NLUBadResponse(
                 f"{url} answered a malformed parse ({exc!r}): {_excerpt(body)}", url=url
             ) from None
-        route = self.taxonomy.route(name)
         return ParseResult(
             text=text,
             intent=name,
             confidence=confidence,
-            category=route.category,
-            queue=route.queue,
-            priority=route.priority,
             entities=entities,
             intent_ranking=ranking,
         )

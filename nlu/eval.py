@@ -3,6 +3,8 @@
 The unit that matters to the brand is the *category* (the queue a message lands in), not the
 intent, so the scores are per category: precision, recall, F1, support, macro-F1 and the
 confusion matrix over the six categories, plus parse latency measured one request at a time.
+The NLU answers intents; the caller passes how an intent maps to a category (the brand's taxonomy,
+`bot.taxonomy.Taxonomy.category`: this module stays below the bot and does not import it).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from frontdesk.core.vocabulary import CATEGORIES
 from nlu.client import NLUClient
-from nlu.taxonomy import CATEGORIES
 
 Progress = Callable[[str], None]
+CategoryOf = Callable[[str | None], str]  # intent (None: no intent) -> one of CATEGORIES
 
 # What `rasa init` writes (Rasa 3.6), minus the dialogue policies: the reference point for --baseline.
 BASELINE_CONFIG = """\
@@ -170,6 +173,7 @@ async def evaluate(
     client: NLUClient,
     rows: list[EvalRow],
     *,
+    category_of: CategoryOf,
     concurrency: int = 4,
     latency_sample: int = 200,
     progress: Progress | None = None,
@@ -188,7 +192,7 @@ async def evaluate(
     async def classify(i: int, row: EvalRow) -> None:
         nonlocal done
         async with semaphore:
-            predicted[i] = (await client.parse(row.text)).category
+            predicted[i] = category_of((await client.parse(row.text)).intent)
         done += 1
         if done % step == 0 or done == len(rows):
             say(f"eval: parsed {done}/{len(rows)}")

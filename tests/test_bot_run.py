@@ -37,7 +37,7 @@ async def test_frontdesk_run_in_sandbox_mode_answers_a_dm_and_stops_cleanly(
         "FRONTDESK_DATABASE_URL": "",
         "FRONTDESK_NLU_URL": nlu_server_url,
         "FRONTDESK_NLU_PROJECT_DIR": str(nlu_settings.nlu_project_dir),
-        "FRONTDESK_NLU_TAXONOMY_PATH": str(nlu_settings.effective_nlu_taxonomy_path),
+        "FRONTDESK_TAXONOMY_PATH": str(nlu_settings.effective_taxonomy_path),
         "FRONTDESK_HTTP_PORT": str(http_port),
         "FRONTDESK_SANDBOX_PORT": str(sandbox_port),
         "FRONTDESK_X_DMS_POLL_S": "0.3",

@@ -119,7 +119,7 @@ def test_nlu_serve_generates_a_token_that_other_commands_on_the_same_var_dir_use
     (var / "models").symlink_to(PROJECT_ROOT / "var" / "models")  # the cached mini model: no training
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTDESK_")}
     env.update(FRONTDESK_VAR_DIR=str(var), FRONTDESK_RASA_VENV=str(rasa_venv),
-               FRONTDESK_NLU_TAXONOMY_PATH=str(MINI_TAXONOMY))
+               FRONTDESK_TAXONOMY_PATH=str(MINI_TAXONOMY))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     serve = subprocess.Popen(

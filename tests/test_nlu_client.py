@@ -16,8 +16,6 @@ import pytest
 from aiohttp import web
 
 from nlu.client import NLUBadResponse, NLUClient, NLUError, NLUUnavailable
-from nlu.taxonomy import load_taxonomy
-from tests.fixtures.nlu import MINI_TAXONOMY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -56,7 +54,7 @@ async def serve(handler: Handler) -> AsyncIterator[tuple[str, Hits]]:
 
 
 def client_for(url: str, *, timeout_s: float = 2.0, retries: int = 2) -> NLUClient:
-    return NLUClient(url, timeout_s=timeout_s, retries=retries, taxonomy=load_taxonomy(MINI_TAXONOMY))
+    return NLUClient(url, timeout_s=timeout_s, retries=retries)
 
 
 def closed_port_url() -> str:
@@ -66,7 +64,7 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"  # nothing listens there any more: connection refused
 
 
-async def test_parse_maps_rasa_answer_through_the_taxonomy() -> None:
+async def test_parse_returns_what_the_model_said_and_no_routing() -> None:
     async def ok(request: web.Request) -> web.Response:
         assert request.path == "/model/parse"
         assert (await request.json())["text"] == "my order AB-12345 is late"
@@ -74,9 +72,9 @@ async def test_parse_maps_rasa_answer_through_the_taxonomy() -> None:
 
     async with serve(ok) as (url, _), client_for(url) as client:
         result = await client.parse("my order AB-12345 is late")
-    assert (result.intent, result.category, result.queue, result.priority) == (
-        "order_problem", "support", "support", "normal",
-    )  # fmt: skip
+    assert result.intent == "order_problem"
+    # Category, queue and priority are the brand's routing policy (bot/taxonomy.py), not the model's answer.
+    assert set(result.as_dict()) == {"text", "intent", "confidence", "entities", "intent_ranking"}
     assert result.confidence == pytest.approx(0.91)
     assert [(e.entity, e.value, e.start, e.end) for e in result.entities] == [("order_id", "AB-12345", 9, 17)]
     assert [r.name for r in result.intent_ranking] == ["order_problem", "greet"]
@@ -98,13 +96,13 @@ async def test_the_same_entity_from_two_extractors_is_reported_once() -> None:
     assert [(e.entity, e.value) for e in result.entities] == [("email", "jo@example.com")]
 
 
-async def test_unknown_intent_routes_as_other_not_an_error() -> None:
+async def test_unknown_intent_is_returned_as_is_not_an_error() -> None:
     async def unknown(_: web.Request) -> web.Response:
         return web.json_response({**RASA_PARSE, "intent": {"name": "nlu_fallback", "confidence": 0.2}})
 
     async with serve(unknown) as (url, _), client_for(url) as client:
         result = await client.parse("???")
-    assert (result.intent, result.category, result.confidence) == ("nlu_fallback", "other", 0.2)
+    assert (result.intent, result.confidence) == ("nlu_fallback", 0.2)
 
 
 async def test_stopped_server_raises_unavailable_after_bounded_retries() -> None:
@@ -112,7 +110,7 @@ async def test_stopped_server_raises_unavailable_after_bounded_retries() -> None
         return web.json_response(RASA_PARSE)
 
     async with serve(ok) as (url, _), client_for(url) as client:
-        assert (await client.parse("my order AB-12345 is late")).category == "support"
+        assert (await client.parse("my order AB-12345 is late")).intent == "order_problem"
     # the server is stopped now: connection refused
     async with client_for(url, retries=2) as client:
         with pytest.raises(NLUUnavailable) as caught:
@@ -161,7 +159,7 @@ async def test_recovers_when_a_retry_succeeds() -> None:
     flaky.calls = 0  # type: ignore[attr-defined]
     async with serve(flaky) as (url, hits), client_for(url, retries=2) as client:
         result = await client.parse("my order AB-12345 is late")
-    assert result.category == "support" and hits.count == 2
+    assert result.intent == "order_problem" and hits.count == 2
 
 
 async def test_html_error_page_behind_a_proxy_is_retried_then_unavailable() -> None:

@@ -179,7 +179,7 @@ def test_serve_restarts_a_crashed_rasa_and_stops_on_sigterm(rasa_venv: Path) -> 
             str(port),
         ],
         cwd=ROOT,
-        env={**os.environ, "FRONTDESK_NLU_TAXONOMY_PATH": str(MINI_TAXONOMY)},
+        env={**os.environ, "FRONTDESK_TAXONOMY_PATH": str(MINI_TAXONOMY)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nlu.taxonomy import CATEGORIES, load_taxonomy
+from bot.taxonomy import load_taxonomy
+from frontdesk.core.vocabulary import CATEGORIES
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = REPO / "nlu" / "project"
@@ -47,8 +48,8 @@ def _domain() -> dict:
 def test_training_data_intents_match_taxonomy() -> None:
     trained = set(_training_intents())
     routed = set(load_taxonomy().intents)
-    assert trained - routed == set(), "intents with training data but no route in nlu/taxonomy.yml"
-    assert routed - trained == set(), "intents in nlu/taxonomy.yml with no training examples"
+    assert trained - routed == set(), "intents with training data but no route in content/taxonomy.yml"
+    assert routed - trained == set(), "intents in content/taxonomy.yml with no training examples"
 
 
 def test_domain_intents_match_taxonomy() -> None:

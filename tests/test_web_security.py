@@ -41,7 +41,7 @@ REAL_X = {
 def _settings(tmp_path: Path, *, real: bool = False, **values: Any) -> Settings:
     base: dict[str, Any] = {
         "secret_key": SecretStr(TEST_SECRET_KEY), "var_dir": tmp_path / "var",
-        "desk_taxonomy_path": tmp_path / "no-taxonomy.yml",
+        "taxonomy_path": tmp_path / "no-taxonomy.yml",
     }
     return Settings(_env_file=None, **base, **(REAL_X if real else {}), **values)  # type: ignore[call-arg]
 

@@ -33,6 +33,7 @@ from typing import Any
 from bot.content import Content, load_content
 from bot.hours import parse_business_hours
 from bot.router import RouterConfig
+from bot.taxonomy import TaxonomyError, load_taxonomy
 from bot.worker import BotWorker
 from frontdesk.app import sandbox_mode
 from frontdesk.app.errors import RunError
@@ -95,6 +96,10 @@ async def started(
         # Configuration mistakes first: they are cheap to find and need no server.
         settings.check_secrets()
         content = load_content(settings.content_dir)
+        try:
+            taxonomy = load_taxonomy(settings.effective_taxonomy_path)
+        except TaxonomyError as exc:
+            raise RunError(str(exc)) from None
         hours = parse_business_hours(settings.business_hours, settings.business_timezone)
         db = await _open_store(settings)
         stack.push_async_callback(db.dispose)
@@ -157,6 +162,7 @@ async def started(
             confidence_threshold=settings.nlu_confidence_threshold,
             brand_user_id=running.brand_user_id,
             hours=hours,
+            taxonomy=taxonomy,
         )
         worker = BotWorker(
             db, nlu, content, config, owner=owner, concurrency=settings.bot_concurrency,

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+asyncpg://user@host:5432/db",
     )
     content_dir: Path = Field(default=PROJECT_ROOT / "content", description="FAQ and events catalogue.")
+    taxonomy_path: Path | None = Field(
+        default=None,
+        description="Intent -> category, queue and priority: what the router escalates where, the intents the "
+        "desk offers for corrections. Empty: taxonomy.yml in the content directory.",
+    )
 
     # --- HTTP -------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
@@ -100,9 +105,6 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "nlu" / "project",
         description="The Rasa project (config.yml, domain.yml, data/, addons/) that `frontdesk nlu train` trains.",
     )
-    nlu_taxonomy_path: Path | None = Field(
-        default=None, description="Intent -> category map. Empty: taxonomy.yml beside the project directory."
-    )
     nlu_corrections_path: Path = Field(
         default=PROJECT_ROOT / "nlu" / "corrections.yml",
         description="Agents' corrections exported as Rasa NLU data; trained on too when the file exists.",
@@ -121,8 +123,8 @@ class Settings(BaseSettings):
         return self.var_dir / "logs"
 
     @property
-    def effective_nlu_taxonomy_path(self) -> Path:
-        return self.nlu_taxonomy_path or self.nlu_project_dir.parent / "taxonomy.yml"
+    def effective_taxonomy_path(self) -> Path:
+        return self.taxonomy_path or self.content_dir / "taxonomy.yml"
 
     # --- X ------------------------------------------------------------------------------------
     x_api_base: str = Field(default="", description="Redirect the X API (e.g. to the sandbox emulator).")
@@ -183,9 +185,6 @@ class Settings(BaseSettings):
         "false in sandbox mode; set false only to try real accounts over plain HTTP.",
     )
     desk_live_poll_s: float = Field(default=1.0, description="How often the live feed looks for changes.")
-    desk_taxonomy_path: Path | None = Field(
-        default=None, description="The intent taxonomy offered for corrections; empty: nlu/taxonomy.yml."
-    )
 
     # --- the bot's manners ---------------------------------------------------------------------
     business_hours: str = Field(default="", description="e.g. 'Mon-Fri 09:00-17:00'; empty = always open.")

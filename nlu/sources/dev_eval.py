@@ -8,7 +8,7 @@ Run with the Rasa venv's python from the repository root, e.g.::
 It trains into a temporary directory (`rasa train nlu`, cwd = nlu/project, PYTHONPATH including it,
 so the custom tokenizer is found exactly as in production), loads the model with
 `rasa.core.agent.Agent`, parses every row and prints per-category precision/recall/F1, macro-F1,
-a confusion table and parse latency.  Categories come from nlu/taxonomy.yml (top intent ->
+a confusion table and parse latency.  Categories come from content/taxonomy.yml (top intent ->
 category; `nlu_fallback` -> other).  It is a measuring tool only: nothing here trains on the CSVs.
 """
 
@@ -48,7 +48,7 @@ def say(line: str = "") -> None:
 
 
 def load_categories() -> dict[str, str]:
-    raw = yaml.safe_load((REPO / "nlu" / "taxonomy.yml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load((REPO / "content" / "taxonomy.yml").read_text(encoding="utf-8"))
     return {intent: spec["category"] for intent, spec in raw["intents"].items()}
 
 

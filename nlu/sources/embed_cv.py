@@ -76,7 +76,7 @@ def _setup(cache: Path) -> Setup:
     examples = [(m.get("text"), m.get("intent")) for m in data.intent_examples if m.get("text")]
     with (REPO / "nlu" / "eval" / "clean_messages.csv").open(encoding="utf-8") as fh:
         clean = list(csv.DictReader(fh))
-    taxonomy = yaml.safe_load((REPO / "nlu" / "taxonomy.yml").read_text(encoding="utf-8"))
+    taxonomy = yaml.safe_load((REPO / "content" / "taxonomy.yml").read_text(encoding="utf-8"))
     texts = [t for t, _ in examples] + [r["text"] for r in clean]
     labels = [i for _, i in examples]
     dev = {}

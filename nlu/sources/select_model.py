@@ -81,7 +81,7 @@ def load_csv(path: Path) -> tuple[list[str], list[str]]:
 
 
 def load_categories() -> dict[str, str]:
-    raw = yaml.safe_load((REPO / "nlu" / "taxonomy.yml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load((REPO / "content" / "taxonomy.yml").read_text(encoding="utf-8"))
     return {intent: spec["category"] for intent, spec in raw["intents"].items()}
 
 

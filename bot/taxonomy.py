@@ -1,12 +1,15 @@
 """The taxonomy: every NLU intent mapped to one of six categories, a ticket queue and a default priority.
 
-`nlu/taxonomy.yml` is the single place where the brand decides what an intent means for routing::
+`content/taxonomy.yml` (setting `taxonomy_path`) is the single place where the brand decides what an
+intent means for routing; the router (`bot/router.py`) reads it through `RouterConfig.taxonomy`::
 
     intents:
       order_problem: {category: support, queue: support, priority: normal}
       ask_human:     {category: human,   queue: general, priority: high}
+    fallback: {category: other, queue: general, priority: normal}   # optional; this is the default
 
-Unknown intents (a model trained on older data, Rasa's `nlu_fallback`) route as `other`.
+Unknown intents (a model trained on older data, Rasa's `nlu_fallback`), no NLU at all and messages
+the bot could not understand route by `fallback`.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from pathlib import Path
 
 import yaml
 
+from frontdesk.core.settings import PROJECT_ROOT
 from frontdesk.core.vocabulary import CATEGORIES, PRIORITIES, QUEUES
 
-DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parent / "taxonomy.yml"
+DEFAULT_TAXONOMY_PATH = PROJECT_ROOT / "content" / "taxonomy.yml"
 
 
 class TaxonomyError(ValueError):
@@ -39,14 +43,27 @@ FALLBACK_ROUTE = IntentRoute(intent="nlu_fallback", category="other", queue="gen
 @dataclass(frozen=True)
 class Taxonomy:
     intents: dict[str, IntentRoute]
+    fallback: IntentRoute = FALLBACK_ROUTE
 
     def route(self, intent: str | None) -> IntentRoute:
-        if intent is None:
-            return FALLBACK_ROUTE
-        return self.intents.get(intent, IntentRoute(intent, "other", "general", "normal"))
+        if intent is None or intent not in self.intents:
+            return self.fallback
+        return self.intents[intent]
 
     def category(self, intent: str | None) -> str:
         return self.route(intent).category
+
+    def category_route(self, category: str) -> IntentRoute:
+        """Where a ticket of `category` goes when the message at hand is not itself of that category.
+
+        (The customer says "that didn't help" after an FAQ answer, or completes a sales lead.)  The queue
+        most of the category's intents use, at normal priority; the fallback for a category without intents.
+        """
+        queues = [r.queue for r in self.intents.values() if r.category == category]
+        if not queues:
+            return self.fallback
+        queue = max(sorted(set(queues)), key=queues.count)
+        return IntentRoute(intent="", category=category, queue=queue, priority="normal")
 
     def intents_in(self, category: str) -> list[str]:
         return sorted(name for name, r in self.intents.items() if r.category == category)
@@ -57,7 +74,10 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise TaxonomyError(f"{path}: not found; the taxonomy maps every intent to a category") from None
+        raise TaxonomyError(
+            f"{path}: not found; the taxonomy maps every intent to a category, a queue and a priority: "
+            "set FRONTDESK_TAXONOMY_PATH to it (default: taxonomy.yml in FRONTDESK_CONTENT_DIR)"
+        ) from None
     except yaml.YAMLError as exc:
         raise TaxonomyError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("intents"), dict):
@@ -65,7 +85,9 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
     routes: dict[str, IntentRoute] = {}
     for intent, spec in raw["intents"].items():
         routes[intent] = _parse_route(path, str(intent), spec)
-    return Taxonomy(intents=routes)
+    if raw.get("fallback") is None:
+        return Taxonomy(intents=routes)
+    return Taxonomy(intents=routes, fallback=_parse_route(path, FALLBACK_ROUTE.intent, raw["fallback"]))
 
 
 def _parse_route(path: Path, intent: str, spec: object) -> IntentRoute:
