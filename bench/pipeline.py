@@ -43,6 +43,7 @@ import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
+from bench import statements  # noqa: E402
 from frontdesk.core.settings import PROJECT_ROOT, Settings  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import Message, OutboxItem, OutboxStatus  # noqa: E402
@@ -138,16 +139,29 @@ class _Processes:
     def __init__(self, logs: Path) -> None:
         self.logs = logs
         self.started: dict[str, subprocess.Popen[bytes]] = {}
+        self.sql_counts: dict[str, Path] = {}
         self._stack = ExitStack()
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, args: list[str], env: dict[str, str], *, count_sql: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """`count_sql`: run it through bench/statements.py, which counts its SQL by phase."""
         log = self._stack.enter_context(open(self.logs / f"{name}.log", "wb"))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "frontdesk", *args], env={**os.environ, **env}, stdout=log, stderr=log,
-            cwd=PROJECT_ROOT,
-        )
+        command = [sys.executable, "-m", "frontdesk", *args]
+        if count_sql:
+            self.sql_counts[name] = self.logs / f"{name}.sql.json"
+            command = [sys.executable, str(Path(statements.__file__)), str(self.sql_counts[name]), "--", *args]
+        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=log, cwd=PROJECT_ROOT)
         self.started[name] = process
         return process
+
+    def sql(self) -> dict[str, int]:
+        """The SQL counts of the counted processes so far, summed."""
+        total: dict[str, int] = {}
+        for path in self.sql_counts.values():
+            for key, value in statements.read_counts(path).items():
+                total[key] = total.get(key, 0) + value
+        return total
 
     def check(self) -> None:
         for name, process in self.started.items():
@@ -220,9 +234,9 @@ async def _start_bot(
     if args.workers:
         processes.start("desk", ["desk"], env)
         for n in range(args.workers):
-            processes.start(f"worker{n + 1}", ["worker"], {**env, "FRONTDESK_METRICS_PORT": "0"})
+            processes.start(f"worker{n + 1}", ["worker"], {**env, "FRONTDESK_METRICS_PORT": "0"}, count_sql=True)
     else:
-        processes.start("bot", ["run"], env)
+        processes.start("bot", ["run"], env, count_sql=True)
     await _wait_http(processes, f"http://127.0.0.1:{http_port}/healthz")
     if args.mode == "webhook":
         async with httpx.AsyncClient(timeout=10) as http:
@@ -252,6 +266,7 @@ async def pipeline(
             cpu_before["rasa"] = _cpu_seconds(rasa_pid)
         bench_cpu_before = time.process_time()
         store_cpu_before = _postgres_cpu_seconds() if database_url.startswith("postgresql") else None
+        sql_before = processes.sql()
         wall_start = time.time()
 
         async def inject(i: int) -> None:
@@ -273,6 +288,8 @@ async def pipeline(
         stages: dict[str, tuple[float, float, float]] = {}
         latencies = await _wait_for_replies(db, injected, args.timeout, stages, processes)
         cpu_after = processes.cpu()
+        await asyncio.sleep(1.0)  # the counted processes write their SQL counts every 0.5 s
+        sql_after = processes.sql()
         if rasa_pid is not None:
             cpu_after["rasa"] = _cpu_seconds(rasa_pid)
         cpu_after["bench (injector, watcher)"] = time.process_time() - bench_cpu_before
@@ -291,6 +308,8 @@ async def pipeline(
             "store_server_cpu_s": (
                 None if store_cpu_before is None else _postgres_cpu_seconds() - store_cpu_before
             ),
+            "sql_per_message": statements.per_message(sql_before, sql_after, len(latencies)),
+            "sql_statements_per_message": statements.statements_per_message(sql_before, sql_after, len(latencies)),
             "webhook_failures": len(failed_deliveries),
             "webhook_failure_sample": failed_deliveries[:3],
         }
@@ -456,6 +475,8 @@ def _report(args: argparse.Namespace, database_url: str, result: dict[str, Any],
         "p50_ms": round(statistics.median(latencies_ms), 1) if latencies_ms else None,
         "p99_ms": round(_percentile(latencies_ms, 0.99), 1) if latencies_ms else None,
         "cpu_ms_per_message": {k: round(v * 1000 / answered, 2) for k, v in result["cpu_s"].items()},
+        "sql_per_message": result["sql_per_message"],
+        "sql_statements_per_message": result["sql_statements_per_message"],
     }
     steady = _steady_throughput(result["replied_at"]) if not args.rate else None
     if steady is not None:
@@ -490,6 +511,8 @@ def _report(args: argparse.Namespace, database_url: str, result: dict[str, Any],
             print(f"  {name}: p50 {statistics.median(s[i] for s in stages) * 1000:.0f} ms")
     cpu = ", ".join(f"{k} {v} ms" for k, v in report["cpu_ms_per_message"].items())
     print(f"  CPU per message: {cpu} (with PostgreSQL on this machine, its server's too)")
+    print(f"  SQL per message (the bot's processes): {statements.format_per_message(report['sql_per_message'])}")
+    print("  most frequent: " + "; ".join(f"{k} {v}" for k, v in report["sql_statements_per_message"].items()))
     if "rasa" in result["cpu_s"] and result["elapsed_s"] > 0:
         busy = result["cpu_s"]["rasa"] / result["elapsed_s"]
         print(f"  Rasa was busy {busy:.0%} of one core during the run (it serves one request at a time)")

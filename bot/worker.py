@@ -28,7 +28,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.content import Content
 from bot.effects import Applied, apply_decision_in
@@ -123,15 +122,19 @@ class BotWorker:
                 leased = 0
                 if free > 0:
                     try:
-                        ids = await inbox.lease_conversations(self.db, self.owner, limit=free, lease_s=self.lease_s)
+                        waiting = await inbox.lease_conversations_with_messages(
+                            self.db, self.owner, limit=free, lease_s=self.lease_s
+                        )
                     except asyncio.CancelledError:
                         raise
                     except Exception:  # noqa: BLE001 - the store hiccupped; log, back off, go on
                         self.stats.errors += 1
                         log.exception("bot worker: leasing failed; retrying shortly")
-                        ids = []
-                    leased = len(ids)
-                    in_flight.update(asyncio.ensure_future(self._handle_conversation(cid)) for cid in ids)
+                        waiting = {}
+                    leased = len(waiting)
+                    in_flight.update(
+                        asyncio.ensure_future(self._handle_conversation(cid, pending)) for cid, pending in waiting.items()
+                    )
                 if leased and len(in_flight) < self.concurrency:
                     continue  # there may be more waiting right now
                 waiter = asyncio.ensure_future(self._wakeup.wait())
@@ -149,10 +152,12 @@ class BotWorker:
 
     async def run_once(self) -> int:
         """One pass: lease conversations with unhandled messages and handle them; returns how many."""
-        ids = await inbox.lease_conversations(self.db, self.owner, limit=self.concurrency, lease_s=self.lease_s)
-        if ids:
-            await asyncio.gather(*(self._handle_conversation(cid) for cid in ids))
-        return len(ids)
+        waiting = await inbox.lease_conversations_with_messages(
+            self.db, self.owner, limit=self.concurrency, lease_s=self.lease_s
+        )
+        if waiting:
+            await asyncio.gather(*(self._handle_conversation(cid, pending) for cid, pending in waiting.items()))
+        return len(waiting)
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Handle everything recorded so far (tests, `frontdesk worker --once`)."""
@@ -161,22 +166,26 @@ class BotWorker:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("the inbox did not drain in time")
 
-    async def _handle_conversation(self, conversation_id: int) -> None:
+    async def _handle_conversation(self, conversation_id: int, leased_with: list[Message] | None = None) -> None:
         with log_context(conversation_id=conversation_id):
-            await self._handle_conversation_logged(conversation_id)
+            await self._handle_conversation_logged(conversation_id, leased_with)
 
-    async def _handle_conversation_logged(self, conversation_id: int) -> None:
+    async def _handle_conversation_logged(self, conversation_id: int, leased_with: list[Message] | None) -> None:
         """Handle the conversation's unhandled messages in order, then give the lease back.
 
-        Messages that arrive meanwhile are handled under the same lease (no release / re-lease round
-        trip); the last message's transaction releases the lease when nothing else is waiting.
+        `leased_with`: its waiting messages as read with the lease (spares a read).  Messages that arrive
+        meanwhile are handled under the same lease (no release / re-lease round trip); the last message's
+        transaction releases the lease when nothing else is waiting.
         """
         loop = asyncio.get_running_loop()
         renew_at = loop.time() + self.lease_s / 2
         current: Message | None = None
         try:
             while True:
-                pending = await inbox.unhandled_messages(self.db, conversation_id)
+                if leased_with is not None:
+                    pending, leased_with = leased_with, None
+                else:
+                    pending = await inbox.unhandled_messages(self.db, conversation_id)
                 if not pending:
                     await inbox.release(self.db, conversation_id, self.owner)
                     return
@@ -299,8 +308,10 @@ class BotWorker:
         decision = route(incoming, self.content, self.config)
         applied = await apply_decision_in(session, conversation, message.id, decision)
         outcome = _Outcome(message, parsed, decision, False, applied)
+        # The release goes first: it writes the conversation's changes in the same UPDATE (one write of
+        # the row per message, not two), not counting this message, which is marked handled right after.
+        outcome.released = await self._release_if_done(session, conversation, release_if_done, message.id)
         await mark_handled_in(session, message.id, nlu=nlu)
-        outcome.released = await self._release_if_done(session, conversation, release_if_done)
         return outcome
 
     def _after_commit(self, outcomes: list[_Outcome]) -> None:
@@ -317,15 +328,15 @@ class BotWorker:
         if any(o.applied.queued_outbound for o in outcomes) and self.on_outbound is not None:
             self.on_outbound()
 
-    async def _release_if_done(self, session: AsyncSession, conversation: Conversation, wanted: bool) -> bool:
-        """Give the lease back in this transaction if no other message of the conversation is waiting."""
+    async def _release_if_done(
+        self, session: AsyncSession, conversation: Conversation, wanted: bool, message_id: int
+    ) -> bool:
+        """Give the lease back in this transaction if no message but `message_id` is waiting."""
         if not wanted or conversation.lease_owner != self.owner:
             return False
-        if not await inbox.release_if_nothing_waits_in(session, conversation.id, self.owner):
-            return False
-        set_committed_value(conversation, "lease_owner", None)
-        set_committed_value(conversation, "lease_until", None)
-        return True
+        return await inbox.release_writing_changes_in(
+            session, conversation, self.owner, handling_message_id=message_id
+        )
 
     async def _parse(self, text: str) -> tuple[ParseResult | None, str]:
         if not text.strip():

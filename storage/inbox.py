@@ -12,52 +12,67 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.actions._common import get_for_update
 from storage.db import Database
 from storage.models import Conversation, Direction, Message, utcnow
 
 
-def _has_unhandled():  # type: ignore[no-untyped-def]
-    return exists().where(
-        Message.conversation_id == Conversation.id,
-        Message.direction == Direction.inbound,
-        Message.handled_at.is_(None),  # type: ignore[union-attr]
-    )
-
-
 # Built once with the time as a parameter: the worker leases on every wake, and building the statement
-# cost more CPU than running it.
-_LEASABLE = (
-    select(Conversation.id)
+# cost more CPU than running it.  One statement (UPDATE ... WHERE id IN (the leasable ones, locked,
+# skipping those locked by others) RETURNING id), not a SELECT and then an UPDATE.  The candidates come
+# from an alias: a subquery on the UPDATE's own table would be correlated to the row being updated.
+_CANDIDATE = Conversation.__table__.alias("candidate")  # type: ignore[attr-defined]
+_LEASE_RETURNING = (
+    update(Conversation.__table__)  # type: ignore[attr-defined]
     .where(
-        or_(
-            Conversation.lease_until.is_(None),  # type: ignore[union-attr]
-            Conversation.lease_until < bindparam("now"),  # type: ignore[operator]
-        ),
-        _has_unhandled(),
+        Conversation.__table__.c.id.in_(  # type: ignore[attr-defined]
+            select(_CANDIDATE.c.id)
+            .where(
+                or_(_CANDIDATE.c.lease_until.is_(None), _CANDIDATE.c.lease_until < bindparam("now")),
+                exists().where(
+                    Message.conversation_id == _CANDIDATE.c.id,
+                    Message.direction == Direction.inbound,
+                    Message.handled_at.is_(None),  # type: ignore[union-attr]
+                ),
+            )
+            .order_by(_CANDIDATE.c.updated_at)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+        )
     )
-    .order_by(Conversation.updated_at)
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
-)
-_TAKE_LEASES = (
-    update(Conversation)
-    .where(Conversation.id.in_(bindparam("ids", expanding=True)))  # type: ignore[union-attr]
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+    .returning(Conversation.__table__.c.id)  # type: ignore[attr-defined]
 )
 
 
 async def lease_conversations(db: Database, owner: str, *, limit: int = 10, lease_s: float = 60.0) -> list[int]:
     """Lease up to `limit` conversations with unhandled inbound messages; returns their ids."""
     now = utcnow()
+    params = {"now": now, "limit": limit, "owner": owner, "until": now + timedelta(seconds=lease_s)}
     async with db.transaction() as session:
-        ids = list((await session.execute(_LEASABLE, {"now": now, "limit": limit})).scalars().all())
-        if ids:
-            await session.execute(
-                _TAKE_LEASES, {"ids": ids, "owner": owner, "until": now + timedelta(seconds=lease_s)}
-            )
-        return ids
+        return list((await session.execute(_LEASE_RETURNING, params)).scalars().all())
+
+
+async def lease_conversations_with_messages(
+    db: Database, owner: str, *, limit: int = 10, lease_s: float = 60.0
+) -> dict[int, list[Message]]:
+    """`lease_conversations`, and in the same transaction each leased conversation's waiting messages.
+
+    {conversation id: its unhandled inbound messages, oldest first}.  One read for the whole lease instead
+    of one transaction per conversation right after it (the worker's first `unhandled_messages`).
+    """
+    now = utcnow()
+    params = {"now": now, "limit": limit, "owner": owner, "until": now + timedelta(seconds=lease_s)}
+    async with db.transaction() as session:
+        ids = list((await session.execute(_LEASE_RETURNING, params)).scalars().all())
+        if not ids:
+            return {}
+        waiting: dict[int, list[Message]] = {cid: [] for cid in ids}
+        for message in (await session.execute(_UNHANDLED_OF_CONVERSATIONS, {"ids": ids})).scalars():
+            waiting[message.conversation_id].append(message)
+        return waiting
 
 
 async def renew_lease(db: Database, conversation_id: int, owner: str, *, lease_s: float = 60.0) -> bool:
@@ -79,31 +94,65 @@ async def release(db: Database, conversation_id: int, owner: str) -> None:
         )
 
 
-# One statement: give the lease back unless another inbound message of the conversation is waiting.
-# Built once: the worker runs it at the end of every conversation turn.
-_RELEASE_IF_NOTHING_WAITS = (
+# One statement: give the lease back unless another inbound message of the conversation is waiting, and
+# write what handling the last message changed in the row (its time, the bot's state) with it.  That
+# message does not count as waiting: the caller marks it handled next.  Built once: every turn runs it.
+_RELEASE_WRITING_CHANGES = (
     update(Conversation.__table__)  # type: ignore[attr-defined]
     .where(
         Conversation.id == bindparam("conversation_id"),
         Conversation.lease_owner == bindparam("owner"),
-        ~_has_unhandled(),
+        ~exists().where(
+            Message.conversation_id == Conversation.id,
+            Message.direction == Direction.inbound,
+            Message.handled_at.is_(None),  # type: ignore[union-attr]
+            Message.id != bindparam("handling_id"),
+        ),
     )
-    .values(lease_owner=None, lease_until=None)
+    .values(lease_owner=None, lease_until=None, updated_at=bindparam("set_updated_at"),
+            bot_state=bindparam("set_bot_state"))
 )
 
 
-async def release_if_nothing_waits_in(session: AsyncSession, conversation_id: int, owner: str) -> bool:
-    """Inside the caller's transaction: release our lease unless a message still waits; whether it did."""
-    result = await session.execute(
-        _RELEASE_IF_NOTHING_WAITS, {"conversation_id": conversation_id, "owner": owner}
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+async def release_writing_changes_in(
+    session: AsyncSession, conversation: Conversation, owner: str, *, handling_message_id: int
+) -> bool:
+    """Release our lease unless a message other than `handling_message_id` waits; whether it did.
+
+    When it does, the conversation's `updated_at` and `bot_state` as this transaction left them go into
+    the same UPDATE, so the row is written once for the message instead of twice (the ORM's flush of
+    those changes, then the release).  When it does not, the ORM flushes them as usual.  The caller
+    must mark `handling_message_id` handled in the same transaction.
+    """
+    params = {
+        "conversation_id": conversation.id, "owner": owner, "handling_id": handling_message_id,
+        "set_updated_at": conversation.updated_at, "set_bot_state": conversation.bot_state,
+    }
+    with session.no_autoflush:  # the changes are in the statement; flushing them first would write twice
+        result = await session.execute(_RELEASE_WRITING_CHANGES, params)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    for name, value in (("lease_owner", None), ("lease_until", None), ("updated_at", conversation.updated_at),
+                        ("bot_state", conversation.bot_state)):
+        set_committed_value(conversation, name, value)  # written: nothing left for the ORM to flush
+    return True
 
 
 _UNHANDLED_OF_CONVERSATION = (
     select(Message)
     .where(
         Message.conversation_id == bindparam("conversation_id"),
+        Message.direction == Direction.inbound,
+        Message.handled_at.is_(None),  # type: ignore[union-attr]
+    )
+    .order_by(Message.id)  # type: ignore[arg-type]
+)
+
+
+_UNHANDLED_OF_CONVERSATIONS = (
+    select(Message)
+    .where(
+        Message.conversation_id.in_(bindparam("ids", expanding=True)),  # type: ignore[attr-defined]
         Message.direction == Direction.inbound,
         Message.handled_at.is_(None),  # type: ignore[union-attr]
     )
