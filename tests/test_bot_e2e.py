@@ -19,7 +19,6 @@ from storage.agents import create_agent
 from storage.models import (
     Contact,
     Conversation,
-    ConversationStatus,
     EventRegistration,
     Message,
     Ticket,

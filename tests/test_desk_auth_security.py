@@ -10,7 +10,7 @@ import json
 import re
 import time
 from base64 import b64decode, b64encode
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -18,13 +18,11 @@ import itsdangerous
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
-from typer.testing import CliRunner
 
 from desk import create_desk_app
 from desk.app import SESSION_COOKIE
 from desk.auth import TokenSigner
-from frontdesk.app.cli import app as cli_app
-from frontdesk.core.settings import Settings, get_settings
+from frontdesk.core.settings import Settings
 from storage.agents import create_agent, set_active
 from storage.db import Database
 from storage.models import Agent, AgentRole, AgentSession, LoginFailure, utcnow
@@ -88,25 +86,6 @@ async def _api_works(client: httpx.AsyncClient, headers: dict[str, str]) -> bool
     response = await client.get("/api/tickets", headers=headers)
     assert response.status_code in (200, 401), response.text
     return response.status_code == 200
-
-
-@pytest.fixture
-def cli(database_url: str, db: Database, tmp_path) -> Iterator:  # type: ignore[no-untyped-def]
-    """Run `frontdesk …` in a thread (the commands run their own event loop) on the test store."""
-    runner = CliRunner()
-    env = {"FRONTDESK_DATABASE_URL": database_url, "FRONTDESK_VAR_DIR": str(tmp_path / "var")}
-
-    async def invoke(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
-        def _run():  # type: ignore[no-untyped-def]
-            get_settings.cache_clear()
-            try:
-                return runner.invoke(cli_app, list(args), input=input, env=env)
-            finally:
-                get_settings.cache_clear()
-
-        return await asyncio.to_thread(_run)
-
-    yield invoke
 
 
 # --- sessions end server-side ------------------------------------------------------------------------

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 
-import pytest
 import yaml
-from typer.testing import CliRunner
 
-from frontdesk.app.cli import app
-from frontdesk.core.settings import get_settings
 from desk.corrections import render_rasa_nlu
 from storage import actions
 from storage.agents import agent_for_telegram_user, authenticate, list_agents
-from storage.db import Database
 from tests.fixtures.desk import inbound
-
-
-@pytest.fixture
-def cli(database_url: str, db: Database, tmp_path) -> Iterator:  # type: ignore[no-untyped-def]
-    """Run `frontdesk …` (in a thread: the commands run their own event loop) on the test store."""
-    runner = CliRunner()
-    env = {"FRONTDESK_DATABASE_URL": database_url, "FRONTDESK_VAR_DIR": str(tmp_path / "var")}
-
-    async def invoke(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
-        def _run():  # type: ignore[no-untyped-def]
-            get_settings.cache_clear()
-            try:
-                return runner.invoke(app, list(args), input=input, env=env)
-            finally:
-                get_settings.cache_clear()
-
-        return await asyncio.to_thread(_run)
-
-    yield invoke
 
 
 async def test_add_with_a_hidden_confirmed_prompt(cli, db) -> None:

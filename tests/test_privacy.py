@@ -6,19 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import yaml
 from sqlalchemy import select, text, update
 from sqlmodel import col
-from typer.testing import CliRunner
 
-from frontdesk.app.cli import app
-from frontdesk.core.settings import PROJECT_ROOT, Settings, get_settings
+from frontdesk.core.settings import PROJECT_ROOT, Settings
 from storage import actions
 from storage.actions.privacy import CANCELLED_DELIVERY, ERASED_TEXT, erase_expired
 from storage.actions.registrations import register
@@ -48,25 +44,6 @@ ANNA_TEXTS = {
     "telegram": "hello from Telegram, any news on the Zanzibar voucher",
 }
 BOB_TEXT = "@brand my Vortexmatic blender is broken"
-
-
-@pytest.fixture
-def cli(database_url: str, db: Database, tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    """`frontdesk …` on the test store (in a thread: the commands run their own event loop)."""
-    runner = CliRunner()
-    env = {"FRONTDESK_DATABASE_URL": database_url, "FRONTDESK_VAR_DIR": str(tmp_path / "var")}
-
-    async def invoke(*args: str, input: str | None = None, **extra_env: str):  # type: ignore[no-untyped-def]
-        def _run():  # type: ignore[no-untyped-def]
-            get_settings.cache_clear()
-            try:
-                return runner.invoke(app, list(args), input=input, env={**env, **extra_env})
-            finally:
-                get_settings.cache_clear()
-
-        return await asyncio.to_thread(_run)
-
-    yield invoke
 
 
 @dataclass

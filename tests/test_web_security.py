@@ -24,7 +24,6 @@ from desk import create_desk_app
 from frontdesk.core import metrics
 from frontdesk.app.http import Readiness, add_routes, create_http_app
 from frontdesk.core.settings import PROJECT_ROOT, Settings
-from desk.web_security import install_web_security
 from storage.agents import create_agent
 from storage.db import Database
 from tests.fixtures.desk import DEFAULT_PASSWORD, TEST_SECRET_KEY, start_desk_server, stop_desk_server

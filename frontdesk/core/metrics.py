@@ -14,7 +14,6 @@ dashboards should aggregate them with ``max``, not ``sum``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
