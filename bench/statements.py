@@ -43,13 +43,24 @@ _PHASE_OF_FILE = (  # first match from the innermost frame outwards
 PHASES = ("ingest", "route", "outbox", "other")
 
 
+_FILE_PHASES: dict[str, str | None] = {}  # co_filename -> its phase (None: look further out)
+
+
+def _file_phase(filename: str) -> str | None:
+    return next((phase for part, phase in _PHASE_OF_FILE if part in filename), None)
+
+
 def _phase_of(frame: FrameType | None) -> str:
+    # Cached per file: this runs for every statement of the measured process, whose CPU is being measured.
     depth = 0
     while frame is not None and depth < 80:
         filename = frame.f_code.co_filename
-        for suffix, phase in _PHASE_OF_FILE:
-            if suffix in filename:
-                return phase
+        try:
+            phase = _FILE_PHASES[filename]
+        except KeyError:
+            phase = _FILE_PHASES[filename] = _file_phase(filename)
+        if phase is not None:
+            return phase
         frame = frame.f_back
         depth += 1
     return "other"

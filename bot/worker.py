@@ -44,6 +44,7 @@ from storage.models import Conversation, ConversationStatus, Message, utcnow
 log = logging.getLogger("frontdesk.bot")
 MAX_ATTEMPTS = 3  # a message failing this often (a bug, not an outage) is escalated instead of retried
 BACKLOG_BATCH = 10  # waiting messages of one conversation handled in one transaction
+RELOOK_S = 0.05  # after a conversation finishes, lease again no sooner than this after the last lease
 
 
 class Parser(Protocol):
@@ -109,40 +110,52 @@ class BotWorker:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Keep up to `concurrency` conversations in flight; lease more as soon as one finishes.
+        """Keep up to `concurrency` conversations in flight; lease more when woken or as room frees up.
 
         (No waves: a slow conversation never holds up the others' next messages.)
         """
         self.ready = True
         in_flight: set[asyncio.Task[None]] = set()
+        # Whether to lease at the next chance.  Not at once after every finished conversation: at a steady
+        # rate that lease (and the one after a lease that did not fill the room) found nothing, a
+        # transaction per message for nothing.  A lease that filled the room may have left some waiting
+        # (look at once); a wake (something was recorded) or the idle poll looks at once too; a finished
+        # conversation looks RELOOK_S after the last look, so a worker no channel wakes (`frontdesk
+        # worker`, beside the process that records) still finds new conversations while busy.
+        loop = asyncio.get_running_loop()
+        look, last_look, relook_at = True, 0.0, None
         try:
             while True:
                 self._wakeup.clear()
                 free = self.concurrency - len(in_flight)
-                leased = 0
-                if free > 0:
+                if free > 0 and look:
+                    last_look, relook_at = loop.time(), None
                     try:
                         waiting = await inbox.lease_conversations_with_messages(
                             self.db, self.owner, limit=free, lease_s=self.lease_s
                         )
+                        look = len(waiting) == free
                     except asyncio.CancelledError:
                         raise
                     except Exception:  # noqa: BLE001 - the store hiccupped; log, back off, go on
                         self.stats.errors += 1
                         log.exception("bot worker: leasing failed; retrying shortly")
-                        waiting = {}
-                    leased = len(waiting)
+                        waiting, look = {}, True
                     in_flight.update(
                         asyncio.ensure_future(self._handle_conversation(cid, pending)) for cid, pending in waiting.items()
                     )
-                if leased and len(in_flight) < self.concurrency:
-                    continue  # there may be more waiting right now
+                timeout = self.idle_poll_s if relook_at is None else max(0.0, relook_at - loop.time())
                 waiter = asyncio.ensure_future(self._wakeup.wait())
                 done, _ = await asyncio.wait(
-                    {*in_flight, waiter}, timeout=self.idle_poll_s, return_when=asyncio.FIRST_COMPLETED
+                    {*in_flight, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
                 waiter.cancel()
                 in_flight -= done
+                if self._wakeup.is_set() or not done:  # woken, the idle poll, or the re-look is due
+                    look = True
+                elif not look and relook_at is None:  # a conversation finished: look again soon
+                    relook_at = last_look + RELOOK_S
+                    look = loop.time() >= relook_at
         finally:
             self.ready = False
             for task in in_flight:

@@ -117,35 +117,30 @@ async def mark_sent_many(db: Database, sent: Sequence[tuple[int, str | None]]) -
     if not sent:
         return
     now = utcnow()
-    platform_ids = dict(sent)
+    rows = [{"row_id": row_id, "platform_id": platform_id, "now": now} for row_id, platform_id in dict(sent).items()]
     async with db.transaction() as session:
-        # Three statements for the whole batch (not three per row): what to mark, then two executemany.
-        rows = (await session.execute(_UNSENT_OF, {"ids": list(platform_ids)})).all()
-        if not rows:
-            return
-        await session.execute(
-            _MARK_ROW_SENT, [{"row_id": row.id, "platform_id": platform_ids[row.id], "now": now} for row in rows]
-        )
-        await session.execute(
-            _MARK_MESSAGE_DELIVERED,
-            [{"row_id": row.message_id, "platform_id": platform_ids[row.id], "now": now} for row in rows],
-        )
+        # Two executemany for the whole batch (not a statement per row, and no read first).  The rows
+        # first: a row already sent is left alone, and on PostgreSQL a second marker of the same row waits
+        # for this one's row lock and then finds it sent.  Then the messages of the rows this transaction
+        # marked, found by this transaction's time: a row marked by someone else keeps their message.
+        await session.execute(_MARK_ROW_SENT, rows)
+        await session.execute(_MARK_MESSAGE_DELIVERED, rows)
 
 
-_UNSENT_OF = (
-    select(OutboxItem.id, OutboxItem.message_id)
-    .where(OutboxItem.id.in_(bindparam("ids", expanding=True)), OutboxItem.status != OutboxStatus.sent)  # type: ignore[union-attr]
-    .with_for_update()
-)
 _MARK_ROW_SENT = (
     update(_OUTBOX)
-    .where(_OUTBOX.c.id == bindparam("row_id"))
+    .where(_OUTBOX.c.id == bindparam("row_id"), _OUTBOX.c.status != OutboxStatus.sent)
     .values(status=OutboxStatus.sent, sent_at=bindparam("now"), platform_message_id=bindparam("platform_id"),
             lease_owner=None, lease_until=None)
 )
+_MARKED_HERE = (
+    select(_OUTBOX.c.message_id)
+    .where(_OUTBOX.c.id == bindparam("row_id"), _OUTBOX.c.sent_at == bindparam("now"))
+    .scalar_subquery()
+)
 _MARK_MESSAGE_DELIVERED = (
     update(_MESSAGES)
-    .where(_MESSAGES.c.id == bindparam("row_id"))
+    .where(_MESSAGES.c.id == _MARKED_HERE)
     .values(delivered_at=bindparam("now"), platform_message_id=bindparam("platform_id"))
 )
 

@@ -8,6 +8,7 @@ wrote still reads back: the answer, the bot's state, the lease given back.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -78,3 +79,85 @@ async def test_one_dm_writes_its_conversation_once_and_is_not_read_twice(
     assert conversation.lease_owner is None and conversation.lease_until is None
     assert conversation.updated_at >= answer.created_at  # the answer's time reached the row
     assert message.handled_at is not None and message.intent == "greet"
+
+
+async def test_marking_delivered_rows_sent_is_two_statements_for_the_batch(db: Database) -> None:
+    from storage.actions import bot_reply
+    from storage.outbox import lease_due, mark_sent_many
+
+    for i in range(3):
+        recorded = await record_inbound(db, dm("hello", sender=f"931{i}"))
+        await bot_reply(db, recorded.conversation_id, f"hi {i}", idempotency_key=f"answer:{recorded.message_id}")
+    leased = await lease_due(db, "sender-1")
+    with _statements(db) as seen:
+        await mark_sent_many(db, [(d.id, f"x-{d.id}") for d in leased])
+    # The rows, then their messages: no read of the rows first (before: a SELECT ... FOR UPDATE).
+    assert [s.split()[:2] for s in seen if not s.startswith("BEGIN")] == [["UPDATE", "outbox"], ["UPDATE", "messages"]]
+    async with db.session() as session:
+        delivered = (await session.execute(
+            select(Message.platform_message_id).where(Message.delivered_at.is_not(None))  # type: ignore[union-attr]
+        )).scalars().all()
+    assert sorted(delivered) == sorted(f"x-{d.id}" for d in leased)
+
+
+class _SlowFor:
+    """Parses at once, except texts with `slow` in them, which take `delay_s`."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    async def parse(self, text: str) -> ParseResult:
+        if "slow" in text:
+            await asyncio.sleep(self.delay_s)
+        return nlu_result("greet", 0.95, text)
+
+
+async def _handled(db: Database, message_id: int, within_s: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while asyncio.get_running_loop().time() < deadline:
+        async with db.session() as session:
+            message = await session.get(Message, message_id)
+            if message is not None and message.handled_at is not None:
+                return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_woken_worker_does_not_lease_again_for_nothing(
+    db: Database, content: Content, router_config: RouterConfig
+) -> None:
+    worker = BotWorker(db, _SlowFor(0), content, router_config, owner="w1", idle_poll_s=5)
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.1)  # its first look, at an empty inbox
+        with _statements(db) as seen:
+            recorded = await record_inbound(db, dm("hello there", sender="9321"))
+            worker.wake()  # what the channel does after recording
+            assert await _handled(db, recorded.message_id, within_s=5)
+            await asyncio.sleep(0.3)
+        leases = [s for s in seen if s.startswith("UPDATE conversations SET lease_owner") and "candidate" in s]
+        # The look that found the message, and one when its conversation finished (a message recorded
+        # just as the lease was given back is found then, not at the idle poll).  Before: a third, right
+        # after the first, because that lease had not filled the room.
+        assert len(leases) == 2, leases
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_busy_worker_nobody_wakes_still_finds_new_conversations(
+    db: Database, content: Content, router_config: RouterConfig
+) -> None:
+    """`frontdesk worker` beside the process that records: no wake, only its own looks."""
+    worker = BotWorker(db, _SlowFor(0.3), content, router_config, owner="w1", idle_poll_s=30)
+    first = await record_inbound(db, dm("slow one", sender="9331"))
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.1)  # leased and in flight
+        second = await record_inbound(db, dm("hello there", sender="9332"))  # no wake
+        assert await _handled(db, first.message_id, within_s=5)
+        # Well before the 30 s idle poll: a finished conversation makes the worker look again.
+        assert await _handled(db, second.message_id, within_s=3)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
