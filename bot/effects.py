@@ -16,7 +16,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import replies
-from bot.router import CancelRegistration, Decision, Effect, Escalate, QueueNotice, Register, Reply, UpdateState
+from bot.router import (
+    CancelRegistration,
+    Decision,
+    Effect,
+    Escalate,
+    QueueNotice,
+    Register,
+    Reply,
+    UpdateState,
+)
 from frontdesk.core import metrics
 from frontdesk.core.logging import log_context
 from storage.actions import bot_reply_in, escalate_in, send_queue_notice_in, update_bot_state_in

@@ -27,9 +27,9 @@ from bot.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from desk import queries
 from desk.auth import TokenSigner
 from desk.live import LiveFeed
+from desk.web_security import install_web_security
 from frontdesk.core.logging import configure_logging
 from frontdesk.core.settings import Settings, get_settings
-from desk.web_security import install_web_security
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
 

@@ -8,11 +8,11 @@ import contextlib
 import typer
 
 from frontdesk.core.settings import (
+    SANDBOX_TELEGRAM_TOKEN,
     SANDBOX_X_ACCESS_TOKEN,
     SANDBOX_X_ACCESS_TOKEN_SECRET,
     SANDBOX_X_BEARER_TOKEN,
     SANDBOX_X_CONSUMER_KEY,
-    SANDBOX_TELEGRAM_TOKEN,
     SANDBOX_X_CONSUMER_SECRET,
     get_settings,
 )

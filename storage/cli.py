@@ -8,7 +8,8 @@ import typer
 
 from frontdesk.core.settings import get_settings
 from storage.db import Database
-from storage.migrate import current_revision, head_revision, upgrade as upgrade_schema
+from storage.migrate import current_revision, head_revision
+from storage.migrate import upgrade as upgrade_schema
 
 app = typer.Typer(no_args_is_help=True)
 

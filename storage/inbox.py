@@ -18,7 +18,6 @@ from storage.actions._common import get_for_update
 from storage.db import Database
 from storage.models import Conversation, Direction, Message, utcnow
 
-
 # Built once with the time as a parameter: the worker leases on every wake, and building the statement
 # cost more CPU than running it.  One statement (UPDATE ... WHERE id IN (the leasable ones, locked,
 # skipping those locked by others) RETURNING id), not a SELECT and then an UPDATE.  The candidates come

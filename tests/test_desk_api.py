@@ -10,13 +10,11 @@ from sqlalchemy import func, select
 
 from desk import create_desk_app
 from desk.auth import TokenSigner
-from storage import actions
+from storage import actions, agent_sessions
 from storage.agents import set_active
 from storage.db import Database
-from storage.models import OutboxItem, TicketEvent
+from storage.models import OutboxItem, SessionKind, TicketEvent
 from storage.outbox import lease_due, mark_sent
-from storage import agent_sessions
-from storage.models import SessionKind
 from tests.fixtures.desk import api_login, inbound, mint_api_token
 
 API_ROUTES = [

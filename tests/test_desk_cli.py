@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import yaml
 
 from desk.corrections import render_rasa_nlu

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from frontdesk.core.logging import RedactingStream, configure_logging, default_redactor, log_context, register_secret
+from frontdesk.core.logging import (
+    RedactingStream,
+    configure_logging,
+    default_redactor,
+    log_context,
+    register_secret,
+)
 from nlu.serving import free_port
 
 TOKEN = "123456789:AAEhBOweik9ai2o4Sx-fake-token-for-tests"

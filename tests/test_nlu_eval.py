@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from frontdesk.core.vocabulary import CATEGORIES
 from nlu.eval import EvalDataError, load_eval_csv, percentile, score
 from nlu.machine import MachineSpeed, is_local
-from frontdesk.core.vocabulary import CATEGORIES
 from tests.fixtures.nlu import MINI_PROJECT, MINI_TAXONOMY, NLUTestProject
 
 ROOT = Path(__file__).resolve().parent.parent

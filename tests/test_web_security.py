@@ -21,8 +21,8 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import SecretStr
 
 from desk import create_desk_app
-from frontdesk.core import metrics
 from frontdesk.app.http import Readiness, add_routes, create_http_app
+from frontdesk.core import metrics
 from frontdesk.core.settings import PROJECT_ROOT, Settings
 from storage.agents import create_agent
 from storage.db import Database

@@ -38,7 +38,13 @@ from bot.worker import BotWorker
 from frontdesk.app import sandbox_mode
 from frontdesk.app.errors import RunError
 from frontdesk.app.http import (
-    Readiness, add_routes, create_http_app, flag_check, nlu_check, serve_http, store_check,
+    Readiness,
+    add_routes,
+    create_http_app,
+    flag_check,
+    nlu_check,
+    serve_http,
+    store_check,
 )
 from frontdesk.app.roles import ROLE_RUN, Role
 from frontdesk.core import metrics

@@ -29,7 +29,6 @@ from storage.models import (
 )
 from storage.text import validate_text
 
-
 _INBOUND_CACHE = "frontdesk_inbound"  # session.info key: contacts and conversations met in this transaction
 _OPEN_TICKETS = "open_tickets"  # in that cache, after `_prefetch`: conversation id -> its open ticket's id
 _PREFETCHED_CONVERSATIONS = "prefetched"  # ... the conversations `_prefetch` looked up

@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.core import metrics
 from frontdesk.core.vocabulary import TICKET_SUBJECT_MAX_CHARS
-from storage.actions._common import agent_actor, audit, get_agent, get_for_update, insert_ignoring_conflict, queue_outbound
+from storage.actions._common import (
+    agent_actor,
+    audit,
+    get_agent,
+    get_for_update,
+    insert_ignoring_conflict,
+    queue_outbound,
+)
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidTransition, NotAllowed, NotFound
 from storage.models import (
@@ -36,6 +43,7 @@ from storage.models import (
     utcnow,
 )
 from storage.text import validate_text
+
 
 async def escalate(
     db: Database,

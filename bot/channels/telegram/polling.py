@@ -17,10 +17,9 @@ import logging
 from telegram import Bot
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
-from frontdesk.core import metrics
-
 from bot.channels.telegram.client import ALLOWED_UPDATES, retry_after_seconds
 from bot.channels.telegram.updates import UpdateDispatcher
+from frontdesk.core import metrics
 
 log = logging.getLogger("frontdesk.telegram")
 
