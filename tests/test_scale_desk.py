@@ -37,7 +37,6 @@ async def _start_desk(database_url: str, tmp_path: Path, name: str) -> tuple[asy
         "FRONTDESK_VAR_DIR": str(tmp_path / "var"),
         "FRONTDESK_HTTP_PORT": str(port),
         "FRONTDESK_DESK_LIVE_POLL_S": "0.5",
-        "FRONTDESK_TAXONOMY_PATH": str(tmp_path / "no-taxonomy.yml"),
         "FRONTDESK_LOG_JSON": "true",
     })
     log_path = tmp_path / f"{name}.log"
