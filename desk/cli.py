@@ -24,8 +24,11 @@ app = typer.Typer(no_args_is_help=True)
 T = TypeVar("T")
 
 
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the configured store (the embedded SQLite file is created and migrated on first use)."""
+def run_on_store(work: Callable[[Database], Awaitable[T]], *, not_found_hint: str = "") -> T:
+    """Run `work` on the configured store (the embedded SQLite file is created and migrated on first use).
+
+    A store error ends the command with exit code 1 and the error on stderr (a NotFound with the hint).
+    """
 
     async def _main() -> T:
         db = await open_database(get_settings().effective_database_url)
@@ -37,11 +40,15 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
     try:
         return asyncio.run(_main())
     except NotFound as exc:
-        typer.secho(f"error: {exc}; `frontdesk agents list` shows who exists", fg="red", err=True)
+        typer.secho(f"error: {exc}{not_found_hint}", fg="red", err=True)
         raise typer.Exit(1) from None
     except StoreError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    return run_on_store(work, not_found_hint="; `frontdesk agents list` shows who exists")
 
 
 def _read_password(from_stdin: bool) -> str:

@@ -6,25 +6,21 @@ matches, on X and Telegram, is included unless `--channel` narrows it.  See docs
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
+from desk.cli import run_on_store
 from frontdesk.core.settings import get_settings
 from storage.actions.privacy import Erasure, erase_contacts, erase_expired
 from storage.db import Database
-from storage.errors import StoreError
-from storage.migrate import open_database
 from storage.models import Channel, Contact
 from storage.personal_data import export_personal_data, find_contacts
 
 app = typer.Typer(no_args_is_help=True)
-T = TypeVar("T")
 
 WhoArgument = Annotated[
     str, typer.Argument(metavar="HANDLE", help="The person's handle (with or without @) or platform user id.")
@@ -33,21 +29,6 @@ ChannelOption = Annotated[
     Channel | None,
     typer.Option("--channel", help="Only this channel's contacts (a handle may exist on both)."),
 ]
-
-
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    async def _main() -> T:
-        db = await open_database(get_settings().effective_database_url)
-        try:
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(_main())
-    except StoreError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
 
 
 async def _matching(db: Database, who: str, channel: Channel | None) -> list[Contact]:
@@ -80,7 +61,7 @@ def export(
     async def work(db: Database) -> dict[str, Any]:
         return await export_personal_data(db, await _matching(db, who, channel))
 
-    data = json.dumps(_run(work), ensure_ascii=False, indent=2) + "\n"
+    data = json.dumps(run_on_store(work), ensure_ascii=False, indent=2) + "\n"
     if out is None:
         typer.echo(data, nl=False)
         return
@@ -115,7 +96,7 @@ def erase(
             raise typer.Abort()
         return await erase_contacts(db, [c.id for c in contacts if c.id is not None], actor="cli")
 
-    erased = _run(work)
+    erased = run_on_store(work)
     typer.echo(f"erased: {erased.describe()}")
 
 
@@ -134,5 +115,5 @@ def purge_expired(
             fg="red", err=True,
         )
         raise typer.Exit(2)
-    erased = _run(lambda db: erase_expired(db, older_than_days=days))
+    erased = run_on_store(lambda db: erase_expired(db, older_than_days=days))
     typer.echo(f"erased what was finished more than {days} days ago: {erased.describe()}")

@@ -3,7 +3,7 @@
     core      frontdesk.core: vocabulary, settings, logging, metrics      imports nothing of ours
     base      storage, nlu (the store; the NLU service and its client)     core
     parts     bot (channels, router), desk, sandbox                        core, base (+ the peers below)
-    app       frontdesk.app and every part's `cli` module                  anything
+    app       frontdesk.app and every part's `cli` / `*_cli` module        anything
 
 Between parts: the desk may read the bot's routing data (bot.taxonomy, bot.content); nothing imports the
 desk; the sandbox (a model of X and Telegram) imports no other part.  Every import counts, also those
@@ -27,7 +27,7 @@ def layer_of(module: str) -> str:
     parts = module.split(".")
     if parts[0] == "frontdesk":
         return "core" if parts[1:2] == ["core"] else "app"
-    if parts[-1] == "cli":
+    if parts[-1] == "cli" or parts[-1].endswith("_cli"):
         return "app"  # a part's sub-commands are the shell's, kept beside the part they drive
     return {"storage": "base", "nlu": "base"}.get(parts[0], "parts")
 
@@ -98,6 +98,8 @@ def test_no_import_runs_back_up_the_layers() -> None:
         ("desk.app", "bot.taxonomy", True),
         ("sandbox.x.api", "bot.channels.x.client", False),
         ("nlu.cli", "bot.taxonomy", True),
+        ("desk.customers_cli", "desk.cli", True),
+        ("desk.customers", "desk.cli", False),
         ("frontdesk.app.supervisor", "desk.app", True),
     ],
 )
