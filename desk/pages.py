@@ -30,7 +30,7 @@ from desk.auth import (
     start_session,
 )
 from desk.inputs import RowId, refuse_unstorable_text
-from storage import actions
+from storage import actions, usage
 from storage.errors import AlreadyClaimed, NotFound, StoreError
 from storage.login_throttle import LoginThrottled
 from storage.models import Priority, SessionKind, utcnow
@@ -419,5 +419,12 @@ async def message_intent(
 @router.get("/stats", name="stats_page")
 async def stats_page(request: Request, agent: PageAgent, days: int = 30) -> Response:
     days = min(max(days, 1), 3650)
-    figures = await queries.stats(request.app.state.desk.db, days=days)
-    return await _render(request, "stats.html", {"s": figures, "days": days}, agent=agent)
+    state = request.app.state.desk
+    figures = await queries.stats(state.db, days=days)
+    try:  # X's bill: the stored usage priced by the brand's table (a bad table shows its error, not a 500)
+        cost: usage.CostEstimate | None = await usage.estimate_cost(state.db, usage.load_prices(state.settings.content_dir))
+        cost_error = None
+    except usage.PriceTableError as exc:
+        cost, cost_error = None, str(exc)
+    context = {"s": figures, "days": days, "cost": cost, "cost_error": cost_error}
+    return await _render(request, "stats.html", context, agent=agent)

@@ -331,3 +331,18 @@ class EventRegistration(SQLModel, table=True):
     status: str = Field(default="registered", max_length=16)  # registered | cancelled
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class XUsageDay(SQLModel, table=True):
+    """What Frontdesk asked of X per UTC day and item (posts read, DMs sent, ...), summed over every process.
+
+    X bills pay-per-use per resource returned or per write, by UTC day; these counts are what the desk's
+    cost estimate multiplies by the price table (``storage/usage.py``).
+    """
+
+    __tablename__ = "x_usage_days"
+
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, UTC
+    item: str = Field(primary_key=True, max_length=40)
+    count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = _created()

@@ -146,7 +146,27 @@ LEADER = Gauge(
     ["name"], registry=REGISTRY,
 )
 
+X_REQUESTS = Counter(
+    f"{NAMESPACE}_x_requests_total",
+    "Requests this process made to the X API, by endpoint (method and path, ids as :id) and status class "
+    "(2xx, 4xx, 5xx; 'error' when no answer came back).",
+    ["endpoint", "status"], registry=REGISTRY,
+)
+X_ITEMS = Counter(
+    f"{NAMESPACE}_x_items_total",
+    "What X bills pay-per-use, counted by this process: posts, users and DM events returned, posts and DMs "
+    "created (item names as in content/x_prices.yml). Per day: increase(...[1d]) or frontdesk_x_items_today.",
+    ["item"], registry=REGISTRY,
+)
+X_ITEMS_TODAY = Gauge(
+    f"{NAMESPACE}_x_items_today",
+    "The same items summed over every process for the current UTC day, from the store. Use max().",
+    ["item"], registry=REGISTRY,
+)
+X_REQUEST_LABELS_MAX = 64
+
 _REASON_MAX = 32
+_x_endpoints: set[str] = set()
 
 
 def _package_version() -> str:
@@ -255,6 +275,28 @@ def inbound_repaired(channel: str, field: str) -> None:
 def inbound_skipped(channel: str, reason: str) -> None:
     """A webhook item was not a readable message and was skipped (the rest of its payload was kept)."""
     INBOUND_SKIPPED.labels(_channel(channel), _reason(reason)).inc()
+
+
+def x_request(endpoint: str, status: int | None) -> None:
+    """One request to X answered with `status` (None: no answer, e.g. a timeout or a refused connection)."""
+    if endpoint not in _x_endpoints:
+        if len(_x_endpoints) >= X_REQUEST_LABELS_MAX:
+            endpoint = "other"
+        else:
+            _x_endpoints.add(endpoint)
+    status_class = "error" if status is None else f"{max(1, min(5, status // 100))}xx"
+    X_REQUESTS.labels(endpoint, status_class).inc()
+
+
+def x_items(item: str, count: int) -> None:
+    """`count` billable items of kind `item` (posts_read, dms_created, ...) in one answer from X."""
+    if count > 0:
+        X_ITEMS.labels(_reason(item)).inc(count)
+
+
+def set_x_items_today(counts: Mapping[str, int]) -> None:
+    for item, n in counts.items():
+        X_ITEMS_TODAY.labels(_reason(item)).set(n)
 
 
 def set_leader(name: str, held: bool) -> None:

@@ -20,12 +20,13 @@ from tweepy.asynchronous import AsyncClient
 
 from bot.channels.base import Wake
 from bot.channels.x.api import CREDENTIALS_HINT, TRANSIENT_ERRORS, api_message, call, raw_client
-from bot.channels.x.client import close_x_client, make_x_client
+from bot.channels.x.client import close_x_client, make_x_client, usage_meter
 from bot.channels.x.dms import DmPoller
 from bot.channels.x.mentions import MentionsPoller
 from bot.channels.x.poller import Poller
 from bot.channels.x.rate_limits import Pacer
 from bot.channels.x.sender import XSender
+from bot.channels.x.usage import UsageFlusher
 from bot.channels.x.webhook import make_x_webhook_router
 from frontdesk.core.settings import Settings
 from storage.db import Database
@@ -62,6 +63,7 @@ class XChannel:
         self.sender: XSender | None = None
         self.pollers: list[Poller] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self.usage: UsageFlusher | None = None
 
     @property
     def ready(self) -> bool:
@@ -69,8 +71,20 @@ class XChannel:
         return self.brand_id is not None and self.sender is not None
 
     async def start(self) -> None:
-        await self._resolve_brand()
+        meter = usage_meter(self.client)
+        if meter is not None and self.usage is None:  # what X bills, into the store (the desk's estimate)
+            self.usage = UsageFlusher(self.db, meter)
+            self.usage.start()
+        try:
+            await self._resolve_brand()
+        except BaseException:
+            if self.usage is not None:
+                await self.usage.stop()
+                self.usage = None
+            raise
         assert self.brand_id is not None
+        if meter is not None:
+            meter.own_user_id = self.brand_id
         self.sender = XSender(self.client, self.brand_id, db=self.db)
         if self.poll:
             await self.start_polling()
@@ -176,5 +190,8 @@ class XChannel:
 
     async def stop(self) -> None:
         await self.stop_polling()
+        if self.usage is not None:
+            await self.usage.stop()
+            self.usage = None
         if self._own_client:
             await close_x_client(self.client)

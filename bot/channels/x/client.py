@@ -9,6 +9,7 @@ decided by configuration only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +18,7 @@ import aiohttp
 from tweepy.asynchronous import AsyncClient
 from yarl import URL
 
+from bot.channels.x.usage import UsageMeter
 from frontdesk.core.settings import (
     SANDBOX_X_ACCESS_TOKEN,
     SANDBOX_X_ACCESS_TOKEN_SECRET,
@@ -25,6 +27,8 @@ from frontdesk.core.settings import (
     SANDBOX_X_CONSUMER_SECRET,
     Settings,
 )
+
+log = logging.getLogger(__name__)
 
 TWEEPY_ORIGIN = "https://api.twitter.com"
 _KEY_FIELDS = ("x_consumer_key", "x_consumer_secret", "x_access_token", "x_access_token_secret")
@@ -38,13 +42,15 @@ class RedirectingSession:
     """Just enough of ``aiohttp.ClientSession`` for tweepy: ``request()`` as an async context manager.
 
     The real session is created lazily inside the event loop that first uses it and is closed by
-    ``close()``.  With ``base_url`` None it is a plain persistent session to X.
+    ``close()``.  With ``base_url`` None it is a plain persistent session to X.  Every answer is shown to
+    ``meter`` (what X bills is counted here, once, for every caller of the client).
     """
 
     def __init__(self, base_url: str | None = None, *, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/") if base_url else None
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self.meter = UsageMeter()
 
     def _real(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -62,7 +68,32 @@ class RedirectingSession:
         return URL(rewritten, encoded=True) if encoded else rewritten
 
     def request(self, method: str, url: str | URL, **kwargs: Any) -> Any:
-        return self._real().request(method, self.rewrite(url), **kwargs)
+        return self._metered(method, url, kwargs)
+
+    @asynccontextmanager
+    async def _metered(self, method: str, url: str | URL, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        path = URL(str(url), encoded=isinstance(url, URL)).path
+        user_auth = str((kwargs.get("headers") or {}).get("Authorization", "")).startswith("OAuth ")
+        status: int | None = None  # None: no answer (refused connection, timeout)
+        body: bytes | None = None
+        try:
+            async with self._real().request(method, self.rewrite(url), **kwargs) as response:
+                status = response.status
+                try:
+                    yield response
+                finally:
+                    # tweepy reads the whole body inside the `async with`; one not read counts no items.
+                    body = getattr(response, "_body", None)
+        finally:
+            self._observe(method, path, status, body, kwargs, user_auth)
+
+    def _observe(
+        self, method: str, path: str, status: int | None, body: bytes | None, kwargs: dict[str, Any], user_auth: bool
+    ) -> None:
+        try:
+            self.meter.observe(method, path, status, body, kwargs.get("json"), user_auth=user_auth)
+        except Exception:  # counting must never break a request
+            log.exception("X usage: could not count a %s %s answer", method, path)
 
     @property
     def closed(self) -> bool:
@@ -127,6 +158,12 @@ def make_x_client(settings: Settings) -> AsyncClient:
     return client
 
 
+def usage_meter(client: AsyncClient) -> UsageMeter | None:
+    """The meter counting `client`'s traffic (None for a client not built by `make_x_client`)."""
+    session = client.session
+    return session.meter if isinstance(session, RedirectingSession) else None
+
+
 async def close_x_client(client: AsyncClient) -> None:
     session = client.session
     if session is not None:
@@ -148,4 +185,5 @@ __all__ = [
     "close_x_client",
     "make_x_client",
     "open_x_client",
+    "usage_meter",
 ]
