@@ -144,3 +144,46 @@ async def test_the_figures_page_shows_the_estimate(desk_client, make_agent, db: 
     page = await desk_client.get("/stats")
     assert page.status_code == 200
     assert "X API cost (estimate)" in page.text and "$3.00" in page.text and "2026-08-22" in page.text
+
+
+async def _dm_events_billed_by_one_poll(db: Database, sb: RunningSandbox, page_size: int) -> int:
+    """DM events X returns to the second poll of a caught-up DM poller (nothing new since the first)."""
+    channel = XChannel(db, x_settings(sb, x_dms_page_size=page_size), poll=False)
+    await channel.start()
+    try:
+        (dms,) = [p for p in channel._make_pollers() if p.kind == "dms"]
+        await dms.poll_once()  # catches up (and stores the cursor)
+        before = _items(usage.DM_EVENTS_READ)
+        assert await dms.poll_once() == 0
+        return int(_items(usage.DM_EVENTS_READ) - before)
+    finally:
+        await channel.stop()
+
+
+async def test_every_dm_poll_bills_a_page_so_the_page_size_is_the_cost_knob(
+    db: Database, x_sandbox: RunningSandbox, x_control: XSandboxControl
+) -> None:
+    for i in range(30):
+        await x_control.dm(f"customer{i}", f"question {i}")
+    # X has no since_id for DMs: a poll that finds nothing new still gets (and is billed for) a page.
+    assert await _dm_events_billed_by_one_poll(db, x_sandbox, 100) == 30
+    small = await _dm_events_billed_by_one_poll(db, x_sandbox, 5)
+    assert small < 30
+
+
+@pytest.mark.parametrize(("owned", "item"), [(False, usage.POSTS_READ), (True, usage.POSTS_READ_OWN)])
+async def test_owned_reads_read_the_brands_mentions_with_its_user_token(
+    db: Database, x_sandbox: RunningSandbox, x_control: XSandboxControl, owned: bool, item: str
+) -> None:
+    for name in ("amy", "ben", "cat"):
+        await x_control.mention(name, f"@frontdesk hello from {name}")
+    channel = XChannel(db, x_settings(x_sandbox, x_owned_reads=owned), poll=False)
+    await channel.start()
+    try:
+        (mentions,) = [p for p in channel._make_pollers() if p.kind == "mentions"]
+        before = {i: _items(i) for i in (usage.POSTS_READ, usage.POSTS_READ_OWN)}
+        assert await mentions.poll_once() == 3
+        read = {i: _items(i) - before[i] for i in before}
+    finally:
+        await channel.stop()
+    assert read[item] == 3 and sum(read.values()) == 3

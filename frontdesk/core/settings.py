@@ -150,6 +150,16 @@ class Settings(BaseSettings):
         default=300.0,
         description="With webhooks on, still poll this often to catch deliveries X dropped (0: never).",
     )
+    # What X bills (docs/x-channel.md, "What it costs"): reads per item returned, so page sizes are money.
+    x_dms_page_size: int = Field(
+        default=100, ge=1, le=100,
+        description="Events per GET /2/dm_events page. X bills each event a poll returns ($0.010), new or not.",
+    )
+    x_owned_reads: bool = Field(
+        default=False,
+        description="Read the brand's own mentions and posts with its user token instead of the bearer token: "
+        "X's owned-read price ($0.001 a post, not $0.005) if the brand's account owns the developer app.",
+    )
 
     # --- Telegram -----------------------------------------------------------------------------
     telegram_token: SecretStr | None = None

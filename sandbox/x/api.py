@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.x import errors, views
+from sandbox.x.account_activity import add_account_activity_routes
 from sandbox.x.auth import AuthContext, authenticate
 from sandbox.x.limits import RateWindow
 from sandbox.x.state import XState
@@ -75,6 +76,8 @@ async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamRes
         context = await _authenticate(request, state)
         if getattr(request.match_info.handler, "x_user_only", False) and context.kind != "user":
             raise errors.unsupported_authentication()
+        if getattr(request.match_info.handler, "x_app_only", False) and context.kind != "app":
+            raise errors.app_only_authentication()
     except errors.XApiError as error:
         response = _error_response(error)
         response.headers.update(state.limits.headers(state.limits.peek(endpoint, "app")))
@@ -321,5 +324,6 @@ def build_x_api_app(state: XState) -> web.Application:
     api.router.add_post("/dm_conversations/with/{participant_id}/messages", create_dm_with)
     api.router.add_get("/dm_conversations/{dm_conversation_id}/dm_events", dm_events_in_conversation)
     api.router.add_post("/dm_conversations/{dm_conversation_id}/messages", create_dm_in_conversation)
+    add_account_activity_routes(api)
     return api
 

@@ -152,6 +152,10 @@ async def control_config(request: web.Request) -> web.Response:
         state.limits.configure(window_s=body.get("rate_limit_window_s"), limits=body.get("rate_limits"))
         if "duplicate_window_s" in body:
             state.config.duplicate_window_s = float(body["duplicate_window_s"])
+        if "webhook_url_rules" in body:
+            if body["webhook_url_rules"] not in ("x", "sandbox"):
+                raise _ControlError("webhook_url_rules must be 'x' (HTTPS, no port, public) or 'sandbox'")
+            state.config.webhook_url_rules = body["webhook_url_rules"]
     return _json(
         {
             "brand": {"id": state.brand.id, "username": state.brand.username},
@@ -159,6 +163,7 @@ async def control_config(request: web.Request) -> web.Response:
             "rate_limits": state.limits.limits,
             "duplicate_window_s": state.config.duplicate_window_s,
             "mentions_reachable": state.config.mentions_reachable,
+            "webhook_url_rules": state.config.webhook_url_rules,
         }
     )
 

@@ -42,6 +42,17 @@ def unsupported_authentication() -> XApiError:
     )
 
 
+def app_only_authentication() -> XApiError:
+    """The reverse: an endpoint whose spec allows only the app's bearer token (e.g. GET /2/webhooks)."""
+    return problem(
+        403,
+        "Unsupported Authentication",
+        "Authenticating with OAuth 1.0a User Context is forbidden for this endpoint.  Supported "
+        "authentication types are [OAuth 2.0 Application-Only].",
+        _PROBLEMS + "unsupported-authentication",
+    )
+
+
 def forbidden(detail: str) -> XApiError:
     return problem(403, "Forbidden", detail)
 

@@ -51,6 +51,8 @@ class XConfig:
     # because clients sign the URL they believe they call (tweepy: https://api.twitter.com).
     signature_origins: tuple[str, ...] = ("https://api.twitter.com", "https://api.x.com")
     timestamp_tolerance_s: float = 900.0  # 0 disables the oauth_timestamp check
+    # POST /2/webhooks URL rules: "x" = X's (HTTPS, no port, public host); "sandbox" also takes local http.
+    webhook_url_rules: str = "sandbox"
 
 
 @dataclass
@@ -132,6 +134,9 @@ class XState:
         self.faults = Faults()
         self.webhook_url: str | None = None
         self.webhook_deliveries: list[dict[str, object]] = []
+        # Registered webhooks (sandbox/x/account_activity.py): id -> WebhookConfig, id -> subscribed user ids.
+        self.webhook_configs: dict[str, object] = {}
+        self.webhook_subscriptions: dict[str, set[str]] = {}
         self._ids = _SnowflakeIds(clock)
         self._listeners: list[Listener] = []
         self._init_world()
@@ -159,6 +164,12 @@ class XState:
         self.limits.clear()
         self.webhook_url = None
         self.webhook_deliveries = []
+        self.webhook_configs = {}
+        self.webhook_subscriptions = {}
+
+    def new_id(self) -> str:
+        """A fresh snowflake id (posts, DM events and webhook configs share X's id space)."""
+        return self._ids.next()
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)

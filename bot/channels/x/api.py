@@ -75,8 +75,12 @@ async def call(raw: AsyncClient, method: str, *args: Any, **kwargs: Any) -> ApiR
 
 
 def uses_user_auth_for_reads(client: AsyncClient) -> bool:
-    """Timeline reads default to app-only (bearer) auth in tweepy; without a bearer token use the user's."""
-    return not client.bearer_token
+    """Timeline reads default to app-only (bearer) auth in tweepy; without a bearer token use the user's.
+
+    With FRONTDESK_X_OWNED_READS the user's token is used anyway: X bills the brand's reads of its own
+    mentions and posts as owned reads ($0.001, not $0.005 a post) when its account owns the app.
+    """
+    return not client.bearer_token or bool(getattr(client, "frontdesk_owned_reads", False))
 
 
 def retry_after_s(error: tweepy.TooManyRequests, *, now: float | None = None) -> float | None:

@@ -155,6 +155,7 @@ def make_x_client(settings: Settings) -> AsyncClient:
         raise XClientConfigError(f"FRONTDESK_X_API_BASE must be an http(s) URL, got {base!r}")
     client = AsyncClient(**_credentials(settings), wait_on_rate_limit=False)
     client.session = RedirectingSession(base or None)
+    client.frontdesk_owned_reads = settings.x_owned_reads  # read by api.uses_user_auth_for_reads
     return client
 
 
