@@ -82,6 +82,10 @@ async def test_requests_and_billable_items_are_counted_as_x_returned_them(
     }
     assert await _today(db) == expected
     assert {item: _items(item) - before_items[item] for item in expected} == expected
+    prices = usage.load_prices(CONTENT)
+    # 5 users × $0.010 + 6 posts read × $0.005 (owned reads at the post price: the brand does not own the
+    # app by default) + 2 DM events × $0.010 + posts $0.015 + $0.200 + $0.010 + a DM $0.015.
+    assert (await usage.estimate_cost(db, prices)).today_usd == pytest.approx(0.05 + 0.03 + 0.02 + 0.225 + 0.015)
     assert _requests("GET /2/users/:id/mentions", "2xx") - before_mentions == 2
     assert _requests("POST /2/dm_conversations/with/:id/messages", "4xx") - before_dm_4xx == 1
 

@@ -35,7 +35,9 @@ from sandbox.x.webhook import X_WEBHOOKS, crc_check
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WEBHOOK_CONFIG_FIELDS = frozenset({"created_at", "id", "url", "valid"})
 URL_MAX_CHARS = 200  # WebhookConfigCreateRequest.url maxLength
-# X's CRC must be answered quickly (the Account Activity guides give 3 seconds).
+# How fast a CRC must be answered: the Account Activity docs of the v1.1 era refused registration with
+# "High latency on CRC GET request. Your webhook should respond in less than 3 seconds."; today's webhook
+# page asks for an answer within 10 seconds. The stricter one is modelled.
 CRC_TIMEOUT_S = 3.0
 _PROBLEMS = "https://api.twitter.com/2/problems/"
 
