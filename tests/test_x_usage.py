@@ -82,6 +82,8 @@ async def test_requests_and_billable_items_are_counted_as_x_returned_them(
     }
     assert await _today(db) == expected
     assert {item: _items(item) - before_items[item] for item in expected} == expected
+    today_gauge = REGISTRY.get_sample_value("frontdesk_x_items_today", {"item": usage.DMS_CREATED})
+    assert today_gauge == 1  # the store's figure for today, all processes
     prices = usage.load_prices(CONTENT)
     # 5 users × $0.010 + 6 posts read × $0.005 (owned reads at the post price: the brand does not own the
     # app by default) + 2 DM events × $0.010 + posts $0.015 + $0.200 + $0.010 + a DM $0.015.

@@ -29,7 +29,7 @@ _CRC_HINT = (
     "X could not verify the URL with its CRC check. The desk answers it at "
     f"{DESK_WEBHOOK_PATH} only with FRONTDESK_X_WEBHOOK_ENABLED=true and the same "
     "FRONTDESK_X_CONSUMER_SECRET as this command; check that the URL reaches the desk from the internet "
-    "(curl 'URL?crc_token=test' should answer a JSON response_token)"
+    "(a GET of the URL with a crc_token query parameter should answer JSON with a response_token)"
 )
 
 
