@@ -7,13 +7,13 @@ bad text 422.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from desk import queries
+from desk import queries, search
 from desk.auth import CurrentAgent, api_agent, presented_token_secret, sign_in
 from desk.inputs import RowId, refuse_unstorable_text
 from desk.validation import unprocessable
@@ -267,9 +267,16 @@ async def revoke_all_tokens(request: Request, agent: ApiAgent) -> RevokedOut:
     return RevokedOut(revoked=await agent_sessions.revoke_all(_db(request), agent.id))
 
 
-@router.get("/tickets", response_model=list[TicketOut], summary="Tickets, most urgent and oldest first")
+@router.get(
+    "/tickets",
+    response_model=list[TicketOut],
+    summary="Tickets, most urgent and oldest first, a page at a time",
+    description="The `X-Total-Count` header says how many match in all; fetch the next page with "
+    "`offset` + `limit` (a `Link: <...>; rel=\"next\"` header gives it while there is one).",
+)
 async def list_tickets(
     request: Request,
+    response: Response,
     agent: ApiAgent,
     queue: Annotated[str | None, Query(description="support, sales, events or general")] = None,
     status_: Annotated[
@@ -279,6 +286,8 @@ async def list_tickets(
     priority: Annotated[str | None, Query(description="urgent, high, normal or low")] = None,
     category: str | None = None,
     channel: Annotated[str | None, Query(description="x or telegram")] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE_SIZE, description="tickets per page")] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="tickets to skip")] = 0,
 ) -> list[TicketOut]:
     try:
         filters = queries.Filters(
@@ -291,7 +300,79 @@ async def list_tickets(
         ).validate()
     except ValueError as exc:
         raise unprocessable(("query",), str(exc)) from None
-    return [ticket_out(row) for row in await queries.list_tickets(_db(request), filters)]
+    page = await queries.list_tickets(_db(request), filters, offset=offset, limit=limit)
+    response.headers["X-Total-Count"] = str(page.total)
+    if page.has_next:
+        next_url = request.url.include_query_params(offset=page.last, limit=limit)
+        response.headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
+    return [ticket_out(row) for row in page.rows]
+
+
+class CustomerHitOut(BaseModel):
+    id: int
+    handle: str
+    display_name: str
+    channel: str
+    platform_user_id: str
+    latest_ticket_id: int | None
+
+
+class MessageHitOut(BaseModel):
+    id: int
+    ticket_id: int | None
+    author: str
+    channel: str
+    snippet: str = Field(description="the message text around the first word found (whole when short)")
+    created_at: datetime
+
+
+class SearchOut(BaseModel):
+    query: str
+    tickets: list[TicketOut]
+    customers: list[CustomerHitOut]
+    messages: list[MessageHitOut]
+
+
+@router.get(
+    "/search",
+    response_model=SearchOut,
+    summary="Search tickets (number, subject), customers (handle, name) and message text",
+    description="Every word must occur in a message, as a word or its start; results newest first. "
+    "`from`/`to` are ISO 8601 date-times (a date means its midnight UTC).",
+)
+async def search_everything(
+    request: Request,
+    agent: ApiAgent,
+    q: Annotated[str, Query(min_length=1, max_length=search.MAX_QUERY_CHARS, description="what to look for")],
+    queue: Annotated[str | None, Query(description="support, sales, events or general")] = None,
+    status_: Annotated[str | None, Query(alias="status", description="open, closed, resolved, ... or all")] = None,
+    channel: Annotated[str | None, Query(description="x or telegram")] = None,
+    from_: Annotated[datetime | None, Query(alias="from", description="not before (ISO 8601)")] = None,
+    to: Annotated[datetime | None, Query(description="not after (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT, description="results per kind")] = search.DEFAULT_LIMIT,
+) -> SearchOut:
+    try:
+        filters = search.SearchFilters(
+            queue=queue or None,
+            status=status_ or None,
+            channel=channel or None,
+            since=_utc(from_),
+            until=_utc(to),
+        )
+        found = await search.search(_db(request), q, filters, limit=limit)
+    except ValueError as exc:
+        raise unprocessable(("query",), str(exc)) from None
+    return SearchOut(
+        query=found.query,
+        tickets=[ticket_out(row) for row in found.tickets],
+        customers=[CustomerHitOut(**vars(c)) for c in found.customers],
+        messages=[MessageHitOut(**vars(m)) for m in found.messages],
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A naive date-time is taken as UTC (the store keeps UTC)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetailOut, summary="A ticket with its conversation")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from desk import queries
+from desk import queries, search
 from desk.auth import (
     CSRF_FORM_FIELD,
     CurrentAgent,
@@ -241,37 +241,82 @@ def _filter_params(request: Request) -> dict[str, str]:
     return {k: request.query_params[k] for k in keys if request.query_params.get(k)}
 
 
+def _page_number(request: Request) -> int:
+    """The 1-based page asked for; anything that is not a sensible page number means the first."""
+    raw = request.query_params.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= 1_000_000 else 1
+
+
+async def _queue_page_rows(request: Request, filters: queries.Filters) -> queries.TicketPage:
+    db = request.app.state.desk.db
+    size = queries.PAGE_SIZE
+    page = await queries.list_tickets(db, filters, offset=(_page_number(request) - 1) * size, limit=size)
+    if not page.rows and page.total:  # past the end (tickets were closed meanwhile): show the last page
+        last_offset = (page.total - 1) // size * size
+        page = await queries.list_tickets(db, filters, offset=last_offset, limit=size)
+    return page
+
+
+def _queue_context(name: str, request: Request, agent: CurrentAgent) -> dict[str, Any]:
+    params = _filter_params(request)
+    return {"queue": name, "params": params, "filters": _queue_filters(name, agent, params), "now": utcnow()}
+
+
 @router.get("/queues/{name}", name="queue_page")
 async def queue_page(name: str, request: Request, agent: PageAgent) -> Response:
-    params = _filter_params(request)
-    filters = _queue_filters(name, agent, params)
-    rows = await queries.list_tickets(request.app.state.desk.db, filters)
-    return await _render(
-        request,
-        "queue.html",
-        {
-            "queue": name,
-            "queue_label": dict(QUEUE_TABS)[name],
-            "rows": rows,
-            "filters": filters,
-            "params": params,
-            "query": urlencode(params),
-            "now": utcnow(),
-        },
-        agent=agent,
-    )
+    context = _queue_context(name, request, agent)
+    page = await _queue_page_rows(request, context["filters"])
+    context |= {
+        "queue_label": dict(QUEUE_TABS)[name],
+        "page": page,
+        "rows": page.rows,
+        "query": urlencode(context["params"]),
+    }
+    return await _render(request, "queue.html", context, agent=agent)
 
 
 @router.get("/queues/{name}/rows", name="queue_rows")
 async def queue_rows(name: str, request: Request, agent: PageAgent) -> Response:
-    filters = _queue_filters(name, agent, _filter_params(request))
-    rows = await queries.list_tickets(request.app.state.desk.db, filters)
-    return await _render(
-        request,
-        "_queue_rows.html",
-        {"queue": name, "rows": rows, "filters": filters, "now": utcnow(), "oob": True},
-        agent=agent,
-    )
+    context = _queue_context(name, request, agent)
+    page = await _queue_page_rows(request, context["filters"])
+    context |= {"page": page, "rows": page.rows, "oob": True}
+    return await _render(request, "_queue_rows.html", context, agent=agent)
+
+
+# --- search ----------------------------------------------------------------------------------------
+
+
+@router.get("/search", name="search_page")
+async def search_page(request: Request, agent: PageAgent) -> Response:
+    params = request.query_params
+    q = params.get("q", "").strip()
+    context: dict[str, Any] = {"q": q, "results": None, "error": "", "params": dict(params)}
+    if q:
+        try:
+            filters = search.SearchFilters(
+                queue=params.get("queue") or None,
+                status=params.get("status") or None,
+                channel=params.get("channel") or None,
+                since=_date_param(params.get("from"), end_of_day=False),
+                until=_date_param(params.get("to"), end_of_day=True),
+            )
+            context["results"] = await search.search(request.app.state.desk.db, q, filters)
+        except ValueError as exc:
+            context["error"] = str(exc)
+    status_code = 422 if context["error"] else 200
+    return await _render(request, "search.html", context, agent=agent, status_code=status_code)
+
+
+def _date_param(raw: str | None, *, end_of_day: bool) -> datetime | None:
+    """A `YYYY-MM-DD` from the date inputs, as the start (or the end) of that day in UTC."""
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a date: use YYYY-MM-DD") from None
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start + timedelta(days=1, microseconds=-1) if end_of_day else start
 
 
 # --- a ticket --------------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ STATUS_FILTERS: dict[str, tuple[TicketStatus, ...]] = {
     "resolved": (TicketStatus.resolved,),
     "all": tuple(TicketStatus),
 }
-LIST_LIMIT = 500
+PAGE_SIZE = 50  # a queue page in the desk
+MAX_PAGE_SIZE = 500  # the most one API call returns
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -238,28 +239,74 @@ async def _waiting_since(session: AsyncSession, ticket_ids: list[int]) -> dict[i
     return waiting
 
 
-async def list_tickets(db: Database, filters: Filters | None = None) -> list[TicketRow]:
-    """Tickets matching the filters, most urgent first, then oldest first (the order agents work in)."""
+@dataclass(frozen=True)
+class TicketPage:
+    """One page of a queue, and how many tickets match in all (so the page and the tab counts agree)."""
+
+    rows: list[TicketRow]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def first(self) -> int:  # 1-based position of the first row shown (0 when empty)
+        return self.offset + 1 if self.rows else 0
+
+    @property
+    def last(self) -> int:
+        return self.offset + len(self.rows)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.offset > 0
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.rows) < self.total
+
+
+async def list_tickets(
+    db: Database, filters: Filters | None = None, *, offset: int = 0, limit: int = PAGE_SIZE
+) -> TicketPage:
+    """A page of the tickets matching the filters, most urgent first, then oldest first (how agents work)."""
     filters = (filters or Filters()).validate()
-    stmt = _ticket_select().where(Ticket.status.in_(STATUS_FILTERS[filters.status]))  # type: ignore[attr-defined]
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    if offset < 0:
+        raise ValueError("offset must not be negative")
+    conditions: list[Any] = [Ticket.status.in_(STATUS_FILTERS[filters.status])]  # type: ignore[attr-defined]
     if filters.queue:
-        stmt = stmt.where(Ticket.queue == Queue(filters.queue))
+        conditions.append(Ticket.queue == Queue(filters.queue))
     if filters.assignee_id is not None:
-        stmt = stmt.where(Ticket.assignee_id == filters.assignee_id)
+        conditions.append(Ticket.assignee_id == filters.assignee_id)
     if filters.priority:
-        stmt = stmt.where(Ticket.priority == Priority.from_name(filters.priority))
+        conditions.append(Ticket.priority == Priority.from_name(filters.priority))
     if filters.category:
-        stmt = stmt.where(Ticket.category == filters.category)
+        conditions.append(Ticket.category == filters.category)
     if filters.channel:
-        stmt = stmt.where(Contact.channel == filters.channel)
+        conditions.append(Contact.channel == filters.channel)
+    stmt = _ticket_select().where(*conditions)
     if filters.status == "open":
         stmt = stmt.order_by(Ticket.priority, Ticket.created_at, Ticket.id)
     else:
         stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.id.desc())  # type: ignore[attr-defined]
+    count = select(func.count()).select_from(Ticket).join(Contact, Contact.id == Ticket.contact_id)
     async with db.session() as session:
-        rows = (await session.execute(stmt.limit(LIST_LIMIT))).all()
+        rows = (await session.execute(stmt.offset(offset).limit(limit))).all()
+        total = (await session.execute(count.where(*conditions))).scalar_one()
         waiting = await _waiting_since(session, [t.id for t, _, _ in rows if t.status.is_open])
-    return [_row(t, c, a, waiting.get(t.id)) for t, c, a in rows]
+    return TicketPage([_row(t, c, a, waiting.get(t.id)) for t, c, a in rows], total, offset, limit)
+
+
+async def tickets_by_ids(db: Database, ticket_ids: list[int]) -> list[TicketRow]:
+    """The tickets with these ids, in the order given (ids with no ticket are left out)."""
+    if not ticket_ids:
+        return []
+    async with db.session() as session:
+        rows = (await session.execute(_ticket_select().where(Ticket.id.in_(ticket_ids)))).all()  # type: ignore[union-attr]
+        waiting = await _waiting_since(session, [t.id for t, _, _ in rows if t.status.is_open])
+    by_id = {t.id: _row(t, c, a, waiting.get(t.id)) for t, c, a in rows}
+    return [by_id[i] for i in ticket_ids if i in by_id]
 
 
 async def open_counts(db: Database, assignee_id: int | None = None) -> dict[str, int]:

@@ -13,11 +13,13 @@ from typer.testing import CliRunner
 from storage.db import Database
 from storage.errors import SchemaOutOfDate
 from storage.migrate import current_revision, head_revision, open_database, upgrade
+from storage.search import include_in_autogenerate
 
 
 async def _diff(db: Database) -> list:
     def _compare(connection):  # type: ignore[no-untyped-def]
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_object": include_in_autogenerate}
+        context = MigrationContext.configure(connection, opts=opts)
         return compare_metadata(context, SQLModel.metadata)
 
     async with db.engine.connect() as connection:

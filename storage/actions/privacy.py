@@ -28,7 +28,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, exists, func, not_, or_, select, true, update
+from sqlalchemy import case, delete, exists, func, not_, or_, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
@@ -49,6 +49,7 @@ from storage.models import (
     TicketStatus,
     utcnow,
 )
+from storage.search import optimize_sql
 
 log = logging.getLogger("frontdesk.privacy")
 
@@ -148,6 +149,7 @@ async def erase_contacts_in(session: AsyncSession, contact_ids: Sequence[int], *
         contacts=len(contacts), conversations=len(conversations), messages=messages, tickets=erased_tickets,
         registrations=registrations, deliveries_cancelled=cancelled,
     )
+    await _compact_search_index(session)
     # Ids and counts only: the log is an audit trail of the erasure, never a copy of what was erased.
     log.info("privacy: contacts %s erased by %s (%s)", ",".join(map(str, ids)), actor, erased.describe())
     return erased
@@ -215,6 +217,8 @@ async def _erase_expired_batch(
 
     contacts = list((await session.execute(_expired_contacts(cutoff).limit(limit))).scalars())
     by_contact = await erase_contacts_in(session, contacts, actor=actor)
+    if not contacts and (tickets or loose):
+        await _compact_search_index(session)
     return by_contact + Erasure(
         tickets=erased_tickets,
         messages=on_tickets + loose_messages,
@@ -325,6 +329,12 @@ async def _erase_messages(
     return len(ids), cancelled
 
 
+async def _compact_search_index(session: AsyncSession) -> None:
+    """Without this, SQLite's search index would keep the erased words beside their deletion markers."""
+    if optimize := optimize_sql(session.get_bind().dialect.name):
+        await session.execute(text(optimize))
+
+
 async def _erase_deliveries(session: AsyncSession, which: ColumnElement[bool]) -> int:
     """Erase outbox rows; the ones not yet sent are cancelled (a row in flight may still arrive)."""
     unsent = col(OutboxItem.status).in_([OutboxStatus.pending, OutboxStatus.sending])
@@ -374,8 +384,8 @@ async def _scrub_elsewhere(
         rows = (await session.execute(
             select(model.id, model.text).where(col(model.conversation_id).in_(conversation_ids))
         )).all()
-        for row_id, text in rows:
-            if (scrubbed := _scrub(text, identity)) != text:
+        for row_id, old_text in rows:
+            if (scrubbed := _scrub(old_text, identity)) != old_text:
                 await session.execute(update(model).where(model.id == row_id).values(text=scrubbed))
 
 

@@ -7,10 +7,11 @@ from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from sqlmodel import SQLModel
 from storage.db import make_engine
+from storage.search import include_in_autogenerate
 
 target_metadata = SQLModel.metadata
 
@@ -38,6 +39,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_item=_render_item,
         compare_type=True,
+        include_object=include_in_autogenerate,  # the search index lives outside the models
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things in place
     )
 
