@@ -173,3 +173,66 @@ async def test_an_agent_works_two_tickets_in_the_browser(browser, browser_store,
         await context.close()
     finally:
         stop_desk_server(server)
+
+
+async def test_an_agent_finds_a_ticket_by_order_number_and_pages_a_long_queue(  # type: ignore[no-untyped-def]
+    browser, browser_store, tmp_path
+) -> None:
+    from playwright.async_api import expect
+
+    from desk.queries import PAGE_SIZE
+    from storage.agents import create_agent
+
+    db, url = browser_store
+    await create_agent(db, email="ann@example.com", name="Ann Agent", password=DEFAULT_PASSWORD)
+    for n in range(PAGE_SIZE + 5):  # one page and a bit: the old list stopped without saying so
+        recorded = await actions.record_inbound(db, inbound(f"question number {n}", sender=f"70{n}", handle=f"c{n}"))
+        await actions.escalate(db, recorded.conversation_id, queue="general", priority="normal",
+                               category="other", subject=f"Question {n}", reason="test")
+    recorded = await actions.record_inbound(
+        db, inbound("Order QX-55120 came with a cracked screen", sender="7999", handle="maya_k")
+    )
+    wanted = await actions.escalate(db, recorded.conversation_id, queue="support", priority="high",
+                                    category="support", subject="Cracked screen", reason="test")
+
+    server = await start_desk_server(url, tmp_path)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        context = await browser.new_context(viewport=DESKTOP)
+        page = await context.new_page()
+        page.set_default_timeout(15_000)
+        await page.goto(f"{server.base_url}/login")
+        await page.get_by_label("E-mail").fill("ann@example.com")
+        await page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+        await page.get_by_label("Password").press("Enter")
+
+        # The long queue says how much there is and pages through it.
+        await page.goto(f"{server.base_url}/queues/general")
+        await expect(page.locator("#queue-rows tr")).to_have_count(PAGE_SIZE)
+        await expect(page.locator("#queue-pager")).to_contain_text(f"1–{PAGE_SIZE} of {PAGE_SIZE + 5}")
+        await page.get_by_role("link", name="Next").click()
+        await expect(page.locator("#queue-rows tr")).to_have_count(5)
+        await expect(page.locator("#queue-pager")).to_contain_text(f"{PAGE_SIZE + 1}–{PAGE_SIZE + 5} of")
+
+        # Search from the top bar, open the result, land on the message.
+        search_box = page.get_by_role("searchbox", name="Search tickets, customers and messages")
+        await search_box.fill("QX-55120")
+        await search_box.press("Enter")
+        await expect(page).to_have_url(f"{server.base_url}/search?q=QX-55120")
+        hits = page.locator(".message-hit")
+        await expect(hits).to_have_count(1)
+        await expect(hits.first).to_contain_text("cracked screen")
+        await page.screenshot(path=str(ARTIFACTS / "desk-search-1280x800.png"), full_page=True)
+        await hits.first.get_by_role("link").click()
+        await expect(page).to_have_url(f"{server.base_url}/tickets/{wanted.id}#m{recorded.message_id}")
+        await expect(page.locator("#conversation")).to_contain_text("QX-55120")
+
+        # Nothing found says so; a bad date says what to type.
+        await page.goto(f"{server.base_url}/search?q=nothing-like-this")
+        await expect(page.locator("#search-empty")).to_contain_text("Nothing matches")
+        response = await page.goto(f"{server.base_url}/search?q=screen&from=yesterday")
+        assert response is not None and response.status == 422
+        await expect(page.get_by_role("alert")).to_contain_text("use YYYY-MM-DD")
+        await context.close()
+    finally:
+        stop_desk_server(server)
