@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from desk import queries, search
 from desk.auth import CurrentAgent, api_agent, presented_token_secret, sign_in
 from desk.inputs import RowId, refuse_unstorable_text
+from desk.public_guard import public_reply_warning
 from desk.validation import unprocessable
 from storage import actions, agent_sessions
 from storage.errors import NotAllowed, NotFound
@@ -50,6 +51,14 @@ class RevokedOut(BaseModel):
 
 class TextBody(BaseModel):
     text: str = Field(min_length=1, max_length=100_000)
+
+
+class ReplyBody(TextBody):
+    confirm_public: bool = Field(
+        default=False,
+        description="on a public X thread, a reply that seems to hold an e-mail, phone or order number or an "
+        "address is refused with 409 unless this is true (the text is meant to be public)",
+    )
 
 
 class AssignBody(BaseModel):
@@ -398,8 +407,11 @@ async def claim(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketOu
     summary="Reply to the customer (queued for delivery)",
 )
 async def reply(
-    ticket_id: RowId, body: TextBody, request: Request, agent: ApiAgent
+    ticket_id: RowId, body: ReplyBody, request: Request, agent: ApiAgent
 ) -> AcceptedMessage:
+    warning = await public_reply_warning(_db(request), ticket_id, body.text, confirmed=body.confirm_public)
+    if warning:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=warning)
     message = await actions.agent_reply(_db(request), ticket_id, agent.id, body.text)
     assert message.id is not None
     return AcceptedMessage(message_id=message.id, ticket_id=ticket_id, status="pending")

@@ -30,6 +30,7 @@ from desk.auth import (
     start_session,
 )
 from desk.inputs import RowId, refuse_unstorable_text
+from desk.public_guard import public_reply_warning
 from storage import actions, usage
 from storage.errors import AlreadyClaimed, NotFound, StoreError
 from storage.login_throttle import LoginThrottled
@@ -402,9 +403,13 @@ async def ticket_claim(
 @router.post("/tickets/{ticket_id}/reply", name="ticket_reply")
 async def ticket_reply(
     ticket_id: RowId, request: Request, agent: PageAgent,
-    text: Annotated[str, Form()] = "", csrf: Csrf = "",
+    text: Annotated[str, Form()] = "", csrf: Csrf = "", confirm_public: Annotated[str, Form()] = "",
 ) -> Response:
     db = request.app.state.desk.db
+    warning = await public_reply_warning(db, ticket_id, text, confirmed=confirm_public == "1")
+    if warning:
+        check_csrf(request, csrf)
+        return await _after_action(request, ticket_id, agent, warning)
     return await _do(request, ticket_id, agent, csrf, lambda: actions.agent_reply(db, ticket_id, agent.id, text))
 
 
