@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,12 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from starlette.middleware.sessions import SessionMiddleware
 
+from bot.content import Event
 from bot.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from desk import queries
 from desk.auth import TokenSigner
 from desk.live import LiveFeed
+from desk.saved_replies import load_event_catalogue
 from desk.web_security import install_web_security
 from frontdesk.core.logging import configure_logging
 from frontdesk.core.settings import Settings, get_settings
@@ -49,6 +51,7 @@ class DeskState:
     taxonomy: Taxonomy | None
     templates: Jinja2Templates
     live: LiveFeed
+    events: dict[str, Event] = field(default_factory=dict)  # for saved replies' {event_*} placeholders
 
     async def intent_choices(self) -> list[str]:
         """The intents an agent may pick when correcting the NLU: the taxonomy's, else those seen so far."""
@@ -71,7 +74,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     Raises InsecureSettings when real accounts are configured with a secret key anyone could know.
     `/docs`, `/redoc` and `/openapi.json` exist only when `settings.effective_public_docs`.
     """
-    from desk import api, docs, live, pages
+    from desk import api, docs, live, pages, saved_replies_api
 
     settings.check_secrets()
 
@@ -104,6 +107,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         taxonomy=taxonomy if taxonomy is not None else _load_taxonomy(settings),
         templates=templates,
         live=live_feed,
+        events=load_event_catalogue(settings.content_dir / "events.yml"),
     )
     app.add_middleware(
         SessionMiddleware,
@@ -117,6 +121,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         docs.install_api_docs(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api.router)
+    app.include_router(saved_replies_api.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     _install_error_handlers(app)

@@ -31,7 +31,9 @@ from desk.auth import (
 )
 from desk.inputs import RowId, refuse_unstorable_text
 from desk.public_guard import public_reply_warning
+from desk.saved_replies import replies_for_ticket
 from storage import actions, usage
+from storage import saved_replies as saved_replies_store
 from storage.errors import AlreadyClaimed, NotFound, StoreError
 from storage.login_throttle import LoginThrottled
 from storage.models import Priority, SessionKind, utcnow
@@ -335,6 +337,9 @@ async def _ticket_context(request: Request, ticket_id: int, agent: CurrentAgent)
         "can_reply": ticket.status == "assigned" and (holds or agent.is_admin),
         "intents": await state.intent_choices(),
         "agents": await queries.active_agents(state.db) if agent.is_admin else [],
+        "saved_replies": await replies_for_ticket(state.db, detail, agent.name, state.events)
+        if ticket.status in ("queued", "assigned")
+        else [],
         "now": utcnow(),
     }
 
@@ -478,3 +483,69 @@ async def stats_page(request: Request, agent: PageAgent, days: int = 30) -> Resp
         cost, cost_error = None, str(exc)
     context = {"s": figures, "days": days, "cost": cost, "cost_error": cost_error}
     return await _render(request, "stats.html", context, agent=agent)
+
+
+# --- saved replies ---------------------------------------------------------------------------------
+
+
+@router.get("/saved-replies", name="saved_replies_page")
+async def saved_replies_page(request: Request, agent: PageAgent) -> Response:
+    return await _render(
+        request,
+        "saved_replies.html",
+        {
+            "replies": await saved_replies_store.list_saved_replies(request.app.state.desk.db),
+            "placeholders": saved_replies_store.PLACEHOLDERS,
+            "queues": queries.QUEUE_NAMES,
+        },
+        agent=agent,
+    )
+
+
+async def _change_saved_replies(
+    request: Request, agent: CurrentAgent, csrf: str, change: Callable[[], Awaitable[Any]], done: str
+) -> Response:
+    check_csrf(request, csrf)
+    if not agent.is_admin:
+        _flash(request, "Only an admin can change saved replies.")
+    else:
+        try:
+            await change()
+            _flash(request, done, "ok")
+        except (ValueError, StoreError) as exc:
+            _flash(request, _explain(exc) if isinstance(exc, StoreError) else str(exc)[:1].upper() + str(exc)[1:])
+    return RedirectResponse(path_for(request, "saved_replies_page"), status_code=303)
+
+
+@router.post("/saved-replies", name="saved_reply_create")
+async def saved_reply_create(
+    request: Request, agent: PageAgent, csrf: Csrf = "",
+    name: Annotated[str, Form()] = "", text: Annotated[str, Form()] = "", queue: Annotated[str, Form()] = "",
+) -> Response:
+    db = request.app.state.desk.db
+    return await _change_saved_replies(
+        request, agent, csrf,
+        lambda: saved_replies_store.create_saved_reply(db, name=name.strip(), text=text, queue=queue, agent_id=agent.id),
+        f"Saved reply /{name.strip()} added.",
+    )
+
+
+@router.post("/saved-replies/{reply_id}", name="saved_reply_update")
+async def saved_reply_update(
+    reply_id: RowId, request: Request, agent: PageAgent, csrf: Csrf = "",
+    name: Annotated[str, Form()] = "", text: Annotated[str, Form()] = "", queue: Annotated[str, Form()] = "",
+) -> Response:
+    db = request.app.state.desk.db
+    return await _change_saved_replies(
+        request, agent, csrf,
+        lambda: saved_replies_store.update_saved_reply(db, reply_id, name=name.strip(), text=text, queue=queue),
+        f"Saved reply /{name.strip()} changed.",
+    )
+
+
+@router.post("/saved-replies/{reply_id}/delete", name="saved_reply_delete")
+async def saved_reply_delete(reply_id: RowId, request: Request, agent: PageAgent, csrf: Csrf = "") -> Response:
+    db = request.app.state.desk.db
+    return await _change_saved_replies(
+        request, agent, csrf, lambda: saved_replies_store.delete_saved_reply(db, reply_id), "Saved reply deleted."
+    )

@@ -346,3 +346,18 @@ class XUsageDay(SQLModel, table=True):
     item: str = Field(primary_key=True, max_length=40)
     count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     updated_at: datetime = _created()
+
+
+class SavedReply(SQLModel, table=True):
+    """A reply agents insert while typing (`/name`): shared (`queue` empty) or for one queue."""
+
+    __tablename__ = "saved_replies"
+    __table_args__ = (UniqueConstraint("queue", "name", name="uq_saved_replies_queue_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    queue: str = Field(default="", max_length=16)  # "" = every queue
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: int | None = Field(default=None, foreign_key="agents.id")
+    created_at: datetime = _created()
+    updated_at: datetime = _created()

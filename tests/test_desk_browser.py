@@ -236,3 +236,57 @@ async def test_an_agent_finds_a_ticket_by_order_number_and_pages_a_long_queue(  
         await context.close()
     finally:
         stop_desk_server(server)
+
+
+async def test_an_agent_types_slash_picks_a_saved_reply_and_sends_it(  # type: ignore[no-untyped-def]
+    browser, browser_store, tmp_path
+) -> None:
+    from playwright.async_api import expect
+
+    from storage.agents import create_agent
+    from storage.saved_replies import create_saved_reply
+
+    db, url = browser_store
+    ann = await create_agent(db, email="ann@example.com", name="Ann Agent", password=DEFAULT_PASSWORD)
+    await create_saved_reply(db, name="thanks-waiting", text="Thanks for waiting, {customer_name}! {agent_name} here.",
+                             agent_id=None)
+    await create_saved_reply(db, name="refund-policy", queue="support", text="Refunds take 5 days.", agent_id=None)
+    recorded = await actions.record_inbound(db, inbound("still nothing??", sender="8101", handle="nina_p"))
+    ticket = await actions.escalate(db, recorded.conversation_id, queue="support", reason="test")
+    await actions.claim(db, ticket.id, ann.id)  # type: ignore[arg-type]
+
+    server = await start_desk_server(url, tmp_path)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        context = await browser.new_context(viewport=DESKTOP)
+        page = await context.new_page()
+        page.set_default_timeout(15_000)
+        await page.goto(f"{server.base_url}/login")
+        await page.get_by_label("E-mail").fill("ann@example.com")
+        await page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+        await page.get_by_label("Password").press("Enter")
+        await page.goto(f"{server.base_url}/tickets/{ticket.id}")
+
+        box = page.locator("#reply-text")
+        await box.click()
+        await box.type("/")
+        suggestions = page.locator("#saved-reply-suggestions li")
+        await expect(suggestions).to_have_count(2)
+        await box.type("th")
+        await expect(suggestions).to_have_count(1)
+        await expect(suggestions.first).to_contain_text("/thanks-waiting")
+        await page.screenshot(path=str(ARTIFACTS / "desk-saved-reply-1280x800.png"))
+        await box.press("Enter")
+        await expect(box).to_have_value("Thanks for waiting, nina_p! Ann Agent here.")
+        await box.press("Control+Enter")
+        await expect(box).to_have_value("")
+        async with db.session() as session:
+            texts = (await session.execute(select(OutboxItem.text))).scalars().all()
+        assert "Thanks for waiting, nina_p! Ann Agent here." in texts
+
+        # The picker does the same without the keyboard.
+        await page.get_by_label("Saved reply").select_option(label="/refund-policy (support)")
+        await expect(box).to_have_value("Refunds take 5 days.")
+        await context.close()
+    finally:
+        stop_desk_server(server)

@@ -201,3 +201,31 @@ async def test_cards_wait_until_the_bot_can_post_in_the_group(
         await tg.control.add_chat(AGENTS_CHAT, title="Brand agents")  # someone adds the bot to the group
         card = await tg.card_of(ticket.id)  # type: ignore[arg-type]
         assert "nobody is listening" in card["text"]
+
+
+async def test_reply_name_sends_a_saved_reply_filled_in_for_the_ticket(tg: TelegramHarness) -> None:
+    from storage.saved_replies import create_saved_reply
+
+    await make_agent(tg.db, "Ada", ADA_TG)
+    await create_saved_reply(tg.db, name="on-it", text="Hi {customer_name}, {agent_name} is on ticket #{ticket_id}.",
+                             agent_id=None)
+    await create_saved_reply(tg.db, name="join", text="Join {event_name} at {event_link}", agent_id=None)
+    ticket = await tg.escalated(4400, "Where is my refund?", username="ola")
+    card = await tg.card_of(ticket.id)  # type: ignore[arg-type]
+    await tg.control.press(ADA_TG, AGENTS_CHAT, card["message_id"], f"claim:{ticket.id}")
+    await eventually(lambda: _answered(tg, 1), what="the claim to be answered")
+
+    assert "/on-it is on its way" in await _reply_in_group(tg, ADA_TG, card["message_id"], "/reply on-it")
+
+    async def delivered() -> list[str] | None:
+        return [m["text"] for m in await tg.messages_in(4400)] or None
+
+    assert await eventually(delivered, what="the saved reply in the customer's chat") == [
+        f"Hi ola, Ada is on ticket #{ticket.id}."
+    ]
+    # A reply the pager cannot fill, or one that does not exist, is not sent; the agent is told why.
+    gap = await _reply_in_group(tg, ADA_TG, card["message_id"], "/reply join")
+    assert "{event_name}, {event_link}" in gap and "send it from the desk" in gap
+    missing = await _reply_in_group(tg, ADA_TG, card["message_id"], "/reply nope")
+    assert "no saved reply /nope" in missing
+    assert await _count(tg, OutboxItem) == 1  # only the first was queued

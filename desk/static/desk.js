@@ -39,6 +39,108 @@
     if (list) { list.scrollTop = list.scrollHeight; }
   }
 
+  // Saved replies: pick one from the list, or type "/" and the start of its name in the reply box, then
+  // Enter or Tab (arrows move, Escape closes).  The options carry the text already filled in for this
+  // ticket; listeners sit on the body because the composer is swapped after every action.
+  function savedReplies() {
+    var SLASH = /(^|\s)\/([a-z0-9_-]*)$/;
+    var active = 0;
+
+    function parts() {
+      return {
+        box: document.getElementById("reply-text"),
+        picker: document.getElementById("saved-reply-picker"),
+        list: document.getElementById("saved-reply-suggestions"),
+        note: document.getElementById("saved-reply-unfilled")
+      };
+    }
+
+    function options(picker) {
+      return Array.prototype.filter.call(picker.options, function (o) { return o.value; });
+    }
+
+    function insert(option) {
+      var p = parts();
+      if (!p.box || !option) { return; }
+      var before = p.box.value.slice(0, p.box.selectionStart);
+      var after = p.box.value.slice(p.box.selectionEnd);
+      var slash = before.match(SLASH);
+      if (slash) { before = before.slice(0, before.length - slash[0].length) + slash[1]; }
+      p.box.value = before + option.dataset.text + after;
+      var caret = (before + option.dataset.text).length;
+      p.box.setSelectionRange(caret, caret);
+      p.box.focus();
+      hide();
+      if (p.note) {
+        p.note.hidden = !option.dataset.unfilled;
+        p.note.textContent = option.dataset.unfilled ? "Fill in before sending: " + option.dataset.unfilled : "";
+      }
+      if (p.picker) { p.picker.value = ""; }
+    }
+
+    function hide() {
+      var list = parts().list;
+      if (list) { list.hidden = true; list.replaceChildren(); }
+    }
+
+    function show(matches) {
+      var list = parts().list;
+      list.replaceChildren();
+      matches.forEach(function (option, i) {
+        var item = document.createElement("li");
+        item.setAttribute("role", "option");
+        item.dataset.value = option.value;
+        item.className = i === active ? "active" : "";
+        item.setAttribute("aria-selected", i === active ? "true" : "false");
+        var name = document.createElement("strong");
+        name.textContent = "/" + option.dataset.name;
+        var text = document.createElement("span");
+        text.textContent = " " + option.dataset.text.slice(0, 90);
+        item.append(name, text);
+        list.append(item);
+      });
+      list.hidden = matches.length === 0;
+    }
+
+    function matching() {
+      var p = parts();
+      if (!p.box || !p.picker) { return []; }
+      var slash = p.box.value.slice(0, p.box.selectionStart).match(SLASH);
+      if (!slash) { return []; }
+      return options(p.picker).filter(function (o) { return o.dataset.name.indexOf(slash[2]) === 0; });
+    }
+
+    document.body.addEventListener("input", function (e) {
+      if (e.target.id !== "reply-text") { return; }
+      active = 0;
+      show(matching());
+    });
+    document.body.addEventListener("keydown", function (e) {
+      if (e.target.id !== "reply-text") { return; }
+      var list = parts().list;
+      if (!list || list.hidden || e.ctrlKey || e.metaKey) { return; }
+      var matches = matching();
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        e.preventDefault();
+        active = (active + (e.key === "ArrowDown" ? 1 : matches.length - 1)) % Math.max(matches.length, 1);
+        show(matches);
+      } else if (e.key === "Enter" || e.key === "Tab") {
+        e.preventDefault();
+        insert(matches[active]);
+      } else if (e.key === "Escape") {
+        hide();
+      }
+    });
+    document.body.addEventListener("click", function (e) {
+      var item = e.target.closest && e.target.closest("#saved-reply-suggestions li");
+      var picker = parts().picker;
+      if (item && picker) { insert(picker.querySelector('option[value="' + item.dataset.value + '"]')); }
+    });
+    document.body.addEventListener("change", function (e) {
+      if (e.target.id === "saved-reply-picker" && e.target.value) { insert(e.target.selectedOptions[0]); }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     connect();
     scrollConversation();
@@ -70,6 +172,7 @@
         e.target.form.requestSubmit();
       }
     });
+    savedReplies();
     document.body.addEventListener("keydown", function (e) {
       if (e.target && e.target.id === "reply-text" && e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
         var send = document.getElementById("send-reply");

@@ -37,7 +37,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.channels.telegram.client import retry_after_seconds
 from bot.channels.telegram.pager_view import keyboard, load_card, render, ticket_from_claim_data
-from storage import actions
+from storage import actions, saved_replies
 from storage.agents import agent_for_telegram_user
 from storage.cursors import get_cursor, set_cursor
 from storage.db import Database
@@ -64,8 +64,9 @@ NOT_LINKED = (
     "Sorry, only Frontdesk agents can work tickets here. An admin can link you with "
     "`frontdesk agents link-telegram EMAIL {user_id}`."
 )
-HELP = ("Reply to a ticket's message: plain text goes to the customer; /note TEXT adds an internal note; "
-        "/handback gives the conversation back to the bot; /resolve closes the ticket.")
+HELP = ("Reply to a ticket's message: plain text goes to the customer; /reply NAME sends a saved reply; "
+        "/note TEXT adds an internal note; /handback gives the conversation back to the bot; "
+        "/resolve closes the ticket.")
 
 
 class _CardMap:
@@ -367,6 +368,8 @@ class TelegramPager:
                 return "Write the note after the command: /note TEXT"
             await actions.add_note(self.db, ticket_id, agent.id, rest)
             return "📝 Note added."
+        if command == "/reply":
+            return await self._saved_reply(ticket_id, agent, rest)
         if command == "/claim":
             await actions.claim(self.db, ticket_id, agent.id)
             await self.refresh_card(ticket_id)
@@ -380,6 +383,23 @@ class TelegramPager:
             await self.refresh_card(ticket_id)
             return "✅ Resolved."
         return HELP
+
+    async def _saved_reply(self, ticket_id: int, agent: Agent, name: str) -> str:
+        """`/reply NAME`: send a saved reply, filled in for this ticket; never one with a gap left in it."""
+        assert agent.id is not None
+        if not name:
+            return "Name the saved reply after the command: /reply NAME (the desk lists them under Saved replies)"
+        try:
+            text, unfilled = await saved_replies.reply_for_ticket(self.db, ticket_id, name, agent_name=agent.name)
+        except NotFound as exc:
+            if exc.what != "Saved reply":
+                raise
+            return f"There is no saved reply /{name} for this ticket's queue (the desk lists them under Saved replies)."
+        if unfilled:
+            gaps = ", ".join("{" + n + "}" for n in unfilled)
+            return f"/{name} needs {gaps}, which the pager cannot fill: send it from the desk, or write the reply."
+        await actions.agent_reply(self.db, ticket_id, agent.id, text)
+        return f"✓ /{name} is on its way to the customer."
 
     async def _answer(self, query: CallbackQuery, text: str, *, alert: bool = False) -> None:
         try:
