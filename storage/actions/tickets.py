@@ -22,6 +22,7 @@ from storage.actions._common import (
     get_agent,
     get_for_update,
     insert_ignoring_conflict,
+    public_reply_refusal,
     queue_outbound,
 )
 from storage.db import Database
@@ -118,7 +119,11 @@ async def escalate_in(
         conversation.status = ConversationStatus.queued
         conversation.updated_at = now
         audit(session, ticket, "escalated", actor=actor, detail={"queue": queue.value, "reason": reason})
-        if notice_text:
+        refusal = await public_reply_refusal(session, conversation) if notice_text else None
+        if refusal is not None:
+            # X would refuse it: say so on the ticket (the desk shows why) rather than send it to fail.
+            audit(session, ticket, "public_reply_withheld", actor=actor, detail={"reason": refusal})
+        elif notice_text:
             contact = await session.get(Contact, conversation.contact_id)
             assert contact is not None
             await queue_outbound(
@@ -432,12 +437,35 @@ async def send_queue_notice_in(session: AsyncSession, conversation_id: int, text
     if ticket is None or ticket.queued_note_sent:
         return None
     ticket.queued_note_sent = True
+    if conversation.kind == ConversationKind.public and await _public_reply_spent(session, conversation, ticket):
+        return None
     contact = await session.get(Contact, conversation.contact_id)
     assert contact is not None
     return await queue_outbound(
         session, conversation, contact_user_id=contact.platform_user_id, text=text,
         author=Author.bot, ticket_id=ticket.id, idempotency_key=f"ticket:{ticket.id}:queue-notice",
     )
+
+async def _public_reply_spent(session: AsyncSession, conversation: Conversation, ticket: Ticket) -> bool:
+    """A public thread gets at most one public reply from the bot per ticket (the rest is for people).
+
+    Spent when the bot already replied on this ticket (its escalation notice), or when X would refuse a reply
+    here anyway (no post of the customer's summons the brand).  Either way the queue note is not sent: a
+    second public "you're in the queue" under the customer's post is noise to everyone who reads the thread.
+    """
+    replied = (
+        await session.execute(
+            select(Message.id).where(
+                Message.ticket_id == ticket.id,
+                Message.conversation_id == conversation.id,
+                Message.direction == Direction.outbound,
+                Message.author == Author.bot,
+                Message.kind == MessageKind.message,
+            ).limit(1)
+        )
+    ).first()
+    return replied is not None or await public_reply_refusal(session, conversation) is not None
+
 
 async def _already_queued(session: AsyncSession, idempotency_key: str) -> bool:
     from storage.models import OutboxItem
