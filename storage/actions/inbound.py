@@ -52,9 +52,9 @@ class InboundMessage:
     # X posts: whether the author @mentioned the brand or quoted one of its posts (X lets the brand reply only
     # under such a post); None where the channel does not say.
     summons_brand: bool | None = None
-    # An edited X post: the ids of its earlier versions, oldest first.  The store then updates the message it
-    # already has instead of recording a second one (the customer changed their words, not wrote again).
-    earlier_versions: tuple[str, ...] = ()
+    # An edited X post: the other ids of its edit chain.  The store then updates the message it already has
+    # instead of recording a second one (the customer changed their words, not wrote again).
+    other_versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ async def _prefetch(session: AsyncSession, messages: Sequence[InboundMessage]) -
 
 
 async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now: datetime) -> Recorded:
-    if inbound.earlier_versions:
+    if inbound.other_versions:
         edited = await _apply_edit(session, inbound, text, now)
         if edited is not None:
             return edited
@@ -223,7 +223,7 @@ async def _apply_edit(session: AsyncSession, inbound: InboundMessage, text: str,
     version arriving late (pages can come out of order) changes nothing.  Returns None when no version of
     the post is stored: then it is recorded as a new message.
     """
-    chain = [*inbound.earlier_versions, inbound.platform_message_id]
+    chain = [*inbound.other_versions, inbound.platform_message_id]
     message = (
         await session.execute(
             select(Message)

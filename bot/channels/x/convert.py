@@ -69,12 +69,12 @@ def _v2_summons(tweet: Mapping[str, Any], brand_id: str) -> bool:
     return any(str(m.get("id") or "") == brand_id for m in mentions or [] if isinstance(m, Mapping))
 
 
-def _earlier_versions(history: object, tweet_id: str) -> tuple[str, ...]:
-    """The ids before `tweet_id` in an edit chain (`edit_history_tweet_ids`, oldest first)."""
+def _other_versions(history: object, tweet_id: str) -> tuple[str, ...]:
+    """The other ids of this post's edit chain (`edit_history_tweet_ids`, oldest first; X sends the whole
+    chain with every version, so an older version arriving late names the newer ones too)."""
     if not isinstance(history, list):
         return ()
-    ids = [str(i) for i in history if is_x_id(i)]
-    return tuple(ids[: ids.index(tweet_id)]) if tweet_id in ids else ()
+    return tuple(str(i) for i in history if is_x_id(i) and str(i) != tweet_id)
 
 
 def mention_from_v2(
@@ -99,7 +99,7 @@ def mention_from_v2(
         in_reply_to_platform_id=_replied_to(tweet),
         platform_created_at=parse_time(tweet.get("created_at")),
         summons_brand=_v2_summons(tweet, brand_id),
-        earlier_versions=_earlier_versions(tweet.get("edit_history_tweet_ids"), tweet_id),
+        other_versions=_other_versions(tweet.get("edit_history_tweet_ids"), tweet_id),
     ))
 
 
@@ -175,7 +175,7 @@ def tweet_from_v1(tweet: Mapping[str, Any], brand_id: str, conversation_ref: str
         summons_brand=_v1_summons(tweet, brand_id),
         # v1.1 objects carry the chain as `edit_history.edit_tweet_ids` (X's docs on edited posts in v1.1
         # payloads: x-api/enterprise-gnip-2.0/fundamentals/edit-tweets.mdx).
-        earlier_versions=_earlier_versions((tweet.get("edit_history") or {}).get("edit_tweet_ids"), tweet_id),
+        other_versions=_other_versions((tweet.get("edit_history") or {}).get("edit_tweet_ids"), tweet_id),
     ))
 
 
