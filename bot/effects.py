@@ -28,15 +28,10 @@ from bot.router import (
 )
 from frontdesk.core import metrics
 from frontdesk.core.logging import log_context
-from storage.actions import (
-    bot_reply_in,
-    escalate_in,
-    public_reply_refusal,
-    send_queue_notice_in,
-    update_bot_state_in,
-)
+from storage.actions import bot_reply_in, escalate_in, send_queue_notice_in, update_bot_state_in
 from storage.actions.registrations import RegistrationOutcome, cancel_in, register_in
-from storage.models import Conversation, ConversationKind, Message
+from storage.errors import PublicReplyNotAllowed
+from storage.models import Conversation, Message
 
 log = logging.getLogger("frontdesk.bot")
 
@@ -117,15 +112,14 @@ async def _update_state(target: _Target, effect: UpdateState, applied: Applied) 
 
 
 async def _answer(target: _Target, text: str, applied: Applied) -> None:
-    if target.conversation.kind == ConversationKind.public:
-        refusal = await public_reply_refusal(target.session, target.conversation)
-        if refusal is not None:
-            await _leave_to_an_agent(target, refusal, applied)
-            return
     # The key can only exist if this message's transaction committed, and then the message is marked
     # handled and never comes back here: no need to look for it first.
-    sent = await bot_reply_in(target.session, _id(target), text, idempotency_key=target.answer_key,
-                              check_queued=False)
+    try:
+        sent = await bot_reply_in(target.session, _id(target), text, idempotency_key=target.answer_key,
+                                  check_queued=False)
+    except PublicReplyNotAllowed as refusal:  # refused before anything was written
+        await _leave_to_an_agent(target, str(refusal), applied)
+        return
     if sent is not None:
         applied.replied += 1
         applied.queued_outbound = True

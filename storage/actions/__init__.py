@@ -1,6 +1,5 @@
 """Every state change of the store, one function each (in the manner of Zulip's zerver/actions)."""
 
-from storage.actions._common import public_reply_refusal
 from storage.actions.inbound import (
     InboundMessage,
     Recorded,
@@ -35,7 +34,6 @@ __all__ = [
     "bot_reply_in",
     "escalate_in",
     "mark_handled_in",
-    "public_reply_refusal",
     "record_inbound_many",
     "record_nlu_result_in",
     "send_queue_notice_in",

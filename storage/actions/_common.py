@@ -154,14 +154,6 @@ async def reply_target(session: AsyncSession, conversation: Conversation, contac
     return {"kind": "reply", "in_reply_to": target}
 
 
-async def public_reply_refusal(session: AsyncSession, conversation: Conversation) -> str | None:
-    """Why X would refuse a public reply on this thread now (None: it would not, or it is no public thread)."""
-    if conversation.kind != ConversationKind.public or await _public_target(session, conversation) is not None:
-        return None
-    contact = await session.get(Contact, conversation.contact_id)
-    return str(PublicReplyNotAllowed(contact.handle if contact else ""))
-
-
 async def _public_target(session: AsyncSession, conversation: Conversation) -> str | None:
     """The post a public reply goes under: the customer's latest that summons the brand, else None.
 

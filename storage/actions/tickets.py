@@ -22,11 +22,10 @@ from storage.actions._common import (
     get_agent,
     get_for_update,
     insert_ignoring_conflict,
-    public_reply_refusal,
     queue_outbound,
 )
 from storage.db import Database
-from storage.errors import AlreadyClaimed, InvalidTransition, NotAllowed, NotFound
+from storage.errors import AlreadyClaimed, InvalidTransition, NotAllowed, NotFound, PublicReplyNotAllowed
 from storage.models import (
     AgentRole,
     Author,
@@ -119,22 +118,22 @@ async def escalate_in(
         conversation.status = ConversationStatus.queued
         conversation.updated_at = now
         audit(session, ticket, "escalated", actor=actor, detail={"queue": queue.value, "reason": reason})
-        refusal = await public_reply_refusal(session, conversation) if notice_text else None
-        if refusal is not None:
-            # X would refuse it: say so on the ticket (the desk shows why) rather than send it to fail.
-            audit(session, ticket, "public_reply_withheld", actor=actor, detail={"reason": refusal})
-        elif notice_text:
+        if notice_text:
             contact = await session.get(Contact, conversation.contact_id)
             assert contact is not None
-            await queue_outbound(
-                session,
-                conversation,
-                contact_user_id=contact.platform_user_id,
-                text=notice_text,
-                author=Author.bot,
-                ticket_id=ticket.id,
-                idempotency_key=f"ticket:{ticket.id}:escalation-notice",
-            )
+            try:
+                await queue_outbound(
+                    session,
+                    conversation,
+                    contact_user_id=contact.platform_user_id,
+                    text=notice_text,
+                    author=Author.bot,
+                    ticket_id=ticket.id,
+                    idempotency_key=f"ticket:{ticket.id}:escalation-notice",
+                )
+            except PublicReplyNotAllowed as refusal:  # refused before anything of it was written
+                # X would refuse it: say so on the ticket (the desk shows why) rather than send it to fail.
+                audit(session, ticket, "public_reply_withheld", actor=actor, detail={"reason": str(refusal)})
     else:
         changed: dict[str, Any] = {}
         if priority < ticket.priority:
@@ -437,21 +436,23 @@ async def send_queue_notice_in(session: AsyncSession, conversation_id: int, text
     if ticket is None or ticket.queued_note_sent:
         return None
     ticket.queued_note_sent = True
-    if conversation.kind == ConversationKind.public and await _public_reply_spent(session, conversation, ticket):
+    if conversation.kind == ConversationKind.public and await _bot_replied_on(session, conversation, ticket):
         return None
     contact = await session.get(Contact, conversation.contact_id)
     assert contact is not None
-    return await queue_outbound(
-        session, conversation, contact_user_id=contact.platform_user_id, text=text,
-        author=Author.bot, ticket_id=ticket.id, idempotency_key=f"ticket:{ticket.id}:queue-notice",
-    )
+    try:
+        return await queue_outbound(
+            session, conversation, contact_user_id=contact.platform_user_id, text=text,
+            author=Author.bot, ticket_id=ticket.id, idempotency_key=f"ticket:{ticket.id}:queue-notice",
+        )
+    except PublicReplyNotAllowed:  # X would refuse it (the ticket already says why); nothing was written
+        return None
 
-async def _public_reply_spent(session: AsyncSession, conversation: Conversation, ticket: Ticket) -> bool:
+async def _bot_replied_on(session: AsyncSession, conversation: Conversation, ticket: Ticket) -> bool:
     """A public thread gets at most one public reply from the bot per ticket (the rest is for people).
 
-    Spent when the bot already replied on this ticket (its escalation notice), or when X would refuse a reply
-    here anyway (no post of the customer's summons the brand).  Either way the queue note is not sent: a
-    second public "you're in the queue" under the customer's post is noise to everyone who reads the thread.
+    The escalation notice is that reply: a second public "you're in the queue" under the customer's next
+    post is noise to everyone who reads the thread.
     """
     replied = (
         await session.execute(
@@ -464,7 +465,7 @@ async def _public_reply_spent(session: AsyncSession, conversation: Conversation,
             ).limit(1)
         )
     ).first()
-    return replied is not None or await public_reply_refusal(session, conversation) is not None
+    return replied is not None
 
 
 async def _already_queued(session: AsyncSession, idempotency_key: str) -> bool:
