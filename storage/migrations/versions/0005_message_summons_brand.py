@@ -4,7 +4,7 @@ Since 2026-02-23 X accepts the brand's reply only under such a post (self-serve 
 public reply's target among them and refuses a reply where there is none, instead of letting X refuse it.
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision = '0005'
-down_revision = '0004'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
