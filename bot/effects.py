@@ -30,7 +30,8 @@ from frontdesk.core import metrics
 from frontdesk.core.logging import log_context
 from storage.actions import bot_reply_in, escalate_in, send_queue_notice_in, update_bot_state_in
 from storage.actions.registrations import RegistrationOutcome, cancel_in, register_in
-from storage.models import Conversation
+from storage.errors import PublicReplyNotAllowed
+from storage.models import Conversation, Message
 
 log = logging.getLogger("frontdesk.bot")
 
@@ -49,6 +50,7 @@ class _Target:
     session: AsyncSession
     conversation: Conversation
     answer_key: str  # "answer:<message id>": the one bot answer this message may get
+    message_id: int
 
 
 async def apply_decision_in(
@@ -56,7 +58,7 @@ async def apply_decision_in(
 ) -> Applied:
     """Apply every effect of `decision` (about message `message_id`) in the caller's transaction."""
     assert conversation.id is not None
-    target = _Target(session, conversation, f"answer:{message_id}")
+    target = _Target(session, conversation, f"answer:{message_id}", message_id)
     applied = Applied()
     for effect in decision.effects:
         await _APPLIERS[type(effect)](target, effect, applied)
@@ -112,11 +114,32 @@ async def _update_state(target: _Target, effect: UpdateState, applied: Applied) 
 async def _answer(target: _Target, text: str, applied: Applied) -> None:
     # The key can only exist if this message's transaction committed, and then the message is marked
     # handled and never comes back here: no need to look for it first.
-    sent = await bot_reply_in(target.session, _id(target), text, idempotency_key=target.answer_key,
-                              check_queued=False)
+    try:
+        sent = await bot_reply_in(target.session, _id(target), text, idempotency_key=target.answer_key,
+                                  check_queued=False)
+    except PublicReplyNotAllowed as refusal:  # refused before anything was written
+        await _leave_to_an_agent(target, str(refusal), applied)
+        return
     if sent is not None:
         applied.replied += 1
         applied.queued_outbound = True
+
+
+async def _leave_to_an_agent(target: _Target, refusal: str, applied: Applied) -> None:
+    """X would refuse the bot's public answer (the post does not summon the brand): a person decides instead.
+
+    A ticket in `general`, its reason saying why, so the desk shows it and nothing is sent to fail.
+    """
+    message = await target.session.get(Message, target.message_id)
+    subject = " ".join((message.text if message else "").split())[:120] or "(public post)"
+    ticket = await escalate_in(
+        target.session, _id(target), queue="general", priority="normal", category="other", subject=subject,
+        reason=f"no public answer possible: {refusal}", data={"reason": "X forbids a public reply here"},
+        notice_text=None,
+    )
+    applied.escalated += 1
+    metrics.ticket_opened("general", "other")
+    log.info("conversation %s: public answer withheld (X would refuse it), ticket %s", _id(target), ticket.id)
 
 
 def _id(target: _Target) -> int:

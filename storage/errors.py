@@ -40,6 +40,18 @@ class NotAllowed(StoreError):
     """The acting agent may not do this (e.g. reply on a ticket another agent holds)."""
 
 
+class PublicReplyNotAllowed(NotAllowed):
+    """X would refuse a public reply here: no post of the customer in the thread summons the brand."""
+
+    def __init__(self, handle: str) -> None:
+        who = f"@{handle}" if handle else "the customer"
+        super().__init__(
+            f"cannot reply in public: X lets the brand reply only under a post that @mentions it or quotes one "
+            f"of its posts, and no post of {who} in this thread does. Nothing was sent; answer by DM once "
+            f"{who} writes to the brand, or when they mention the brand"
+        )
+
+
 class InvalidText(StoreError, ValueError):
     """Text that cannot be stored faithfully (NUL bytes, lone surrogates) or is out of bounds."""
 

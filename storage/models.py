@@ -256,6 +256,9 @@ class Message(SQLModel, table=True):
     # until it is delivered.
     platform_message_id: str | None = Field(default=None, max_length=64)
     in_reply_to_platform_id: str | None = Field(default=None, max_length=64)
+    # Inbound X posts: whether the author @mentioned the brand or quoted one of its posts, which X requires of
+    # a post the brand replies under (since 2026-02-23).  NULL: not known (DMs, Telegram, older rows).
+    summons_brand: bool | None = None
     intent: str | None = Field(default=None, max_length=64)
     confidence: float | None = None
     category: str | None = Field(default=None, max_length=16)

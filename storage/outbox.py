@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
+from storage.actions._common import audit
 from storage.db import Database
-from storage.models import Message, OutboxItem, OutboxStatus, utcnow
+from storage.models import Message, OutboxItem, OutboxStatus, Ticket, utcnow
 
 MAX_BACKOFF_S = 300.0
 _OUTBOX, _MESSAGES = OutboxItem.__table__, Message.__table__  # type: ignore[attr-defined]
@@ -173,3 +174,13 @@ async def mark_failed(db: Database, outbox_id: int, error: str) -> None:
         row.last_error = error[:2000]
         row.lease_owner = None
         row.lease_until = None
+        # On the ticket's audit trail too, so the desk says why next to the ticket's other events.
+        ticket_id = (
+            await session.execute(select(Message.ticket_id).where(Message.id == row.message_id))
+        ).scalar_one_or_none()
+        ticket = await session.get(Ticket, ticket_id) if ticket_id is not None else None
+        if ticket is not None:
+            audit(
+                session, ticket, "delivery_failed", actor="system",
+                detail={"reason": error[:500], "message_id": row.message_id},
+            )

@@ -191,3 +191,27 @@ async def test_channel_in_webhook_mode_serves_the_router_and_does_not_poll(
         assert [r.path for r in x_requests] == ["/2/users/me"]  # it came by webhook, not by polling
     finally:
         await channel.stop()
+
+
+async def test_an_edit_pushed_by_webhook_updates_the_stored_post_once(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
+    """Account Activity sends an edit as a new tweet_create_event whose v1.1 `edit_history` names the original."""
+    async with serving(_app(db, x_sandbox, x_client)) as base:
+        await x_control.webhook(f"{base}/webhooks/x")
+        original = await x_control.mention("nina", "my invoice is wrnog")
+        await x_sandbox.drain_webhooks()
+        edited = await x_control.mention("nina", "my invoice is wrong", edit_of=original["id"])
+        await x_sandbox.drain_webhooks()
+        # X redelivers the original late: it must not undo the edit.
+        body = json.dumps(payload_for(x_sandbox.x, "tweet", x_sandbox.x.tweets[original["id"]])).encode()
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{base}/webhooks/x", content=body,
+                headers={SIGNATURE_HEADER: sign(SANDBOX_X_CONSUMER_SECRET, body), "content-type": "application/json"},
+            )
+        assert response.status_code == 200
+    assert await inbound_ids(db) == [edited["id"]]
+    async with db.session() as session:
+        stored = (await session.execute(select(Message))).scalar_one()
+    assert stored.text == "@frontdesk my invoice is wrong" and stored.summons_brand is True

@@ -193,8 +193,9 @@ async def test_duplicate_tweet_is_forbidden(x_client: AsyncClient) -> None:
         await x_client.create_tweet(text="Thanks for reaching out!")
 
 
-async def test_reply_to_unknown_tweet_is_a_bad_request(x_client: AsyncClient) -> None:
-    with pytest.raises(tweepy.BadRequest):
+async def test_reply_to_unknown_tweet_is_refused_like_a_deleted_one(x_client: AsyncClient) -> None:
+    # X answers a reply to a post it cannot show (never existed, deleted, hidden) with the same 403.
+    with pytest.raises(tweepy.Forbidden, match="deleted or not visible to you"):
         await x_client.create_tweet(text="hello", in_reply_to_tweet_id="123")
 
 

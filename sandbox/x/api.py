@@ -304,7 +304,7 @@ async def create_tweet(request: web.Request) -> web.Response:
         in_reply_to = str(reply["in_reply_to_tweet_id"])
     tweet = state.create_tweet(state.brand.id, text, in_reply_to)
     response = _json(
-        {"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}}, 201
+        {"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": list(tweet.edit_history)}}, 201
     )
     response.headers["Location"] = f"https://api.twitter.com/2/tweets/{tweet.id}"
     return response

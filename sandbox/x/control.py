@@ -65,14 +65,28 @@ async def _control_errors(request: web.Request, handler: Handler) -> web.StreamR
         return _json({"error": str(exc)}, 400)
 
 
+def _optional_id(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).isdigit():
+        raise _ControlError(f"`{name}` must be a post id (a string of digits)")
+    return str(value)
+
+
 async def control_mention(request: web.Request) -> web.Response:
     state = request.app[X_STATE]
     body = await _control_body(request)
-    in_reply_to = body.get("in_reply_to")
+    mention_brand = body.get("mention_brand", True)
+    if not isinstance(mention_brand, bool):
+        raise _ControlError("`mention_brand` must be true or false")
     tweet = state.add_mention(
         _required_str(body, "author"),
         _required_str(body, "text"),
-        None if in_reply_to is None else str(in_reply_to),
+        _optional_id(body, "in_reply_to"),
+        edit_of=_optional_id(body, "edit_of"),
+        quote_of=_optional_id(body, "quote_of"),
+        mention_brand=mention_brand,
     )
     return _json(
         {
@@ -80,9 +94,20 @@ async def control_mention(request: web.Request) -> web.Response:
             "text": tweet.text,
             "author_id": tweet.author_id,
             "conversation_id": tweet.conversation_id,
+            "edit_history_tweet_ids": list(tweet.edit_history),
         },
         201,
     )
+
+
+async def control_delete_tweet(request: web.Request) -> web.Response:
+    """A customer deletes one of their posts (with its whole edit chain, as on X)."""
+    state = request.app[X_STATE]
+    tweet_id = request.match_info["tweet_id"]
+    tweet = state.tweets.get(tweet_id)
+    if tweet is not None and tweet.author_id == state.brand.id:
+        raise _ControlError("that is the brand's own post; the control API deletes customers' posts only")
+    return _json({"deleted": state.delete_tweet(tweet_id)})
 
 
 async def control_dm(request: web.Request) -> web.Response:
@@ -156,12 +181,17 @@ async def control_config(request: web.Request) -> web.Response:
             if body["webhook_url_rules"] not in ("x", "sandbox"):
                 raise _ControlError("webhook_url_rules must be 'x' (HTTPS, no port, public) or 'sandbox'")
             state.config.webhook_url_rules = body["webhook_url_rules"]
+        if "summoned_replies_only" in body:
+            if not isinstance(body["summoned_replies_only"], bool):
+                raise _ControlError("`summoned_replies_only` must be true (self-serve tiers) or false (Enterprise)")
+            state.config.summoned_replies_only = body["summoned_replies_only"]
     return _json(
         {
             "brand": {"id": state.brand.id, "username": state.brand.username},
             "rate_limit_window_s": state.limits.window_s,
             "rate_limits": state.limits.limits,
             "duplicate_window_s": state.config.duplicate_window_s,
+            "summoned_replies_only": state.config.summoned_replies_only,
             "mentions_reachable": state.config.mentions_reachable,
             "webhook_url_rules": state.config.webhook_url_rules,
         }
@@ -192,6 +222,7 @@ def add_control_routes(app: web.Application) -> None:
     """Register the ``/_sandbox/`` routes (and their 400-on-bad-input middleware) on the root ``app``."""
     app.middlewares.append(_control_errors)
     app.router.add_post("/_sandbox/mentions", control_mention)
+    app.router.add_delete("/_sandbox/tweets/{tweet_id}", control_delete_tweet)
     app.router.add_post("/_sandbox/dms", control_dm)
     app.router.add_get("/_sandbox/sent", control_sent)
     for method in ("GET", "POST", "DELETE"):

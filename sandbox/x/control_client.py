@@ -43,11 +43,27 @@ class XSandboxControl:
                 raise SandboxControlError(f"{method} /_sandbox/{path}: HTTP {response.status}: {payload}")
             return payload
 
-    async def mention(self, author: str, text: str, in_reply_to: str | None = None) -> dict[str, Any]:
+    async def mention(
+        self,
+        author: str,
+        text: str,
+        in_reply_to: str | None = None,
+        *,
+        edit_of: str | None = None,
+        quote_of: str | None = None,
+        mention_brand: bool = True,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"author": author, "text": text}
-        if in_reply_to is not None:
-            body["in_reply_to"] = in_reply_to
+        for name, value in (("in_reply_to", in_reply_to), ("edit_of", edit_of), ("quote_of", quote_of)):
+            if value is not None:
+                body[name] = value
+        if not mention_brand:
+            body["mention_brand"] = False
         return await self._call("POST", "mentions", body)
+
+    async def delete_tweet(self, tweet_id: str) -> dict[str, Any]:
+        """The customer deletes their post (and every version of it)."""
+        return await self._call("DELETE", f"tweets/{tweet_id}")
 
     async def dm(self, sender: str, text: str) -> dict[str, Any]:
         return await self._call("POST", "dms", {"sender": sender, "text": text})

@@ -29,6 +29,21 @@ _USERNAME = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})")
 _TWITTER_EPOCH_MS = 1288834974657
 DM_MAX_LENGTH = 10_000
+# Edits (xdevplatform/docs x-api/fundamentals/edit-posts.mdx): within 30 minutes of the original post, at most
+# 5 times; every edit is a new post id; deleting any version deletes the whole chain.
+EDIT_WINDOW_S = 30 * 60
+MAX_EDITS = 5
+# The 403 X answers to a reply under a post whose author did not summon the replier (self-serve tiers, since
+# 2026-02-23; xdevplatform/docs changelog.mdx "Addressing LLM-generated spam" and
+# x-api/posts/manage-tweets/integrate.mdx "Reply restrictions").  Wording as X sends it, quoted in
+# gptme/gptme-contrib pull request 811 (2026-05-02).
+NOT_SUMMONED_DETAIL = (
+    "Reply to this conversation is not allowed because you have not been mentioned or otherwise engaged by "
+    "the author of the post you are replying to."
+)
+# The 403 for a reply to a post that was deleted or cannot be seen (X's error 385; quoted in tweepy users'
+# reports, e.g. MakotoAme/twitter-saucenao issue 11, plhery/node-twitter-api-v2 issue 366: HTTP 403).
+DELETED_PARENT_DETAIL = "You attempted to reply to a Tweet that is deleted or not visible to you."
 
 
 @dataclass
@@ -47,6 +62,10 @@ class XConfig:
     mentions_reachable: int = 800  # X serves only the ~800 newest mentions
     timeline_reachable: int = 3200  # ... and the 3200 newest posts of a user timeline
     duplicate_window_s: float = 24 * 3600  # same text as a brand post this recent -> 403 duplicate
+    # Self-serve tiers since 2026-02-23: a reply only under a post whose author summoned the brand (see
+    # `create_tweet`).  False models Enterprise access, which the rule does not affect.
+    summoned_replies_only: bool = True
+    edit_window_s: float = EDIT_WINDOW_S
     # OAuth 1.0a signatures are checked against these public origins as well as the one the request hit,
     # because clients sign the URL they believe they call (tweepy: https://api.twitter.com).
     signature_origins: tuple[str, ...] = ("https://api.twitter.com", "https://api.x.com")
@@ -74,6 +93,14 @@ class XTweet:
     in_reply_to_tweet_id: str | None = None
     in_reply_to_user_id: str | None = None
     mentioned_usernames: tuple[str, ...] = ()  # lower-case, in text order
+    quoted_tweet_id: str | None = None
+    # Every version of this post, oldest first, this one included; shared by all versions of one chain (X
+    # returns the whole chain as `edit_history_tweet_ids` on each of them).
+    edit_history: list[str] = field(default_factory=list)
+
+    @property
+    def is_latest_version(self) -> bool:
+        return not self.edit_history or self.edit_history[-1] == self.id
 
 
 @dataclass
@@ -144,7 +171,8 @@ class XState:
     def _init_world(self) -> None:
         self.users: dict[str, XUser] = {}
         self._by_username: dict[str, XUser] = {}
-        self.tweets: dict[str, XTweet] = {}  # insertion order == id order
+        self.tweets: dict[str, XTweet] = {}  # insertion order == id order; deleted posts leave it
+        self.deleted_tweets: dict[str, XTweet] = {}  # ... and wait here (only GET /_sandbox/sent reads them)
         self.dm_events: list[XDmEvent] = []  # oldest first
         # Per-user indexes (oldest first) so a poll costs what one user's timeline holds, not the world.
         self._mentions: dict[str, list[XTweet]] = {}
@@ -203,8 +231,23 @@ class XState:
         return self.users.get(user_id)
 
     # --- what customers do (control API) ------------------------------------------------------------
-    def add_mention(self, author: str, text: str, in_reply_to: str | None = None) -> XTweet:
-        """A customer posts a tweet mentioning the brand ("@brand " is prepended when missing)."""
+    def add_mention(
+        self,
+        author: str,
+        text: str,
+        in_reply_to: str | None = None,
+        *,
+        edit_of: str | None = None,
+        quote_of: str | None = None,
+        mention_brand: bool = True,
+    ) -> XTweet:
+        """A customer posts a tweet mentioning the brand ("@brand " is prepended when missing).
+
+        `mention_brand=False` leaves the text as it is: such a post reaches the brand only as a reply to one of
+        its posts (the customer unticked the brand under "Replying to") or as a quote of one; X then refuses
+        the brand's reply under it.  `edit_of` edits an earlier post of the same author (a new id that
+        continues its edit chain, X's rules for edits applying); `quote_of` quotes a post.
+        """
         user = self.user_by_username(author)
         assert user is not None
         if user.id == self.brand.id:
@@ -212,14 +255,67 @@ class XState:
         if not text.strip():
             raise ValueError("text must not be empty")
         handle = self.brand.username.lower()
-        if handle not in _mentions_in(text):
+        if mention_brand and handle not in _mentions_in(text):
             text = f"@{self.brand.username} {text}"
-        parent = None
-        if in_reply_to is not None:
-            parent = self.tweets.get(str(in_reply_to))
-            if parent is None:
-                raise ValueError(f"in_reply_to {in_reply_to!r}: no such tweet in the sandbox")
-        return self._store_tweet(user, text, parent)
+        original = self._editable(user, edit_of) if edit_of is not None else None
+        if original is not None:
+            if in_reply_to is not None or quote_of is not None:
+                raise ValueError("an edit keeps the original's reply and quote: give only `edit_of`")
+            in_reply_to = original.in_reply_to_tweet_id
+            quote_of = original.quoted_tweet_id
+        parent = self._existing(in_reply_to, "in_reply_to")
+        quoted = self._existing(quote_of, "quote_of")
+        reaches_brand = (
+            handle in _mentions_in(text)
+            or (parent is not None and parent.author_id == self.brand.id)
+            or (quoted is not None and quoted.author_id == self.brand.id)
+        )
+        if not reaches_brand:
+            raise ValueError(
+                "this post would not reach the brand: without @mentioning it, it must reply to or quote "
+                "one of the brand's posts"
+            )
+        return self._store_tweet(user, text, parent, quoted=quoted, edits=original)
+
+    def _existing(self, tweet_id: str | None, name: str) -> XTweet | None:
+        if tweet_id is None:
+            return None
+        found = self.tweets.get(str(tweet_id))
+        if found is None:
+            raise ValueError(f"{name} {tweet_id!r}: no such tweet in the sandbox")
+        return found
+
+    def _editable(self, author: XUser, tweet_id: str) -> XTweet:
+        """The latest version of the post `tweet_id` if X would let `author` edit it now (edit-posts.mdx)."""
+        original = self._existing(tweet_id, "edit_of")
+        assert original is not None
+        if original.author_id != author.id:
+            raise ValueError("edit_of: only the author can edit a post")
+        if not original.is_latest_version:
+            raise ValueError(f"edit_of: edit the latest version ({original.edit_history[-1]}), not an older one")
+        if original.in_reply_to_user_id not in (None, author.id):
+            raise ValueError("edit_of: X does not let a reply to someone else be edited (non-self-thread reply)")
+        first = self.tweets.get(original.edit_history[0]) or original
+        if self.clock() - first.created_at.timestamp() > self.config.edit_window_s:
+            raise ValueError("edit_of: the 30-minute edit window of that post has closed")
+        if len(original.edit_history) > MAX_EDITS:
+            raise ValueError(f"edit_of: a post can be edited at most {MAX_EDITS} times")
+        return original
+
+    def delete_tweet(self, tweet_id: str) -> list[str]:
+        """Delete a post and, as X does, every version of its edit chain; returns the ids deleted."""
+        tweet = self.tweets.get(str(tweet_id))
+        if tweet is None:
+            raise ValueError(f"{tweet_id!r}: no such tweet in the sandbox")
+        gone = [i for i in (tweet.edit_history or [tweet.id]) if i in self.tweets]
+        for item_id in gone:
+            item = self.tweets.pop(item_id)
+            self.deleted_tweets[item_id] = item
+            for index in (self._mentions, self._authored):
+                for timeline in index.values():
+                    if item in timeline:
+                        timeline.remove(item)
+        return gone
 
     def add_dm(self, sender: str, text: str) -> XDmEvent:
         """A customer sends the brand a direct message."""
@@ -249,16 +345,27 @@ class XState:
         parent = None
         if in_reply_to_tweet_id is not None:
             parent = self.tweets.get(str(in_reply_to_tweet_id))
-            if parent is None:
-                raise errors.invalid_request(
-                    "The Tweet you are replying to has been deleted or is not visible to you.",
-                    {"reply.in_reply_to_tweet_id": [str(in_reply_to_tweet_id)]},
-                )
+            if parent is None:  # never existed, deleted, or not visible: X cannot tell them apart either
+                raise errors.forbidden(DELETED_PARENT_DETAIL)
+            if (
+                self.config.summoned_replies_only
+                and parent.author_id != author_id  # one's own thread needs no summons
+                and not self._summons(parent, author_id)
+            ):
+                raise errors.forbidden(NOT_SUMMONED_DETAIL)
         author = self.users[author_id]
         tweet = self._store_tweet(author, text, parent)
         if author_id == self.brand.id:
             self._sent.append(("tweet", tweet.id))
         return tweet
+
+    def _summons(self, tweet: XTweet, user_id: str) -> bool:
+        """Whether `tweet`'s author summoned `user_id`: @mentioned them or quoted one of their posts."""
+        user = self.users[user_id]
+        if user.username.lower() in tweet.mentioned_usernames:
+            return True
+        quoted = self.tweets.get(tweet.quoted_tweet_id or "")
+        return quoted is not None and quoted.author_id == user_id
 
     def send_dm(self, sender_id: str, participant_id: str, text: str | None) -> XDmEvent:
         if text is None or not text.strip():
@@ -280,23 +387,39 @@ class XState:
         return event
 
     # --- storage ---------------------------------------------------------------------------------
-    def _store_tweet(self, author: XUser, text: str, parent: XTweet | None) -> XTweet:
+    def _store_tweet(
+        self,
+        author: XUser,
+        text: str,
+        parent: XTweet | None,
+        *,
+        quoted: XTweet | None = None,
+        edits: XTweet | None = None,
+    ) -> XTweet:
         tweet_id = self._ids.next()
+        history = edits.edit_history if edits is not None else []
+        history.append(tweet_id)
         tweet = XTweet(
             id=tweet_id,
             text=text,
             author_id=author.id,
             created_at=self.now(),
-            conversation_id=parent.conversation_id if parent else tweet_id,
+            conversation_id=(
+                edits.conversation_id if edits is not None else parent.conversation_id if parent else tweet_id
+            ),
             in_reply_to_tweet_id=parent.id if parent else None,
             in_reply_to_user_id=parent.author_id if parent else None,
             mentioned_usernames=tuple(_mentions_in(text)),
+            quoted_tweet_id=quoted.id if quoted else None,
+            edit_history=history,
         )
         self.tweets[tweet.id] = tweet
         self._authored.setdefault(author.id, []).append(tweet)
         mentioned = {u.id for name in tweet.mentioned_usernames if (u := self._by_username.get(name))}
         if tweet.in_reply_to_user_id:
             mentioned.add(tweet.in_reply_to_user_id)
+        if quoted is not None:
+            mentioned.add(quoted.author_id)
         for user_id in mentioned - {author.id}:
             self._mentions.setdefault(user_id, []).append(tweet)
         self._emit("tweet", tweet)
@@ -323,12 +446,14 @@ class XState:
         A post counts for the users that existed when it was posted (as on X, where a handle that
         does not exist yet mentions nobody).
         """
-        found = self._mentions.get(user_id, [])
+        # An edited post is listed as its latest version only (the older ones stay readable by id).
+        found = [t for t in self._mentions.get(user_id, []) if t.is_latest_version]
         return found[::-1][: self.config.mentions_reachable]
 
     def timeline_of(self, user_id: str, *, exclude_replies: bool = False) -> list[XTweet]:
         """The user's own posts, newest first (the 3200 newest, before excluding replies)."""
-        found = self._authored.get(user_id, [])[::-1][: self.config.timeline_reachable]
+        found = [t for t in self._authored.get(user_id, []) if t.is_latest_version]
+        found = found[::-1][: self.config.timeline_reachable]
         if exclude_replies:
             found = [t for t in found if t.in_reply_to_tweet_id is None]
         return found
@@ -347,7 +472,7 @@ class XState:
         by_id = {e.id: e for e in self.dm_events}
         for kind, item_id in self._sent:
             if kind == "tweet":
-                t = self.tweets[item_id]
+                t = self.tweets.get(item_id) or self.deleted_tweets[item_id]
                 tweets.append({"id": t.id, "text": t.text, "in_reply_to_tweet_id": t.in_reply_to_tweet_id})
             else:
                 e = by_id[item_id]

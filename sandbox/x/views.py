@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sandbox.x import errors
-from sandbox.x.state import XDmEvent, XState, XTweet, XUser
+from sandbox.x.state import MAX_EDITS, XDmEvent, XState, XTweet, XUser
 
 TWEET_FIELDS = frozenset(
     [
@@ -274,7 +274,9 @@ def render_tweet(state: XState, tweet: XTweet, fields: Sequence[str] = ()) -> di
     full: dict[str, Any] = {
         "id": tweet.id,
         "text": tweet.text,
-        "edit_history_tweet_ids": [tweet.id],
+        # Every version carries the whole chain, oldest first (x-api/fundamentals/edit-posts.mdx).
+        "edit_history_tweet_ids": list(tweet.edit_history or [tweet.id]),
+        "edit_controls": _edit_controls(state, tweet),
         "author_id": tweet.author_id,
         "conversation_id": tweet.conversation_id,
         "created_at": iso(tweet.created_at),
@@ -290,14 +292,31 @@ def render_tweet(state: XState, tweet: XTweet, fields: Sequence[str] = ()) -> di
             "bookmark_count": 0,
         },
     }
+    referenced = []
     if tweet.in_reply_to_user_id:
         full["in_reply_to_user_id"] = tweet.in_reply_to_user_id
-        full["referenced_tweets"] = [{"type": "replied_to", "id": tweet.in_reply_to_tweet_id}]
+        referenced.append({"type": "replied_to", "id": tweet.in_reply_to_tweet_id})
+    if tweet.quoted_tweet_id:
+        referenced.append({"type": "quoted", "id": tweet.quoted_tweet_id})
+    if referenced:
+        full["referenced_tweets"] = referenced
     mentions = _mention_entities(state, tweet.text)
     if mentions:
         full["entities"] = {"mentions": mentions}
     wanted = {"id", "text", "edit_history_tweet_ids", *fields}
     return {k: v for k, v in full.items() if k in wanted}
+
+
+def _edit_controls(state: XState, tweet: XTweet) -> dict[str, Any]:
+    """X's edit_controls: 30 minutes from the first version, 5 edits; replies to others are not editable."""
+    history = tweet.edit_history or [tweet.id]
+    first = state.tweets.get(history[0]) or state.deleted_tweets.get(history[0]) or tweet
+    until = datetime.fromtimestamp(first.created_at.timestamp() + state.config.edit_window_s, tz=first.created_at.tzinfo)
+    return {
+        "is_edit_eligible": tweet.in_reply_to_user_id in (None, tweet.author_id),
+        "editable_until": iso(until),
+        "edits_remaining": max(0, MAX_EDITS + 1 - len(history)),
+    }
 
 
 def _mention_entities(state: XState, text: str) -> list[dict[str, Any]]:
@@ -364,11 +383,13 @@ def _tweet_includes(
                 user = state.user_by_username(name, create=False)
                 if user is not None:
                     user_ids.append(user.id)
-        if "referenced_tweets.id" in expansions and tweet.in_reply_to_tweet_id in state.tweets:
-            parent = state.tweets[tweet.in_reply_to_tweet_id]
-            referenced.append(parent)
-            if "referenced_tweets.id.author_id" in expansions:
-                user_ids.append(parent.author_id)
+        if "referenced_tweets.id" in expansions:
+            for ref_id in (tweet.in_reply_to_tweet_id, tweet.quoted_tweet_id):
+                if ref_id in state.tweets:
+                    ref = state.tweets[ref_id]
+                    referenced.append(ref)
+                    if "referenced_tweets.id.author_id" in expansions:
+                        user_ids.append(ref.author_id)
     includes: dict[str, Any] = {}
     users = [state.users[u] for u in dict.fromkeys(user_ids) if u in state.users]
     if users:

@@ -68,7 +68,20 @@ def tweet_event(state: XState, tweet: XTweet) -> dict[str, Any]:
         "entities": entities,
         "lang": "en",
         "timestamp_ms": str(int(tweet.created_at.timestamp() * 1000)),
+        # v1.1 tweet objects carry the edit chain as `edit_history` (xdevplatform/docs
+        # x-api/enterprise-gnip-2.0/fundamentals/edit-tweets.mdx): an edit arrives as a new tweet_create_event.
+        "edit_history": {
+            "initial_tweet_id": (tweet.edit_history or [tweet.id])[0],
+            "edit_tweet_ids": list(tweet.edit_history or [tweet.id]),
+        },
+        "is_quote_status": tweet.quoted_tweet_id is not None,
     }
+    quoted = state.tweets.get(tweet.quoted_tweet_id or "")
+    if quoted is not None:
+        body["quoted_status_id_str"] = quoted.id
+        body["quoted_status"] = {
+            "id": int(quoted.id), "id_str": quoted.id, "text": quoted.text, "user": _v1_user(state, quoted.author_id)
+        }
     if len(tweet.text) > 140:
         body["text"] = tweet.text[:139] + "…"
         body["truncated"] = True

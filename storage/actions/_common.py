@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from frontdesk.core.vocabulary import X_POST_MAX_CHARS
-from storage.errors import InvalidText, NotFound
+from storage.errors import InvalidText, NotFound, PublicReplyNotAllowed
 from storage.models import (
     Agent,
     Author,
+    Contact,
     Conversation,
     ConversationKind,
     Direction,
@@ -138,28 +139,49 @@ def agent_actor(agent_id: int) -> str:
 
 
 async def reply_target(session: AsyncSession, conversation: Conversation, contact_user_id: str) -> dict[str, Any]:
-    """Where an outbound message on this conversation goes, in the platform's terms."""
+    """Where an outbound message on this conversation goes, in the platform's terms.
+
+    Raises `PublicReplyNotAllowed` for a public thread where X would refuse the reply (see `_public_target`).
+    """
     if conversation.kind == ConversationKind.dm:
         return {"kind": "dm", "recipient_id": contact_user_id}
     if conversation.kind == ConversationKind.telegram:
         return {"kind": "telegram", "chat_id": conversation.platform_ref}
-    # A public thread: answer the customer's latest tweet in it, so the reply threads under it.  Only the
-    # customer's own: anyone can reply in a public thread, and an answer under a stranger's tweet ("this is
-    # Anna, send it to ...") would address the stranger as if they were the customer.
+    target = await _public_target(session, conversation)
+    if target is None:
+        contact = await session.get(Contact, conversation.contact_id)
+        raise PublicReplyNotAllowed(contact.handle if contact else "")
+    return {"kind": "reply", "in_reply_to": target}
+
+
+async def _public_target(session: AsyncSession, conversation: Conversation) -> str | None:
+    """The post a public reply goes under: the customer's latest that summons the brand, else None.
+
+    Only the customer's own: anyone can reply in a public thread, and an answer under a stranger's tweet
+    ("this is Anna, send it to ...") would address the stranger as if they were the customer.  Only one that
+    @mentions the brand or quotes one of its posts: since 2026-02-23 X refuses the brand's reply under any
+    other (self-serve tiers).  A post recorded before the store knew (`summons_brand` NULL) counts.  A thread
+    without any message of the customer (none recorded yet) answers its root, as before.
+    """
+    customers_posts = (
+        Message.conversation_id == conversation.id,
+        Message.direction == Direction.inbound,
+        Message.contact_id == conversation.contact_id,
+        Message.platform_message_id.is_not(None),  # type: ignore[union-attr]
+    )
     latest = (
         await session.execute(
             select(Message.platform_message_id)
-            .where(
-                Message.conversation_id == conversation.id,
-                Message.direction == Direction.inbound,
-                Message.contact_id == conversation.contact_id,
-                Message.platform_message_id.is_not(None),  # type: ignore[union-attr]
-            )
+            .where(*customers_posts, Message.summons_brand.is_not(False))  # type: ignore[union-attr]
             .order_by(Message.id.desc())  # type: ignore[union-attr]
             .limit(1)
         )
     ).scalar_one_or_none()
-    return {"kind": "reply", "in_reply_to": latest or conversation.platform_ref}
+    if latest is not None:
+        return str(latest)
+    # Rare: none that summons.  Is there any at all?
+    any_post = (await session.execute(select(Message.id).where(*customers_posts).limit(1))).first()
+    return None if any_post is not None else conversation.platform_ref
 
 
 def check_outbound_length(conversation: Conversation, text: str) -> None:
@@ -186,6 +208,7 @@ async def queue_outbound(
 ) -> Message:
     """Write an outbound message and its outbox row; the sender delivers it after the commit."""
     check_outbound_length(conversation, text)
+    target = await reply_target(session, conversation, contact_user_id)  # first: it may refuse
     now = utcnow()
     message = Message(
         conversation_id=conversation.id,
@@ -200,7 +223,6 @@ async def queue_outbound(
     )
     session.add(message)
     await session.flush()
-    target = await reply_target(session, conversation, contact_user_id)
     if target["kind"] == "reply":
         message.in_reply_to_platform_id = target["in_reply_to"]
     # A plain INSERT, not an ORM object: nothing reads the row back in this transaction, and the unit of

@@ -49,6 +49,12 @@ class InboundMessage:
     sender_name: str = ""
     in_reply_to_platform_id: str | None = None
     platform_created_at: datetime | None = None
+    # X posts: whether the author @mentioned the brand or quoted one of its posts (X lets the brand reply only
+    # under such a post); None where the channel does not say.
+    summons_brand: bool | None = None
+    # An edited X post: the other ids of its edit chain.  The store then updates the message it already has
+    # instead of recording a second one (the customer changed their words, not wrote again).
+    other_versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,10 @@ async def _prefetch(session: AsyncSession, messages: Sequence[InboundMessage]) -
 
 
 async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now: datetime) -> Recorded:
+    if inbound.other_versions:
+        edited = await _apply_edit(session, inbound, text, now)
+        if edited is not None:
+            return edited
     contact_id = await _upsert_contact(session, inbound, now)
     conversation = await _get_or_create_conversation(session, inbound, contact_id, now)
     message_id = await insert_ignoring_conflict(
@@ -161,6 +171,7 @@ async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now
             "text": text,
             "platform_message_id": inbound.platform_message_id,
             "in_reply_to_platform_id": inbound.in_reply_to_platform_id,
+            "summons_brand": inbound.summons_brand,
             "platform_created_at": inbound.platform_created_at,
             "entities": [],
             "created_at": now,
@@ -201,6 +212,54 @@ async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now
     return Recorded(
         message_id, conversation.id, contact_id, is_new=True, ticket_id=ticket_id, moved_ticket_id=moved_ticket_id
     )
+
+
+async def _apply_edit(session: AsyncSession, inbound: InboundMessage, text: str, now: datetime) -> Recorded | None:
+    """An edited post whose earlier version is stored: that message takes the new text (and id), no new one.
+
+    The message keeps its place (ticket, handled or not): a message not yet handled is answered with the
+    new words, one already answered is not answered again.  The stored id becomes the newest version's, so
+    a reply goes under the text the customer now shows and a repeat of this edit is recognised; an older
+    version arriving late (pages can come out of order) changes nothing.  Returns None when no version of
+    the post is stored: then it is recorded as a new message.
+    """
+    chain = [*inbound.other_versions, inbound.platform_message_id]
+    message = (
+        await session.execute(
+            select(Message)
+            .where(Message.channel == inbound.channel, Message.platform_message_id.in_(chain))  # type: ignore[union-attr]
+            .order_by(Message.id)
+            .limit(1)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if message is None:
+        return None
+    assert message.id is not None and message.platform_message_id is not None
+    recorded = Recorded(
+        message.id, message.conversation_id, message.contact_id or 0, is_new=False, ticket_id=message.ticket_id
+    )
+    if int(inbound.platform_message_id) <= int(message.platform_message_id):
+        return recorded  # this version, or an older one, is already what the store holds
+    previous_id = message.platform_message_id
+    message.text = text
+    message.platform_message_id = inbound.platform_message_id
+    if inbound.summons_brand is not None:
+        message.summons_brand = inbound.summons_brand
+    if message.ticket_id is not None:
+        ticket = await session.get(Ticket, message.ticket_id)
+        assert ticket is not None
+        ticket.updated_at = now
+        # Ids only: the audit trail keeps no customer text (erasure rewrites the message, not this).
+        audit(
+            session, ticket, "message_edited", actor="customer",
+            detail={
+                "reason": "the customer edited their post on X; the message shows the new text",
+                "message_id": message.id, "from_platform_id": previous_id, "to_platform_id": inbound.platform_message_id,
+            },
+        )
+    await session.flush()
+    return recorded
 
 
 async def _upsert_contact(session: AsyncSession, inbound: InboundMessage, now: datetime) -> int:

@@ -25,7 +25,7 @@ from storage.actions._common import (
     queue_outbound,
 )
 from storage.db import Database
-from storage.errors import AlreadyClaimed, InvalidTransition, NotAllowed, NotFound
+from storage.errors import AlreadyClaimed, InvalidTransition, NotAllowed, NotFound, PublicReplyNotAllowed
 from storage.models import (
     AgentRole,
     Author,
@@ -121,15 +121,19 @@ async def escalate_in(
         if notice_text:
             contact = await session.get(Contact, conversation.contact_id)
             assert contact is not None
-            await queue_outbound(
-                session,
-                conversation,
-                contact_user_id=contact.platform_user_id,
-                text=notice_text,
-                author=Author.bot,
-                ticket_id=ticket.id,
-                idempotency_key=f"ticket:{ticket.id}:escalation-notice",
-            )
+            try:
+                await queue_outbound(
+                    session,
+                    conversation,
+                    contact_user_id=contact.platform_user_id,
+                    text=notice_text,
+                    author=Author.bot,
+                    ticket_id=ticket.id,
+                    idempotency_key=f"ticket:{ticket.id}:escalation-notice",
+                )
+            except PublicReplyNotAllowed as refusal:  # refused before anything of it was written
+                # X would refuse it: say so on the ticket (the desk shows why) rather than send it to fail.
+                audit(session, ticket, "public_reply_withheld", actor=actor, detail={"reason": str(refusal)})
     else:
         changed: dict[str, Any] = {}
         if priority < ticket.priority:
@@ -432,12 +436,37 @@ async def send_queue_notice_in(session: AsyncSession, conversation_id: int, text
     if ticket is None or ticket.queued_note_sent:
         return None
     ticket.queued_note_sent = True
+    if conversation.kind == ConversationKind.public and await _bot_replied_on(session, conversation, ticket):
+        return None
     contact = await session.get(Contact, conversation.contact_id)
     assert contact is not None
-    return await queue_outbound(
-        session, conversation, contact_user_id=contact.platform_user_id, text=text,
-        author=Author.bot, ticket_id=ticket.id, idempotency_key=f"ticket:{ticket.id}:queue-notice",
-    )
+    try:
+        return await queue_outbound(
+            session, conversation, contact_user_id=contact.platform_user_id, text=text,
+            author=Author.bot, ticket_id=ticket.id, idempotency_key=f"ticket:{ticket.id}:queue-notice",
+        )
+    except PublicReplyNotAllowed:  # X would refuse it (the ticket already says why); nothing was written
+        return None
+
+async def _bot_replied_on(session: AsyncSession, conversation: Conversation, ticket: Ticket) -> bool:
+    """A public thread gets at most one public reply from the bot per ticket (the rest is for people).
+
+    The escalation notice is that reply: a second public "you're in the queue" under the customer's next
+    post is noise to everyone who reads the thread.
+    """
+    replied = (
+        await session.execute(
+            select(Message.id).where(
+                Message.ticket_id == ticket.id,
+                Message.conversation_id == conversation.id,
+                Message.direction == Direction.outbound,
+                Message.author == Author.bot,
+                Message.kind == MessageKind.message,
+            ).limit(1)
+        )
+    ).first()
+    return replied is not None
+
 
 async def _already_queued(session: AsyncSession, idempotency_key: str) -> bool:
     from storage.models import OutboxItem

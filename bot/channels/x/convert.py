@@ -33,6 +33,8 @@ TWEET_FIELDS = [
     "in_reply_to_user_id",
     "referenced_tweets",
     "note_tweet",  # the full text of posts longer than 280 characters (`text` is cut short)
+    "entities",  # whom the post @mentions: X lets the brand reply only under a post that mentions it
+    "edit_history_tweet_ids",  # (sent by default) an edit's earlier versions
 ]
 DM_EVENT_FIELDS = ["id", "text", "sender_id", "created_at", "dm_conversation_id", "event_type"]
 USER_FIELDS = ["username", "name"]
@@ -53,6 +55,26 @@ def _replied_to(tweet: Mapping[str, Any]) -> str | None:
 
 def _is_retweet(tweet: Mapping[str, Any]) -> bool:
     return any(ref.get("type") == "retweeted" for ref in tweet.get("referenced_tweets") or [])
+
+
+def _v2_summons(tweet: Mapping[str, Any], brand_id: str) -> bool:
+    """Whether an API v2 post @mentions the brand (its `entities.mentions` name the brand's id).
+
+    The pollers ask for `entities` (TWEET_FIELDS); X leaves the field out of a post that has none, which then
+    mentions nobody.  Quotes cannot summon here: the mentions timeline lists only posts that mention the
+    brand or reply to it (webhooks deliver quotes: `_v1_summons`).
+    """
+    entities = tweet.get("entities")
+    mentions = entities.get("mentions") if isinstance(entities, Mapping) else None
+    return any(str(m.get("id") or "") == brand_id for m in mentions or [] if isinstance(m, Mapping))
+
+
+def _other_versions(history: object, tweet_id: str) -> tuple[str, ...]:
+    """The other ids of this post's edit chain (`edit_history_tweet_ids`, oldest first; X sends the whole
+    chain with every version, so an older version arriving late names the newer ones too)."""
+    if not isinstance(history, list):
+        return ()
+    return tuple(str(i) for i in history if is_x_id(i) and str(i) != tweet_id)
 
 
 def mention_from_v2(
@@ -76,6 +98,8 @@ def mention_from_v2(
         platform_message_id=tweet_id,
         in_reply_to_platform_id=_replied_to(tweet),
         platform_created_at=parse_time(tweet.get("created_at")),
+        summons_brand=_v2_summons(tweet, brand_id),
+        other_versions=_other_versions(tweet.get("edit_history_tweet_ids"), tweet_id),
     ))
 
 
@@ -136,6 +160,7 @@ def tweet_from_v1(tweet: Mapping[str, Any], brand_id: str, conversation_ref: str
     if not author_id or author_id == brand_id or "retweeted_status" in tweet:
         return None
     text = (tweet.get("extended_tweet") or {}).get("full_text") or tweet.get("text") or ""
+    tweet_id = str(tweet.get("id_str") or tweet["id"])
     return storable(InboundMessage(
         channel=Channel.x,
         conversation_kind=ConversationKind.public,
@@ -144,10 +169,28 @@ def tweet_from_v1(tweet: Mapping[str, Any], brand_id: str, conversation_ref: str
         sender_handle=str(user.get("screen_name") or ""),
         sender_name=str(user.get("name") or ""),
         text=html.unescape(str(text)),
-        platform_message_id=str(tweet.get("id_str") or tweet["id"]),
+        platform_message_id=tweet_id,
         in_reply_to_platform_id=webhook_tweet_parent(tweet),
         platform_created_at=_v1_time(tweet),
+        summons_brand=_v1_summons(tweet, brand_id),
+        # v1.1 objects carry the chain as `edit_history.edit_tweet_ids` (X's docs on edited posts in v1.1
+        # payloads: x-api/enterprise-gnip-2.0/fundamentals/edit-tweets.mdx).
+        other_versions=_other_versions((tweet.get("edit_history") or {}).get("edit_tweet_ids"), tweet_id),
     ))
+
+
+def _v1_summons(tweet: Mapping[str, Any], brand_id: str) -> bool | None:
+    """Whether a v1.1 tweet @mentions the brand or quotes one of its posts (webhooks deliver quotes too)."""
+    quoted_user = ((tweet.get("quoted_status") or {}).get("user") or {})
+    if str(quoted_user.get("id_str") or quoted_user.get("id") or "") == brand_id:
+        return True
+    entities = (tweet.get("extended_tweet") or {}).get("entities") or tweet.get("entities")
+    if not isinstance(entities, Mapping):
+        return None
+    mentions = entities.get("user_mentions") or []
+    return any(
+        str(m.get("id_str") or m.get("id") or "") == brand_id for m in mentions if isinstance(m, Mapping)
+    )
 
 
 _X_ID = re.compile(r"[0-9]{1,20}")

@@ -220,7 +220,22 @@ def _send_error(error: BaseException) -> SendError:
         )
     if isinstance(error, (tweepy.BadRequest, tweepy.Forbidden, tweepy.NotFound)):
         # Content or recipient refused (duplicate, too long, DMs closed, tweet deleted): retrying won't help.
-        return SendError(f"X refused it: {api_message(error)}", permanent=True)
+        return SendError(f"{_refusal_reason(error)}X refused it: {api_message(error)}", permanent=True)
     if isinstance(error, tweepy.HTTPException):
         return SendError(f"X error: {api_message(error)}")
     return SendError(f"X unreachable: {type(error).__name__}: {error}")
+
+
+# X's words for the refusals an agent can act on, and what they mean for this reply (sandbox/x/state.py
+# cites where each wording comes from).
+_REFUSALS = (
+    ("deleted or not visible", "The customer's post this replies to was deleted (or is no longer visible), "
+     "so X takes no reply under it; answer by DM if it still matters. "),
+    ("not been mentioned or otherwise engaged", "X takes the brand's reply only under a post that @mentions "
+     "the brand or quotes one of its posts, and this one does not. "),
+)
+
+
+def _refusal_reason(error: tweepy.HTTPException) -> str:
+    said = " ".join(str(m) for m in error.api_messages or []).lower()
+    return next((reason for words, reason in _REFUSALS if words in said), "")
