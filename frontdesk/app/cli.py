@@ -40,6 +40,9 @@ def _register_subcommands() -> None:
     nlu_app.command("export-corrections")(export_corrections_command)
 
     from desk.customers_cli import app as customers_app
+    from bot.decisions_cli import app as eval_app
+
+    app.add_typer(eval_app, name="eval", help="Measure what the bot does with labelled messages (decisions).")
 
     app.add_typer(customers_app, name="customers", help="Customers' personal data: export, erase, retention.")
 
