@@ -47,8 +47,10 @@ class RouterConfig:
     # Act on the NLU's category only when the category's confidence (the sum of its intents' scores in
     # the ranking) reaches `confidence_threshold` AND leads the next category by `margin_threshold`;
     # otherwise ask once.  Chosen on the dev sets with `frontdesk eval decisions` (docs/bot.md).
-    confidence_threshold: float = 0.5
+    confidence_threshold: float = 0.9
     margin_threshold: float = 0.0
+    # When unsure: a message the NLU gives at least this much `human` weight gets a person, not a question.
+    human_mass: float = 0.3
     brand_user_id: str = ""  # X's numeric id of the brand account, for the DM deep link
     hours: BusinessHours = field(default_factory=lambda: parse_business_hours(""))
     # What each intent means (category, queue, priority); default: the shipped content/taxonomy.yml.
@@ -170,10 +172,33 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     confidence, margin = category_confidence(msg.nlu, config.taxonomy)
     sure = confidence >= config.confidence_threshold and margin >= config.margin_threshold
     if not sure:
+        # Asking a customer who asked for a person to rephrase leaves them without one: when unsure,
+        # a message that asks for a person in so many words, or that the NLU half reads as one, gets one.
+        if asks_for_person(msg.text) or _category_mass(msg.nlu, config.taxonomy, "human") >= config.human_mass:
+            return _human(ctx)
         return _unclear(ctx)
     if ctx.category not in _BY_CATEGORY:
         return _faq_reply(ctx) or _unclear(ctx)
     return _BY_CATEGORY[ctx.category](ctx)
+
+
+_PERSON = re.compile(
+    r"\b(?:(?:a|real|actual|live|human) (?:person|human|agent|being)|speak (?:to|with)|talk (?:to|with) "
+    r"(?:a|someone|somebody|your|an)|call ?back|call me|ring me|phone me|someone (?:from|at|in) your|"
+    r"representative|supervisor|manager|direct line|phone number|get through to|live chat|operator)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_person(text: str) -> bool:
+    """Words that ask for a person ("speak to someone", "a callback", "a real human", "your manager")."""
+    return _PERSON.search(text) is not None
+
+
+def _category_mass(nlu: ParseResult, taxonomy: Taxonomy, category: str) -> float:
+    ranking = nlu.intent_ranking or []
+    mass = sum(s.confidence for s in ranking if taxonomy.category(s.name) == category)
+    return max(mass, nlu.confidence if taxonomy.category(nlu.intent) == category else 0.0)
 
 
 def category_confidence(nlu: ParseResult, taxonomy: Taxonomy) -> tuple[float, float]:
@@ -427,9 +452,17 @@ def _faq_reply(ctx: _Ctx) -> Decision | None:
     )
 
 
-def _support(ctx: _Ctx) -> Decision:
+def _support(ctx: _Ctx, as_category: str = "") -> Decision:
+    """`as_category`: the message reads as support though its intent is not (praise around a problem)."""
     complaint = ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text)
     priority = _support_raise(ctx)
+    if as_category:
+        return ctx.escalate(
+            ctx.route_for("support"), "a problem in friendly words", priority=priority,
+            notice=_public_or(ctx, lambda b, o: replies.public_invite_dm(b, complaint=complaint, next_opening=o),
+                              lambda o: replies.escalated_support(o, complaint=complaint)),
+            rule="support: a problem in friendly words, escalate", data={"source": "smalltalk words"},
+        )
     if ctx.msg.public:
         notice = replies.public_invite_dm(ctx.config.brand_user_id, complaint=complaint, next_opening=ctx.opening)
         return ctx.escalate(
@@ -586,7 +619,10 @@ def _events(ctx: _Ctx) -> Decision:
         return answered
     # Contests, promotions and recordings of unknown events are not in the catalogue: people answer those.
     generic_question = intent not in ("livestream_recording", "contest_promo")
-    if coming and not _names_unknown_event(ctx) and generic_question:
+    # Only a question about events in general ("any webinars coming up?") gets the list; "is there
+    # parking at the arena for the concert" is about an event the catalogue does not know: people answer.
+    generic = _EVENT_WORDS.search(ctx.msg.text) is not None and not _names_unknown_event(ctx)
+    if coming and generic and generic_question:
         return Decision([Reply(replies.event_list(coming[:4], public=ctx.msg.public), "event")],
                         "events: listed what is coming up")
     return ctx.escalate(
@@ -596,6 +632,11 @@ def _events(ctx: _Ctx) -> Decision:
     )
 
 
+_EVENT_WORDS = re.compile(
+    r"\b(?:events?|webinars?|workshops?|meetups?|livestreams?|live ?streams?|launch|conference|summit|"
+    r"keynote|sessions?|upcoming|coming up|what'?s on|register|registration|sign ?up|tickets? for|agenda|"
+    r"schedule|speakers?|venue|online session|demo day|expo|fair|stand|booth)\b", re.IGNORECASE,
+)
 _REGISTER_WORDS = re.compile(r"\b(register|sign (?:me )?up|book (?:me|a seat|a place)|reserve|rsvp)\b", re.I)
 
 
@@ -667,7 +708,18 @@ def _human(ctx: _Ctx) -> Decision:
     )
 
 
+_STILL_A_PROBLEM = re.compile(
+    r"\bbut\b.{0,40}\b(?:still|not|isn'?t|doesn'?t|didn'?t|won'?t|can'?t|never)\b|#?never ?again\b|"
+    r"\b(?:lost|losing|broke|broken|cancell?ed|overcharged) (?:my|our)\b|\bstill (?:not|isn'?t|no|waiting|broken)\b",
+    re.IGNORECASE,
+)
+
+
 def _smalltalk(ctx: _Ctx) -> Decision:
+    # "Thanks for the update but my problem still isn't fixed", "shoutout for losing my bag": thanks or
+    # praise words around a problem are a support message; a cheerful reply to them would be the harm.
+    if _STILL_A_PROBLEM.search(ctx.msg.text) or _DID_NOT_HELP.search(ctx.msg.text):
+        return _support(ctx, as_category="support")
     answered = _faq_reply(ctx)  # "what are your opening hours" read as chitchat still gets the hours
     if answered is not None:
         return answered

@@ -39,8 +39,8 @@ def _register_subcommands() -> None:
     # The desk owns corrections (they live in the store); the command sits with the other NLU commands.
     nlu_app.command("export-corrections")(export_corrections_command)
 
-    from desk.customers_cli import app as customers_app
     from bot.decisions_cli import app as eval_app
+    from desk.customers_cli import app as customers_app
 
     app.add_typer(eval_app, name="eval", help="Measure what the bot does with labelled messages (decisions).")
 

@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     )
     nlu_timeout_s: float = 5.0
     nlu_confidence_threshold: float = Field(
-        default=0.5, ge=0.0, le=1.0,
+        default=0.9, ge=0.0, le=1.0,
         description="Act on the NLU's category only at this confidence (its intents' summed scores); "
         "else ask once. Chosen with `frontdesk eval decisions` on the dev sets (docs/bot.md).",
     )
