@@ -31,9 +31,10 @@ class FAQEntry:
     # Where the entry starts ("content/faq.yml:42"), for errors found after loading (an unknown intent).
     where: str = field(default="", compare=False)
 
-    def keyword_hits(self, text: str) -> int:
-        """How many of this entry's keywords occur in `text` as whole words (case-insensitive)."""
-        return sum(1 for k in self.keywords if contains_phrase(text, k))
+    def keyword_hits(self, text: str, *, phrases_only: bool = False) -> int:
+        """How many of this entry's keywords occur in `text` as whole words (case-insensitive);
+        `phrases_only`: only keywords of several words count."""
+        return sum(1 for k in self.keywords if (" " in k or not phrases_only) and contains_phrase(text, k))
 
 
 @dataclass(frozen=True)

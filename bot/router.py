@@ -176,7 +176,7 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
         # a message that asks for a person in so many words, or that the NLU half reads as one, gets one.
         if asks_for_person(msg.text) or _category_mass(msg.nlu, config.taxonomy, "human") >= config.human_mass:
             return _human(ctx)
-        return _unclear(ctx)
+        return _faq_reply(ctx, unsure=True) or _unclear(ctx)
     if ctx.category not in _BY_CATEGORY:
         return _faq_reply(ctx) or _unclear(ctx)
     return _BY_CATEGORY[ctx.category](ctx)
@@ -428,27 +428,39 @@ def _max_priority(a: str, b: str) -> str:
     return min(a, b, key=lambda p: Priority[p].value if p in Priority.__members__ else 99)
 
 
-def best_faq(content: Content, intent: str | None, text: str) -> FAQEntry | None:
+def best_faq(content: Content, intent: str | None, text: str, *, phrases_only: bool = False) -> FAQEntry | None:
     """The FAQ entry for this intent with the most keyword hits in `text` (None: no entry answers it)."""
-    scored = [(e.keyword_hits(text), e) for e in content.faq if intent in e.intents]
+    scored = [(e.keyword_hits(text, phrases_only=phrases_only), e) for e in content.faq if intent in e.intents]
     scored = [(hits, e) for hits, e in scored if hits > 0]
     if not scored:
         return None
     return max(scored, key=lambda pair: pair[0])[1]
 
 
-def _faq_reply(ctx: _Ctx) -> Decision | None:
+def _faq_reply(ctx: _Ctx, *, unsure: bool = False) -> Decision | None:
     """The FAQ entry for the message's intent whose keywords occur in it, whatever the category
-    (pricing, opening hours, shipping…); private conversations only (FAQ answers are never public)."""
+    (pricing, opening hours, shipping…); private conversations only (FAQ answers are never public).
+
+    `unsure` (the NLU is below the thresholds): an entry still answers when it lists one of the top
+    three intents and one of its *phrases* ("opening hours": several words, not "open") is in the text.
+    """
     if ctx.msg.public:
         return None
-    entry = best_faq(ctx.content, ctx.nlu.intent, ctx.msg.text)
+    entry, intent = best_faq(ctx.content, ctx.nlu.intent, ctx.msg.text), ctx.nlu.intent
+    if unsure:
+        entry = None
+        for scored in ctx.nlu.intent_ranking[:3]:
+            entry = best_faq(ctx.content, scored.name, ctx.msg.text, phrases_only=True)
+            if entry is not None:
+                intent = scored.name
+                break
     if entry is None:
         return None
+    category = ctx.config.taxonomy.category(intent)
     return Decision(
-        [Reply(replies.faq_answer(entry.answer), ctx.category),
+        [Reply(replies.faq_answer(entry.answer), category),
          ctx.stamp(faq_answered=entry.key, rephrase_asked=None)],
-        f"{ctx.category}: FAQ answer {entry.key}",
+        f"{category}: FAQ answer {entry.key}" + (" (unsure of the intent, sure of the phrase)" if unsure else ""),
     )
 
 
