@@ -49,8 +49,6 @@ class RouterConfig:
     # otherwise ask once.  Chosen on the dev sets with `frontdesk eval decisions` (docs/bot.md).
     confidence_threshold: float = 0.9
     margin_threshold: float = 0.0
-    # When unsure: a message the NLU gives at least this much `human` weight gets a person, not a question.
-    human_mass: float = 0.3
     brand_user_id: str = ""  # X's numeric id of the brand account, for the DM deep link
     hours: BusinessHours = field(default_factory=lambda: parse_business_hours(""))
     # What each intent means (category, queue, priority); default: the shipped content/taxonomy.yml.
@@ -137,7 +135,8 @@ class Decision:
 
 # Keys the bot keeps in Conversation.bot_state during a round.
 _ROUND_KEYS = (
-    "rephrase_asked", "faq_answered", "lead", "lead_asked", "awaiting_event", "offered_events", "confirm_event",
+    "rephrase_asked", "unclear_guess", "faq_answered", "lead", "lead_asked", "awaiting_event", "offered_events",
+    "confirm_event",
 )
 
 
@@ -173,8 +172,8 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     sure = confidence >= config.confidence_threshold and margin >= config.margin_threshold
     if not sure:
         # Asking a customer who asked for a person to rephrase leaves them without one: when unsure,
-        # a message that asks for a person in so many words, or that the NLU half reads as one, gets one.
-        if asks_for_person(msg.text) or _category_mass(msg.nlu, config.taxonomy, "human") >= config.human_mass:
+        # a message that asks for a person in so many words, or that the NLU reads first as one, gets one.
+        if asks_for_person(msg.text) or ctx.category == "human":
             return _human(ctx)
         return _faq_reply(ctx, unsure=True) or _unclear(ctx)
     if ctx.category not in _BY_CATEGORY:
@@ -193,12 +192,6 @@ _PERSON = re.compile(
 def asks_for_person(text: str) -> bool:
     """Words that ask for a person ("speak to someone", "a callback", "a real human", "your manager")."""
     return _PERSON.search(text) is not None
-
-
-def _category_mass(nlu: ParseResult, taxonomy: Taxonomy, category: str) -> float:
-    ranking = nlu.intent_ranking or []
-    mass = sum(s.confidence for s in ranking if taxonomy.category(s.name) == category)
-    return max(mass, nlu.confidence if taxonomy.category(nlu.intent) == category else 0.0)
 
 
 def category_confidence(nlu: ParseResult, taxonomy: Taxonomy) -> tuple[float, float]:
@@ -392,11 +385,20 @@ def _offered_by_number(ctx: _Ctx) -> Event | None:
 def _unclear(ctx: _Ctx) -> Decision:
     if not ctx.state.get("rephrase_asked"):
         text = replies.public_ask_rephrase() if ctx.msg.public else replies.ask_rephrase()
-        return Decision([Reply(text), ctx.stamp(rephrase_asked=True)], "unclear: ask to rephrase once")
+        return Decision([Reply(text), ctx.stamp(rephrase_asked=True, unclear_guess=ctx.category)],
+                        "unclear: ask to rephrase once")
+    # Twice unsure, but both times of the same specialised category (a sales question put two ways):
+    # that category's queue, so a lead does not end in the general queue; otherwise the fallback.
+    guess = ctx.state.get("unclear_guess")
+    if guess == ctx.category and guess in ("support", "sales", "event"):
+        route = ctx.route_for(guess)
+        rule = f"unclear twice, both {guess}: escalate to {route.queue}"
+    else:
+        route, rule = ctx.config.taxonomy.fallback, "unclear twice: escalate"
     return ctx.escalate(
-        ctx.config.taxonomy.fallback, "not understood after asking to rephrase",
+        route, "not understood after asking to rephrase",
         category=ctx.category if ctx.category in _BY_CATEGORY else ctx.config.taxonomy.fallback.category,
-        notice=_public_or(ctx, replies.public_human, replies.escalated_general), rule="unclear twice: escalate",
+        notice=_public_or(ctx, replies.public_human, replies.escalated_general), rule=rule,
     )
 
 

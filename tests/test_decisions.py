@@ -199,3 +199,16 @@ def test_eval_decisions_names_a_bad_file(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 1
     assert "missing column" in done.stderr and "text,category" in done.stderr
+
+
+def test_twice_unsure_of_a_sales_question_ends_in_sales_not_general(content) -> None:
+    config = RouterConfig(confidence_threshold=0.9, taxonomy=taxonomy())
+    first = route(incoming("what would it run us per seat", "pricing", 0.6), content, config)
+    assert first.of(Escalate) == [] and len(first.of(Reply)) == 1
+    second = route(incoming("the cost, for 30 seats", "purchase", 0.7, state=_state(first), message_id=2),
+                   content, config)
+    [ticket] = second.of(Escalate)
+    assert ticket.queue == "sales"
+    # Unsure twice of different things: the general queue, as before.
+    other = route(incoming("hmm the thing", "event_info", 0.5, state=_state(first), message_id=2), content, config)
+    assert other.of(Escalate)[0].queue == "general"
