@@ -105,6 +105,17 @@ class Escalate:
 
 
 @dataclass(frozen=True)
+class AddToTicket:
+    """Add to the conversation's open ticket (queued: the store guarantees one): merge `data`, no notice.
+    `queue` / `category`: where a ticket would open were it closed meanwhile (the lead is never lost)."""
+
+    queue: str
+    category: str
+    reason: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Register:
     """Register the customer; the store decides the outcome (new, already, full) and bot/effects.py phrases it."""
 
@@ -121,7 +132,7 @@ class UpdateState:
     changes: dict[str, Any]  # None deletes a key
 
 
-Effect = Reply | QueueNotice | Escalate | Register | CancelRegistration | UpdateState
+Effect = Reply | QueueNotice | Escalate | AddToTicket | Register | CancelRegistration | UpdateState
 
 
 @dataclass(frozen=True)
@@ -323,8 +334,7 @@ def _lead_details_while_queued(ctx: _Ctx) -> Decision:
     route = ctx.config.taxonomy.category_route("sales")
     return Decision(
         [
-            # escalate_in on the open ticket merges `data` (no second ticket, no second notice).
-            Escalate(route.queue, route.priority, "sales", "", "lead details added", "", {"lead": lead}),
+            AddToTicket(route.queue, "sales", "lead details added", {"lead": lead}),
             QueueNotice(replies.lead_noted(ctx.opening)),
             ctx.stamp(lead=lead, lead_asked=None),
         ],
@@ -466,11 +476,11 @@ def _faq_reply(ctx: _Ctx, *, unsure: bool = False) -> Decision | None:
     )
 
 
-def _support(ctx: _Ctx, as_category: str = "") -> Decision:
-    """`as_category`: the message reads as support though its intent is not (praise around a problem)."""
+def _support(ctx: _Ctx, *, friendly_words: bool = False) -> Decision:
+    """`friendly_words`: a support message though its intent is not (thanks or praise around a problem)."""
     complaint = ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text)
     priority = _support_raise(ctx)
-    if as_category:
+    if friendly_words:
         return ctx.escalate(
             ctx.route_for("support"), "a problem in friendly words", priority=priority,
             notice=_public_or(ctx, lambda b, o: replies.public_invite_dm(b, complaint=complaint, next_opening=o),
@@ -733,7 +743,7 @@ def _smalltalk(ctx: _Ctx) -> Decision:
     # "Thanks for the update but my problem still isn't fixed", "shoutout for losing my bag": thanks or
     # praise words around a problem are a support message; a cheerful reply to them would be the harm.
     if _STILL_A_PROBLEM.search(ctx.msg.text) or _DID_NOT_HELP.search(ctx.msg.text):
-        return _support(ctx, as_category="support")
+        return _support(ctx, friendly_words=True)
     answered = _faq_reply(ctx)  # "what are your opening hours" read as chitchat still gets the hours
     if answered is not None:
         return answered

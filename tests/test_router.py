@@ -11,6 +11,7 @@ import pytest
 from bot.content import Content, ContentError, load_content
 from bot.hours import HoursError, parse_business_hours
 from bot.router import (
+    AddToTicket,
     CancelRegistration,
     Escalate,
     QueueNotice,
@@ -148,7 +149,8 @@ def test_sales_opens_the_sales_ticket_at_once_and_the_answer_joins_it(
                  status="queued", state=state, message_id=2),
         content, router_config,
     )
-    update = _escalation(second)
+    assert second.of(Escalate) == []  # no second ticket: the open one gets the details
+    [update] = second.of(AddToTicket)
     assert update.queue == "sales"
     lead = update.data["lead"]
     assert (lead["company"], lead["size"], lead["email"]) == ("Northwind", "120", "sam@northwind.example")
