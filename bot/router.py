@@ -11,12 +11,16 @@ The rules, in the order they are checked:
    marked; the bot never acts on a stranger's words for the customer).  `queued`: silence, except one
    "you're in the queue" note per ticket.
 2. NLU unavailable: escalate by the taxonomy's fallback route (`general`) with the reason (never lost).
-3. Follow-ups the bot asked for: "that didn't help" after an FAQ answer, the sales lead details, which
-   event to register for or cancel.
-4. Low confidence or category `other`: ask to rephrase once, then escalate by the fallback route.
-5. By category: support (FAQ or escalate; public mentions get one reply inviting a DM), sales (capture
-   the lead, then a sales ticket), event (answer from the catalogue, register, cancel; escalate only
-   when the catalogue has no answer), human (escalate now), smalltalk (a short reply, no ticket).
+3. Follow-ups the bot asked for: "that didn't help" after an FAQ answer, the sales lead details (added
+   to the open sales ticket, also while it is queued), which event to register for or cancel, "yes"/"no"
+   to a confirmation.
+4. Unsure (category confidence or margin below the thresholds): a person if they asked for one; an FAQ
+   phrase for one of the top intents; else ask to rephrase once, then escalate.  Category `other`: the
+   FAQ, else the same question.
+5. By category: support (FAQ or escalate; public mentions get one reply inviting a DM), sales (a sales
+   ticket at once, asking once for missing lead details), event (answer from the catalogue, register
+   only an event the words identify, else confirm; cancel; unknown events to the events queue), human
+   (escalate now), smalltalk (a short reply, no ticket; a problem in friendly words is support).
 
 Category, queue and priority come from the taxonomy (`RouterConfig.taxonomy`, `content/taxonomy.yml`):
 a ticket goes to the queue of the message's intent at the intent's priority (`_Ctx.route_for`), and the
