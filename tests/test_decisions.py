@@ -212,3 +212,25 @@ def test_twice_unsure_of_a_sales_question_ends_in_sales_not_general(content) -> 
     # Unsure twice of different things: the general queue, as before.
     other = route(incoming("hmm the thing", "event_info", 0.5, state=_state(first), message_id=2), content, config)
     assert other.of(Escalate)[0].queue == "general"
+
+
+# --- bot/event_match.py ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, mismatch", [
+    ("register me for the launch on 18 February", ""),
+    ("register me for the launch on February 18th", ""),
+    ("register me for the launch on Thursday", ""),
+    ("register me for the launch on the 15th", "date"),
+    ("register me for the launch in March", "date"),
+    ("register me for the launch on Friday", "date"),
+    ("may I register for the launch?", ""),  # "may" is not the month
+    ("register me for the product launch webinar", "name"),  # and the webinar a second candidate
+])
+def test_what_disagrees_with_the_launch(content, text: str, mismatch: str) -> None:
+    from bot.event_match import identify
+    from tests.fixtures.bot import NOW
+
+    found = identify(content.events, text, now=NOW)
+    assert found.best is not None and found.best.key == "launch-livestream-2027-02"
+    assert found.mismatch == mismatch
