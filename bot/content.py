@@ -6,7 +6,9 @@ line and the problem, instead of surfacing as a wrong answer to a customer days 
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,10 +28,13 @@ class FAQEntry:
     intents: tuple[str, ...]
     keywords: tuple[str, ...]
     answer: str
+    # Where the entry starts ("content/faq.yml:42"), for errors found after loading (an unknown intent).
+    where: str = field(default="", compare=False)
 
-    def keyword_hits(self, text: str) -> int:
-        """How many of this entry's keywords occur in `text` as whole words (case-insensitive)."""
-        return sum(1 for k in self.keywords if contains_phrase(text, k))
+    def keyword_hits(self, text: str, *, phrases_only: bool = False) -> int:
+        """How many of this entry's keywords occur in `text` as whole words (case-insensitive);
+        `phrases_only`: only keywords of several words count."""
+        return sum(1 for k in self.keywords if (" " in k or not phrases_only) and contains_phrase(text, k))
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,30 @@ def load_faq(path: Path) -> list[FAQEntry]:
                 intents=tuple(where.str_list("intents")),
                 keywords=tuple(k.lower() for k in where.str_list("keywords")),
                 answer=" ".join(where.required_str("answer").split()),
+                where=str(where),
             )
         )
     return entries
+
+
+def check_faq_intents(content: Content, known_intents: Iterable[str], *, taxonomy_path: Path | str = "") -> None:
+    """Every intent an FAQ entry names must be one the taxonomy knows, or the entry would never answer.
+
+    Called at start-up with the taxonomy's intents (any category: pricing, opening hours, shipping…);
+    raises ContentError `<faq.yml>:<line>: …` naming the unknown intent and the nearest known one.
+    """
+    known = sorted(set(known_intents))
+    for entry in content.faq:
+        for intent in entry.intents:
+            if intent in known:
+                continue
+            near = difflib.get_close_matches(intent, known, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            source = f" ({taxonomy_path})" if taxonomy_path else ""
+            raise ContentError(
+                f"{entry.where or 'faq.yml'}: FAQ entry {entry.key!r}: intent {intent!r} is not in the taxonomy"
+                f"{source}; {hint}known intents: {', '.join(known)}"
+            )
 
 
 # --- events ----------------------------------------------------------------------------------------------

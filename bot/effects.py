@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import replies
 from bot.router import (
+    AddToTicket,
     CancelRegistration,
     Decision,
     Effect,
@@ -87,6 +88,16 @@ async def _escalate(target: _Target, effect: Escalate, applied: Applied) -> None
                  effect.reason)
 
 
+async def _add_to_ticket(target: _Target, effect: AddToTicket, applied: Applied) -> None:
+    # On the open ticket escalate_in only merges `data` and audits "updated" (no ticket, no notice, so
+    # not counted as opened).  Were the ticket closed meanwhile it would open one: the lead is never lost.
+    await escalate_in(
+        target.session, _id(target), queue=effect.queue, category=effect.category, reason=effect.reason,
+        data=effect.data,
+    )
+    log.info("conversation %s: %s", _id(target), effect.reason)
+
+
 _REGISTRATION_REPLIES = {
     RegistrationOutcome.registered: replies.registered,
     RegistrationOutcome.already: replies.already_registered,
@@ -151,6 +162,7 @@ _APPLIERS: dict[type[Any], Callable[[_Target, Any, Applied], Awaitable[None]]] =
     Reply: _reply,
     QueueNotice: _queue_notice,
     Escalate: _escalate,
+    AddToTicket: _add_to_ticket,
     Register: _register,
     CancelRegistration: _cancel_registration,
     UpdateState: _update_state,

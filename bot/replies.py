@@ -119,6 +119,17 @@ def ask_lead_details(missing: Sequence[str]) -> str:
     return f"Happy to help! So the right person gets back to you, could you tell me {listed}?"
 
 
+def sales_ticket_ask(answer: str, missing: Sequence[str], next_opening: str = "") -> str:
+    """Sent with the new sales ticket: the FAQ answer if any, then the one question for what is missing."""
+    ask = ask_lead_details(missing) + " Our sales team already has your message and will reply here."
+    return "\n\n".join(p for p in (answer, _join(ask, hours_note(next_opening))) if p)
+
+
+def lead_noted(next_opening: str = "") -> str:
+    """The answer to the lead question was added to the sales ticket."""
+    return _join("Thanks, I've added that for our sales team; they'll reply here.", hours_note(next_opening))
+
+
 def sales_escalated(next_opening: str = "") -> str:
     when = (
         f"A member of our sales team will reply here; they're back {next_opening}."
@@ -193,6 +204,13 @@ def ask_which_event(events: Sequence[Event], action: str) -> str:
     lines = [f"{i}. {e.name} ({e.starts_at:%a} {e.starts_at.day} {e.starts_at:%b})" for i, e in enumerate(events, 1)]
     verb = "register you for" if action == "register" else "cancel"
     return f"Which event should I {verb}?\n" + "\n".join(lines) + "\n\nReply with the number or the name."
+
+
+def confirm_event(event: Event, action: str) -> str:
+    """The customer's words do not quite match one event: name it with its date and ask before acting."""
+    start = event.starts_at
+    verb = "register you for" if action == "register" else "cancel"
+    return f"{event.name} is on {start:%A} {start.day} {start:%B} — shall I {verb} that one? (yes / no)"
 
 
 def registered(event: Event) -> str:

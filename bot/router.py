@@ -11,12 +11,16 @@ The rules, in the order they are checked:
    marked; the bot never acts on a stranger's words for the customer).  `queued`: silence, except one
    "you're in the queue" note per ticket.
 2. NLU unavailable: escalate by the taxonomy's fallback route (`general`) with the reason (never lost).
-3. Follow-ups the bot asked for: "that didn't help" after an FAQ answer, the sales lead details, which
-   event to register for or cancel.
-4. Low confidence or category `other`: ask to rephrase once, then escalate by the fallback route.
-5. By category: support (FAQ or escalate; public mentions get one reply inviting a DM), sales (capture
-   the lead, then a sales ticket), event (answer from the catalogue, register, cancel; escalate only
-   when the catalogue has no answer), human (escalate now), smalltalk (a short reply, no ticket).
+3. Follow-ups the bot asked for: "that didn't help" after an FAQ answer, the sales lead details (added
+   to the open sales ticket, also while it is queued), which event to register for or cancel, "yes"/"no"
+   to a confirmation.
+4. Unsure (category confidence or margin below the thresholds): a person if they asked for one; an FAQ
+   phrase for one of the top intents; else ask to rephrase once, then escalate.  Category `other`: the
+   FAQ, else the same question.
+5. By category: support (FAQ or escalate; public mentions get one reply inviting a DM), sales (a sales
+   ticket at once, asking once for missing lead details), event (answer from the catalogue, register
+   only an event the words identify, else confirm; cancel; unknown events to the events queue), human
+   (escalate now), smalltalk (a short reply, no ticket; a problem in friendly words is support).
 
 Category, queue and priority come from the taxonomy (`RouterConfig.taxonomy`, `content/taxonomy.yml`):
 a ticket goes to the queue of the message's intent at the intent's priority (`_Ctx.route_for`), and the
@@ -33,6 +37,7 @@ from typing import Any
 
 from bot import replies
 from bot.content import Content, Event, FAQEntry
+from bot.event_match import Identified, identify
 from bot.hours import BusinessHours, parse_business_hours
 from bot.taxonomy import IntentRoute, Taxonomy, load_taxonomy
 from frontdesk.core.vocabulary import Priority
@@ -43,7 +48,11 @@ from nlu.client import ParseResult
 
 @dataclass(frozen=True)
 class RouterConfig:
-    confidence_threshold: float = 0.5
+    # Act on the NLU's category only when the category's confidence (the sum of its intents' scores in
+    # the ranking) reaches `confidence_threshold` AND leads the next category by `margin_threshold`;
+    # otherwise ask once.  Chosen on the dev sets with `frontdesk eval decisions` (docs/bot.md).
+    confidence_threshold: float = 0.9
+    margin_threshold: float = 0.0
     brand_user_id: str = ""  # X's numeric id of the brand account, for the DM deep link
     hours: BusinessHours = field(default_factory=lambda: parse_business_hours(""))
     # What each intent means (category, queue, priority); default: the shipped content/taxonomy.yml.
@@ -78,6 +87,9 @@ class Incoming:
 @dataclass(frozen=True)
 class Reply:
     text: str
+    # The category the answer is meant for ("support" for a support FAQ answer, "event", "smalltalk", …);
+    # "" for a neutral question ("could you say it in other words?").  `frontdesk eval decisions` reads it.
+    meant_for: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,17 @@ class Escalate:
 
 
 @dataclass(frozen=True)
+class AddToTicket:
+    """Add to the conversation's open ticket (queued: the store guarantees one): merge `data`, no notice.
+    `queue` / `category`: where a ticket would open were it closed meanwhile (the lead is never lost)."""
+
+    queue: str
+    category: str
+    reason: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Register:
     """Register the customer; the store decides the outcome (new, already, full) and bot/effects.py phrases it."""
 
@@ -113,7 +136,7 @@ class UpdateState:
     changes: dict[str, Any]  # None deletes a key
 
 
-Effect = Reply | QueueNotice | Escalate | Register | CancelRegistration | UpdateState
+Effect = Reply | QueueNotice | Escalate | AddToTicket | Register | CancelRegistration | UpdateState
 
 
 @dataclass(frozen=True)
@@ -126,7 +149,10 @@ class Decision:
 
 
 # Keys the bot keeps in Conversation.bot_state during a round.
-_ROUND_KEYS = ("rephrase_asked", "faq_answered", "lead", "lead_asked", "awaiting_event", "offered_events")
+_ROUND_KEYS = (
+    "rephrase_asked", "unclear_guess", "faq_answered", "lead", "lead_asked", "awaiting_event", "offered_events",
+    "confirm_event",
+)
 
 
 
@@ -139,9 +165,11 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     if msg.from_third_party:
         return Decision([], "a third party in the customer's thread: no bot action (agents see it marked)")
     opening = "" if config.hours.is_open(msg.now) else config.hours.describe_next_opening(msg.now)
-    if msg.status == "queued":
-        return Decision([QueueNotice(replies.queue_notice(opening))], "queued: one queue note per ticket")
     ctx = _Ctx(msg, content, config, opening)
+    if msg.status == "queued":
+        if ctx.state.get("lead_asked"):
+            return _lead_details_while_queued(ctx)
+        return Decision([QueueNotice(replies.queue_notice(opening))], "queued: one queue note per ticket")
     if msg.nlu is None:
         reason = (
             "no text to understand (media only?)" if not msg.text.strip()
@@ -155,12 +183,49 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
         decision = follow_up(ctx)
         if decision is not None:
             return decision
-    nlu = msg.nlu
-    if ctx.category == "human" and nlu.confidence >= config.confidence_threshold:
-        return _human(ctx)
-    if nlu.confidence < config.confidence_threshold or ctx.category not in _BY_CATEGORY:
-        return _unclear(ctx)
+    confidence, margin = category_confidence(msg.nlu, config.taxonomy)
+    sure = confidence >= config.confidence_threshold and margin >= config.margin_threshold
+    if not sure:
+        # Asking a customer who asked for a person to rephrase leaves them without one: when unsure,
+        # a message that asks for a person in so many words, or that the NLU reads first as one, gets one.
+        if asks_for_person(msg.text) or ctx.category == "human":
+            return _human(ctx)
+        return _faq_reply(ctx, unsure=True) or _unclear(ctx)
+    if ctx.category not in _BY_CATEGORY:
+        return _faq_reply(ctx) or _unclear(ctx)
     return _BY_CATEGORY[ctx.category](ctx)
+
+
+_PERSON = re.compile(
+    r"\b(?:(?:a|real|actual|live|human) (?:person|human|agent|being)|speak (?:to|with)|talk (?:to|with) "
+    r"(?:a|someone|somebody|your|an)|call ?back|call me|ring me|phone me|someone (?:from|at|in) your|"
+    r"representative|supervisor|manager|direct line|phone number|get through to|live chat|operator)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_person(text: str) -> bool:
+    """Words that ask for a person ("speak to someone", "a callback", "a real human", "your manager")."""
+    return _PERSON.search(text) is not None
+
+
+def category_confidence(nlu: ParseResult, taxonomy: Taxonomy) -> tuple[float, float]:
+    """How sure the NLU is of the message's *category*, and by how much over the next category.
+
+    The category's confidence is the sum of its intents' scores in the ranking ("how much is it" split
+    between `pricing` and `purchase` is still clearly sales); the margin is that minus the best other
+    category's sum.  Without a ranking: the top intent's confidence, for both.
+    """
+    if not nlu.intent_ranking:
+        return nlu.confidence, nlu.confidence
+    sums: dict[str, float] = {}
+    for scored in nlu.intent_ranking:
+        category = taxonomy.category(scored.name)
+        sums[category] = sums.get(category, 0.0) + scored.confidence
+    top = taxonomy.category(nlu.intent)
+    confidence = max(sums.get(top, 0.0), nlu.confidence)
+    runner_up = max((v for c, v in sums.items() if c != top), default=0.0)
+    return confidence, confidence - runner_up
 
 
 @dataclass
@@ -200,7 +265,7 @@ class _Ctx:
 
     def escalate(
         self, route: IntentRoute, reason: str, *, notice: str, rule: str, priority: str | None = None,
-        category: str | None = None, data: dict[str, Any] | None = None,
+        category: str | None = None, data: dict[str, Any] | None = None, keep: dict[str, Any] | None = None,
     ) -> Decision:
         """A ticket in `route`'s queue at `route`'s priority, or at `priority` when a rule raises it."""
         payload = {"reason": reason, **(data or {})}
@@ -216,7 +281,8 @@ class _Ctx:
                     route.queue, _max_priority(route.priority, priority or route.priority),
                     category or route.category, subject, reason, notice, payload,
                 ),
-                self.stamp(**{k: None for k in _ROUND_KEYS}),
+                # The round ends with the ticket, except what `keep` carries on (the lead asked for).
+                self.stamp(**{**{k: None for k in _ROUND_KEYS}, **(keep or {})}),
             ],
             rule,
         )
@@ -250,24 +316,67 @@ def _faq_did_not_help(ctx: _Ctx) -> Decision | None:
 
 
 def _lead_follow_up(ctx: _Ctx) -> Decision | None:
+    """The answer to the lead question when the sales ticket has closed meanwhile (status bot again).
+
+    Whatever the NLU calls it ("reach me at sam@…" reads as ask_human), it is the lead's details; only
+    a clear request for a person with no lead detail in it goes by the human rule.
+    """
     if not ctx.state.get("lead_asked"):
         return None
-    if ctx.category == "human":
-        return None  # they want a person now; the human rule escalates (with the lead so far)
-    lead = {**ctx.state.get("lead", {}), **{k: v for k, v in extract_lead(ctx.msg.text, ctx.nlu).items() if v}}
-    lead["details"] = (lead.get("details", "") + " / " + ctx.msg.text).strip(" /")[:500]
+    found = {k: v for k, v in extract_lead(ctx.msg.text, ctx.msg.nlu).items() if v}
+    if not found and ctx.category == "human" and ctx.nlu.confidence >= ctx.config.confidence_threshold:
+        return None
+    lead = _merged_lead(ctx, found)
     return _open_sales_ticket(ctx, lead, rule="sales: lead completed after asking once")
+
+
+def _lead_details_while_queued(ctx: _Ctx) -> Decision:
+    """The customer answers the lead question while the sales ticket waits: the same ticket gets it all."""
+    found = {k: v for k, v in extract_lead(ctx.msg.text, ctx.msg.nlu).items() if v}
+    lead = _merged_lead(ctx, found)
+    lead["summary"] = _lead_summary(lead)
+    route = ctx.config.taxonomy.category_route("sales")
+    return Decision(
+        [
+            AddToTicket(route.queue, "sales", "lead details added", {"lead": lead}),
+            QueueNotice(replies.lead_noted(ctx.opening)),
+            ctx.stamp(lead=lead, lead_asked=None),
+        ],
+        "sales: lead details added to the sales ticket",
+    )
+
+
+def _merged_lead(ctx: _Ctx, found: dict[str, str]) -> dict[str, Any]:
+    lead = {**ctx.state.get("lead", {}), **found}
+    lead["details"] = (lead.get("details", "") + " / " + ctx.msg.text).strip(" /")[:500]
+    return lead
 
 
 _ORDINAL = re.compile(r"^\s*(?:#|no\.?\s*|number\s*)?(\d)\s*[.)]?\s*$|\b(first|second|third|fourth)\b", re.I)
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 
 
+_YES = re.compile(
+    r"^\W*(yes|yeah|yep|yup|ya|sure|ok|okay|correct|right|exactly|please|please do|go ahead|do it|that one|"
+    r"that's (?:it|the one|right)|sounds good|perfect)\b", re.I,
+)
+_NO = re.compile(r"^\W*(no|nope|nah|not that one|wrong|neither)\b", re.I)
+
+
 def _event_choice_follow_up(ctx: _Ctx) -> Decision | None:
     action = ctx.state.get("awaiting_event")
     if not action:
         return None
-    event = _mentioned_event(ctx) or _offered_by_number(ctx)
+    offered = [e for e in (ctx.content.event(k) for k in ctx.state.get("offered_events") or []) if e]
+    if ctx.state.get("confirm_event") and offered:
+        if _YES.search(ctx.msg.text):
+            return _register(ctx, offered[0]) if action == "register" else _cancel(ctx, offered[0])
+        if _NO.search(ctx.msg.text):
+            coming = [e for e in upcoming(ctx.content, ctx.msg.now) if e.key != offered[0].key]
+            return _ask_which(ctx, coming, action)
+    found = _identified(ctx)
+    event = found.best if len(found.candidates) == 1 else None
+    event = event or _offered_by_number(ctx)
     if event is None:
         return None  # not an answer to our question: route normally (the question lapses)
     return _register(ctx, event) if action == "register" else _cancel(ctx, event)
@@ -290,11 +399,20 @@ def _offered_by_number(ctx: _Ctx) -> Event | None:
 def _unclear(ctx: _Ctx) -> Decision:
     if not ctx.state.get("rephrase_asked"):
         text = replies.public_ask_rephrase() if ctx.msg.public else replies.ask_rephrase()
-        return Decision([Reply(text), ctx.stamp(rephrase_asked=True)], "unclear: ask to rephrase once")
+        return Decision([Reply(text), ctx.stamp(rephrase_asked=True, unclear_guess=ctx.category)],
+                        "unclear: ask to rephrase once")
+    # Twice unsure, but both times of the same specialised category (a sales question put two ways):
+    # that category's queue, so a lead does not end in the general queue; otherwise the fallback.
+    guess = ctx.state.get("unclear_guess")
+    if guess == ctx.category and guess in ("support", "sales", "event"):
+        route = ctx.route_for(guess)
+        rule = f"unclear twice, both {guess}: escalate to {route.queue}"
+    else:
+        route, rule = ctx.config.taxonomy.fallback, "unclear twice: escalate"
     return ctx.escalate(
-        ctx.config.taxonomy.fallback, "not understood after asking to rephrase",
+        route, "not understood after asking to rephrase",
         category=ctx.category if ctx.category in _BY_CATEGORY else ctx.config.taxonomy.fallback.category,
-        notice=_public_or(ctx, replies.public_human, replies.escalated_general), rule="unclear twice: escalate",
+        notice=_public_or(ctx, replies.public_human, replies.escalated_general), rule=rule,
     )
 
 
@@ -326,18 +444,53 @@ def _max_priority(a: str, b: str) -> str:
     return min(a, b, key=lambda p: Priority[p].value if p in Priority.__members__ else 99)
 
 
-def best_faq(content: Content, intent: str | None, text: str) -> FAQEntry | None:
+def best_faq(content: Content, intent: str | None, text: str, *, phrases_only: bool = False) -> FAQEntry | None:
     """The FAQ entry for this intent with the most keyword hits in `text` (None: no entry answers it)."""
-    scored = [(e.keyword_hits(text), e) for e in content.faq if intent in e.intents]
+    scored = [(e.keyword_hits(text, phrases_only=phrases_only), e) for e in content.faq if intent in e.intents]
     scored = [(hits, e) for hits, e in scored if hits > 0]
     if not scored:
         return None
     return max(scored, key=lambda pair: pair[0])[1]
 
 
-def _support(ctx: _Ctx) -> Decision:
+def _faq_reply(ctx: _Ctx, *, unsure: bool = False) -> Decision | None:
+    """The FAQ entry for the message's intent whose keywords occur in it, whatever the category
+    (pricing, opening hours, shipping…); private conversations only (FAQ answers are never public).
+
+    `unsure` (the NLU is below the thresholds): an entry still answers when it lists one of the top
+    three intents and one of its *phrases* ("opening hours": several words, not "open") is in the text.
+    """
+    if ctx.msg.public:
+        return None
+    entry, intent = best_faq(ctx.content, ctx.nlu.intent, ctx.msg.text), ctx.nlu.intent
+    if unsure:
+        entry = None
+        for scored in ctx.nlu.intent_ranking[:3]:
+            entry = best_faq(ctx.content, scored.name, ctx.msg.text, phrases_only=True)
+            if entry is not None:
+                intent = scored.name
+                break
+    if entry is None:
+        return None
+    category = ctx.config.taxonomy.category(intent)
+    return Decision(
+        [Reply(replies.faq_answer(entry.answer), category),
+         ctx.stamp(faq_answered=entry.key, rephrase_asked=None)],
+        f"{category}: FAQ answer {entry.key}" + (" (unsure of the intent, sure of the phrase)" if unsure else ""),
+    )
+
+
+def _support(ctx: _Ctx, *, friendly_words: bool = False) -> Decision:
+    """`friendly_words`: a support message though its intent is not (thanks or praise around a problem)."""
     complaint = ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text)
     priority = _support_raise(ctx)
+    if friendly_words:
+        return ctx.escalate(
+            ctx.route_for("support"), "a problem in friendly words", priority=priority,
+            notice=_public_or(ctx, lambda b, o: replies.public_invite_dm(b, complaint=complaint, next_opening=o),
+                              lambda o: replies.escalated_support(o, complaint=complaint)),
+            rule="support: a problem in friendly words, escalate", data={"source": "smalltalk words"},
+        )
     if ctx.msg.public:
         notice = replies.public_invite_dm(ctx.config.brand_user_id, complaint=complaint, next_opening=ctx.opening)
         return ctx.escalate(
@@ -345,12 +498,9 @@ def _support(ctx: _Ctx) -> Decision:
             rule="support mention: public reply inviting a DM, ticket", data={"source": "public mention"},
         )
     if not complaint:
-        entry = best_faq(ctx.content, ctx.nlu.intent, ctx.msg.text)
-        if entry is not None:
-            return Decision(
-                [Reply(replies.faq_answer(entry.answer)), ctx.stamp(faq_answered=entry.key, rephrase_asked=None)],
-                f"support: FAQ answer {entry.key}",
-            )
+        answered = _faq_reply(ctx)
+        if answered is not None:
+            return answered
     reason = "complaint" if complaint else "no FAQ answer"
     return ctx.escalate(
         ctx.route_for("support"), reason, priority=priority,
@@ -398,35 +548,49 @@ def extract_lead(text: str, nlu: ParseResult | None) -> dict[str, str]:
 
 
 def _sales(ctx: _Ctx) -> Decision:
-    lead = {k: v for k, v in extract_lead(ctx.msg.text, ctx.nlu).items() if v}
+    """A sales ticket at once with what is known; in private, ask once for what is missing.
+
+    The lead never waits on the customer's answer: a prospect who never replies is already in the
+    Sales queue, and the answer is added to the same ticket (`_lead_details_while_queued`).
+    """
+    lead: dict[str, Any] = {k: v for k, v in extract_lead(ctx.msg.text, ctx.nlu).items() if v}
     lead["interest"] = ctx.nlu.intent or "sales"
     lead["details"] = ctx.msg.text[:500]
     if ctx.msg.public:
+        lead["summary"] = _lead_summary(lead)
         return ctx.escalate(
             ctx.route_for("sales"), "sales lead from a public mention",
             notice=replies.public_sales(ctx.config.brand_user_id, ctx.opening),
             # Ticket data is internal: the lead may hold what they wrote; only the public *reply* must not.
             rule="sales mention: public reply, sales ticket", data={"lead": lead},
         )
+    entry = best_faq(ctx.content, ctx.nlu.intent, ctx.msg.text)
+    answer = entry.answer if entry is not None else ""
     missing = [k for k in ("company", "size", "email") if not lead.get(k)]
     if any(k in missing for k in ("company", "size")):
-        return Decision(
-            [Reply(replies.ask_lead_details(missing)), ctx.stamp(lead=lead, lead_asked=True, rephrase_asked=None)],
-            "sales: ask once for the missing lead details",
+        lead["summary"] = _lead_summary(lead)
+        return ctx.escalate(
+            ctx.route_for("sales"), "sales lead", rule="sales: sales ticket, ask once for the missing details",
+            notice=replies.sales_ticket_ask(answer, missing, ctx.opening), data={"lead": lead},
+            keep={"lead": lead, "lead_asked": True},
         )
-    return _open_sales_ticket(ctx, lead, rule="sales: complete lead, sales ticket")
+    return _open_sales_ticket(ctx, lead, rule="sales: complete lead, sales ticket", answer=answer)
 
 
-def _open_sales_ticket(ctx: _Ctx, lead: dict[str, Any], *, rule: str) -> Decision:
-    lead.setdefault("interest", "sales")
-    summary = "; ".join(
+def _lead_summary(lead: dict[str, Any]) -> str:
+    return "; ".join(
         f"{label}: {lead[key]}" for key, label in
         (("interest", "wants"), ("company", "company"), ("size", "size"), ("email", "contact")) if lead.get(key)
     )
-    lead["summary"] = summary
+
+
+def _open_sales_ticket(ctx: _Ctx, lead: dict[str, Any], *, rule: str, answer: str = "") -> Decision:
+    lead.setdefault("interest", "sales")
+    lead["summary"] = _lead_summary(lead)
+    notice = replies.sales_escalated(ctx.opening)
     return ctx.escalate(
         ctx.route_for("sales"), "sales lead",
-        notice=replies.sales_escalated(ctx.opening), rule=rule, data={"lead": lead},
+        notice=f"{answer}\n\n{notice}" if answer else notice, rule=rule, data={"lead": lead},
     )
 
 
@@ -437,18 +601,17 @@ def upcoming(content: Content, now: datetime) -> list[Event]:
     return [e for e in content.events if e.ends_at > now]
 
 
-def _mentioned_event(ctx: _Ctx) -> Event | None:
-    """The upcoming event the message names (by name, keyword, kind or an NLU entity); the soonest on a tie."""
+def _identified(ctx: _Ctx) -> Identified:
+    """The upcoming events the message points at (by name, keyword, kind or an NLU entity), best first."""
     entity_text = " ".join(
         str(e.value) for e in (ctx.msg.nlu.entities if ctx.msg.nlu else []) if e.entity in ("event", "event_name")
     )
-    haystack = f"{ctx.msg.text} {entity_text}"
-    scored = [(e.mentioned_in(haystack), e) for e in upcoming(ctx.content, ctx.msg.now)]
-    scored = [(s, e) for s, e in scored if s > 0]
-    if not scored:
-        return None
-    best = max(s for s, _ in scored)
-    return next(e for s, e in scored if s == best)  # events are sorted by start: the soonest wins
+    return identify(upcoming(ctx.content, ctx.msg.now), ctx.msg.text, now=ctx.msg.now, extra=entity_text)
+
+
+def _mentioned_event(ctx: _Ctx) -> Event | None:
+    """The best-matching upcoming event; the soonest on a tie (for answers, not for registering)."""
+    return _identified(ctx).best
 
 
 def _names_unknown_event(ctx: _Ctx) -> bool:
@@ -460,7 +623,7 @@ def _events(ctx: _Ctx) -> Decision:
     event = _mentioned_event(ctx)
     coming = upcoming(ctx.content, ctx.msg.now)
     if intent == "event_registration" or (intent != "event_cancellation" and _asks_to_register(ctx.msg.text)):
-        return _register(ctx, event) if event else _ask_which(ctx, coming, "register")
+        return _register_if_clear(ctx, coming)
     if intent == "event_cancellation":
         if event:
             return _cancel(ctx, event)
@@ -469,17 +632,26 @@ def _events(ctx: _Ctx) -> Decision:
             return _cancel(ctx, mine[0])
         if not mine:
             text = replies.nothing_to_cancel(None)
-            return Decision([Reply(text), ctx.stamp(rephrase_asked=None)], "events: nothing to cancel")
+            return Decision([Reply(text, "event"), ctx.stamp(rephrase_asked=None)], "events: nothing to cancel")
         return _ask_which(ctx, mine, "cancel")
     if intent == "livestream_recording" and event:
-        return Decision([Reply(replies.recording_info(event))], "events: recording answered from the catalogue")
+        return Decision([Reply(replies.recording_info(event), "event")],
+                        "events: recording answered from the catalogue")
     if event:
-        return Decision([Reply(replies.event_info(event, public=ctx.msg.public)), ctx.stamp(rephrase_asked=None)],
+        return Decision([Reply(replies.event_info(event, public=ctx.msg.public), "event"),
+                         ctx.stamp(rephrase_asked=None)],
                         f"events: answered from the catalogue ({event.key})")
+    # "What are your opening hours" is not about an event: an FAQ entry for the intent answers it.
+    answered = _faq_reply(ctx)
+    if answered is not None:
+        return answered
     # Contests, promotions and recordings of unknown events are not in the catalogue: people answer those.
     generic_question = intent not in ("livestream_recording", "contest_promo")
-    if coming and not _names_unknown_event(ctx) and generic_question:
-        return Decision([Reply(replies.event_list(coming[:4], public=ctx.msg.public))],
+    # Only a question about events in general ("any webinars coming up?") gets the list; "is there
+    # parking at the arena for the concert" is about an event the catalogue does not know: people answer.
+    generic = _EVENT_WORDS.search(ctx.msg.text) is not None and not _names_unknown_event(ctx)
+    if coming and generic and generic_question:
+        return Decision([Reply(replies.event_list(coming[:4], public=ctx.msg.public), "event")],
                         "events: listed what is coming up")
     return ctx.escalate(
         ctx.route_for("event"), "the events catalogue has no answer",
@@ -488,6 +660,11 @@ def _events(ctx: _Ctx) -> Decision:
     )
 
 
+_EVENT_WORDS = re.compile(
+    r"\b(?:events?|webinars?|workshops?|meetups?|livestreams?|live ?streams?|launch|conference|summit|"
+    r"keynote|sessions?|upcoming|coming up|what'?s on|register|registration|sign ?up|tickets? for|agenda|"
+    r"schedule|speakers?|venue|online session|demo day|expo|fair|stand|booth)\b", re.IGNORECASE,
+)
 _REGISTER_WORDS = re.compile(r"\b(register|sign (?:me )?up|book (?:me|a seat|a place)|reserve|rsvp)\b", re.I)
 
 
@@ -504,14 +681,33 @@ def _ask_which(ctx: _Ctx, events: Sequence[Event], action: str) -> Decision:
         )
     shown = list(events[:4])
     return Decision(
-        [Reply(replies.ask_which_event(shown, action)),
-         ctx.stamp(awaiting_event=action, offered_events=[e.key for e in shown])],
+        [Reply(replies.ask_which_event(shown, action), "event"),
+         ctx.stamp(awaiting_event=action, offered_events=[e.key for e in shown], confirm_event=None,
+                   faq_answered=None)],
         f"events: ask which event to {action}",
     )
 
 
+def _register_if_clear(ctx: _Ctx, coming: Sequence[Event]) -> Decision:
+    """Register only when the words identify one event; two candidates or a detail that disagrees → ask."""
+    found = _identified(ctx)
+    if found.best is None:
+        return _ask_which(ctx, coming, "register")
+    if found.one_clear_event:
+        return _register(ctx, found.best)
+    tied = [e for e in found.candidates if e.mentioned_in(ctx.msg.text) == found.best.mentioned_in(ctx.msg.text)]
+    if len(tied) > 1 and not found.mismatch:
+        return _ask_which(ctx, tied, "register")
+    return Decision(
+        [Reply(replies.confirm_event(found.best, "register"), "event"),
+         ctx.stamp(awaiting_event="register", offered_events=[found.best.key], confirm_event=True,
+                   faq_answered=None)],
+        f"events: confirm before registering ({found.mismatch or 'two candidates'})",
+    )
+
+
 def _register(ctx: _Ctx, event: Event) -> Decision:
-    clear = ctx.stamp(awaiting_event=None, offered_events=None, rephrase_asked=None)
+    clear = ctx.stamp(awaiting_event=None, offered_events=None, confirm_event=None, rephrase_asked=None)
     return Decision(
         [Register(event), clear],
         f"events: register for {event.key}",
@@ -519,7 +715,7 @@ def _register(ctx: _Ctx, event: Event) -> Decision:
 
 
 def _cancel(ctx: _Ctx, event: Event) -> Decision:
-    clear = ctx.stamp(awaiting_event=None, offered_events=None, rephrase_asked=None)
+    clear = ctx.stamp(awaiting_event=None, offered_events=None, confirm_event=None, rephrase_asked=None)
     return Decision(
         [CancelRegistration(event), clear],
         f"events: cancel {event.key}",
@@ -540,9 +736,23 @@ def _human(ctx: _Ctx) -> Decision:
     )
 
 
+_STILL_A_PROBLEM = re.compile(
+    r"\bbut\b.{0,40}\b(?:still|not|isn'?t|doesn'?t|didn'?t|won'?t|can'?t|never)\b|#?never ?again\b|"
+    r"\b(?:lost|losing|broke|broken|cancell?ed|overcharged) (?:my|our)\b|\bstill (?:not|isn'?t|no|waiting|broken)\b",
+    re.IGNORECASE,
+)
+
+
 def _smalltalk(ctx: _Ctx) -> Decision:
+    # "Thanks for the update but my problem still isn't fixed", "shoutout for losing my bag": thanks or
+    # praise words around a problem are a support message; a cheerful reply to them would be the harm.
+    if _STILL_A_PROBLEM.search(ctx.msg.text) or _DID_NOT_HELP.search(ctx.msg.text):
+        return _support(ctx, friendly_words=True)
+    answered = _faq_reply(ctx)  # "what are your opening hours" read as chitchat still gets the hours
+    if answered is not None:
+        return answered
     return Decision(
-        [Reply(replies.smalltalk(ctx.nlu.intent, public=ctx.msg.public)),
+        [Reply(replies.smalltalk(ctx.nlu.intent, public=ctx.msg.public), "smalltalk"),
          ctx.stamp(rephrase_asked=None, faq_answered=None)],
         "smalltalk: short reply, no ticket",
     )

@@ -125,6 +125,23 @@ async def test_broken_content_stops_start_up_with_file_and_line(tmp_path: Path, 
             pass
 
 
+async def test_a_misspelt_faq_intent_stops_start_up_with_file_and_line(
+    tmp_path: Path, sqlite_database_url: str
+) -> None:
+    for name in ("events.yml", "taxonomy.yml"):
+        (tmp_path / name).write_text((CONTENT_DIR / name).read_text())
+    (tmp_path / "faq.yml").write_text(
+        "faq:\n  - key: prices\n    intents: [pricing, oppening_hours]\n    keywords: [price]\n    answer: See the site.\n"
+    )
+    settings = Settings(database_url=sqlite_database_url, content_dir=tmp_path, nlu_url="http://127.0.0.1:9")
+    from bot.content import ContentError
+
+    with pytest.raises(ContentError, match=r"faq\.yml:2: FAQ entry 'prices': intent 'oppening_hours' is not in "
+                                           r"the taxonomy"):
+        async with started(settings, _STORE_ONLY, say=lambda _m: None):
+            pass
+
+
 def test_project_root_has_the_content_files() -> None:
     assert (PROJECT_ROOT / "content" / "faq.yml").is_file() and (PROJECT_ROOT / "content" / "events.yml").is_file()
 

@@ -11,6 +11,7 @@ import pytest
 from bot.content import Content, ContentError, load_content
 from bot.hours import HoursError, parse_business_hours
 from bot.router import (
+    AddToTicket,
     CancelRegistration,
     Escalate,
     QueueNotice,
@@ -130,25 +131,33 @@ def test_public_support_question_is_not_answered_in_public(content: Content, rou
 # --- sales ----------------------------------------------------------------------------------------------------
 
 
-def test_sales_asks_once_for_missing_lead_details_then_opens_a_ticket(
+def test_sales_opens_the_sales_ticket_at_once_and_the_answer_joins_it(
     content: Content, router_config: RouterConfig
 ) -> None:
-    first = route(incoming("how much does the pro plan cost?", "pricing", 0.9, message_id=1), content, router_config)
-    ask = _reply_text(first)
-    assert "company" in ask and "how many people" in ask
+    first = route(incoming("how much does the pro plan cost?", "pricing", 0.95, message_id=1), content, router_config)
+    opened = _escalation(first)
+    # A prospect who never answers the question is already in the Sales queue.
+    assert (opened.queue, opened.category) == ("sales", "sales")
+    assert "company" in opened.notice and "how many people" in opened.notice
+    assert "example.com/pricing" in opened.notice  # the pricing FAQ entry answers beside the question
     state = _state(first)
     assert state["lead_asked"] is True and state["lead"]["interest"] == "pricing"
 
+    # The answer reads as a request for a person to the NLU; inside the lead flow it is the lead's details.
     second = route(
-        incoming("We're Acme Robotics, about 40 people, bob@acme.io", "out_of_scope", 0.4, state=state, message_id=2),
+        incoming("we're Northwind, about 120 staff, reach me at sam@northwind.example", "ask_human", 0.92,
+                 status="queued", state=state, message_id=2),
         content, router_config,
     )
-    ticket = _escalation(second)
-    assert ticket.queue == "sales"
-    lead = ticket.data["lead"]
-    assert (lead["company"], lead["size"], lead["email"]) == ("Acme Robotics", "40", "bob@acme.io")
-    assert "pricing" in lead["summary"] and "Acme Robotics" in lead["summary"]
-    assert "sales team will reply" in ticket.notice
+    assert second.of(Escalate) == []  # no second ticket: the open one gets the details
+    [update] = second.of(AddToTicket)
+    assert update.queue == "sales"
+    lead = update.data["lead"]
+    assert (lead["company"], lead["size"], lead["email"]) == ("Northwind", "120", "sam@northwind.example")
+    assert "pricing" in lead["summary"] and "Northwind" in lead["summary"]
+    [noted] = second.of(QueueNotice)
+    assert "sales team" in noted.text
+    assert _state(second)["lead_asked"] is None  # asked once: later messages just wait in the queue
 
 
 def test_complete_lead_goes_straight_to_sales(content: Content, router_config: RouterConfig) -> None:

@@ -39,7 +39,10 @@ def _register_subcommands() -> None:
     # The desk owns corrections (they live in the store); the command sits with the other NLU commands.
     nlu_app.command("export-corrections")(export_corrections_command)
 
+    from bot.decisions_cli import app as eval_app
     from desk.customers_cli import app as customers_app
+
+    app.add_typer(eval_app, name="eval", help="Measure what the bot does with labelled messages (decisions).")
 
     app.add_typer(customers_app, name="customers", help="Customers' personal data: export, erase, retention.")
 

@@ -30,7 +30,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.content import Content, load_content
+from bot.content import Content, check_faq_intents, load_content
 from bot.hours import parse_business_hours
 from bot.router import RouterConfig
 from bot.taxonomy import TaxonomyError, load_taxonomy
@@ -106,6 +106,7 @@ async def started(
             taxonomy = load_taxonomy(settings.effective_taxonomy_path)
         except TaxonomyError as exc:
             raise RunError(str(exc)) from None
+        check_faq_intents(content, taxonomy.intents, taxonomy_path=settings.effective_taxonomy_path)
         hours = parse_business_hours(settings.business_hours, settings.business_timezone)
         db = await _open_store(settings)
         stack.push_async_callback(db.dispose)
@@ -166,6 +167,7 @@ async def started(
             return
         config = RouterConfig(
             confidence_threshold=settings.nlu_confidence_threshold,
+            margin_threshold=settings.nlu_margin_threshold,
             brand_user_id=running.brand_user_id,
             hours=hours,
             taxonomy=taxonomy,

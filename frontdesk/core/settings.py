@@ -96,7 +96,15 @@ class Settings(BaseSettings):
         "in another container or on another host.",
     )
     nlu_timeout_s: float = 5.0
-    nlu_confidence_threshold: float = 0.5
+    nlu_confidence_threshold: float = Field(
+        default=0.9, ge=0.0, le=1.0,
+        description="Act on the NLU's category only at this confidence (its intents' summed scores); "
+        "else ask once. Chosen with `frontdesk eval decisions` on the dev sets (docs/bot.md).",
+    )
+    nlu_margin_threshold: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="...and only when the category leads the next one by this much; else ask once.",
+    )
     rasa_venv: Path = Field(default=PROJECT_ROOT / "var" / "rasa-venv")
     rasa_python: str = Field(default="", description="Python 3.10 for the Rasa virtualenv; found via pyenv if empty.")
 
