@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from desk import queries, search
+from desk import customers, queries, search
 from desk.auth import (
     CSRF_FORM_FIELD,
     CurrentAgent,
@@ -34,9 +34,11 @@ from desk.public_guard import public_reply_warning
 from desk.saved_replies import replies_for_ticket
 from storage import actions, usage
 from storage import saved_replies as saved_replies_store
+from storage.customers import CannotLink, link_contacts, unlink_contact
 from storage.errors import AlreadyClaimed, NotFound, StoreError
 from storage.login_throttle import LoginThrottled
 from storage.models import Priority, SessionKind, utcnow
+from storage.personal_data import find_contacts
 
 # A path id out of range is a 404 page (desk.app); unstorable text in a form or query string a 422.
 router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_unstorable_text)])
@@ -549,3 +551,50 @@ async def saved_reply_delete(reply_id: RowId, request: Request, agent: PageAgent
     return await _change_saved_replies(
         request, agent, csrf, lambda: saved_replies_store.delete_saved_reply(db, reply_id), "Saved reply deleted."
     )
+
+
+# --- the customer panel ----------------------------------------------------------------------------
+
+
+@router.get("/customers/{contact_id}", name="customer_page")
+async def customer_page(contact_id: RowId, request: Request, agent: PageAgent) -> Response:
+    try:
+        profile = await customers.customer_profile(request.app.state.desk.db, contact_id)
+    except NotFound:
+        return await _render(request, "not_found.html", {"what": f"Customer #{contact_id}"}, agent=agent, status_code=404)
+    return await _render(request, "customer.html", {"p": profile}, agent=agent)
+
+
+@router.post("/customers/{contact_id}/link", name="customer_link")
+async def customer_link(
+    contact_id: RowId, request: Request, agent: PageAgent, csrf: Csrf = "", other: Annotated[str, Form()] = "",
+) -> Response:
+    """Link by the other contact's number ("#12" or "12") or handle ("@sam", unique across channels)."""
+    check_csrf(request, csrf)
+    db = request.app.state.desk.db
+    wanted = other.strip().removeprefix("#")
+    if wanted.isdigit() and 0 < int(wanted) <= 2**31 - 1:
+        candidates = [int(wanted)]
+    else:
+        candidates = [c.id for c in await find_contacts(db, wanted) if c.id != contact_id] if wanted else []
+    if len(candidates) != 1:
+        _flash(request, "No contact matches that." if not candidates else
+               "Several contacts have that handle: use the contact's number (on its customer page).")
+    else:
+        try:
+            await customers.customer_profile(db, candidates[0])
+            group = await link_contacts(db, contact_id, candidates[0])
+            _flash(request, f"Linked: {len(group)} contacts are now one customer.", "ok")
+        except NotFound:
+            _flash(request, f"There is no contact #{candidates[0]}.")
+        except CannotLink as exc:
+            _flash(request, str(exc)[:1].upper() + str(exc)[1:] + ".")
+    return RedirectResponse(path_for(request, "customer_page", contact_id=contact_id), status_code=303)
+
+
+@router.post("/customers/{contact_id}/unlink", name="customer_unlink")
+async def customer_unlink(contact_id: RowId, request: Request, agent: PageAgent, csrf: Csrf = "") -> Response:
+    check_csrf(request, csrf)
+    await unlink_contact(request.app.state.desk.db, contact_id)
+    _flash(request, "This contact is on its own again.", "ok")
+    return RedirectResponse(path_for(request, "customer_page", contact_id=contact_id), status_code=303)

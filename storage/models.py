@@ -130,6 +130,9 @@ class Contact(SQLModel, table=True):
     platform_user_id: str = Field(max_length=64)
     handle: str = Field(default="", max_length=128)
     display_name: str = Field(default="", max_length=256)
+    # Set by an agent who knows two contacts are one person (their X and their Telegram): every contact of
+    # that person names the same one, the lowest id of the group (storage/customers.py).
+    person_id: int | None = Field(default=None, foreign_key="contacts.id", index=True)
     created_at: datetime = _created()
 
 

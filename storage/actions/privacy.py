@@ -34,6 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from storage.actions._common import audit, get_for_update
+from storage.customers import unlink_in
 from storage.db import Database
 from storage.models import (
     Contact,
@@ -142,6 +143,9 @@ async def erase_contacts_in(session: AsyncSession, contact_ids: Sequence[int], *
     registrations = (await session.execute(
         delete(EventRegistration).where(col(EventRegistration.contact_id).in_(ids))
     )).rowcount or 0
+    for contact in contacts:
+        assert contact.id is not None
+        await unlink_in(session, contact.id)  # an erased contact is nobody's other account any more
     for contact in contacts:
         assert contact.id is not None
         contact.handle = contact.display_name = contact.platform_user_id = pseudonym(contact.id)
