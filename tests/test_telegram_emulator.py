@@ -384,7 +384,10 @@ async def receiver() -> AsyncIterator[tuple[str, asyncio.Queue[tuple[str | None,
 async def test_webhook_delivers_with_secret_and_blocks_polling(
     telegram_sandbox: TelegramSandbox, bot: Bot, receiver: tuple[str, asyncio.Queue, list[int]]
 ) -> None:
-    url, received, statuses = receiver
+    local, received, statuses = receiver
+    # Telegram takes only https on 443/80/88/8443: the receiver sits behind the sandbox's stand-in proxy.
+    url = "https://bot.example/hook"
+    await telegram_sandbox.control.webhook_proxy(local.rsplit("/hook", 1)[0])
     assert await bot.set_webhook(url, secret_token="s3cret-Token_1") is True
     info = await bot.get_webhook_info()
     assert info.url == url
@@ -410,8 +413,8 @@ async def test_webhook_delivers_with_secret_and_blocks_polling(
 async def test_unreachable_webhook_loses_nothing(telegram_sandbox: TelegramSandbox, bot: Bot) -> None:
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
-        dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
-    assert await bot.set_webhook(dead_url)
+        await telegram_sandbox.control.webhook_proxy(f"http://127.0.0.1:{probe.getsockname()[1]}")
+    assert await bot.set_webhook("https://bot.example:8443/hook")
     await telegram_sandbox.control.message(ALICE, "anyone?")
     for _ in range(100):
         info = await bot.get_webhook_info()
@@ -423,3 +426,47 @@ async def test_unreachable_webhook_loses_nothing(telegram_sandbox: TelegramSandb
 
     await bot.delete_webhook()
     assert [u.message.text for u in await bot.get_updates()] == ["anyone?"]
+
+
+@pytest.mark.parametrize(("url", "description"), [
+    ("http://bot.example/hook", "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"),
+    ("https://bot.example:8080/hook", "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, "
+                                      "443 or 8443"),
+    ("https://127.0.0.1:9000/hook", "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, "
+                                    "443 or 8443"),
+])
+async def test_set_webhook_refuses_what_telegram_refuses(
+    telegram_sandbox: TelegramSandbox, bot: Bot, url: str, description: str
+) -> None:
+    # Bot API setWebhook: an HTTPS URL, "Ports currently supported for webhooks: 443, 80, 88, 8443".
+    with pytest.raises(BadRequest, match="(?i)bad webhook"):
+        await bot.set_webhook(url)
+    async with httpx.AsyncClient() as http:  # the exact envelope (python-telegram-bot rewords the description)
+        raw = await http.post(f"{telegram_sandbox.base_url}{telegram_sandbox.token}/setWebhook", data={"url": url})
+    assert raw.status_code == 400
+    assert raw.json() == {"ok": False, "error_code": 400, "description": description}
+    assert (await bot.get_webhook_info()).url == ""
+    for ok in ("https://bot.example/hook", "https://bot.example:88/hook", "https://bot.example:8443/h",
+               "https://bot.example:80/h"):
+        assert await bot.set_webhook(ok)
+    await bot.delete_webhook()
+
+
+async def test_a_restarted_update_id_below_the_offset_is_confirmed_away(
+    telegram_sandbox: TelegramSandbox, bot: Bot
+) -> None:
+    # getUpdates' offset: "An update is considered confirmed as soon as getUpdates is called with an offset
+    # higher than its update_id" -- also one whose id restarted low (Update.update_id, after a quiet week).
+    first = await telegram_sandbox.control.message(ALICE, "one")
+    assert [u.update_id for u in await bot.get_updates()] == [first["update_id"]]
+    low = await telegram_sandbox.control.message(ALICE, "restarted", update_id=77)
+    assert low["update_id"] == 77
+    assert await bot.get_updates(offset=first["update_id"] + 1) == ()
+    again = await telegram_sandbox.control.message(ALICE, "restarted again", update_id=500)
+    assert [u.message.text for u in await bot.get_updates()] == ["restarted again"]
+    nxt = await telegram_sandbox.control.message(ALICE, "next")
+    assert nxt["update_id"] == again["update_id"] + 1
+    async with httpx.AsyncClient() as http:
+        bad = await http.post(f"{telegram_sandbox.url}/_sandbox/telegram/messages",
+                              json={"from": {"id": ALICE}, "text": "x", "update_id": 0})
+    assert bad.status_code == 400 and "update_id" in bad.json()["error"]
