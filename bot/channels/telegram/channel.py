@@ -26,7 +26,7 @@ from bot.channels.telegram.customers import CustomerInbox
 from bot.channels.telegram.polling import TelegramPoller
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.telegram.updates import UpdateDispatcher
-from bot.channels.telegram.webhook import register_webhook, telegram_webhook_router
+from bot.channels.telegram.webhook import check_webhook_url, register_webhook, telegram_webhook_router
 from frontdesk.core.settings import Settings
 from storage.db import Database
 
@@ -50,6 +50,11 @@ class TelegramChannel:
             self.bot: Bot = build_bot(settings.telegram_token.get_secret_value(), settings.telegram_api_base)
         except ValueError as exc:
             raise TelegramStartError(str(exc)) from None
+        if settings.telegram_webhook_url:
+            try:
+                check_webhook_url(settings.telegram_webhook_url)
+            except ValueError as exc:
+                raise TelegramStartError(str(exc)) from None
         self.sender = TelegramSender(self.bot)
         self.customers = CustomerInbox(db, wake)
         self.pager: TelegramPager | None = None
