@@ -19,10 +19,18 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.ext import ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from bot.channels.telegram.client import retry_after_seconds
 from tests.fixtures.telegram_sandbox import TelegramSandbox
 
 ALICE = 4201
 BOB = 4202
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _no_flood_limits(telegram_sandbox: TelegramSandbox) -> None:
+    # These tests send back to back to one chat to check other things; the flood limits have their own
+    # tests below (test_flood_limits_*), which switch them back on.
+    await telegram_sandbox.control.limits(enabled=False)
 
 
 @pytest_asyncio.fixture
@@ -470,3 +478,54 @@ async def test_a_restarted_update_id_below_the_offset_is_confirmed_away(
         bad = await http.post(f"{telegram_sandbox.url}/_sandbox/telegram/messages",
                               json={"from": {"id": ALICE}, "text": "x", "update_id": 0})
     assert bad.status_code == 400 and "update_id" in bad.json()["error"]
+
+
+
+# ------------------------------------------------------------------------------------------ flood limits
+async def test_flood_limits_one_message_a_second_per_chat_with_telegrams_429(
+    telegram_sandbox: TelegramSandbox, bot: Bot
+) -> None:
+    # Bots FAQ: in one chat "avoid sending more than one message per second"; the sandbox allows no burst.
+    await telegram_sandbox.control.limits(enabled=True)
+    await telegram_sandbox.control.message(ALICE, "hi")
+    await telegram_sandbox.control.message(BOB, "hi")
+    await bot.send_message(ALICE, "one")
+    async with httpx.AsyncClient() as http:
+        raw = await http.post(f"{telegram_sandbox.base_url}{telegram_sandbox.token}/sendMessage",
+                              data={"chat_id": ALICE, "text": "two"})
+    assert raw.status_code == 429
+    assert raw.json() == {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+                          "parameters": {"retry_after": 1}}
+    with pytest.raises(RetryAfter):
+        await bot.send_message(ALICE, "two again")
+    await bot.send_message(BOB, "another chat is not held up")
+    await asyncio.sleep(1.05)
+    await bot.send_message(ALICE, "two, a second later")
+    texts = [m["text"] for m in (await telegram_sandbox.control.sent())["messages"]]
+    assert texts == ["one", "another chat is not held up", "two, a second later"]
+
+
+async def test_flood_limits_twenty_a_minute_per_group_and_thirty_a_second_overall(
+    telegram_sandbox: TelegramSandbox, bot: Bot
+) -> None:
+    # Bots FAQ: "no more than 20 messages per minute to the same group"; "not more than 30 messages per
+    # second or so" in bulk.  The per-chat interval is shortened so the test does not take 20 seconds.
+    await telegram_sandbox.control.limits(enabled=True, per_chat_interval_s=0.01)
+    group = -1009876543210
+    await telegram_sandbox.control.add_chat(group, title="agents")
+    for i in range(20):
+        await bot.send_message(group, f"card {i}")
+        await asyncio.sleep(0.011)
+    with pytest.raises(RetryAfter) as refused:
+        await bot.send_message(group, "card 21")
+    assert 50 <= retry_after_seconds(refused.value) <= 60  # the oldest of the 20 leaves the minute window then
+
+    users = list(range(5000, 5031))
+    for user in users:
+        await telegram_sandbox.control.message(user, "hi")
+    await asyncio.sleep(1.05)  # the group's sends leave the one-second window
+    for user in users[:30]:
+        await bot.send_message(user, "broadcast")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(users[30], "the 31st within a second")
+    assert (await telegram_sandbox.control.state())["flood_refusals"] == 2

@@ -1,7 +1,7 @@
 """The Telegram emulator's control API under ``/_sandbox/telegram/``: what only the sandbox serves.
 
 No auth; for tests and people trying the sandbox: ``POST messages``, ``POST callback``, ``POST chats``,
-``POST block``, ``POST webhook_proxy``, ``GET sent``, ``GET state``, ``POST faults`` / ``GET faults``, ``POST reset``.  Bad input gets
+``POST block``, ``POST webhook_proxy``, ``POST limits`` / ``GET limits``, ``GET sent``, ``GET state``, ``POST faults`` / ``GET faults``, ``POST reset``.  Bad input gets
 ``{"error": ...}`` with a 400.  See docs/sandbox-telegram.md.
 """
 
@@ -83,6 +83,14 @@ def _routes(emulator: TelegramEmulator) -> list[web.RouteDef]:
                                                                                             '"retry_after"'))
         return {"armed": fault, "faults": emulator.snapshot()["faults"]}
 
+    async def limits(request: web.Request) -> dict[str, Any]:
+        body = await body_of(request)
+        return {"flood_limits": emulator.set_flood_limits(**body)}
+
+    async def get_limits(request: web.Request) -> dict[str, Any]:
+        return {"flood_limits": emulator.snapshot()["flood_limits"],
+                "flood_refusals": emulator.snapshot()["flood_refusals"]}
+
     async def webhook_proxy(request: web.Request) -> dict[str, Any]:
         body = await body_of(request)
         if "url" not in body:
@@ -111,6 +119,8 @@ def _routes(emulator: TelegramEmulator) -> list[web.RouteDef]:
         web.post(f"{p}/faults", guarded(faults)),
         web.get(f"{p}/faults", guarded(list_faults)),
         web.post(f"{p}/webhook_proxy", guarded(webhook_proxy)),
+        web.post(f"{p}/limits", guarded(limits)),
+        web.get(f"{p}/limits", guarded(get_limits)),
         web.get(f"{p}/sent", guarded(sent)),
         web.get(f"{p}/state", guarded(state)),
         web.post(f"{p}/reset", guarded(reset)),

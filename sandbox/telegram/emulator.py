@@ -111,6 +111,10 @@ class TelegramEmulator:
         else:
             self.state.blocked_chats.discard(chat_id)
 
+    def set_flood_limits(self, **changes: Any) -> dict[str, Any]:
+        """Change (or switch off, ``enabled=False``) the flood limits sendMessage enforces; see `FloodLimits`."""
+        return self.state.set_flood_limits(**changes).as_dict()
+
     def set_webhook_proxy(self, url: str | None) -> dict[str, Any]:
         """Deliver webhook requests to ``url`` (same path and query) instead of the registered https URL.
 
@@ -140,6 +144,8 @@ class TelegramEmulator:
             "webhook": {**self.state.webhook_info(),
                         "delivered": self.state.webhook.delivered if self.state.webhook else 0},
             "faults": [f.as_dict() for f in self.state.faults],
+            "flood_limits": self.state.flood.as_dict(),
+            "flood_refusals": self.state.flood_refusals,
         }
 
     def reset(self) -> None:

@@ -176,6 +176,7 @@ def send_message(state: TelegramState, params: Params) -> dict[str, Any]:
     check_length(text)
     markup = _reply_markup(params, inline_only=False)
     reply_to = _reply_target(state, params, chat["id"])
+    state.take_send_slot(chat)  # after validation: a refused request is not a message sent
 
     message: dict[str, Any] = {
         "message_id": state.new_message_id(chat["id"]),
