@@ -23,6 +23,7 @@ from bot.channels.base import Wake
 from bot.channels.telegram.agents import TelegramPager
 from bot.channels.telegram.client import build_bot
 from bot.channels.telegram.customers import CustomerInbox
+from bot.channels.telegram.flood import FloodControl
 from bot.channels.telegram.polling import TelegramPoller
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.telegram.updates import UpdateDispatcher
@@ -55,7 +56,8 @@ class TelegramChannel:
                 check_webhook_url(settings.telegram_webhook_url)
             except ValueError as exc:
                 raise TelegramStartError(str(exc)) from None
-        self.sender = TelegramSender(self.bot)
+        self.flood = FloodControl()  # one per bot: the sender's and the pager's sends count together
+        self.sender = TelegramSender(self.bot, self.flood)
         self.customers = CustomerInbox(db, wake)
         self.pager: TelegramPager | None = None
         self.dispatcher: UpdateDispatcher | None = None
@@ -91,7 +93,8 @@ class TelegramChannel:
             ) from None
         if self.settings.telegram_agents_chat is not None:
             self.pager = TelegramPager(
-                self.bot, self.db, self.settings.telegram_agents_chat, poll_s=self.settings.telegram_pager_poll_s
+                self.bot, self.db, self.settings.telegram_agents_chat, poll_s=self.settings.telegram_pager_poll_s,
+                flood=self.flood,
             )
         self.dispatcher = UpdateDispatcher(self.db, self.bot.id, self.customers, self.pager)
         await self.dispatcher.load()
