@@ -25,6 +25,9 @@ PER_CHAT_INTERVAL_S = 1.0
 GROUP_PER_MINUTE = 20
 GLOBAL_PER_SECOND = 30
 _MARGIN_S = 0.1  # added to every interval and window: arrival jitter at Telegram
+# Sends to many chats queue for the HTTP connections, so they reach Telegram bunched more than the sends
+# to one chat (which go one at a time): a wider margin on the overall window.
+_GLOBAL_MARGIN_S = 0.3
 _SWEEP_ABOVE_CHATS = 10_000  # forget chats written to over a minute ago once this many are remembered
 
 
@@ -59,7 +62,7 @@ class FloodControl:
             if is_group(chat_id) and len(sent) >= self.group_per_minute:
                 wait = max(wait, sent[-self.group_per_minute] + 60.0 + _MARGIN_S - now)
         if len(self._all_sends) >= self.global_per_second:
-            wait = max(wait, self._all_sends[-self.global_per_second] + 1.0 + _MARGIN_S - now)
+            wait = max(wait, self._all_sends[-self.global_per_second] + 1.0 + _GLOBAL_MARGIN_S - now)
         return max(0.0, wait)
 
     def take(self, chat_id: int | str) -> float:
@@ -102,7 +105,7 @@ class FloodControl:
             sent.popleft()
         if sent is not None and not sent:
             del self._chat_sends[chat_id]
-        while self._all_sends and now - self._all_sends[0] >= 1.0 + _MARGIN_S:
+        while self._all_sends and now - self._all_sends[0] >= 1.0 + _GLOBAL_MARGIN_S:
             self._all_sends.popleft()
         if self._held_until.get(chat_id, 0.0) <= now:
             self._held_until.pop(chat_id, None)
