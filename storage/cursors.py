@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from sqlalchemy import select
 
 from storage.actions._common import dialect_name
@@ -14,6 +16,20 @@ async def get_cursor(db: Database, name: str) -> str | None:
         return (
             await session.execute(select(ChannelCursor.value).where(ChannelCursor.name == name))
         ).scalar_one_or_none()
+
+
+async def get_cursor_with_time(db: Database, name: str) -> tuple[str, datetime] | None:
+    """The cursor's value and when it was last written (UTC), or None when there is none."""
+    async with db.session() as session:
+        row = (
+            await session.execute(
+                select(ChannelCursor.value, ChannelCursor.updated_at).where(ChannelCursor.name == name)
+            )
+        ).one_or_none()
+    if row is None:
+        return None
+    value, updated_at = row
+    return value, updated_at if updated_at.tzinfo else updated_at.replace(tzinfo=timezone.utc)
 
 
 async def set_cursor(db: Database, name: str, value: str) -> None:

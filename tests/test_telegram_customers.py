@@ -93,6 +93,9 @@ async def _count_messages_at_least(db: Database, n: int) -> bool:
     return await _count_messages(db) >= n
 
 
+PUBLIC_URL = "https://frontdesk.brand.example"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -122,8 +125,10 @@ async def test_webhook_mode_records_updates_and_refuses_a_wrong_secret(
     secret = "s3cret-token_for-the-webhook"
     app = FastAPI()
     async with _serving(app) as url:
+        # Telegram posts to the public https URL; the sandbox's proxy hands it to the local server.
+        await telegram_sandbox.control.webhook_proxy(url)
         settings = telegram_settings(telegram_sandbox, telegram_agents_chat=None,
-                                     telegram_webhook_url=f"{url}{WEBHOOK_PATH}",
+                                     telegram_webhook_url=f"{PUBLIC_URL}{WEBHOOK_PATH}",
                                      telegram_webhook_secret=secret)
         channel = TelegramChannel(db, settings)
         await channel.start()
@@ -134,7 +139,7 @@ async def test_webhook_mode_records_updates_and_refuses_a_wrong_secret(
             stored = await _wait_for(db, f"777:{sent['message_id']}")
             assert stored.text == "via the webhook"
             info = (await telegram_sandbox.control.state())["webhook"]
-            assert info["url"] == f"{url}{WEBHOOK_PATH}"
+            assert info["url"] == f"{PUBLIC_URL}{WEBHOOK_PATH}"
 
             # Someone else posting an update: refused, nothing stored.
             forged = {"update_id": 999999999, "message": {

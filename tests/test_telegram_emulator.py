@@ -19,10 +19,18 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.ext import ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from bot.channels.telegram.client import retry_after_seconds
 from tests.fixtures.telegram_sandbox import TelegramSandbox
 
 ALICE = 4201
 BOB = 4202
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _no_flood_limits(telegram_sandbox: TelegramSandbox) -> None:
+    # These tests send back to back to one chat to check other things; the flood limits have their own
+    # tests below (test_flood_limits_*), which switch them back on.
+    await telegram_sandbox.control.limits(enabled=False)
 
 
 @pytest_asyncio.fixture
@@ -384,7 +392,10 @@ async def receiver() -> AsyncIterator[tuple[str, asyncio.Queue[tuple[str | None,
 async def test_webhook_delivers_with_secret_and_blocks_polling(
     telegram_sandbox: TelegramSandbox, bot: Bot, receiver: tuple[str, asyncio.Queue, list[int]]
 ) -> None:
-    url, received, statuses = receiver
+    local, received, statuses = receiver
+    # Telegram takes only https on 443/80/88/8443: the receiver sits behind the sandbox's stand-in proxy.
+    url = "https://bot.example/hook"
+    await telegram_sandbox.control.webhook_proxy(local.rsplit("/hook", 1)[0])
     assert await bot.set_webhook(url, secret_token="s3cret-Token_1") is True
     info = await bot.get_webhook_info()
     assert info.url == url
@@ -410,8 +421,8 @@ async def test_webhook_delivers_with_secret_and_blocks_polling(
 async def test_unreachable_webhook_loses_nothing(telegram_sandbox: TelegramSandbox, bot: Bot) -> None:
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
-        dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
-    assert await bot.set_webhook(dead_url)
+        await telegram_sandbox.control.webhook_proxy(f"http://127.0.0.1:{probe.getsockname()[1]}")
+    assert await bot.set_webhook("https://bot.example:8443/hook")
     await telegram_sandbox.control.message(ALICE, "anyone?")
     for _ in range(100):
         info = await bot.get_webhook_info()
@@ -423,3 +434,98 @@ async def test_unreachable_webhook_loses_nothing(telegram_sandbox: TelegramSandb
 
     await bot.delete_webhook()
     assert [u.message.text for u in await bot.get_updates()] == ["anyone?"]
+
+
+@pytest.mark.parametrize(("url", "description"), [
+    ("http://bot.example/hook", "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"),
+    ("https://bot.example:8080/hook", "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, "
+                                      "443 or 8443"),
+    ("https://127.0.0.1:9000/hook", "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, "
+                                    "443 or 8443"),
+])
+async def test_set_webhook_refuses_what_telegram_refuses(
+    telegram_sandbox: TelegramSandbox, bot: Bot, url: str, description: str
+) -> None:
+    # Bot API setWebhook: an HTTPS URL, "Ports currently supported for webhooks: 443, 80, 88, 8443".
+    with pytest.raises(BadRequest, match="(?i)bad webhook"):
+        await bot.set_webhook(url)
+    async with httpx.AsyncClient() as http:  # the exact envelope (python-telegram-bot rewords the description)
+        raw = await http.post(f"{telegram_sandbox.base_url}{telegram_sandbox.token}/setWebhook", data={"url": url})
+    assert raw.status_code == 400
+    assert raw.json() == {"ok": False, "error_code": 400, "description": description}
+    assert (await bot.get_webhook_info()).url == ""
+    for ok in ("https://bot.example/hook", "https://bot.example:88/hook", "https://bot.example:8443/h",
+               "https://bot.example:80/h"):
+        assert await bot.set_webhook(ok)
+    await bot.delete_webhook()
+
+
+async def test_a_restarted_update_id_below_the_offset_is_confirmed_away(
+    telegram_sandbox: TelegramSandbox, bot: Bot
+) -> None:
+    # getUpdates' offset: "An update is considered confirmed as soon as getUpdates is called with an offset
+    # higher than its update_id" -- also one whose id restarted low (Update.update_id, after a quiet week).
+    first = await telegram_sandbox.control.message(ALICE, "one")
+    assert [u.update_id for u in await bot.get_updates()] == [first["update_id"]]
+    low = await telegram_sandbox.control.message(ALICE, "restarted", update_id=77)
+    assert low["update_id"] == 77
+    assert await bot.get_updates(offset=first["update_id"] + 1) == ()
+    again = await telegram_sandbox.control.message(ALICE, "restarted again", update_id=500)
+    assert [u.message.text for u in await bot.get_updates()] == ["restarted again"]
+    nxt = await telegram_sandbox.control.message(ALICE, "next")
+    assert nxt["update_id"] == again["update_id"] + 1
+    async with httpx.AsyncClient() as http:
+        bad = await http.post(f"{telegram_sandbox.url}/_sandbox/telegram/messages",
+                              json={"from": {"id": ALICE}, "text": "x", "update_id": 0})
+    assert bad.status_code == 400 and "update_id" in bad.json()["error"]
+
+
+
+# ------------------------------------------------------------------------------------------ flood limits
+async def test_flood_limits_one_message_a_second_per_chat_with_telegrams_429(
+    telegram_sandbox: TelegramSandbox, bot: Bot
+) -> None:
+    # Bots FAQ: in one chat "avoid sending more than one message per second"; the sandbox allows no burst.
+    await telegram_sandbox.control.limits(enabled=True)
+    await telegram_sandbox.control.message(ALICE, "hi")
+    await telegram_sandbox.control.message(BOB, "hi")
+    await bot.send_message(ALICE, "one")
+    async with httpx.AsyncClient() as http:
+        raw = await http.post(f"{telegram_sandbox.base_url}{telegram_sandbox.token}/sendMessage",
+                              data={"chat_id": ALICE, "text": "two"})
+    assert raw.status_code == 429
+    assert raw.json() == {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+                          "parameters": {"retry_after": 1}}
+    with pytest.raises(RetryAfter):
+        await bot.send_message(ALICE, "two again")
+    await bot.send_message(BOB, "another chat is not held up")
+    await asyncio.sleep(1.05)
+    await bot.send_message(ALICE, "two, a second later")
+    texts = [m["text"] for m in (await telegram_sandbox.control.sent())["messages"]]
+    assert texts == ["one", "another chat is not held up", "two, a second later"]
+
+
+async def test_flood_limits_twenty_a_minute_per_group_and_thirty_a_second_overall(
+    telegram_sandbox: TelegramSandbox, bot: Bot
+) -> None:
+    # Bots FAQ: "no more than 20 messages per minute to the same group"; "not more than 30 messages per
+    # second or so" in bulk.  The per-chat interval is shortened so the test does not take 20 seconds.
+    await telegram_sandbox.control.limits(enabled=True, per_chat_interval_s=0.01)
+    group = -1009876543210
+    await telegram_sandbox.control.add_chat(group, title="agents")
+    for i in range(20):
+        await bot.send_message(group, f"card {i}")
+        await asyncio.sleep(0.011)
+    with pytest.raises(RetryAfter) as refused:
+        await bot.send_message(group, "card 21")
+    assert 50 <= retry_after_seconds(refused.value) <= 60  # the oldest of the 20 leaves the minute window then
+
+    users = list(range(5000, 5031))
+    for user in users:
+        await telegram_sandbox.control.message(user, "hi")
+    await asyncio.sleep(1.05)  # the group's sends leave the one-second window
+    for user in users[:30]:
+        await bot.send_message(user, "broadcast")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(users[30], "the 31st within a second")
+    assert (await telegram_sandbox.control.state())["flood_refusals"] == 2

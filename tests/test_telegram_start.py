@@ -52,3 +52,23 @@ async def test_webhook_mode_without_a_secret_is_refused(
         assert (await telegram_sandbox.control.state())["webhook"]["url"] == ""
     finally:
         await db.dispose()
+
+
+@pytest.mark.parametrize("url", [
+    "http://frontdesk.brand.example/webhooks/telegram",   # not HTTPS
+    "https://frontdesk.brand.example:8000/webhooks/telegram",  # a port Telegram does not deliver to
+    "https:///webhooks/telegram",                          # no host
+])
+async def test_a_webhook_url_telegram_would_refuse_is_named_at_start_up(
+    sqlite_database_url: str, telegram_sandbox: TelegramSandbox, url: str
+) -> None:
+    # Bot API setWebhook: HTTPS only, ports 443, 80, 88, 8443.  Caught before anything is registered.
+    db = Database(sqlite_database_url)
+    try:
+        settings = telegram_settings(telegram_sandbox, telegram_webhook_url=url,
+                                     telegram_webhook_secret=SecretStr("a-secret-of-the-right_shape"))
+        with pytest.raises(TelegramStartError, match="FRONTDESK_TELEGRAM_WEBHOOK_URL"):
+            TelegramChannel(db, settings)
+        assert (await telegram_sandbox.control.state())["webhook"]["url"] == ""
+    finally:
+        await db.dispose()

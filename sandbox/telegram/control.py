@@ -1,7 +1,7 @@
 """The Telegram emulator's control API under ``/_sandbox/telegram/``: what only the sandbox serves.
 
 No auth; for tests and people trying the sandbox: ``POST messages``, ``POST callback``, ``POST chats``,
-``POST block``, ``GET sent``, ``GET state``, ``POST faults`` / ``GET faults``, ``POST reset``.  Bad input gets
+``POST block``, ``POST webhook_proxy``, ``POST limits`` / ``GET limits``, ``GET sent``, ``GET state``, ``POST faults`` / ``GET faults``, ``POST reset``.  Bad input gets
 ``{"error": ...}`` with a 400.  See docs/sandbox-telegram.md.
 """
 
@@ -45,7 +45,8 @@ def _routes(emulator: TelegramEmulator) -> list[web.RouteDef]:
             raise ControlError('"from" must be an object like {"id": 42, "username": "alice"}')
         return emulator.user_message(chat_id=body.get("chat_id"), sender=sender, text=body.get("text"),
                                      chat_type=body.get("chat_type"), chat_title=body.get("chat_title"),
-                                     reply_to_message_id=body.get("reply_to_message_id"))
+                                     reply_to_message_id=body.get("reply_to_message_id"),
+                                     update_id=body.get("update_id"))
 
     async def callback(request: web.Request) -> dict[str, Any]:
         body = await body_of(request)
@@ -82,6 +83,20 @@ def _routes(emulator: TelegramEmulator) -> list[web.RouteDef]:
                                                                                             '"retry_after"'))
         return {"armed": fault, "faults": emulator.snapshot()["faults"]}
 
+    async def limits(request: web.Request) -> dict[str, Any]:
+        body = await body_of(request)
+        return {"flood_limits": emulator.set_flood_limits(**body)}
+
+    async def get_limits(request: web.Request) -> dict[str, Any]:
+        return {"flood_limits": emulator.snapshot()["flood_limits"],
+                "flood_refusals": emulator.snapshot()["flood_refusals"]}
+
+    async def webhook_proxy(request: web.Request) -> dict[str, Any]:
+        body = await body_of(request)
+        if "url" not in body:
+            raise ControlError('"url" is required: the local base URL webhook requests go to, or null')
+        return emulator.set_webhook_proxy(body["url"])
+
     async def list_faults(request: web.Request) -> dict[str, Any]:
         return {"faults": emulator.snapshot()["faults"]}
 
@@ -103,6 +118,9 @@ def _routes(emulator: TelegramEmulator) -> list[web.RouteDef]:
         web.post(f"{p}/block", guarded(block)),
         web.post(f"{p}/faults", guarded(faults)),
         web.get(f"{p}/faults", guarded(list_faults)),
+        web.post(f"{p}/webhook_proxy", guarded(webhook_proxy)),
+        web.post(f"{p}/limits", guarded(limits)),
+        web.get(f"{p}/limits", guarded(get_limits)),
         web.get(f"{p}/sent", guarded(sent)),
         web.get(f"{p}/state", guarded(state)),
         web.post(f"{p}/reset", guarded(reset)),

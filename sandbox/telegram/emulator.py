@@ -46,8 +46,14 @@ class TelegramEmulator:
     # ------------------------------------------------------------------ what users do
     def user_message(self, *, chat_id: int | None, sender: dict[str, Any], text: str,
                      chat_type: str | None = None, chat_title: str | None = None,
-                     reply_to_message_id: int | None = None) -> dict[str, Any]:
-        """A user writes ``text`` to the bot (privately or in a group); returns update_id and message_id."""
+                     reply_to_message_id: int | None = None, update_id: int | None = None) -> dict[str, Any]:
+        """A user writes ``text`` to the bot (privately or in a group); returns update_id and message_id.
+
+        ``update_id``: give this update that id (and number the next ones after it), as Telegram does after
+        a week without updates; see `TelegramState.enqueue`.
+        """
+        if update_id is not None:
+            update_id = as_int(update_id, '"update_id"')
         if not isinstance(text, str) or not text:
             raise ControlError('"text" must be a non-empty string')
         user = self.state.user_payload(sender)
@@ -72,7 +78,7 @@ class TelegramEmulator:
                                    f"GET {CONTROL_PREFIX}/sent lists the bot's messages")
             message["reply_to_message"] = self.state.as_reply_target(target)
         self.state.store_message(message)
-        update_id, queued = self.state.enqueue("message", copy.deepcopy(message))
+        update_id, queued = self.state.enqueue("message", copy.deepcopy(message), update_id=update_id)
         return {"update_id": update_id, "message_id": message["message_id"], "chat_id": chat_id, "queued": queued}
 
     def press_button(self, *, chat_id: int, message_id: int, sender: dict[str, Any], data: str) -> dict[str, Any]:
@@ -105,6 +111,22 @@ class TelegramEmulator:
         else:
             self.state.blocked_chats.discard(chat_id)
 
+    def set_flood_limits(self, **changes: Any) -> dict[str, Any]:
+        """Change (or switch off, ``enabled=False``) the flood limits sendMessage enforces; see `FloodLimits`."""
+        return self.state.set_flood_limits(**changes).as_dict()
+
+    def set_webhook_proxy(self, url: str | None) -> dict[str, Any]:
+        """Deliver webhook requests to ``url`` (same path and query) instead of the registered https URL.
+
+        The sandbox's stand-in for the TLS-terminating proxy in front of a real deployment: Telegram posts
+        to ``https://bot.example/webhooks/telegram``, the proxy hands it to ``http://127.0.0.1:8000``.
+        """
+        if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+            raise ControlError('"url" must be an http(s):// base URL such as "http://127.0.0.1:8000", or null')
+        self.state.webhook_proxy = url or None
+        self.state._wake()
+        return {"webhook_proxy": self.state.webhook_proxy}
+
     # ------------------------------------------------------------------ what tests look at
     def sent(self) -> dict[str, Any]:
         return {"messages": copy.deepcopy(self.state.sent),
@@ -122,6 +144,8 @@ class TelegramEmulator:
             "webhook": {**self.state.webhook_info(),
                         "delivered": self.state.webhook.delivered if self.state.webhook else 0},
             "faults": [f.as_dict() for f in self.state.faults],
+            "flood_limits": self.state.flood.as_dict(),
+            "flood_refusals": self.state.flood_refusals,
         }
 
     def reset(self) -> None:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Update types Telegram leaves out unless asked for explicitly (allowed_updates empty or absent).
@@ -67,6 +69,24 @@ class Fault:
 
 
 @dataclass
+class FloodLimits:
+    """Telegram's flood limits on sending, as its Bots FAQ states them ("My bot is hitting limits, how do I
+    avoid this?", https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
+    in one chat "avoid sending more than one message per second"; "no more than 20 messages per minute to
+    the same group"; bulk "not more than 30 messages per second or so".  The FAQ allows "short bursts";
+    the sandbox does not (the stricter reading): the first message over a limit gets 429.
+    """
+
+    enabled: bool = True
+    per_chat_interval_s: float = 1.0
+    group_per_minute: int = 20
+    global_per_second: int = 30
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class TelegramState:
     """Everything the emulated Telegram remembers for one bot."""
 
@@ -80,9 +100,17 @@ class TelegramState:
     callback_queries: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> query (answered flag)
     faults: list[Fault] = field(default_factory=list)
     webhook: Webhook | None = None
+    # Sandbox only: where webhook deliveries really go (plays the TLS proxy in front of a local receiver,
+    # since setWebhook takes only https:// URLs on ports 443, 80, 88, 8443).
+    webhook_proxy: str | None = None
     allowed_updates: list[str] | None = None
     commands: list[dict[str, Any]] = field(default_factory=list)
+    flood: FloodLimits = field(default_factory=FloodLimits)
+    flood_refusals: int = 0
+    _sends_by_chat: dict[int, deque[float]] = field(default_factory=dict)
+    _sends_all: deque[float] = field(default_factory=deque)
     _next_update_id: int = _FIRST_UPDATE_ID
+    _highest_update_id: int = 0
     _next_message_id: dict[int, int] = field(default_factory=dict)
     _next_callback_id: int = 4_242_000_000_000_000_001
     _poll_seq: int = 0
@@ -96,7 +124,9 @@ class TelegramState:
         update_ids keep growing across a reset: a bot that persisted ``offset = last + 1`` would otherwise
         treat every new update as already confirmed and never see it.
         """
-        next_update_id = self._next_update_id
+        # After a restarted numbering (control ``update_id``) the next run of tests starts above every id
+        # handed out so far, not after the low one.
+        next_update_id = max(self._next_update_id, self._highest_update_id + 1)
         bot = self.bot
         waiters, poll_seq = self._waiters, self._poll_seq
         self.__init__(bot=bot)  # type: ignore[misc]
@@ -154,6 +184,43 @@ class TelegramState:
                                             retry_after=fault.retry_after)
                 return TelegramApiError(fault.status, _REASONS.get(fault.status, "Internal Server Error"))
         return None
+
+    # ---------------------------------------------------------------- flood limits
+    def set_flood_limits(self, **changes: Any) -> FloodLimits:
+        for key, value in changes.items():
+            if key not in FloodLimits.__dataclass_fields__:
+                raise ControlError(f"unknown limit {key!r}; known: {', '.join(FloodLimits.__dataclass_fields__)}")
+            if key == "enabled":
+                if not isinstance(value, bool):
+                    raise ControlError('"enabled" must be true or false')
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ControlError(f'"{key}" must be a positive number, got {value!r}')
+            setattr(self.flood, key, int(value) if key != "per_chat_interval_s" and key != "enabled" else value)
+        return self.flood
+
+    def take_send_slot(self, chat: dict[str, Any]) -> None:
+        """Count one message sent to ``chat``, or refuse it with Telegram's 429 when over a flood limit."""
+        if not self.flood.enabled:
+            return
+        limits, at = self.flood, time.monotonic()
+        sent = self._sends_by_chat.setdefault(chat["id"], deque())
+        while sent and at - sent[0] >= 60.0:
+            sent.popleft()
+        while self._sends_all and at - self._sends_all[0] >= 1.0:
+            self._sends_all.popleft()
+        wait = 0.0
+        if sent and at - sent[-1] < limits.per_chat_interval_s:
+            wait = limits.per_chat_interval_s - (at - sent[-1])
+        if chat.get("type") in ("group", "supergroup") and len(sent) >= limits.group_per_minute:
+            wait = max(wait, sent[-limits.group_per_minute] + 60.0 - at)
+        if len(self._sends_all) >= limits.global_per_second:
+            wait = max(wait, self._sends_all[-limits.global_per_second] + 1.0 - at)
+        if wait > 0:
+            self.flood_refusals += 1
+            retry_after = max(1, math.ceil(wait))
+            raise TelegramApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+        sent.append(at)
+        self._sends_all.append(at)
 
     # ---------------------------------------------------------------- chats and users
     def bot_as_sender(self) -> dict[str, Any]:
@@ -251,13 +318,22 @@ class TelegramState:
         return query
 
     # ---------------------------------------------------------------- updates
-    def enqueue(self, kind: str, payload: dict[str, Any]) -> tuple[int, bool]:
+    def enqueue(self, kind: str, payload: dict[str, Any], *, update_id: int | None = None) -> tuple[int, bool]:
         """Create an update of ``kind``; returns its update_id and whether it was queued.
 
-        Types the bot did not ask for (``allowed_updates``) are not queued, as on Telegram.
+        Types the bot did not ask for (``allowed_updates``) are not queued, as on Telegram.  ``update_id``
+        plays Telegram's restart of the numbering: "If there are no new updates for at least a week, then
+        identifier of the next update will be chosen randomly instead of sequentially" (Bot API, Update;
+        ../shared/specs/telegram-bot-api.json).  The numbering goes on from there, and an offset already
+        above the new id confirms (drops) it, as getUpdates' offset is documented to do.
         """
+        if update_id is not None:
+            if update_id < 1:
+                raise ControlError(f'"update_id" must be a positive integer, got {update_id}')
+            self._next_update_id = update_id
         update_id = self._next_update_id
         self._next_update_id += 1
+        self._highest_update_id = max(self._highest_update_id, update_id)
         if not self._is_allowed(kind):
             return update_id, False
         self.pending.append({"update_id": update_id, kind: payload})
@@ -298,6 +374,9 @@ class TelegramState:
                 )
             if self.webhook is not None:
                 raise _webhook_conflict()
+            # An update that arrived during the poll with an id below the offset (a restarted numbering)
+            # is confirmed too, never returned: "Identifier of the first update to be returned" (offset).
+            self.confirm(offset)
             if self.pending or self.closing:
                 return copy.deepcopy(self.pending[:limit])
             remaining = deadline - loop.time()

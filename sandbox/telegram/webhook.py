@@ -13,11 +13,21 @@ import contextlib
 import json
 import logging
 
+from urllib.parse import urlsplit
+
 import aiohttp
 
 from sandbox.telegram.state import TelegramState
 
 log = logging.getLogger(__name__)
+
+
+def _target(url: str, proxy: str | None) -> str:
+    """Where a delivery to ``url`` goes: ``url`` itself, or the same path and query on the proxy."""
+    if not proxy:
+        return url
+    parts = urlsplit(url)
+    return proxy.rstrip("/") + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 class WebhookDeliverer:
@@ -54,7 +64,7 @@ class WebhookDeliverer:
                 await self._state.wait_for_change(60.0)
                 continue
             update = self._state.pending[0]
-            error = await self._post(hook.url, hook.secret_token, update)
+            error = await self._post(_target(hook.url, self._state.webhook_proxy), hook.secret_token, update)
             if self._state.webhook is not hook:
                 continue  # the webhook changed while we were posting; start over with the new one
             if error is None:

@@ -36,6 +36,7 @@ from telegram import Message as TgMessage
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.channels.telegram.client import retry_after_seconds
+from bot.channels.telegram.flood import FloodControl
 from bot.channels.telegram.pager_view import keyboard, load_card, render, ticket_from_claim_data
 from storage import actions, saved_replies
 from storage.agents import agent_for_telegram_user
@@ -98,6 +99,9 @@ class _CardMap:
         await set_cursor(self.db, f"telegram-pager:{self.chat_id}:ticket:{ticket_id}", f"{message_id}:{shown_up_to}")
 
 
+_MAX_REPLY_PACING_S = 5.0
+
+
 class _Seen:
     """Ids already dealt with, for the look-back re-reads (bounded)."""
 
@@ -123,10 +127,14 @@ class TelegramPager:
     dispatcher for every update (True when it was the pager's).
     """
 
-    def __init__(self, bot: Bot, db: Database, chat_id: int, *, poll_s: float = 2.0) -> None:
+    def __init__(self, bot: Bot, db: Database, chat_id: int, *, poll_s: float = 2.0,
+                 flood: FloodControl | None = None) -> None:
         self.bot = bot
         self.db = db
         self.chat_id = chat_id
+        # Shared with the sender: the group's 20 messages a minute, and the bot's 30 a second, are counted
+        # across both (bot/channels/telegram/flood.py).
+        self.flood = flood or FloodControl()
         self.poll_s = poll_s
         self.cards = _CardMap(db, chat_id)
         self._event_cursor_name = f"telegram-pager:{chat_id}:last_event_id"
@@ -161,6 +169,7 @@ class TelegramPager:
             except asyncio.CancelledError:
                 raise
             except RetryAfter as exc:
+                self.flood.penalise(self.chat_id, retry_after_seconds(exc))
                 await asyncio.sleep(retry_after_seconds(exc))
             except (BadRequest, Forbidden) as exc:
                 # Nothing is skipped: the cards wait until the bot can post in the group again.
@@ -232,6 +241,7 @@ class TelegramPager:
         card = await load_card(self.db, ticket_id)
         if card is None or not card.status.is_open:
             return None
+        await self.flood.acquire(self.chat_id)
         sent = await self.bot.send_message(self.chat_id, render(card), reply_markup=keyboard(card))
         await self.cards.remember(ticket_id, sent.message_id, card.last_message_id)
         log.info("telegram pager: ticket %s posted as message %s", ticket_id, sent.message_id)
@@ -286,6 +296,7 @@ class TelegramPager:
                 continue
             card = await self.cards.card_of(ticket_id)
             if card is not None and message_id > card[1]:  # not already shown on the card itself
+                await self.flood.acquire(self.chat_id)
                 await self.bot.send_message(
                     self.chat_id,
                     f"💬 {handle or name or 'customer'} (ticket #{ticket_id}): {text}"[:4096],
@@ -408,6 +419,9 @@ class TelegramPager:
             log.info("telegram pager: could not answer a button press: %s", exc)
 
     async def _reply(self, message: TgMessage, text: str) -> None:
+        # Paced with the cards, but the update stream is not held for long: past a few seconds (the
+        # group's 20 a minute used up) it is tried anyway, and a 429 is only logged: the action is done.
+        await self.flood.acquire(message.chat_id, max_wait_s=_MAX_REPLY_PACING_S)
         try:
             await message.reply_text(text, do_quote=True)
         except TelegramError as exc:

@@ -23,10 +23,11 @@ from bot.channels.base import Wake
 from bot.channels.telegram.agents import TelegramPager
 from bot.channels.telegram.client import build_bot
 from bot.channels.telegram.customers import CustomerInbox
+from bot.channels.telegram.flood import FloodControl
 from bot.channels.telegram.polling import TelegramPoller
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.telegram.updates import UpdateDispatcher
-from bot.channels.telegram.webhook import register_webhook, telegram_webhook_router
+from bot.channels.telegram.webhook import check_webhook_url, register_webhook, telegram_webhook_router
 from frontdesk.core.settings import Settings
 from storage.db import Database
 
@@ -50,7 +51,13 @@ class TelegramChannel:
             self.bot: Bot = build_bot(settings.telegram_token.get_secret_value(), settings.telegram_api_base)
         except ValueError as exc:
             raise TelegramStartError(str(exc)) from None
-        self.sender = TelegramSender(self.bot)
+        if settings.telegram_webhook_url:
+            try:
+                check_webhook_url(settings.telegram_webhook_url)
+            except ValueError as exc:
+                raise TelegramStartError(str(exc)) from None
+        self.flood = FloodControl()  # one per bot: the sender's and the pager's sends count together
+        self.sender = TelegramSender(self.bot, self.flood)
         self.customers = CustomerInbox(db, wake)
         self.pager: TelegramPager | None = None
         self.dispatcher: UpdateDispatcher | None = None
@@ -86,7 +93,8 @@ class TelegramChannel:
             ) from None
         if self.settings.telegram_agents_chat is not None:
             self.pager = TelegramPager(
-                self.bot, self.db, self.settings.telegram_agents_chat, poll_s=self.settings.telegram_pager_poll_s
+                self.bot, self.db, self.settings.telegram_agents_chat, poll_s=self.settings.telegram_pager_poll_s,
+                flood=self.flood,
             )
         self.dispatcher = UpdateDispatcher(self.db, self.bot.id, self.customers, self.pager)
         await self.dispatcher.load()

@@ -5,7 +5,8 @@ are sent as typed, never parsed as markup).  What Telegram answers decides what 
 
 | Telegram says | SendError |
 |---|---|
-| 429 RetryAfter(n) | ``retry_after_s=n``: the next attempt waits exactly as long as Telegram asked |
+| 429 RetryAfter(n) | ``retry_after_s=n``: the next attempt waits exactly as long as Telegram asked (and this process |
+| | sends nothing else to that chat before then) |
 | 403 Forbidden (the user blocked the bot), 400 BadRequest (chat not found, too long, ...) | ``permanent`` |
 | 5xx, connection trouble, a timeout | retried with the outbox's backoff |
 
@@ -16,6 +17,11 @@ gets it was let down.  The window is narrow, and narrowed further here: the plat
 successful send is remembered in this process, so if only the store's `mark_sent` failed (the process
 lived on), the retry finds the id and does not send again.  Only a process that dies between Telegram's
 answer and the commit can cause a duplicate.
+
+Before each send, `FloodControl` (shared with the agents' pager) paces it to Telegram's flood limits: about
+one message a second per chat, 20 a minute per group, 30 a second in all.  A wait of up to
+`MAX_PACING_WAIT_S` is taken here; a longer one puts the row back for that long (``retry_after_s``, not an
+attempt that might have posted), so an outbox slot is never held for long and other chats' replies go on.
 """
 
 from __future__ import annotations
@@ -29,12 +35,14 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, Tele
 from bot.channels.base import SendError
 from bot.channels.telegram.client import retry_after_seconds
 from bot.channels.telegram.customers import platform_message_id
+from bot.channels.telegram.flood import FloodControl
 from storage.models import Channel
 from storage.outbox import Delivery
 
 log = logging.getLogger("frontdesk.telegram")
 
 _REMEMBERED_SENDS = 10_000
+MAX_PACING_WAIT_S = 3.0
 
 
 class TelegramSender:
@@ -42,8 +50,9 @@ class TelegramSender:
 
     channel = Channel.telegram
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, flood: FloodControl | None = None) -> None:
         self.bot = bot
+        self.flood = flood or FloodControl()
         self._sent: OrderedDict[int, str] = OrderedDict()  # outbox id -> "chat:message" of what went out
 
     async def deliver(self, delivery: Delivery) -> str:
@@ -54,10 +63,15 @@ class TelegramSender:
         if already is not None:
             return already
         chat_id = _chat_id(target["chat_id"])
+        wait = await self.flood.acquire(chat_id, max_wait_s=MAX_PACING_WAIT_S)
+        if wait > 0:
+            raise SendError(f"paced to Telegram's flood limits: chat {chat_id} may get its next message in "
+                            f"{wait:.1f}s", retry_after_s=wait)
         try:
             message = await self.bot.send_message(chat_id=chat_id, text=delivery.text)
         except RetryAfter as exc:
             wait = retry_after_seconds(exc)
+            self.flood.penalise(chat_id, wait)
             raise SendError(f"Telegram rate limit: retry after {wait:g}s", retry_after_s=wait) from exc
         except (Forbidden, BadRequest) as exc:
             raise SendError(f"Telegram refused the message to chat {chat_id}: {exc.message}", permanent=True) from exc

@@ -7,6 +7,10 @@ shape) is answered 400.  An update is answered 200 only once it is handled; on a
 and Telegram delivers the same update again later (the dispatcher skips it if it was handled after all).
 
 setWebhook asks for ``max_connections=1`` so updates arrive one at a time, in order, as with polling.
+
+The URL is checked before anything is registered (`check_webhook_url`): Telegram takes only an HTTPS URL
+on port 443, 80, 88 or 8443 (Bot API, setWebhook) and would refuse the rest at start-up with a bare
+"Bad Request: bad webhook: ..."; Frontdesk says which setting to fix instead.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 from telegram import Bot, Update
@@ -27,6 +32,27 @@ WEBHOOK_PATH = "/webhooks/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 Dispatch = Callable[[Update], Awaitable[None]]
+
+# "Ports currently supported for webhooks: 443, 80, 88, 8443" (Bot API, setWebhook).
+WEBHOOK_PORTS = (443, 80, 88, 8443)
+
+
+def check_webhook_url(url: str) -> None:
+    """Raise ValueError, naming the setting and the fix, unless Telegram would take ``url`` for a webhook."""
+    setting = "FRONTDESK_TELEGRAM_WEBHOOK_URL"
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "https":
+        raise ValueError(f"{setting}={url!r} must be an https:// URL: Telegram delivers webhooks over HTTPS "
+                         "only (put a TLS-terminating proxy in front of Frontdesk, or unset it to poll)")
+    if not parts.hostname:
+        raise ValueError(f"{setting}={url!r} has no host name; e.g. https://bot.example.com{WEBHOOK_PATH}")
+    try:
+        port = parts.port or 443
+    except ValueError:
+        port = -1
+    if port not in WEBHOOK_PORTS:
+        raise ValueError(f"{setting}={url!r}: Telegram delivers webhooks only to ports 443, 80, 88 or 8443; "
+                         "use one of them (a proxy can forward it to Frontdesk's HTTP port)")
 
 
 def _is_update_id(value: object) -> bool:
