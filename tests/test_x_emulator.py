@@ -173,7 +173,12 @@ async def test_sent_dm_and_reply_tweet_appear_in_sent(
     sent = await x_control.sent()
 
     assert sent["tweets"] == [
-        {"id": tweet.data["id"], "text": "We are on it, Carol.", "in_reply_to_tweet_id": mention["id"]}
+        {
+            "id": tweet.data["id"],
+            "text": "We are on it, Carol.",
+            "full_text": "@carol We are on it, Carol.",  # as X shows a reply: the mention it auto-populates
+            "in_reply_to_tweet_id": mention["id"],
+        }
     ]
     assert sent["dms"] == [{"id": message.data["dm_event_id"], "recipient": "dave", "text": "Hello Dave"}]
 

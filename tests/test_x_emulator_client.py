@@ -113,7 +113,8 @@ async def test_faults_are_listed_and_used_up(
 ) -> None:
     listed = await x_control.fault(latency_ms=1, count=1, path_prefix="/2/users/me")
     assert listed["faults"] == [
-        {"path_prefix": "/2/users/me", "status": None, "count": 1, "latency_ms": 1, "method": None}
+        {"path_prefix": "/2/users/me", "status": None, "count": 1, "latency_ms": 1, "method": None,
+             "after_commit": False}
     ]
     await x_client.get_me()
     assert x_sandbox.x.faults.active == []

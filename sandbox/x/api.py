@@ -31,12 +31,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 # --- endpoint metadata ------------------------------------------------------------------------------
-def _endpoint(name: str, *, user_only: bool) -> Callable[[Handler], Handler]:
-    """Tag a handler with its rate-limit bucket and whether app-only (bearer) auth is refused."""
+def _endpoint(name: str, *, user_only: bool, needs: str = "read") -> Callable[[Handler], Handler]:
+    """Tag a handler with its rate-limit bucket, whether app-only (bearer) auth is refused, and the app
+    permission a user-context call needs ("read", "write" or "directmessages")."""
 
     def tag(handler: Handler) -> Handler:
         handler.x_endpoint = name  # type: ignore[attr-defined]
         handler.x_user_only = user_only  # type: ignore[attr-defined]
+        handler.x_needs = needs  # type: ignore[attr-defined]
         return handler
 
     return tag
@@ -64,11 +66,11 @@ def _state(request: web.Request) -> XState:
 async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Faults, then auth, then the rate-limit window, then the handler; X's JSON errors throughout."""
     state = _state(request)
-    latency_ms, fault_status = state.faults.take(request.method, request.path)
+    latency_ms, fault_status, after_commit = state.faults.take(request.method, request.path)
     if latency_ms:
         await asyncio.sleep(latency_ms / 1000)
     endpoint: str | None = getattr(request.match_info.handler, "x_endpoint", None)
-    if fault_status is not None:
+    if fault_status is not None and not (after_commit and endpoint is not None):
         return _fault_response(state, endpoint, fault_status)
     if endpoint is None:
         return await _unrouted(request, handler)
@@ -83,9 +85,32 @@ async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamRes
         response.headers.update(state.limits.headers(state.limits.peek(endpoint, "app")))
         return response
     window, allowed = state.limits.hit(endpoint, context.key)
-    response = await _handle(request, handler) if allowed else _error_response(errors.too_many_requests())
+    if not allowed:
+        response = _error_response(errors.too_many_requests())
+    elif context.kind == "user" and not _permitted(state, request.match_info.handler):
+        response = _error_response(errors.oauth1_permissions())
+    else:
+        response = await _handle(request, handler)
+        if fault_status is not None:  # done, and then the answer failed (a 5xx after commit)
+            response = _fault_response(state, endpoint, fault_status)
     response.headers.update(state.limits.headers(window))
+    response.headers.update(state.limits.day_headers(endpoint, context.key))
+    if context.kind == "user":
+        # Every user-context answer names the token's permission (tweepy's cassettes:
+        # `x-access-level: read-write-directmessages`); `read`, `read-write` lack DMs.
+        response.headers["x-access-level"] = state.config.access_level
     return response
+
+
+_LEVEL_GRANTS = {
+    "read": {"read"},
+    "read-write": {"read", "write"},
+    "read-write-directmessages": {"read", "write", "directmessages"},
+}
+
+
+def _permitted(state: XState, handler: Any) -> bool:
+    return getattr(handler, "x_needs", "read") in _LEVEL_GRANTS.get(state.config.access_level, set())
 
 
 async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -190,8 +215,8 @@ def _timeline(request: web.Request, state: XState, tweets: list[Any]) -> web.Res
     start_time = views.parse_time(query, "start_time")
     end_time = views.parse_time(query, "end_time")
     tweets = views.id_window(tweets, since_id, until_id, start_time, end_time)
-    chunk, next_token = views.page(tweets, query, max_results, base32=False)
-    return _json(views.tweet_page_body(state, chunk, next_token, query))
+    cut = views.page(tweets, query, max_results, base32=False, ragged=state.config.ragged_pages)
+    return _json(views.tweet_page_body(state, cut.items, cut.next_token, query, cut.previous_token))
 
 
 @_endpoint("tweet_lookup", user_only=False)
@@ -218,16 +243,16 @@ def _dm_page(request: web.Request, state: XState, participant_id: str | None) ->
     events = state.dm_events_of(state.brand.id, participant_id)
     if event_types and "MessageCreate" not in event_types:
         events = []
-    chunk, next_token = views.page(events, query, max_results, base32=True)
-    return _json(views.dm_page_body(state, chunk, next_token, query))
+    cut = views.page(events, query, max_results, base32=True, ragged=state.config.ragged_pages)
+    return _json(views.dm_page_body(state, cut.items, cut.next_token, query, cut.previous_token))
 
 
-@_endpoint("dm_events", user_only=True)
+@_endpoint("dm_events", user_only=True, needs="directmessages")
 async def dm_events(request: web.Request) -> web.Response:
     return _dm_page(request, _state(request), None)
 
 
-@_endpoint("dm_conversation_events", user_only=True)
+@_endpoint("dm_conversation_events", user_only=True, needs="directmessages")
 async def dm_events_with(request: web.Request) -> web.Response:
     participant_id = views.parse_path_id(request.match_info["participant_id"], "participant_id")
     return _dm_page(request, _state(request), participant_id)
@@ -245,7 +270,7 @@ def _participant_of(state: XState, conversation_id: str) -> str:
     return high if low == state.brand.id else low
 
 
-@_endpoint("dm_conversation_events", user_only=True)
+@_endpoint("dm_conversation_events", user_only=True, needs="directmessages")
 async def dm_events_in_conversation(request: web.Request) -> web.Response:
     state = _state(request)
     participant_id = _participant_of(state, request.match_info["dm_conversation_id"])
@@ -273,20 +298,20 @@ async def _create_dm(request: web.Request, state: XState, participant_id: str) -
     return response
 
 
-@_endpoint("create_dm", user_only=True)
+@_endpoint("create_dm", user_only=True, needs="directmessages")
 async def create_dm_with(request: web.Request) -> web.Response:
     participant_id = views.parse_path_id(request.match_info["participant_id"], "participant_id")
     return await _create_dm(request, _state(request), participant_id)
 
 
-@_endpoint("create_dm", user_only=True)
+@_endpoint("create_dm", user_only=True, needs="directmessages")
 async def create_dm_in_conversation(request: web.Request) -> web.Response:
     state = _state(request)
     participant_id = _participant_of(state, request.match_info["dm_conversation_id"])
     return await _create_dm(request, state, participant_id)
 
 
-@_endpoint("create_tweet", user_only=True)
+@_endpoint("create_tweet", user_only=True, needs="write")
 async def create_tweet(request: web.Request) -> web.Response:
     state = _state(request)
     body = await _json_body(request)

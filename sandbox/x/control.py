@@ -15,10 +15,11 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.x.api import X_STATE
-from sandbox.x.limits import Fault, generous_rate_limits, x_rate_limits
+from sandbox.x.limits import Fault, generous_rate_limits, x_daily_limits, x_rate_limits
 from sandbox.x.webhook import X_WEBHOOKS, crc_check
 
 _JSON = "application/json"
+ACCESS_LEVELS = ("read", "read-write", "read-write-directmessages")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -113,7 +114,10 @@ async def control_delete_tweet(request: web.Request) -> web.Response:
 async def control_dm(request: web.Request) -> web.Response:
     state = request.app[X_STATE]
     body = await _control_body(request)
-    event = state.add_dm(_required_str(body, "sender"), _required_str(body, "text"))
+    delay = body.get("index_delay_s", 0)
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+        raise _ControlError("`index_delay_s` must be a number of seconds >= 0")
+    event = state.add_dm(_required_str(body, "sender"), _required_str(body, "text"), index_delay_s=float(delay))
     return _json(
         {"id": event.id, "sender_id": event.sender_id, "dm_conversation_id": event.dm_conversation_id}, 201
     )
@@ -157,6 +161,7 @@ async def control_faults(request: web.Request) -> web.Response:
                 count=None if count is None else int(count),
                 latency_ms=latency_ms,
                 method=body.get("method"),
+                after_commit=bool(body.get("after_commit", False)),
             )
         )
     elif request.method == "DELETE":
@@ -174,7 +179,14 @@ async def control_config(request: web.Request) -> web.Response:
                 raise _ControlError("rate_limit_profile must be 'x' (X's numbers) or 'sandbox' (generous)")
             state.limits.limits.clear()
             state.limits.limits.update(x_rate_limits() if profile == "x" else generous_rate_limits())
-        state.limits.configure(window_s=body.get("rate_limit_window_s"), limits=body.get("rate_limits"))
+            state.limits.daily_limits.clear()  # X's 24-hour windows exist only in the `x` profile
+            state.limits.daily_limits.update(x_daily_limits() if profile == "x" else {})
+        state.limits.configure(
+            window_s=body.get("rate_limit_window_s"),
+            limits=body.get("rate_limits"),
+            day_s=body.get("daily_window_s"),
+            daily_limits=body.get("daily_limits"),
+        )
         if "duplicate_window_s" in body:
             state.config.duplicate_window_s = float(body["duplicate_window_s"])
         if "webhook_url_rules" in body:
@@ -185,11 +197,21 @@ async def control_config(request: web.Request) -> web.Response:
             if not isinstance(body["summoned_replies_only"], bool):
                 raise _ControlError("`summoned_replies_only` must be true (self-serve tiers) or false (Enterprise)")
             state.config.summoned_replies_only = body["summoned_replies_only"]
+        if "access_level" in body:
+            if body["access_level"] not in ACCESS_LEVELS:
+                raise _ControlError(f"access_level must be one of {', '.join(ACCESS_LEVELS)}")
+            state.config.access_level = body["access_level"]
+        if "ragged_pages" in body:
+            state.config.ragged_pages = bool(body["ragged_pages"])
     return _json(
         {
             "brand": {"id": state.brand.id, "username": state.brand.username},
             "rate_limit_window_s": state.limits.window_s,
             "rate_limits": state.limits.limits,
+            "daily_window_s": state.limits.day_s,
+            "daily_limits": state.limits.daily_limits,
+            "access_level": state.config.access_level,
+            "ragged_pages": state.config.ragged_pages,
             "duplicate_window_s": state.config.duplicate_window_s,
             "summoned_replies_only": state.config.summoned_replies_only,
             "mentions_reachable": state.config.mentions_reachable,

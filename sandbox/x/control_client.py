@@ -65,8 +65,12 @@ class XSandboxControl:
         """The customer deletes their post (and every version of it)."""
         return await self._call("DELETE", f"tweets/{tweet_id}")
 
-    async def dm(self, sender: str, text: str) -> dict[str, Any]:
-        return await self._call("POST", "dms", {"sender": sender, "text": text})
+    async def dm(self, sender: str, text: str, *, index_delay_s: float | None = None) -> dict[str, Any]:
+        """A customer DMs the brand; with `index_delay_s`, X lists it only that many seconds later."""
+        body: dict[str, Any] = {"sender": sender, "text": text}
+        if index_delay_s is not None:
+            body["index_delay_s"] = index_delay_s
+        return await self._call("POST", "dms", body)
 
     async def sent(self) -> dict[str, Any]:
         return await self._call("GET", "sent")
@@ -85,8 +89,12 @@ class XSandboxControl:
         path_prefix: str = "/2/",
         latency_ms: int = 0,
         method: str | None = None,
+        after_commit: bool = False,
     ) -> dict[str, Any]:
+        """Answer matching requests with `status`; `after_commit`: only after X did the work (a 5xx)."""
         body: dict[str, Any] = {"path_prefix": path_prefix, "latency_ms": latency_ms}
+        if after_commit:
+            body["after_commit"] = True
         if status is not None:
             body["status"] = status
         if count is not None:

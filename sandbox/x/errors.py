@@ -53,6 +53,17 @@ def app_only_authentication() -> XApiError:
     )
 
 
+def oauth1_permissions() -> XApiError:
+    # X's 403 when the app's permission (its access level) does not cover the endpoint, e.g. DMs with a
+    # "Read and write" app: the token must be regenerated after the permission is changed.
+    return problem(
+        403,
+        "Forbidden",
+        "Your client app is not configured with the appropriate oauth1 app permissions for this endpoint.",
+        _PROBLEMS + "oauth1-permissions",
+    )
+
+
 def forbidden(detail: str) -> XApiError:
     return problem(403, "Forbidden", detail)
 

@@ -72,6 +72,11 @@ class XConfig:
     timestamp_tolerance_s: float = 900.0  # 0 disables the oauth_timestamp check
     # POST /2/webhooks URL rules: "x" = X's (HTTPS, no port, public host); "sandbox" also takes local http.
     webhook_url_rules: str = "sandbox"
+    # The app permission X reports in `x-access-level`: "read", "read-write" or "read-write-directmessages".
+    access_level: str = "read-write-directmessages"
+    # Pages shorter than max_results while more remain, the last one with a next_token to an empty page
+    # (see sandbox/x/views.py `page`).
+    ragged_pages: bool = False
 
 
 @dataclass
@@ -102,6 +107,15 @@ class XTweet:
     def is_latest_version(self) -> bool:
         return not self.edit_history or self.edit_history[-1] == self.id
 
+    # Where the text the author typed starts: a reply's text begins with the "@user " mentions X
+    # auto-populates (its `display_text_range` starts after them).
+    display_start: int = 0
+
+    @property
+    def body(self) -> str:
+        """The text as its author wrote it, without the auto-populated leading mentions."""
+        return self.text[self.display_start :]
+
 
 @dataclass
 class XDmEvent:
@@ -110,6 +124,9 @@ class XDmEvent:
     sender_id: str
     recipient_id: str
     created_at: datetime
+    # When /2/dm_events starts listing it (real X can index an event after newer ones are listed);
+    # None: at once.  The event keeps its id and created_at.
+    listed_from: float | None = None
 
     @property
     def dm_conversation_id(self) -> str:
@@ -317,15 +334,18 @@ class XState:
                         timeline.remove(item)
         return gone
 
-    def add_dm(self, sender: str, text: str) -> XDmEvent:
-        """A customer sends the brand a direct message."""
+    def add_dm(self, sender: str, text: str, *, index_delay_s: float = 0.0) -> XDmEvent:
+        """A customer sends the brand a direct message; listed only `index_delay_s` after it was sent."""
         user = self.user_by_username(sender)
         assert user is not None
         if user.id == self.brand.id:
             raise ValueError("the sender must be a customer, not the brand itself")
         if not text.strip():
             raise ValueError("text must not be empty")
-        return self._store_dm(user.id, self.brand.id, text)
+        if index_delay_s < 0:
+            raise ValueError("index_delay_s must be >= 0")
+        listed_from = self.clock() + index_delay_s if index_delay_s else None
+        return self._store_dm(user.id, self.brand.id, text, listed_from=listed_from)
 
     # --- what the brand does (API) -----------------------------------------------------------------
     def create_tweet(self, author_id: str, text: str | None, in_reply_to_tweet_id: str | None) -> XTweet:
@@ -340,7 +360,7 @@ class XState:
         for earlier in reversed(self._authored.get(author_id, [])):
             if earlier.created_at.timestamp() < cutoff:
                 break
-            if earlier.text == text:
+            if earlier.body == text:
                 raise errors.forbidden("You are not allowed to create a Tweet with duplicate content.")
         parent = None
         if in_reply_to_tweet_id is not None:
@@ -354,7 +374,7 @@ class XState:
             ):
                 raise errors.forbidden(NOT_SUMMONED_DETAIL)
         author = self.users[author_id]
-        tweet = self._store_tweet(author, text, parent)
+        tweet = self._store_tweet(author, text, parent, reply_mentions=True)
         if author_id == self.brand.id:
             self._sent.append(("tweet", tweet.id))
         return tweet
@@ -395,13 +415,17 @@ class XState:
         *,
         quoted: XTweet | None = None,
         edits: XTweet | None = None,
+        reply_mentions: bool = False,
     ) -> XTweet:
         tweet_id = self._ids.next()
         history = edits.edit_history if edits is not None else []
         history.append(tweet_id)
+        prefix = self._reply_prefix(author, text, parent) if reply_mentions else ""
+        text = prefix + text
         tweet = XTweet(
             id=tweet_id,
             text=text,
+            display_start=len(prefix),
             author_id=author.id,
             created_at=self.now(),
             conversation_id=(
@@ -425,13 +449,43 @@ class XState:
         self._emit("tweet", tweet)
         return tweet
 
-    def _store_dm(self, sender_id: str, recipient_id: str, text: str) -> XDmEvent:
+    def _reply_prefix(self, author: XUser, text: str, parent: XTweet | None) -> str:
+        """The "@user " mentions X puts before a reply's text: the parent's author, then the users the
+        parent mentioned, never the replier, each once, unless the text already starts with them.
+
+        Real X does this for every reply made through POST /2/tweets (reply metadata is auto-populated):
+        tweepy's recorded `test_asyncclient_get_users_mentions.yaml` shows a reply as "@GerardDalbon
+        @Twitter @dsa_intl_comm What why?", and `display_text_range` (X API v2 spec, DisplayTextRange)
+        marks where the typed text starts.
+        """
+        if parent is None:
+            return ""
+        names: list[str] = []
+        parent_author = self.users.get(parent.author_id)
+        if parent_author is not None:
+            names.append(parent_author.username)
+        for lowered in parent.mentioned_usernames:
+            user = self._by_username.get(lowered)
+            names.append(user.username if user is not None else lowered)
+        typed = set(_leading_mentions(text))
+        unique: list[str] = []
+        for name in names:
+            low = name.lower()
+            if low == author.username.lower() or low in typed or low in {u.lower() for u in unique}:
+                continue
+            unique.append(name)
+        return "".join(f"@{name} " for name in unique)
+
+    def _store_dm(
+        self, sender_id: str, recipient_id: str, text: str, *, listed_from: float | None = None
+    ) -> XDmEvent:
         event = XDmEvent(
             id=self._ids.next(),
             text=text,
             sender_id=sender_id,
             recipient_id=recipient_id,
             created_at=self.now(),
+            listed_from=listed_from,
         )
         self.dm_events.append(event)
         for user_id in {sender_id, recipient_id}:
@@ -460,7 +514,8 @@ class XState:
 
     def dm_events_of(self, user_id: str, participant_id: str | None = None) -> list[XDmEvent]:
         """The user's DM events (sent and received), newest first; one conversation if participant_id."""
-        events = self._dms.get(user_id, [])[::-1]
+        now = self.clock()
+        events = [e for e in self._dms.get(user_id, [])[::-1] if e.listed_from is None or e.listed_from <= now]
         if participant_id is not None:
             events = [e for e in events if participant_id in (e.sender_id, e.recipient_id)]
         return events
@@ -473,7 +528,10 @@ class XState:
         for kind, item_id in self._sent:
             if kind == "tweet":
                 t = self.tweets.get(item_id) or self.deleted_tweets[item_id]
-                tweets.append({"id": t.id, "text": t.text, "in_reply_to_tweet_id": t.in_reply_to_tweet_id})
+                # `text` as the brand typed it; `full_text` as X shows it (with the auto-populated mentions).
+                tweets.append(
+                    {"id": t.id, "text": t.body, "full_text": t.text, "in_reply_to_tweet_id": t.in_reply_to_tweet_id}
+                )
             else:
                 e = by_id[item_id]
                 dms.append({"id": e.id, "recipient": self.users[e.recipient_id].username, "text": e.text})
@@ -482,3 +540,11 @@ class XState:
 
 def _mentions_in(text: str) -> list[str]:
     return [m.lower() for m in _MENTION.findall(text)]
+
+
+_LEADING_MENTIONS = re.compile(r"^(?:@([A-Za-z0-9_]{1,15})\s+)+")
+
+
+def _leading_mentions(text: str) -> list[str]:
+    match = _LEADING_MENTIONS.match(text)
+    return [m.lower() for m in re.findall(r"@([A-Za-z0-9_]{1,15})", match.group(0))] if match else []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -173,9 +174,13 @@ def parse_max_results(query: Mapping[str, str], low: int, high: int, default: in
 
 
 # --- pagination ----------------------------------------------------------------------------------
-def encode_token(last_id: str, *, base32: bool) -> str:
-    """An opaque token meaning "older than last_id"; DM tokens are base32, timeline tokens base36."""
-    n = int(last_id)
+# A token names an id and a direction: "older than" (next_token) or "newer than" (previous_token).
+_OLDER, _NEWER = 0, 1
+
+
+def encode_token(anchor_id: str, *, base32: bool, newer: bool = False) -> str:
+    """An opaque token; DM tokens are base32, timeline tokens base36 (as X's look)."""
+    n = int(anchor_id) * 2 + (_NEWER if newer else _OLDER)
     if base32:
         return base64.b32encode(n.to_bytes(10, "big")).decode().rstrip("=")
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -186,30 +191,58 @@ def encode_token(last_id: str, *, base32: bool) -> str:
     return out or "0"
 
 
-def decode_token(token: str, *, base32: bool) -> str:
+def decode_token(token: str, *, base32: bool) -> tuple[int, bool]:
+    """(anchor id, newer?) from a token made by `encode_token`."""
     try:
         if base32:
             padded = token + "=" * (-len(token) % 8)
-            return str(int.from_bytes(base64.b32decode(padded.upper()), "big"))
-        return str(int(token, 36))
+            n = int.from_bytes(base64.b32decode(padded.upper()), "big")
+        else:
+            n = int(token, 36)
     except (ValueError, TypeError, base64.binascii.Error):
         raise errors.invalid_request(
             f"The `pagination_token` query parameter value [{token}] is not valid",
             {"pagination_token": [token]},
         ) from None
+    return n // 2, n % 2 == _NEWER
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_token: str | None
+    previous_token: str | None
 
 
 def page(
-    items: list[T], query: Mapping[str, str], max_results: int, *, base32: bool
-) -> tuple[list[T], str | None]:
-    """Cut one page out of newest-first ``items`` after the pagination token; return it and the next token."""
+    items: list[T], query: Mapping[str, str], max_results: int, *, base32: bool, ragged: bool = False
+) -> Page:
+    """Cut one page out of newest-first ``items`` at the pagination token.
+
+    As real X does: a page after the first carries `previous_token` (the page before it); `next_token`
+    is there while older items may exist.  With `ragged` (the stricter mode, `POST /_sandbox/config
+    {"ragged_pages": true}`), pages come back shorter than `max_results` while more remain, and the last
+    page still carries a `next_token` that leads to an empty page: X filters after fetching, so a short
+    page is no sign of the end (tweepy's recorded `test_asyncclient_get_users_mentions.yaml`: 2 results
+    of the default 10, with a `next_token`).
+    """
     token = query.get("pagination_token")
+    paged = token is not None
     if token is not None:
-        older_than = int(decode_token(token, base32=base32))
-        items = [i for i in items if int(i.id) < older_than]
-    chunk = items[:max_results]
-    next_token = encode_token(chunk[-1].id, base32=base32) if len(items) > max_results else None
-    return chunk, next_token
+        anchor, newer = decode_token(token, base32=base32)
+        if newer:
+            above = [i for i in items if int(i.id) > anchor]
+            items = above[-max_results:] + [i for i in items if int(i.id) <= anchor]
+        else:
+            items = [i for i in items if int(i.id) < anchor]
+    size = max(1, max_results // 2) if ragged else max_results
+    chunk = items[:size]
+    more = len(items) > len(chunk)
+    next_token = None
+    if chunk and (more or ragged):
+        next_token = encode_token(chunk[-1].id, base32=base32)
+    previous_token = encode_token(chunk[0].id, base32=base32, newer=True) if paged and chunk else None
+    return Page(chunk, next_token, previous_token)
 
 
 def parse_time(query: Mapping[str, str], name: str) -> datetime | None:
@@ -280,6 +313,7 @@ def render_tweet(state: XState, tweet: XTweet, fields: Sequence[str] = ()) -> di
         "author_id": tweet.author_id,
         "conversation_id": tweet.conversation_id,
         "created_at": iso(tweet.created_at),
+        "display_text_range": [tweet.display_start, len(tweet.text)],
         "lang": "en",
         "possibly_sensitive": False,
         "reply_settings": "everyone",
@@ -344,7 +378,11 @@ def render_dm_event(event: XDmEvent, fields: Sequence[str] = ()) -> dict[str, An
 
 
 def tweet_page_body(
-    state: XState, tweets: list[XTweet], next_token: str | None, query: Mapping[str, str]
+    state: XState,
+    tweets: list[XTweet],
+    next_token: str | None,
+    query: Mapping[str, str],
+    previous_token: str | None = None,
 ) -> dict[str, Any]:
     """A timeline response: ``data``, ``includes``, ``meta``; an empty page is only ``meta``."""
     tweet_fields = parse_list(query, "tweet.fields", TWEET_FIELDS)
@@ -360,6 +398,8 @@ def tweet_page_body(
     meta.update(newest_id=tweets[0].id, oldest_id=tweets[-1].id)
     if next_token:
         meta["next_token"] = next_token
+    if previous_token:
+        meta["previous_token"] = previous_token
     body["meta"] = meta
     return body
 
@@ -401,7 +441,11 @@ def _tweet_includes(
 
 
 def dm_page_body(
-    state: XState, events: list[XDmEvent], next_token: str | None, query: Mapping[str, str]
+    state: XState,
+    events: list[XDmEvent],
+    next_token: str | None,
+    query: Mapping[str, str],
+    previous_token: str | None = None,
 ) -> dict[str, Any]:
     event_fields = parse_list(query, "dm_event.fields", DM_EVENT_FIELDS)
     user_fields = parse_list(query, "user.fields", USER_FIELDS)
@@ -409,6 +453,8 @@ def dm_page_body(
     meta: dict[str, Any] = {"result_count": len(events)}
     if next_token:
         meta["next_token"] = next_token
+    if previous_token:
+        meta["previous_token"] = previous_token
     if not events:
         return {"meta": meta}
     body: dict[str, Any] = {"data": [render_dm_event(e, event_fields) for e in events]}

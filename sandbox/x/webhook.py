@@ -87,7 +87,7 @@ def tweet_event(state: XState, tweet: XTweet) -> dict[str, Any]:
         body["truncated"] = True
         body["extended_tweet"] = {
             "full_text": tweet.text,
-            "display_text_range": [0, len(tweet.text)],
+            "display_text_range": [tweet.display_start, len(tweet.text)],
             "entities": entities,
         }
     return body
