@@ -3,9 +3,10 @@
 Rows come from `storage.outbox.lease_due` (oldest first, one per conversation at a time, so each
 conversation's messages go out in order).  For each leased row:
 
-- if it may already have gone out — its previous sender died mid-send (`needs_reconcile`), or its last
-  attempt here ended in an error that does not tell whether the platform posted it (5xx, timeout) — the
-  channel's `find_delivered` looks at what the account actually posted; found → marked sent, not re-sent;
+- if it may already have gone out — its previous sender died mid-send, or its last attempt ended in an
+  error that does not tell whether the platform posted it (5xx, timeout; stored with the row, so a restart
+  knows too) — it comes back with `needs_reconcile` and the channel's `find_delivered` looks at what the
+  account actually posted; found → marked sent, not re-sent;
 - otherwise `deliver`, then `mark_sent`;
 - `SendError`: permanent → `mark_failed` (agents see it); else `mark_retry` after the platform's
   `retry_after_s` or an exponential backoff; any other exception is logged and retried the same way.
@@ -56,7 +57,6 @@ class OutboxLoop:
         self.retries = 0
         self.failed = 0
         self._wake = asyncio.Event()
-        self._uncertain: set[int] = set()  # rows whose last attempt here may or may not have posted
         self._to_mark: list[tuple[int, str | None, asyncio.Future[None]]] = []
         self._marking = False
 
@@ -146,12 +146,11 @@ class OutboxLoop:
             )
             return
         try:
-            if delivery.needs_reconcile or delivery.id in self._uncertain:
+            if delivery.needs_reconcile:
                 found = await sender.find_delivered(delivery)
                 if found is not None:
                     await self._mark_sent(delivery.id, found)
                     metrics.message_sent(delivery.channel)
-                    self._uncertain.discard(delivery.id)
                     self.reconciled += 1
                     return
             platform_id = await sender.deliver(delivery)
@@ -162,12 +161,10 @@ class OutboxLoop:
             raise
         except Exception as error:  # a bug in a sender: retry with backoff, never silently drop
             log.exception("outbox: unexpected error delivering row %s", delivery.id)
-            self._uncertain.add(delivery.id)
             self.retries += 1
             metrics.outbox_retry(delivery.channel, type(error).__name__)
-            await mark_retry(self.db, delivery.id, f"{type(error).__name__}: {error}")
+            await mark_retry(self.db, delivery.id, f"{type(error).__name__}: {error}", uncertain=True)
             return
-        self._uncertain.discard(delivery.id)
         await self._mark_sent(delivery.id, platform_id)
         metrics.message_sent(delivery.channel)
         self.sent += 1
@@ -209,7 +206,6 @@ class OutboxLoop:
         if error.permanent:
             self.failed += 1
             metrics.outbox_failed(delivery.channel)
-            self._uncertain.discard(delivery.id)
             log.error("outbox: row %s (%s) will not be delivered: %s", delivery.id, delivery.channel, error)
             await mark_failed(self.db, delivery.id, str(error))
             return
@@ -217,9 +213,9 @@ class OutboxLoop:
         metrics.outbox_retry(
             delivery.channel, "rate_limited" if error.retry_after_s is not None else "server_error"
         )
-        if error.retry_after_s is None:
-            # A 5xx or a lost connection: the platform may have posted it anyway; look before re-sending.
-            self._uncertain.add(delivery.id)
+        # A 5xx or a lost connection: the platform may have posted it anyway.  That is stored with the row
+        # (not remembered here), so whoever leases it next, after a restart too, looks before re-sending.
+        uncertain = error.retry_after_s is None
         log.warning(
             "outbox: row %s (%s) attempt %d failed: %s",
             delivery.id,
@@ -227,4 +223,4 @@ class OutboxLoop:
             delivery.attempts,
             error,
         )
-        await mark_retry(self.db, delivery.id, str(error), delay_s=error.retry_after_s)
+        await mark_retry(self.db, delivery.id, str(error), delay_s=error.retry_after_s, uncertain=uncertain)

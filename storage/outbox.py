@@ -150,18 +150,26 @@ def backoff_seconds(attempts: int, base_s: float = 1.0) -> float:
     return min(MAX_BACKOFF_S, base_s * 2 ** max(0, attempts - 1))
 
 
-async def mark_retry(db: Database, outbox_id: int, error: str, *, delay_s: float | None = None) -> None:
-    """Put a row back for a later attempt (after `delay_s`, or exponential backoff by attempts)."""
+async def mark_retry(
+    db: Database, outbox_id: int, error: str, *, delay_s: float | None = None, uncertain: bool = False
+) -> None:
+    """Put a row back for a later attempt (after `delay_s`, or exponential backoff by attempts).
+
+    `uncertain`: the attempt may have reached the platform (a 5xx, a timeout).  The row then stays
+    `sending` with its lease ending at the retry time, exactly like a row whose sender died: it comes back
+    with `needs_reconcile` and is looked for before it is sent again, in this process or after a restart.
+    """
     async with db.transaction() as session:
         row = await session.get(OutboxItem, outbox_id, with_for_update=True)
         if row is None or row.status == OutboxStatus.sent:
             return
         wait = delay_s if delay_s is not None else backoff_seconds(row.attempts)
-        row.status = OutboxStatus.pending
-        row.next_attempt_at = utcnow() + timedelta(seconds=wait)
+        retry_at = utcnow() + timedelta(seconds=wait)
+        row.status = OutboxStatus.sending if uncertain else OutboxStatus.pending
+        row.next_attempt_at = retry_at
         row.last_error = error[:2000]
         row.lease_owner = None
-        row.lease_until = None
+        row.lease_until = retry_at if uncertain else None
 
 
 async def mark_failed(db: Database, outbox_id: int, error: str) -> None:

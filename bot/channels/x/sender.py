@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW_S = 5.0
 RECONCILE_LOOKBACK = 100  # recent DMs of the conversation / recent posts of the brand to look through
 _URL = re.compile(r"https?://\S+")
+# X puts the "@user " mentions of a reply's thread before the text we posted (reply metadata is
+# auto-populated: tweepy's recorded mentions show replies as "@GerardDalbon @Twitter ... What why?").
+_LEADING_MENTIONS = re.compile(r"^(?:\.?@[A-Za-z0-9_]{1,15}\s+)+")
 
 
 class XSender:
@@ -186,8 +189,10 @@ def _replies_to(tweet: dict[str, Any]) -> str | None:
 
 
 def _normalise(text: str | None) -> str:
-    # X escapes &<> in v2 post text and rewrites links to t.co; compare what the customer would read.
-    return _URL.sub("<url>", html.unescape(text or "")).strip()
+    # X escapes &<> in v2 post text, rewrites links to t.co and (in a reply) puts the thread's "@user "
+    # mentions first; compare what we wrote, so neither side's leading mentions decide.
+    plain = html.unescape(text or "").strip()
+    return _URL.sub("<url>", _LEADING_MENTIONS.sub("", plain)).strip()
 
 
 def _same_text(posted: str | None, ours: str) -> bool:
