@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+import tweepy
 from sqlalchemy import select
 
-from bot.channels.x import DmPoller, MentionsPoller, XSender
+from bot.channels.x import DmPoller, MentionsPoller, XChannel, XSender
 from bot.outbox import OutboxLoop
 from sandbox.server import RunningSandbox
 from storage.actions import bot_reply
+from storage.cursors import get_cursor
 from storage.db import Database
 from storage.models import Channel, Message, OutboxStatus
 from storage.outbox import lease_due
-from tests.fixtures.x_channel import outbox_rows
+from tests.fixtures.x_channel import inbound_ids, outbox_rows, x_settings
 
 
 async def _ingest(db: Database, client: Any, brand: str) -> None:
@@ -91,3 +94,100 @@ async def test_a_lapsed_lease_reconciles_a_reply_x_prefixed_with_the_thread_ment
     assert [t["full_text"] for t in sent["tweets"]] == ["@bea @carl We're on it, Bea."]
     (row,) = await outbox_rows(db)
     assert row.status == OutboxStatus.sent and row.platform_message_id == posted
+
+
+# --- 2. DMs X lists late ----------------------------------------------------------------------------------
+async def test_a_dm_x_lists_after_newer_ones_is_ingested_exactly_once(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
+    brand = x_sandbox.x.brand.id
+    first = (await x_control.dm("gwen", "hello?"))["id"]
+    late = (await x_control.dm("hugo", "my card was charged twice", index_delay_s=1.0))["id"]
+    newer = (await x_control.dm("gwen", "anyone there?"))["id"]
+    assert int(first) < int(late) < int(newer)  # the late one keeps its place in time
+    poller = DmPoller(db, x_client, brand, overlap_s=60)
+    assert await poller.poll_once() == 2  # X does not list the late one yet
+    assert await inbound_ids(db) == [first, newer]
+
+    await asyncio.sleep(1.1)  # now X lists it, below the newest event already seen
+    assert await poller.poll_once() == 1
+    assert await poller.poll_once() == 0  # the overlap reads it again: de-duplicated by event id
+    assert sorted(await inbound_ids(db), key=int) == [first, late, newer]
+    restarted = DmPoller(db, x_client, brand, overlap_s=60)
+    assert await restarted.poll_once() == 0  # nor does a restart record anything twice
+    assert sorted(await inbound_ids(db), key=int) == [first, late, newer]
+
+
+async def test_the_dm_overlap_is_a_setting_the_channel_uses(db: Database, x_sandbox: RunningSandbox) -> None:
+    channel = XChannel(db, x_settings(x_sandbox, x_dm_overlap_s=7.5))
+    await channel.start()
+    try:
+        (dms,) = [p for p in channel.pollers if isinstance(p, DmPoller)]
+        assert dms.overlap_s == 7.5
+    finally:
+        await channel.stop()
+
+
+# --- 3. pages as real X returns them -------------------------------------------------------------------
+async def test_short_and_empty_pages_with_a_next_token_are_read_to_the_end(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
+    brand = x_sandbox.x.brand.id
+    await x_control.config(ragged_pages=True)
+    mentions = [(await x_control.mention(f"pat{i}", f"question {i}"))["id"] for i in range(9)]
+    dms = [(await x_control.dm(f"quin{i}", f"private {i}"))["id"] for i in range(7)]
+    mention_poller = MentionsPoller(db, x_client, brand, page_size=5)
+    dm_poller = DmPoller(db, x_client, brand, page_size=4)
+    assert await mention_poller.poll_once() == 9
+    assert mention_poller.requests > 4  # short pages, hollow pages: it kept going while X gave a token
+    assert await dm_poller.poll_once() == 7
+    assert sorted(await inbound_ids(db), key=int) == sorted(mentions + dms, key=int)
+    assert await get_cursor(db, f"x:{brand}:mentions:since_id") == mentions[-1]
+
+    more = [(await x_control.mention(f"pat{i}", f"again {i}"))["id"] for i in range(5)]
+    assert await mention_poller.poll_once() == 5
+    assert sorted(await inbound_ids(db), key=int) == sorted(mentions + dms + more, key=int)
+
+
+async def test_since_id_does_not_move_past_a_page_not_read(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
+    brand = x_sandbox.x.brand.id
+    await x_control.config(ragged_pages=True)
+    poller = MentionsPoller(db, x_client, brand, page_size=5)
+    first = (await x_control.mention("rae", "hi"))["id"]
+    assert await poller.poll_once() == 1
+    burst = [(await x_control.mention(f"sam{i}", f"where is order {i}"))["id"] for i in range(6)]
+    # X answers the first page, then 503s the second: what was fetched is kept, the cursor stays.
+    real_get = poller._get
+    calls = 0
+
+    async def second_page_fails(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        result = await real_get(*args, **kwargs)
+        if calls == 1:
+            await x_control.fault(status=503, count=1, path_prefix=f"/2/users/{brand}/mentions")
+        return result
+
+    poller._get = second_page_fails  # type: ignore[method-assign]
+    with pytest.raises(tweepy.TwitterServerError):
+        await poller.poll_once()
+    assert calls == 2
+    assert await get_cursor(db, f"x:{brand}:mentions:since_id") == first  # not past the unread pages
+    assert await poller.poll_once() == 6
+    assert sorted(await inbound_ids(db), key=int) == sorted([first, *burst], key=int)
+
+
+async def test_pages_after_the_first_carry_a_previous_token(x_client: Any, x_control: Any) -> None:
+    for i in range(12):
+        await x_control.mention(f"tia{i}", f"hello {i}")
+    brand = (await x_control.users())["brand"]["id"]
+    first = await x_client.get_users_mentions(brand, max_results=5)
+    assert "previous_token" not in first.meta and first.meta["next_token"]
+    second = await x_client.get_users_mentions(brand, max_results=5, pagination_token=first.meta["next_token"])
+    assert second.meta["previous_token"]
+    back = await x_client.get_users_mentions(
+        brand, max_results=5, pagination_token=second.meta["previous_token"]
+    )
+    assert [t.id for t in back.data] == [t.id for t in first.data]  # the page before, again

@@ -168,6 +168,12 @@ class Settings(BaseSettings):
         description="Read the brand's own mentions and posts with its user token instead of the bearer token: "
         "X's owned-read price ($0.001 a post, not $0.005) if the brand's account owns the developer app.",
     )
+    x_dm_overlap_s: float = Field(
+        default=120.0,
+        ge=0.0,
+        description="Each DM poll reads again the events sent this many seconds before now, so a DM X lists "
+        "late (after newer ones) is still ingested; stored ones are skipped by event id (0: no overlap).",
+    )
 
     # --- Telegram -----------------------------------------------------------------------------
     telegram_token: SecretStr | None = None

@@ -174,13 +174,14 @@ def parse_max_results(query: Mapping[str, str], low: int, high: int, default: in
 
 
 # --- pagination ----------------------------------------------------------------------------------
-# A token names an id and a direction: "older than" (next_token) or "newer than" (previous_token).
-_OLDER, _NEWER = 0, 1
+# A token names an anchor id, a direction ("older than" for next_token, "newer than" for previous_token)
+# and, in ragged mode, whether the empty page X may put before the next items was already served.
+_NEWER, _RESUMED = 2, 1
 
 
-def encode_token(anchor_id: str, *, base32: bool, newer: bool = False) -> str:
+def encode_token(anchor_id: str, *, base32: bool, newer: bool = False, resumed: bool = True) -> str:
     """An opaque token; DM tokens are base32, timeline tokens base36 (as X's look)."""
-    n = int(anchor_id) * 2 + (_NEWER if newer else _OLDER)
+    n = int(anchor_id) * 4 + (_NEWER if newer else 0) + (_RESUMED if resumed else 0)
     if base32:
         return base64.b32encode(n.to_bytes(10, "big")).decode().rstrip("=")
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -191,8 +192,8 @@ def encode_token(anchor_id: str, *, base32: bool, newer: bool = False) -> str:
     return out or "0"
 
 
-def decode_token(token: str, *, base32: bool) -> tuple[int, bool]:
-    """(anchor id, newer?) from a token made by `encode_token`."""
+def decode_token(token: str, *, base32: bool) -> tuple[int, bool, bool]:
+    """(anchor id, newer?, resumed?) from a token made by `encode_token`."""
     try:
         if base32:
             padded = token + "=" * (-len(token) % 8)
@@ -204,7 +205,7 @@ def decode_token(token: str, *, base32: bool) -> tuple[int, bool]:
             f"The `pagination_token` query parameter value [{token}] is not valid",
             {"pagination_token": [token]},
         ) from None
-    return n // 2, n % 2 == _NEWER
+    return n // 4, bool(n & _NEWER), bool(n & _RESUMED)
 
 
 @dataclass(frozen=True)
@@ -221,15 +222,19 @@ def page(
 
     As real X does: a page after the first carries `previous_token` (the page before it); `next_token`
     is there while older items may exist.  With `ragged` (the stricter mode, `POST /_sandbox/config
-    {"ragged_pages": true}`), pages come back shorter than `max_results` while more remain, and the last
-    page still carries a `next_token` that leads to an empty page: X filters after fetching, so a short
-    page is no sign of the end (tweepy's recorded `test_asyncclient_get_users_mentions.yaml`: 2 results
-    of the default 10, with a `next_token`).
+    {"ragged_pages": true}`) pages come back as X's can: shorter than `max_results` while more remain,
+    an empty page with a `next_token` between two pages of items, and a `next_token` on the last page
+    that leads to an empty page.  X filters after fetching, so neither a short nor an empty page is a
+    sign of the end (tweepy's recorded `test_asyncclient_get_users_mentions.yaml`: 2 results of the
+    default 10, with a `next_token`); only a page without `next_token` is.
     """
     token = query.get("pagination_token")
     paged = token is not None
     if token is not None:
-        anchor, newer = decode_token(token, base32=base32)
+        anchor, newer, resumed = decode_token(token, base32=base32)
+        if ragged and not newer and not resumed:
+            # The hollow page: nothing in it, and a token that carries on from the same place.
+            return Page([], encode_token(str(anchor), base32=base32), None)
         if newer:
             above = [i for i in items if int(i.id) > anchor]
             items = above[-max_results:] + [i for i in items if int(i.id) <= anchor]
@@ -240,7 +245,7 @@ def page(
     more = len(items) > len(chunk)
     next_token = None
     if chunk and (more or ragged):
-        next_token = encode_token(chunk[-1].id, base32=base32)
+        next_token = encode_token(chunk[-1].id, base32=base32, resumed=not ragged)
     previous_token = encode_token(chunk[0].id, base32=base32, newer=True) if paged and chunk else None
     return Page(chunk, next_token, previous_token)
 
@@ -390,6 +395,8 @@ def tweet_page_body(
     expansions = parse_list(query, "expansions", TWEET_EXPANSIONS)
     meta: dict[str, Any] = {"result_count": len(tweets)}
     if not tweets:
+        if next_token:  # ragged mode: an empty page that is not the end
+            meta["next_token"] = next_token
         return {"meta": meta}
     body: dict[str, Any] = {"data": [render_tweet(state, t, tweet_fields) for t in tweets]}
     includes = _tweet_includes(state, tweets, expansions, tweet_fields, user_fields)

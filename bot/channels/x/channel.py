@@ -133,7 +133,10 @@ class XChannel:
         assert self.brand_id is not None
         return [
             MentionsPoller(self.db, self.client, self.brand_id, interval_s=mentions_s, **common),
-            DmPoller(self.db, self.client, self.brand_id, interval_s=dms_s, page_size=s.x_dms_page_size, **common),
+            DmPoller(
+                self.db, self.client, self.brand_id, interval_s=dms_s, page_size=s.x_dms_page_size,
+                overlap_s=s.x_dm_overlap_s, **common,
+            ),
         ]
 
     async def _resolve_brand(self) -> None:

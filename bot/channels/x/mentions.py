@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.channels.x.api import parse_time, uses_user_auth_for_reads
 from bot.channels.x.convert import TWEET_FIELDS, USER_FIELDS, mention_from_v2, users_by_id
-from bot.channels.x.poller import Poller
+from bot.channels.x.poller import MAX_PAGES_PER_POLL, PagingUnfinished, Poller
 from storage.cursors import get_cursor, set_cursor
 
 
@@ -28,6 +28,7 @@ class _Scan:
     since_id: str | None
     cutoff: datetime | None
     token: str | None = None
+    pages: int = 0
     tweets: list[dict[str, Any]] = field(default_factory=list)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -87,11 +88,17 @@ class MentionsPoller(Poller):
                 user_auth=uses_user_auth_for_reads(self.client),
             )
             page = result.body.get("data") or []
+            scan.pages += 1
             scan.tweets.extend(page)
             scan.users.update(users_by_id(result.body))
+            # A short or even empty page can carry a `next_token` (X filters after fetching; tweepy's
+            # recorded mentions: 2 of 10 with a token): only a page without one is the end.  Until then
+            # `since_id` stays where it is: it must never pass a page not read.
             scan.token = (result.body.get("meta") or {}).get("next_token")
-            if not scan.token or not page:
+            if not scan.token:
                 return
-            oldest = parse_time(page[-1].get("created_at"))
+            oldest = parse_time(page[-1].get("created_at")) if page else None
             if scan.cutoff is not None and oldest is not None and oldest < scan.cutoff:
                 return  # first start: the rest is older than the backfill window
+            if scan.pages >= MAX_PAGES_PER_POLL:
+                raise PagingUnfinished(self.kind)

@@ -39,6 +39,16 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
+# A poll reads at most this many pages, then lets the next round carry on from the same token (with
+# the cursor unmoved): X can hand out `next_token`s on empty pages, and one poll must not loop forever.
+MAX_PAGES_PER_POLL = 50
+
+
+class PagingUnfinished(Exception):
+    """A poll stopped paging before X ran out of pages; the next round resumes from the kept token."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"{kind}: {MAX_PAGES_PER_POLL} pages read, more to come")
 
 
 class Poller:
@@ -126,6 +136,10 @@ class Poller:
         self._must_wait = True  # after a 429 or an error a poke does not cut the wait short
         try:
             new = await self.poll_once()
+        except PagingUnfinished:
+            self.polls += 1
+            self._must_wait = False
+            return self.pacer.after_success()  # more pages: carry on as soon as the budget allows
         except tweepy.TooManyRequests as error:
             self.rate_limit_waits += 1
             delay = self.pacer.after_rate_limited(retry_after_s(error))
