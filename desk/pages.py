@@ -34,6 +34,7 @@ from desk.public_guard import public_reply_warning
 from desk.saved_replies import replies_for_ticket
 from storage import actions, usage
 from storage import saved_replies as saved_replies_store
+from storage.cursors import active_send_pauses
 from storage.customers import CannotLink, link_contacts, unlink_contact
 from storage.errors import AlreadyClaimed, NotFound, StoreError
 from storage.login_throttle import LoginThrottled
@@ -157,6 +158,8 @@ async def _render(
         "csrf": csrf_token(request),
         "flash": _take_flash(request) if not request.headers.get("hx-request") else None,
         "counts": await queries.open_counts(state.db, agent.id if agent else None) if agent else {},
+        # A platform's rate limit holding replies back: every page says so, and until when.
+        "send_pauses": await active_send_pauses(state.db) if agent else [],
     }
     return state.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 

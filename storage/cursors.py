@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timezone
 
 from sqlalchemy import select
 
@@ -43,3 +44,41 @@ async def set_cursor(db: Database, name: str, value: str) -> None:
             index_elements=["name"], set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
         )
         await session.execute(stmt)
+
+
+# A channel's sending paused by the platform's rate limit: `send_paused:<channel>:<what>` -> the Unix time
+# sending resumes.  Written by the sender when a window is used up, read by the desk's banner; a pause
+# whose time has passed is over (nothing to clear).
+_PAUSE_PREFIX = "send_paused:"
+
+
+@dataclass(frozen=True)
+class SendPause:
+    channel: str
+    what: str  # e.g. "direct messages", "public replies"
+    resumes_at: datetime
+
+
+async def set_send_pause(db: Database, channel: str, what: str, resumes_at_ts: float) -> None:
+    await set_cursor(db, f"{_PAUSE_PREFIX}{channel}:{what}", f"{resumes_at_ts:.0f}")
+
+
+async def active_send_pauses(db: Database, *, now: datetime | None = None) -> list[SendPause]:
+    """The pauses still running, soonest to end first."""
+    moment = now or utcnow()
+    async with db.session() as session:
+        rows = await session.execute(
+            select(ChannelCursor.name, ChannelCursor.value).where(  # type: ignore[call-overload]
+                ChannelCursor.name.startswith(_PAUSE_PREFIX)  # type: ignore[attr-defined]
+            )
+        )
+        pauses = []
+        for name, value in rows.all():
+            channel, _, what = name[len(_PAUSE_PREFIX) :].partition(":")
+            try:
+                resumes = datetime.fromtimestamp(float(value), tz=UTC)
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if resumes > moment:
+                pauses.append(SendPause(channel, what, resumes))
+    return sorted(pauses, key=lambda p: p.resumes_at)

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from storage.actions._common import audit
 from storage.db import Database
-from storage.models import Message, OutboxItem, OutboxStatus, Ticket, utcnow
+from storage.models import Author, Message, OutboxItem, OutboxStatus, Ticket, utcnow
 
 MAX_BACKOFF_S = 300.0
 _OUTBOX, _MESSAGES = OutboxItem.__table__, Message.__table__  # type: ignore[attr-defined]
@@ -53,16 +53,20 @@ def _build_due_rows() -> Any:
         later.id > OutboxItem.id,
         later.status == OutboxStatus.pending,
     )
+    # When the platform's limit allows only some sends, an agent's reply goes before the bot's answers and
+    # notices: the outbox starts deliveries in lease order and the sender spends its window in that order.
+    agent_first = case((Message.author == Author.agent, 0), else_=1)
     return (
         select(
             OutboxItem.id, OutboxItem.channel, OutboxItem.conversation_id, OutboxItem.message_id,
             OutboxItem.target, OutboxItem.text, OutboxItem.status, OutboxItem.attempts, OutboxItem.created_at,
             followed.label("followed"),
         )
+        .join(Message, Message.id == OutboxItem.message_id)
         .where(or_(due, lapsed), ~blocked_by_earlier)
-        .order_by(OutboxItem.id)
+        .order_by(agent_first, OutboxItem.id)
         .limit(bindparam("limit"))
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=OutboxItem)
     )
 
 
@@ -83,7 +87,8 @@ _TAKE_LEASES = (
 
 
 async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float = 60.0) -> list[Delivery]:
-    """Lease up to `limit` due rows, at most the oldest undelivered one per conversation (order is kept)."""
+    """Lease up to `limit` due rows, at most the oldest undelivered one per conversation (order is kept);
+    agents' replies first, then the rest oldest first."""
     now = utcnow()
     async with db.transaction() as session:
         rows = (await session.execute(_DUE_ROWS, {"now": now, "limit": limit})).all()

@@ -8,21 +8,27 @@ for, the 15-minute and 24-hour send limits, and an app without the Direct Messag
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from typing import Any
 
 import pytest
 import tweepy
 from sqlalchemy import select
 
-from bot.channels.x import DmPoller, MentionsPoller, XChannel, XSender
+from bot.channels.x import DmPoller, MentionsPoller, XChannel, XSender, XStartError
+from bot.channels.x.api import call, raw_client
 from bot.outbox import OutboxLoop
 from sandbox.server import RunningSandbox
-from storage.actions import bot_reply
-from storage.cursors import get_cursor
+from storage.actions import agent_reply, bot_reply, claim, escalate
+from storage.cursors import active_send_pauses, get_cursor
 from storage.db import Database
-from storage.models import Channel, Message, OutboxStatus
+from storage.models import Channel, Message, OutboxStatus, Queue
 from storage.outbox import lease_due
+from tests.fixtures.desk import DEFAULT_PASSWORD
 from tests.fixtures.x_channel import inbound_ids, outbox_rows, x_settings
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 async def _ingest(db: Database, client: Any, brand: str) -> None:
@@ -191,3 +197,131 @@ async def test_pages_after_the_first_carry_a_previous_token(x_client: Any, x_con
         brand, max_results=5, pagination_token=second.meta["previous_token"]
     )
     assert [t.id for t in back.data] == [t.id for t in first.data]  # the page before, again
+
+
+# --- 4. X's limits: 15 minutes and 24 hours ------------------------------------------------------------
+async def test_the_x_profile_has_the_15_minute_and_24_hour_send_limits(
+    x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
+    await x_control.config(rate_limit_profile="x")
+    raw = raw_client(x_client)
+    customer = (await x_control.customer("uma"))["users"][-1]["id"]
+    first = await call(raw, "create_direct_message", participant_id=customer, text="1", user_auth=True)
+    assert first.rate_limit is not None and first.rate_limit.limit == 15  # DM sends: 15 per 15 minutes
+    assert [(d.limit, d.remaining) for d in first.day_limits] == [(1440, 1439)]  # ... and 1,440 per 24 h
+    for i in range(14):
+        await x_client.create_direct_message(participant_id=customer, text=f"dm {i}")
+    with pytest.raises(tweepy.TooManyRequests):
+        await x_client.create_direct_message(participant_id=customer, text="one too many")
+
+    mention = (await x_control.mention("uma", "hello"))["id"]
+    post = await call(raw, "create_tweet", text="Hi!", in_reply_to_tweet_id=mention, user_auth=True)
+    assert post.rate_limit is not None and post.rate_limit.limit == 100  # posts: 100 per 15 min per user
+    assert [(d.limit, d.remaining) for d in post.day_limits] == [(10_000, 9_999)]  # 10,000 per 24 h per app
+
+
+async def test_a_used_up_24_hour_window_refuses_after_the_15_minute_one_reopens(
+    x_client: Any, x_control: Any
+) -> None:
+    await x_control.config(
+        rate_limit_profile="x", rate_limit_window_s=0.3, daily_limits={"create_dm": {"user": 2}}, daily_window_s=60
+    )
+    customer = (await x_control.customer("vic"))["users"][-1]["id"]
+    await x_client.create_direct_message(participant_id=customer, text="one")
+    await x_client.create_direct_message(participant_id=customer, text="two")
+    await asyncio.sleep(0.4)  # the 15-minute window has reset; the day's has not
+    with pytest.raises(tweepy.TooManyRequests) as refused:
+        await x_client.create_direct_message(participant_id=customer, text="three")
+    headers = refused.value.response.headers
+    assert headers["x-user-limit-24hour-remaining"] == "0"
+    assert float(headers["x-user-limit-24hour-reset"]) > float(headers["x-rate-limit-reset"])
+
+
+async def _sign_in(client: Any, email: str) -> None:
+    form = await client.get("/login")
+    csrf = CSRF.search(form.text)
+    assert csrf
+    response = await client.post(
+        "/login", data={"email": email, "password": DEFAULT_PASSWORD, "csrf_token": csrf.group(1), "next": ""}
+    )
+    assert response.status_code == 303
+
+
+async def test_when_the_day_is_used_up_agents_go_first_the_rest_waits_and_the_desk_says_until_when(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any, desk_client: Any, make_agent: Any
+) -> None:
+    brand = x_sandbox.x.brand.id
+    await x_control.config(rate_limit_profile="x", daily_limits={"create_dm": {"user": 2}}, daily_window_s=4)
+    early = (await x_control.dm("wes", "hi"))["id"]
+    await _ingest(db, x_client, brand)
+    await bot_reply(db, await _conversation_of(db, early), "Hi Wes, how can we help?")
+    loop = _outbox(db, x_client, brand)
+    assert await loop.run_once() == 1  # one of the day's two DMs spent; X said so in its answer
+
+    dms = [(await x_control.dm(name, "my order?"))["id"] for name in ("xia", "yan", "zed")]
+    tweet = (await x_control.mention("zoe", "are you open?"))["id"]
+    await _ingest(db, x_client, brand)
+    await bot_reply(db, await _conversation_of(db, dms[0]), "Bot answer for Xia.")
+    await bot_reply(db, await _conversation_of(db, dms[1]), "Bot answer for Yan.")
+    await bot_reply(db, await _conversation_of(db, tweet), "Yes, until 18:00!")
+    agent = await make_agent(name="Ann")
+    ticket = await escalate(db, await _conversation_of(db, dms[2]), queue=Queue.support)
+    await claim(db, ticket.id, agent.id)
+    await agent_reply(db, ticket.id, agent.id, "Ann here: your order left today.")
+
+    assert await loop.run_once() == 4
+    sent = await x_control.sent()
+    # The one DM left today went to the agent's reply, though the bot's answers were queued before it;
+    # the public reply has its own window and went out too.
+    assert [d["text"] for d in sent["dms"]] == ["Hi Wes, how can we help?", "Ann here: your order left today."]
+    assert [t["text"] for t in sent["tweets"]] == ["Yes, until 18:00!"]
+    held = [r for r in await outbox_rows(db) if r.status != OutboxStatus.sent]
+    assert len(held) == 2 and all("sending resumes at" in (r.last_error or "") for r in held)
+
+    # The desk says when sending resumes (from the reset X reported) ...
+    pauses = await active_send_pauses(db)
+    assert [(p.channel, p.what) for p in pauses] == [("x", "direct messages")]
+    await _sign_in(desk_client, agent.email)
+    page = (await desk_client.get("/queues/all")).text
+    assert "direct messages are on hold" in page and pauses[0].resumes_at.strftime("%H:%M UTC") in page
+
+    # ... and when the day's window reopens, the rest goes out, each once.
+    await asyncio.sleep(max(0.0, pauses[0].resumes_at.timestamp() - time.time()) + 1.2)
+    assert await loop.run_once() == 2
+    sent = await x_control.sent()
+    assert sorted(d["text"] for d in sent["dms"]) == sorted(
+        ["Hi Wes, how can we help?", "Ann here: your order left today.", "Bot answer for Xia.", "Bot answer for Yan."]
+    )
+    assert all(r.status == OutboxStatus.sent for r in await outbox_rows(db))
+    # The first pause is over (those two used up the new day, which is the pause the desk shows now).
+    assert all(p.resumes_at > pauses[0].resumes_at for p in await active_send_pauses(db))
+
+
+# --- 5. the app's permission, checked at start -----------------------------------------------------------
+async def test_start_up_fails_naming_the_missing_direct_message_permission(
+    db: Database, x_sandbox: RunningSandbox, x_control: Any
+) -> None:
+    await x_control.config(access_level="read-write")
+    channel = XChannel(db, x_settings(x_sandbox))
+    with pytest.raises(XStartError, match="lacks the Direct Messages permission") as refused:
+        await channel.start()
+    assert "regenerate the access token" in str(refused.value) and "'Read and write'" in str(refused.value)
+    assert not channel.ready
+    await channel.stop()
+
+    await x_control.config(access_level="read-write-directmessages")
+    channel = XChannel(db, x_settings(x_sandbox))
+    await channel.start()
+    try:
+        assert channel.ready
+    finally:
+        await channel.stop()
+
+
+async def test_an_app_without_the_dm_permission_is_refused_dms_by_x(x_client: Any, x_control: Any) -> None:
+    await x_control.config(access_level="read-write")
+    customer = (await x_control.customer("ada"))["users"][-1]["id"]
+    with pytest.raises(tweepy.Forbidden, match="oauth1 app permissions"):
+        await x_client.create_direct_message(participant_id=customer, text="hello")
+    me = await call(raw_client(x_client), "get_me", user_auth=True)
+    assert me.access_level == "read-write"

@@ -54,10 +54,31 @@ class RateLimit:
             return None
 
 
+def day_limits_from_headers(headers: Any) -> tuple[RateLimit, ...]:
+    """X's 24-hour windows, reported next to the 15-minute one on the endpoints that have them:
+    `x-user-limit-24hour-*` (this user) and `x-app-limit-24hour-*` (the whole app)."""
+    found = []
+    for scope in ("user", "app"):
+        prefix = f"x-{scope}-limit-24hour-"
+        try:
+            found.append(
+                RateLimit(
+                    limit=int(headers[prefix + "limit"]),
+                    remaining=int(headers[prefix + "remaining"]),
+                    reset_at=float(headers[prefix + "reset"]),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class ApiResult:
     body: dict[str, Any]
     rate_limit: RateLimit | None
+    day_limits: tuple[RateLimit, ...] = ()
+    access_level: str | None = None  # `x-access-level` (user-context answers): the app's permission
 
 
 def raw_client(client: AsyncClient) -> AsyncClient:
@@ -71,7 +92,13 @@ async def call(raw: AsyncClient, method: str, *args: Any, **kwargs: Any) -> ApiR
     """Call a tweepy method on a `raw_client` view; the JSON body and the rate-limit headers."""
     response = await getattr(raw, method)(*args, **kwargs)
     body = await response.json(content_type=None)
-    return ApiResult(body if isinstance(body, dict) else {}, RateLimit.from_headers(response.headers))
+    headers = response.headers
+    return ApiResult(
+        body if isinstance(body, dict) else {},
+        RateLimit.from_headers(headers),
+        day_limits_from_headers(headers),
+        headers.get("x-access-level"),
+    )
 
 
 def uses_user_auth_for_reads(client: AsyncClient) -> bool:

@@ -34,6 +34,13 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 START_ATTEMPTS = 5
+# The app permission that covers everything Frontdesk does: read mentions, post replies, read and send DMs.
+NEEDED_ACCESS_LEVEL = "read-write-directmessages"
+_LEVEL_NAMES = {
+    "read": "Read",
+    "read-write": "Read and write",
+    "read-write-directmessages": "Read and write and Direct message",
+}
 
 
 class XStartError(RuntimeError):
@@ -147,6 +154,7 @@ class XChannel:
                 result = await call(raw, "get_me", user_auth=True)
                 data = result.body["data"]
                 self.brand_id, self.brand_username = str(data["id"]), str(data.get("username") or "")
+                self._check_access_level(result.access_level)
                 return
             except (tweepy.Unauthorized, tweepy.Forbidden) as error:
                 raise XStartError(
@@ -162,6 +170,23 @@ class XChannel:
             log.warning("X: GET /2/users/me failed (attempt %d); retrying in %.1f s", attempt, delay)
             await asyncio.sleep(delay)
 
+    def _check_access_level(self, level: str | None) -> None:
+        """X names the token's permission in `x-access-level` on every user-context answer; without
+        Direct Messages every DM read and send would be refused (403), so the channel does not start."""
+        if level is None:
+            log.warning("X did not report x-access-level for GET /2/users/me; the DM permission is unchecked")
+            return
+        if "directmessages" in level.split("-"):
+            return
+        have = _LEVEL_NAMES.get(level, level)
+        raise XStartError(
+            f"the X app's permission is {have!r} (x-access-level: {level}); Frontdesk reads and sends Direct "
+            f"Messages, so the app lacks the Direct Messages permission. In the X developer portal set the "
+            f"app's permissions to {_LEVEL_NAMES[NEEDED_ACCESS_LEVEL]!r}, then regenerate the access token "
+            "and secret (a token keeps the permission it was made with) and update "
+            "FRONTDESK_X_ACCESS_TOKEN and FRONTDESK_X_ACCESS_TOKEN_SECRET"
+        )
+
     def stats(self) -> dict[str, dict[str, object]]:
         """Counters for metrics and health checks; a poller's `stopped` says why it gave up (else None)."""
         out: dict[str, dict[str, object]] = {
@@ -176,7 +201,9 @@ class XChannel:
             for p in self.pollers
         }
         if self.sender is not None:
-            out["sender"] = {"sent": self.sender.sent, "reconciled": self.sender.reconciled}
+            out["sender"] = {
+                "sent": self.sender.sent, "reconciled": self.sender.reconciled, "held": self.sender.held
+            }
         return out
 
     def poke(self) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from bot.channels.x.api import RateLimit
+from bot.channels.x.api import RateLimit, day_limits_from_headers
 
 RESET_MARGIN_S = 0.1  # X's reset is whole seconds; a hair later finds the window open
 
@@ -82,3 +82,52 @@ class Pacer:
 
     def _backoff(self, n: int) -> float:
         return min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, n - 1))
+
+
+class SendBudget:
+    """What X still allows one kind of send (DMs, or posts) before its windows reset: the 15-minute
+    window and the 24-hour ones (DMs: 15 / 15 min and 1,440 / 24 h per user; posts: 100 / 15 min per
+    user and 10,000 / 24 h per app), as X last reported them.
+
+    `take()` spends one send before the request goes out, so sends started together cannot overrun a
+    window between two answers: the outbox starts its deliveries in lease order, agents' replies first,
+    and those are the ones that get the last sends of a window.  A refused `take()` says until when.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._windows: list[RateLimit] = []
+
+    def observe(self, rate_limit: RateLimit | None, day_limits: Iterable[RateLimit] = ()) -> None:
+        """X's answer is the truth: replace what was counted here with its numbers."""
+        windows = [w for w in (rate_limit, *day_limits) if w is not None]
+        if windows:
+            self._windows = windows
+
+    def refused(self, headers: object, reset_at: float | None) -> float:
+        """After a 429: remember the exhausted windows; until when sending must wait."""
+        fifteen = RateLimit.from_headers(headers)
+        days = day_limits_from_headers(headers)
+        exhausted = [w for w in (fifteen, *days) if w is not None and w.remaining <= 0]
+        if not exhausted:  # X did not say which: the 15-minute window, until the reset it gave
+            until = reset_at if reset_at is not None else self.clock() + 60.0
+            exhausted = [RateLimit(limit=fifteen.limit if fifteen else 0, remaining=0, reset_at=until)]
+        self._windows = [*exhausted, *(w for w in (fifteen, *days) if w is not None and w.remaining > 0)]
+        return max(w.reset_at for w in exhausted)
+
+    def blocked_until(self) -> float | None:
+        """When the last exhausted window reopens, or None when a send may go now."""
+        now = self.clock()
+        self._windows = [w for w in self._windows if w.reset_at > now]  # a reset window is X's to report
+        exhausted = [w.reset_at for w in self._windows if w.remaining <= 0 and w.reset_at > now]
+        return max(exhausted) if exhausted else None
+
+    def take(self) -> float | None:
+        """Spend one send; None if allowed, else the time (Unix seconds) sending resumes."""
+        blocked = self.blocked_until()
+        if blocked is not None:
+            return blocked
+        self._windows = [
+            RateLimit(w.limit, w.remaining - 1, w.reset_at) for w in self._windows if w.reset_at > self.clock()
+        ]
+        return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,8 @@ from bot.channels.x.api import (
     retry_after_s,
     uses_user_auth_for_reads,
 )
+from bot.channels.x.rate_limits import RESET_MARGIN_S, SendBudget
+from storage.cursors import set_send_pause
 from storage.db import Database
 from storage.models import Channel, OutboxItem
 from storage.outbox import Delivery
@@ -60,6 +63,10 @@ class XSender:
         self.db = db
         self.sent = 0
         self.reconciled = 0
+        self.held = 0  # sends not attempted because X's window for them was used up
+        # One budget per kind of send: DMs and posts have separate windows at X.
+        self.budgets = {"dm": SendBudget(), "reply": SendBudget()}
+        self._paused_until: dict[str, float] = {}
 
     # --- sending ----------------------------------------------------------------------------------
     async def deliver(self, delivery: Delivery) -> str:
@@ -67,6 +74,14 @@ class XSender:
         needed = {"dm": "recipient_id", "reply": "in_reply_to"}.get(str(kind))
         if needed is None or not delivery.target.get(needed):
             raise SendError(f"X cannot deliver to outbox target {delivery.target!r}", permanent=True)
+        kind = str(kind)
+        budget = self.budgets[kind]
+        resumes_at = budget.take()
+        if resumes_at is not None:
+            # The window is used up: asking X would only earn a 429 (and count against the app).
+            self.held += 1
+            await self._pause(kind, resumes_at)
+            raise SendError(_held_message(kind, resumes_at), retry_after_s=_wait(resumes_at))
         try:
             if kind == "dm":
                 result = await call(
@@ -86,9 +101,19 @@ class XSender:
                     user_auth=True,
                 )
                 platform_id = str(result.body["data"]["id"])
+            budget.observe(result.rate_limit, result.day_limits)
+            exhausted = budget.blocked_until()
+            if exhausted is not None:
+                await self._pause(kind, exhausted)
         except (KeyError, TypeError):
             # X accepted the request but its answer lacks the id: it may well be posted; look next time.
             raise SendError("X answered without the id of the new post") from None
+        except tweepy.TooManyRequests as error:
+            resumes_at = budget.refused(getattr(error.response, "headers", {}), _reset_of(error))
+            await self._pause(kind, resumes_at)
+            raise SendError(
+                f"X rate limit (429); {_held_message(kind, resumes_at)}", retry_after_s=_wait(resumes_at)
+            ) from None
         except tweepy.Forbidden as error:
             if kind == "reply" and _is_duplicate(error):
                 # X says this exact text is already on the account: if it is this reply, it went out.
@@ -101,6 +126,17 @@ class XSender:
         self.sent += 1
         log.info("X: delivered outbox row %s as %s %s", delivery.id, kind, platform_id)
         return platform_id
+
+    async def _pause(self, kind: str, resumes_at: float) -> None:
+        """Store when sending resumes (once per pause), for the desk's banner."""
+        if self.db is None or self._paused_until.get(kind) == resumes_at:
+            return
+        self._paused_until[kind] = resumes_at
+        log.warning("X: %s paused by X's rate limit; %s", _WHAT[kind], _held_message(kind, resumes_at))
+        try:
+            await set_send_pause(self.db, "x", _WHAT[kind], resumes_at)
+        except Exception:  # noqa: BLE001 - the banner is a courtesy; the send is retried either way
+            log.exception("X: could not store the send pause for the desk")
 
     # --- reconciling --------------------------------------------------------------------------------
     async def find_delivered(self, delivery: Delivery) -> str | None:
@@ -179,6 +215,23 @@ class XSender:
                 )
             )
             return {str(r) for r in rows.scalars().all()}
+
+
+_WHAT = {"dm": "direct messages", "reply": "public replies"}
+
+
+def _held_message(kind: str, resumes_at: float) -> str:
+    at = datetime.fromtimestamp(resumes_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"X's limit for {_WHAT[kind]} is used up; sending resumes at {at}"
+
+
+def _wait(resumes_at: float) -> float:
+    return max(1.0, resumes_at - time.time() + RESET_MARGIN_S)
+
+
+def _reset_of(error: tweepy.TooManyRequests) -> float | None:
+    wait = retry_after_s(error)
+    return None if wait is None else time.time() + wait
 
 
 def _replies_to(tweet: dict[str, Any]) -> str | None:
