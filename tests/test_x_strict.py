@@ -20,6 +20,7 @@ from bot.channels.x import DmPoller, MentionsPoller, XChannel, XSender, XStartEr
 from bot.channels.x.api import call, raw_client
 from bot.outbox import OutboxLoop
 from sandbox.server import RunningSandbox
+from sandbox.x.control_client import SandboxControlError
 from storage.actions import agent_reply, bot_reply, claim, escalate
 from storage.cursors import active_send_pauses, get_cursor
 from storage.db import Database
@@ -325,3 +326,21 @@ async def test_an_app_without_the_dm_permission_is_refused_dms_by_x(x_client: An
         await x_client.create_direct_message(participant_id=customer, text="hello")
     me = await call(raw_client(x_client), "get_me", user_auth=True)
     assert me.access_level == "read-write"
+
+
+# --- the control API refuses what it cannot do (400, naming the field) --------------------------------------
+async def test_the_new_controls_refuse_bad_values_with_a_400(x_control: Any) -> None:
+    bad: list[tuple[str, dict[str, Any], str]] = [
+        ("dms", {"sender": "amy", "text": "hi", "index_delay_s": -1}, "index_delay_s"),
+        ("dms", {"sender": "amy", "text": "hi", "index_delay_s": "soon"}, "index_delay_s"),
+        ("faults", {"status": 429, "after_commit": True}, "after_commit"),
+        ("config", {"access_level": "admin"}, "access_level"),
+        ("config", {"daily_limits": {"create_dm": {"everyone": 3}}}, "scopes"),
+        ("config", {"daily_limits": {"no_such_endpoint": {"user": 3}}}, "unknown endpoint"),
+        ("config", {"daily_window_s": 0}, "daily_window_s"),
+    ]
+    for path, body, named in bad:
+        with pytest.raises(SandboxControlError, match="HTTP 400") as refused:
+            await x_control._call("POST", path, body)
+        assert named in str(refused.value), (path, body)
+    assert (await x_control.config())["access_level"] == "read-write-directmessages"  # nothing changed
