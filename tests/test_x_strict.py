@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,6 +20,9 @@ from sqlalchemy import select
 from bot.channels.x import DmPoller, MentionsPoller, XChannel, XSender, XStartError
 from bot.channels.x.api import call, raw_client
 from bot.outbox import OutboxLoop
+from frontdesk.app.roles import ROLE_RUN
+from frontdesk.app.supervisor import RunError, started
+from frontdesk.core.settings import Settings
 from sandbox.server import RunningSandbox
 from sandbox.x.control_client import SandboxControlError
 from storage.actions import agent_reply, bot_reply, claim, escalate
@@ -26,6 +30,7 @@ from storage.cursors import active_send_pauses, get_cursor
 from storage.db import Database
 from storage.models import Channel, Message, OutboxStatus, Queue
 from storage.outbox import lease_due
+from tests.fixtures.bot import CONTENT_DIR
 from tests.fixtures.desk import DEFAULT_PASSWORD
 from tests.fixtures.x_channel import inbound_ids, outbox_rows, x_settings
 
@@ -317,6 +322,24 @@ async def test_start_up_fails_naming_the_missing_direct_message_permission(
         assert channel.ready
     finally:
         await channel.stop()
+
+
+async def test_frontdesk_run_stops_at_start_up_naming_the_missing_permission(
+    sqlite_database_url: str, x_sandbox: RunningSandbox, x_control: Any
+) -> None:
+    await x_control.config(access_level="read")
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=sqlite_database_url, content_dir=CONTENT_DIR, nlu_url="http://127.0.0.1:9",
+        x_api_base=x_sandbox.base_url,
+    )
+    sending_only = replace(
+        ROLE_RUN, http=False, pollers=False, router=False, webhooks=False, sandbox=False, metrics_port=False,
+        retention=False,
+    )
+    with pytest.raises(RunError, match="'Read'.*lacks the Direct Messages permission"):
+        async with started(settings, sending_only, say=lambda _m: None):
+            pass
 
 
 async def test_an_app_without_the_dm_permission_is_refused_dms_by_x(x_client: Any, x_control: Any) -> None:
