@@ -152,9 +152,12 @@ async def test_the_figures_page_shows_the_estimate(desk_client, make_agent, db: 
     assert "X API cost (estimate)" in page.text and "$3.00" in page.text and "2026-08-22" in page.text
 
 
-async def _dm_events_billed_by_one_poll(db: Database, sb: RunningSandbox, page_size: int) -> int:
+async def _dm_events_billed_by_one_poll(
+    db: Database, sb: RunningSandbox, page_size: int, overlap_s: float = 0.0
+) -> int:
     """DM events X returns to the second poll of a caught-up DM poller (nothing new since the first)."""
-    channel = XChannel(db, x_settings(sb, x_dms_page_size=page_size), poll=False)
+    settings = x_settings(sb, x_dms_page_size=page_size, x_dm_overlap_s=overlap_s)
+    channel = XChannel(db, settings, poll=False)
     await channel.start()
     try:
         (dms,) = [p for p in channel._make_pollers() if p.kind == "dms"]
@@ -175,6 +178,9 @@ async def test_every_dm_poll_bills_a_page_so_the_page_size_is_the_cost_knob(
     assert await _dm_events_billed_by_one_poll(db, x_sandbox, 100) == 30
     small = await _dm_events_billed_by_one_poll(db, x_sandbox, 5)
     assert small < 30
+    # The overlap (FRONTDESK_X_DM_OVERLAP_S) re-reads the DMs sent within it, whatever the page size: these
+    # 30 were all sent just now, so a poll with the overlap on pages through all of them again.
+    assert await _dm_events_billed_by_one_poll(db, x_sandbox, 5, overlap_s=120) == 30
 
 
 @pytest.mark.parametrize(("owned", "item"), [(False, usage.POSTS_READ), (True, usage.POSTS_READ_OWN)])
