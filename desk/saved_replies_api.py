@@ -12,6 +12,7 @@ from desk import queries
 from desk.api import ApiAgent
 from desk.auth import CurrentAgent
 from desk.inputs import RowId, refuse_unstorable_text
+from desk.queries import aware
 from desk.saved_replies import replies_for_ticket
 from desk.validation import unprocessable
 from storage import saved_replies as store
@@ -57,7 +58,9 @@ class PlaceholdersOut(BaseModel):
 
 def _out(reply: SavedReply) -> SavedReplyOut:
     assert reply.id is not None
-    return SavedReplyOut(id=reply.id, name=reply.name, queue=reply.queue, text=reply.text, updated_at=reply.updated_at)
+    return SavedReplyOut(
+        id=reply.id, name=reply.name, queue=reply.queue, text=reply.text, updated_at=aware(reply.updated_at)  # type: ignore[arg-type]
+    )
 
 
 def _db(request: Request) -> Database:

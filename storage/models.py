@@ -131,8 +131,10 @@ class Contact(SQLModel, table=True):
     handle: str = Field(default="", max_length=128)
     display_name: str = Field(default="", max_length=256)
     # Set by an agent who knows two contacts are one person (their X and their Telegram): every contact of
-    # that person names the same one, the lowest id of the group (storage/customers.py).
-    person_id: int | None = Field(default=None, foreign_key="contacts.id", index=True)
+    # that person names the same one, the lowest id of the group (storage/customers.py).  No foreign key:
+    # contacts are never deleted (erasure pseudonymises them and unlinks), and SQLite could only add one
+    # by rebuilding a table every other table points at.
+    person_id: int | None = Field(default=None, index=True)
     created_at: datetime = _created()
 
 

@@ -3,6 +3,9 @@
 Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-03
+
+A plain indexed column, no foreign key (see `Contact.person_id`): on SQLite, adding one would rebuild
+`contacts`, which every stored conversation and ticket references.
 """
 
 from __future__ import annotations
@@ -15,18 +18,12 @@ down_revision = '0012'
 branch_labels = None
 depends_on = None
 
-_FK = 'fk_contacts_person_id_contacts'
-
 
 def upgrade() -> None:
-    with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('person_id', sa.Integer(), nullable=True))
-        batch_op.create_index(batch_op.f('ix_contacts_person_id'), ['person_id'], unique=False)
-        batch_op.create_foreign_key(_FK, 'contacts', ['person_id'], ['id'])
+    op.add_column('contacts', sa.Column('person_id', sa.Integer(), nullable=True))
+    op.create_index('ix_contacts_person_id', 'contacts', ['person_id'], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.drop_constraint(_FK, type_='foreignkey')
-        batch_op.drop_index(batch_op.f('ix_contacts_person_id'))
-        batch_op.drop_column('person_id')
+    op.drop_index('ix_contacts_person_id', table_name='contacts')
+    op.execute('ALTER TABLE contacts DROP COLUMN person_id')
