@@ -235,12 +235,27 @@ def _tidy(text: str) -> str:
     return "\n".join(lines).strip()
 
 
+_MAY_BE_EMPTY = frozenset({"hours", "handle"})
+
+
 def _match(wording: Wording, text: str) -> dict[str, str] | None:
+    """The placeholder values `text` was rendered with from `wording`, or None if it was not."""
+    parsed = list(string.Formatter().parse(wording.text))
     pattern = ""
     seen: set[str] = set()
-    for literal, name, _, _ in string.Formatter().parse(wording.text):
-        for piece in re.split(r"(\s+)", literal):
-            pattern += r"\s*" if piece.isspace() else re.escape(piece)
+    for index, (literal, name, _, _) in enumerate(parsed):
+        before = parsed[index - 1][1] if index else None  # the placeholder just before this literal
+        pieces = re.split(r"(\s+)", literal)
+        for at, piece in enumerate(pieces):
+            if not piece.isspace():
+                pattern += re.escape(piece)
+                continue
+            # Rendering drops a space beside an empty placeholder and before punctuation (`_tidy`);
+            # elsewhere a space stays a space, so "on" never matches inside "Frontdesk".
+            beside_empty = (at == 0 and before in _MAY_BE_EMPTY) or (at == len(pieces) - 1 and name in _MAY_BE_EMPTY)
+            before_punctuation = at + 1 < len(pieces) and pieces[at + 1][:1] in ",.!?;:)"
+            edge = (at == 0 and before is None) or (at == len(pieces) - 1 and name is None)
+            pattern += r"\s*" if beside_empty or before_punctuation or edge else r"\s+"
         if name is not None:
             pattern += f"(?P={name})" if name in seen else f"(?P<{name}>.*?)"
             seen.add(name)
