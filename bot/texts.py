@@ -136,7 +136,7 @@ class Wording:
     fields: tuple[str, ...]  # placeholders, in order of appearance
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one loaded file is one object
 class Texts:
     """The loaded replies.yml.  `dm`, `public` and `part` render; `alternatives` rewords a public text."""
 
