@@ -22,6 +22,7 @@ from sandbox.server import RunningSandbox
 from storage.actions import bot_reply
 from storage.db import Database
 from storage.models import Channel, Message, OutboxItem, OutboxStatus
+from storage.outbox import lease_due
 from tests.fixtures.bot import E2E_CONTENT_DIR, BotHarness, bot_harness, e2e_settings, eventually
 from tests.fixtures.x_channel import outbox_rows
 
@@ -59,6 +60,28 @@ async def test_a_reply_x_calls_a_duplicate_goes_out_in_the_next_wording(
     assert posted[second] != text and "mia_k" in posted[second]
     assert posted[second] == Content().texts.alternatives(text)[0]  # the next of the brand's wordings
     assert sender.reworded == 1
+
+
+async def test_a_reworded_reply_whose_sender_died_is_not_posted_twice(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any
+) -> None:
+    """The sender posted the next wording and died before the row was marked: sent again, it finds that post."""
+    brand = x_sandbox.x.brand.id
+    elsewhere = (await x_control.mention("ola_k", "hello"))["id"]
+    thread = (await x_control.mention("ola_k", "my parcel is late"))["id"]
+    await MentionsPoller(db, x_client, brand).poll_once()
+    text = replies.public_invite_dm(replies.Voice(public=True, handle="ola_k", seed=0, brand_user_id=brand),
+                                    complaint=False)
+    await x_client.create_tweet(text=text, in_reply_to_tweet_id=elsewhere, user_auth=True)  # X: now a duplicate
+    await bot_reply(db, await _conversation_of(db, thread), text)
+    [delivery] = await lease_due(db, "test-sender")
+    sender = XSender(x_client, brand, db=db)
+    sender.alternatives = Content().texts.alternatives
+    first = await sender.deliver(delivery)  # reworded; then the process dies before mark_sent
+    again = await sender.deliver(delivery)  # the row comes back: same post, not a second one
+    assert again == first
+    posted = [t for t in (await x_control.sent())["tweets"] if t["in_reply_to_tweet_id"] == thread]
+    assert len(posted) == 1 and posted[0]["text"] == Content().texts.alternatives(text)[0]
 
 
 async def test_without_the_wordings_the_same_duplicate_fails_for_good(
