@@ -231,7 +231,11 @@ def _tidy(text: str) -> str:
     for line in text.split("\n"):
         line = re.sub(r"[ \t]+", " ", line)
         line = re.sub(r" ([,.!?;:)])", r"\1", line)
-        lines.append(line.strip())
+        line = line.strip()
+        if line[:1] in (",", ";"):  # "{handle}, we're sorry…" without a handle: "We're sorry…"
+            line = line[1:].strip()
+            line = line[:1].upper() + line[1:]
+        lines.append(line)
     return "\n".join(lines).strip()
 
 

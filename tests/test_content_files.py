@@ -162,7 +162,9 @@ def test_public_replies_are_distinct_per_customer_and_fit_a_post() -> None:
     assert len(seen) == 100
     # One customer writing twice: another message, most often another wording; never an empty name.
     voice = replies.Voice(public=True, handle="", seed=7, brand_user_id=BRAND_ID)
-    assert " ," not in replies.public_human(voice) and "{" not in replies.public_human(voice)
+    for seed in range(3):
+        text = replies.public_invite_dm(replies.Voice(public=True, seed=seed, brand_user_id=BRAND_ID), complaint=True)
+        assert " ," not in text and "{" not in text and text[0].isupper(), text
 
 
 def test_every_public_wording_can_be_reworded_into_the_others() -> None:
