@@ -104,7 +104,7 @@ def test_an_event_name_too_long_for_a_public_reply_is_caught_by_the_events_it_wo
     """The 280 check measures public event replies with the catalogue's own names and links."""
     _edit(folder / "events.yml", 'name: "Frontdesk user meetup Berlin"', 'name: "' + "Meetup " * 30 + '"')
     code, output = _check(folder)
-    assert code == 1 and "characters long (event 'Meetup Meetup" in output, output
+    assert code == 1 and "characters long (with the event 'Meetup Meetup" in output, output
 
 
 def test_a_mistake_in_words_yml_names_the_file_and_line(folder: Path) -> None:
