@@ -55,7 +55,7 @@ def _line_of(path: Path, needle: str) -> int:
 def test_the_shipped_content_passes_the_check_with_a_summary() -> None:
     code, output = _check(CONTENT_DIR)
     assert code == 0, output
-    assert "content OK" in output and "22 public replies" in output and "24 intents" in output
+    assert "content OK" in output and "23 public replies" in output and "24 intents" in output
 
 
 @pytest.mark.parametrize(
@@ -122,6 +122,19 @@ def test_a_mistake_in_the_taxonomy_fails_the_check(folder: Path) -> None:
     assert code == 1 and "order_problem" in output and "queue is 'supprt'" in output
 
 
+def test_an_faq_intent_the_taxonomy_does_not_know_fails_the_check(folder: Path) -> None:
+    """The FAQ is checked against the taxonomy by the check (as at start-up and on a reload)."""
+    path = folder / "faq.yml"
+    text = path.read_text(encoding="utf-8")
+    assert "pricing" in text
+    _edit(path, "[pricing", "[pricng")
+    code, output = _check(folder)
+    assert code == 1, output
+    assert re.search(rf"{re.escape(str(path))}:\d+: FAQ entry '[^']+': intent 'pricng' is not in the taxonomy",
+                     output), output
+    assert "did you mean 'pricing'" in output
+
+
 # --- what the bot says comes from the files ------------------------------------------------------------------
 
 
@@ -142,6 +155,53 @@ def test_the_router_says_what_replies_yml_says_and_decides_by_words_yml(folder: 
     joined = route(incoming(text, "event_info"), content, config)
     assert "register" in joined.rule, joined.rule
     assert "register" not in route(incoming(text, "event_info"), Content(events=content.events), config).rule
+
+
+def test_the_lead_question_the_confirmation_and_their_words_come_from_the_files(folder: Path) -> None:
+    """The sales ticket's question, the "added" note, the event confirmation and the words deciding them
+    (a person, yes/no, words about events) are the brand's, not Python's."""
+    from bot.content import load_content
+    from bot.router import QueueNotice, Reply, RouterConfig, UpdateState
+
+    replies_path, words_path = folder / "replies.yml", folder / "words.yml"
+    _edit(replies_path, "Our sales team already has your message", "Sales has it already")
+    _edit(replies_path, "Thanks, I've added that for our sales team", "Noted for Sales")
+    _edit(replies_path, 'confirm_event: "{event} is on {date} — shall I',
+          'confirm_event: "Do you mean {event} ({date})? Shall I')
+    _edit(words_path, '"no": ["no", nope,', '"no": ["no", nein, nope,')
+    _edit(words_path, '"yes": ["yes", yeah,', '"yes": ["yes", jawohl, yeah,')
+    _edit(words_path, "phrases: [a person,", "phrases: [my bank manager's cousin, a person,")
+    _edit(words_path, "phrases: [event, events,", "phrases: [happenings, event, events,")
+    content = load_content(folder)
+    config = RouterConfig(brand_user_id=BRAND_ID, taxonomy=taxonomy())
+
+    def state(decision) -> dict:  # noqa: ANN001
+        found: dict = {}
+        for update in decision.of(UpdateState):
+            found.update(update.changes)
+        return {k: v for k, v in found.items() if v is not None}
+
+    sales = route(incoming("how much does the pro plan cost?", "pricing", 0.95), content, config)
+    assert "Sales has it already" in sales.effects[0].notice
+    noted = route(incoming("we're Northwind, 120 staff", "ask_human", 0.95, status="queued", state=state(sales),
+                           message_id=2), content, config)
+    assert noted.of(QueueNotice)[0].text.startswith("Noted for Sales;")
+
+    ask = route(incoming("register me for the launch on the 15th", "event_registration", 1.0), content, config)
+    [question] = [r.text for r in ask.of(Reply)]
+    assert question.startswith("Do you mean Spring product launch") and "18 February" in question
+    yes = route(incoming("jawohl", "out_of_scope", 0.4, state=state(ask), message_id=2), content, config)
+    assert "register" in yes.rule, yes.rule
+    no = route(incoming("nein danke", "out_of_scope", 0.4, state=state(ask), message_id=2), content, config)
+    assert "ask which event" in no.rule, no.rule
+
+    # Unsure, but in words that ask for a person (this brand's words only): a person, not "say it again".
+    unsure = "could my bank manager's cousin sort this"
+    assert "human" in route(incoming(unsure, "order_problem", 0.3), content, config).rule
+    assert "human" not in route(incoming(unsure, "order_problem", 0.3), Content(faq=content.faq), config).rule
+    # "happenings" is a word about events for this brand: the list of what is coming up.
+    listed = route(incoming("any happenings soon?", "event_info", 0.95), content, config)
+    assert "listed what is coming up" in listed.rule, listed.rule
 
 
 def test_did_not_help_reads_plain_phrases_without_regular_expressions() -> None:
