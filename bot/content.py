@@ -1,12 +1,16 @@
-"""The bot's content: FAQ answers (`content/faq.yml`) and the events catalogue (`content/events.yml`).
+"""The bot's content: FAQ answers (`content/faq.yml`), the events catalogue (`content/events.yml`), what the
+bot says (`content/replies.yml`, bot/texts.py) and the word lists it decides with (`content/words.yml`,
+bot/words.py).  docs/content.md describes every file.
 
-Both are loaded and validated once at start-up, so that a typo fails `frontdesk run` with the file, the
-line and the problem, instead of surfacing as a wrong answer to a customer days later.
+All are loaded and validated together at start-up (and on every reload, bot/content_store.py), so that a
+typo fails `frontdesk run` with the file, the line and the problem, instead of surfacing as a wrong answer
+to a customer days later.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +20,13 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+from bot.texts import Texts, TextsError, load_texts
+from bot.words import Words, WordsError, load_words
+from frontdesk.core.settings import PROJECT_ROOT
+
+SHIPPED_CONTENT_DIR = PROJECT_ROOT / "content"
+CONTENT_FILES = ("faq.yml", "events.yml", "replies.yml", "words.yml")
 
 
 class ContentError(ValueError):
@@ -66,11 +77,24 @@ class Event:
         return score
 
 
+@functools.cache
+def shipped_texts() -> Texts:
+    """The shipped content/replies.yml: what a `Content` built in code (tests) says."""
+    return load_texts(SHIPPED_CONTENT_DIR / "replies.yml")
+
+
+@functools.cache
+def shipped_words() -> Words:
+    return load_words(SHIPPED_CONTENT_DIR / "words.yml")
+
+
 @dataclass(frozen=True)
 class Content:
     faq: tuple[FAQEntry, ...] = ()
     events: tuple[Event, ...] = ()
     sources: dict[str, Path] = field(default_factory=dict)
+    texts: Texts = field(default_factory=shipped_texts)
+    words: Words = field(default_factory=shipped_words)
 
     def event(self, key: str) -> Event | None:
         return next((e for e in self.events if e.key == key), None)
@@ -85,14 +109,15 @@ def contains_phrase(text: str, phrase: str) -> bool:
 
 
 def load_content(content_dir: Path) -> Content:
-    """Load `faq.yml` and `events.yml` from `content_dir`; raise ContentError naming file and line."""
-    faq_path = content_dir / "faq.yml"
-    events_path = content_dir / "events.yml"
-    return Content(
-        faq=tuple(load_faq(faq_path)),
-        events=tuple(load_events(events_path)),
-        sources={"faq": faq_path, "events": events_path},
-    )
+    """Load every file of CONTENT_FILES from `content_dir`; raise ContentError naming file and line."""
+    paths = {name.removesuffix(".yml"): content_dir / name for name in CONTENT_FILES}
+    events = tuple(load_events(paths["events"]))
+    try:
+        texts = load_texts(paths["replies"], events=events)
+        words = load_words(paths["words"])
+    except (TextsError, WordsError) as exc:
+        raise ContentError(str(exc)) from None
+    return Content(faq=tuple(load_faq(paths["faq"])), events=events, sources=paths, texts=texts, words=words)
 
 
 # --- FAQ -----------------------------------------------------------------------------------------------

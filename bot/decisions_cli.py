@@ -17,10 +17,10 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.content import ContentError, check_faq_intents, load_content
+from bot.content import ContentError
+from bot.content_store import load_bundle
 from bot.decisions import HARMFUL, RIGHT, format_decisions, parse_all, score_decisions
 from bot.router import RouterConfig
-from bot.taxonomy import TaxonomyError, load_taxonomy
 from frontdesk.core.settings import get_settings
 from nlu.auth import nlu_auth_token
 from nlu.client import NLUClient, NLUError, ParseResult
@@ -65,11 +65,11 @@ def decisions_command(
         raise typer.BadParameter("--kind must be auto, dm, public or telegram")
     settings = get_settings()
     try:
-        taxonomy = load_taxonomy(settings.effective_taxonomy_path)
-        content = load_content(settings.content_dir)
-        check_faq_intents(content, taxonomy.intents, taxonomy_path=settings.effective_taxonomy_path)
+        # The same checks as start-up and `frontdesk content check` (FAQ intents against the taxonomy too).
+        bundle = load_bundle(settings.content_dir, settings.effective_taxonomy_path)
+        content, taxonomy = bundle.content, bundle.taxonomy
         rows = [(r.text, r.category) for f in files for r in load_eval_csv(f)]
-    except (TaxonomyError, ContentError, EvalDataError) as exc:
+    except (ContentError, EvalDataError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     base = RouterConfig(

@@ -109,12 +109,13 @@ async def _register(target: _Target, effect: Register, applied: Applied) -> None
     outcome = await register_in(
         target.session, target.conversation.contact_id, effect.event.key, capacity=effect.event.capacity
     )
-    await _answer(target, _REGISTRATION_REPLIES[outcome](effect.event), applied)
+    await _answer(target, _REGISTRATION_REPLIES[outcome](effect.voice, effect.event), applied)
 
 
 async def _cancel_registration(target: _Target, effect: CancelRegistration, applied: Applied) -> None:
     cancelled = await cancel_in(target.session, target.conversation.contact_id, effect.event.key)
-    text = replies.registration_cancelled(effect.event) if cancelled else replies.nothing_to_cancel(effect.event)
+    text = (replies.registration_cancelled(effect.voice, effect.event) if cancelled
+            else replies.nothing_to_cancel(effect.voice, effect.event))
     await _answer(target, text, applied)
 
 

@@ -1,243 +1,261 @@
-"""Everything the bot says, in one place, so wording can be reviewed (and translated) without reading logic.
+"""Everything the bot says, as a typed API over the brand's words (`content/replies.yml`, bot/texts.py).
 
-Public replies on X must fit one tweet (280 characters) and never contain anything the customer wrote:
-no order numbers, emails or account details are repeated in public.
+The router and bot/effects.py call these functions; the wording itself is content, edited without
+touching Python (docs/content.md).  Every function takes a `Voice`: the loaded texts, and who is being
+answered where.  In a public conversation the public wording is used: it names the customer and is
+picked per message among the brand's wordings, so that no two public replies are the same text (X
+refuses duplicates), and it never contains anything the customer wrote (no order numbers, emails or
+account details are repeated in public).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from bot.content import Event
+from bot.content import Event, shipped_texts
+from bot.texts import Texts, x_weighted_length
 from frontdesk.core.vocabulary import X_POST_MAX_CHARS
 
 DM_DEEP_LINK = "https://x.com/messages/compose?recipient_id={brand_id}"
+DM_INBOX_LINK = "https://x.com/messages"  # without the brand's id: the customer's DM inbox
+
+
+@dataclass(frozen=True)
+class Voice:
+    """The texts, and the conversation being answered: public or private, the customer, the message."""
+
+    texts: Texts = field(default_factory=shipped_texts)
+    public: bool = False
+    handle: str = ""  # the customer's X username, without "@"
+    seed: int = 0  # picks the public wording (the message id: another message, likely another wording)
+    brand_user_id: str = ""
 
 
 def dm_link(brand_user_id: str) -> str:
-    return DM_DEEP_LINK.format(brand_id=brand_user_id) if brand_user_id else ""
+    return DM_DEEP_LINK.format(brand_id=brand_user_id) if brand_user_id else DM_INBOX_LINK
 
 
-def hours_note(next_opening: str) -> str:
+def hours_note(voice: Voice, next_opening: str) -> str:
     """Said beside an escalation outside business hours."""
-    return f"Our team is offline right now and back {next_opening}." if next_opening else ""
+    return voice.texts.part("hours_note", next_opening=next_opening) if next_opening else ""
 
 
-def _join(*parts: str) -> str:
-    return " ".join(p for p in parts if p)
+def _public(voice: Voice, key: str, **values: str) -> str:
+    values = {"handle": voice.handle.lstrip("@"), "dm_link": dm_link(voice.brand_user_id), **values}
+    text = voice.texts.public(key, seed=voice.seed, **values)
+    if x_weighted_length(text) <= X_POST_MAX_CHARS:
+        return text
+    # Checked at load for the longest values we know of; a longer one still must not make X refuse it.
+    return voice.texts.public(key, seed=voice.seed, **{**values, "hours": ""})[:X_POST_MAX_CHARS]
+
+
+def _either(voice: Voice, key: str, next_opening: str = "", **values: str) -> str:
+    """The public wording of `key` in a public conversation, else its DM text."""
+    hours = hours_note(voice, next_opening)
+    if voice.public:
+        return _public(voice, key, hours=hours, **values)
+    return voice.texts.dm(key, hours=hours, **values)
 
 
 # --- public mentions -----------------------------------------------------------------------------------
 
 
-def public_invite_dm(brand_user_id: str, *, complaint: bool, next_opening: str = "") -> str:
+def public_invite_dm(voice: Voice, *, complaint: bool, next_opening: str = "") -> str:
     """The one public reply to a support mention: move to DM, without repeating anything personal."""
-    opener = "We're sorry about this and want to put it right." if complaint else "Thanks for reaching out!"
-    link = dm_link(brand_user_id)
-    invite = (
-        f"Please send us a DM so we can look into it privately (no need to share details here): {link}"
-        if link
-        else "Please send us a DM so we can look into it privately (no need to share details here)."
-    )
-    return _fit(_join(opener, invite, hours_note(next_opening)), _join(opener, invite))
+    key = "invite_dm_complaint" if complaint else "invite_dm"
+    return _public(voice, key, hours=hours_note(voice, next_opening))
 
 
-def public_sales(brand_user_id: str, next_opening: str = "") -> str:
-    link = dm_link(brand_user_id)
-    text = "Thanks for your interest! Our sales team will get back to you. Send us a DM with a few details"
-    text += f": {link}" if link else "."
-    return _fit(_join(text, hours_note(next_opening)), text)
+def public_sales(voice: Voice, next_opening: str = "") -> str:
+    return _public(voice, "sales", hours=hours_note(voice, next_opening))
 
 
-def public_human(brand_user_id: str, next_opening: str = "") -> str:
-    link = dm_link(brand_user_id)
-    text = "A member of our team will pick this up. To talk privately, send us a DM"
-    text += f": {link}" if link else "."
-    return _fit(_join(text, hours_note(next_opening)), text)
+def public_human(voice: Voice, next_opening: str = "") -> str:
+    """A person takes over a public conversation (whatever the reason: asked for, not understood, NLU down)."""
+    return _public(voice, "handed_to_person", hours=hours_note(voice, next_opening))
 
 
-def _fit(preferred: str, fallback: str) -> str:
-    return preferred if len(preferred) <= X_POST_MAX_CHARS else fallback[:X_POST_MAX_CHARS]
+def public_ask_rephrase(voice: Voice) -> str:
+    return _public(voice, "ask_rephrase")
 
 
 # --- private conversations ------------------------------------------------------------------------------
 
 
-def faq_answer(answer: str) -> str:
-    return f"{answer}\n\nDid that help? If not, just say so and I'll pass you to a colleague."
+def faq_answer(voice: Voice, answer: str) -> str:
+    return voice.texts.dm("faq_answer", answer=answer)
 
 
-def escalated_support(next_opening: str = "", *, complaint: bool = False) -> str:
-    opener = "I'm sorry about this." if complaint else ""
-    return _join(opener, "I've passed your message to our support team; a person will reply right here.",
-                 hours_note(next_opening))
+def escalated_support(voice: Voice, next_opening: str = "", *, complaint: bool = False) -> str:
+    key = "escalated_complaint" if complaint else "escalated_support"
+    return voice.texts.dm(key, hours=hours_note(voice, next_opening))
 
 
-def escalated_general(next_opening: str = "") -> str:
-    return _join("I've passed your message to our team; a person will reply right here.", hours_note(next_opening))
+def escalated_general(voice: Voice, next_opening: str = "") -> str:
+    return voice.texts.dm("escalated_general", hours=hours_note(voice, next_opening))
 
 
-def escalated_human(next_opening: str = "") -> str:
-    return _join("Of course: I've asked a person to take over. They'll reply right here.", hours_note(next_opening))
+def escalated_human(voice: Voice, next_opening: str = "") -> str:
+    return voice.texts.dm("escalated_human", hours=hours_note(voice, next_opening))
 
 
-def escalated_events(next_opening: str = "") -> str:
-    return _join("I don't have that in our events list, so I've asked our events team; they'll reply here.",
-                 hours_note(next_opening))
+def escalated_events(voice: Voice, next_opening: str = "") -> str:
+    return voice.texts.dm("escalated_events", hours=hours_note(voice, next_opening))
 
 
-def escalated_nlu_down(next_opening: str = "") -> str:
-    return _join("Thanks for your message. I've passed it to our team and a person will reply right here.",
-                 hours_note(next_opening))
+def escalated_nlu_down(voice: Voice, next_opening: str = "") -> str:
+    return voice.texts.dm("escalated_nlu_down", hours=hours_note(voice, next_opening))
 
 
-def queue_notice(next_opening: str = "") -> str:
-    return _join("You're in the queue: a person will reply here as soon as they can. No need to write again.",
-                 hours_note(next_opening))
+def queue_notice(voice: Voice, next_opening: str = "") -> str:
+    return _either(voice, "queue_notice", next_opening)
 
 
-def ask_rephrase() -> str:
-    return ("Sorry, I didn't quite get that. Could you say it in other words? I can help with orders, "
-            "your account, billing, events and pricing, or get you a person.")
-
-
-def public_ask_rephrase() -> str:
-    return "Sorry, we didn't quite get that. Could you tell us a bit more, or send us a DM?"
+def ask_rephrase(voice: Voice) -> str:
+    return public_ask_rephrase(voice) if voice.public else voice.texts.dm("ask_rephrase")
 
 
 # --- sales ------------------------------------------------------------------------------------------------
 
 
-def ask_lead_details(missing: Sequence[str]) -> str:
-    wanted = {
-        "company": "your company's name",
-        "size": "roughly how many people would use it",
-        "email": "an email address our sales team can reach you at (optional)",
-    }
-    items = [wanted[m] for m in missing if m in wanted]
-    listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-    return f"Happy to help! So the right person gets back to you, could you tell me {listed}?"
+def ask_lead_details(voice: Voice, missing: Sequence[str]) -> str:
+    return voice.texts.dm("ask_lead_details", wanted=_lead_wanted(voice, missing))
 
 
-def sales_ticket_ask(answer: str, missing: Sequence[str], next_opening: str = "") -> str:
+def _lead_wanted(voice: Voice, missing: Sequence[str]) -> str:
+    """"your company's name and roughly how many people would use it" (the parts, in the brand's words)."""
+    parts = {"company": "lead_company", "size": "lead_size", "email": "lead_email"}
+    items = [voice.texts.part(parts[m]) for m in missing if m in parts]
+    joiner = f" {voice.texts.part('list_and')} "
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + joiner + items[-1]
+
+
+def sales_ticket_ask(voice: Voice, answer: str, missing: Sequence[str], next_opening: str = "") -> str:
     """Sent with the new sales ticket: the FAQ answer if any, then the one question for what is missing."""
-    ask = ask_lead_details(missing) + " Our sales team already has your message and will reply here."
-    return "\n\n".join(p for p in (answer, _join(ask, hours_note(next_opening))) if p)
+    return voice.texts.dm("sales_ticket_ask", answer=answer, wanted=_lead_wanted(voice, missing),
+                          hours=hours_note(voice, next_opening))
 
 
-def lead_noted(next_opening: str = "") -> str:
+def lead_noted(voice: Voice, next_opening: str = "") -> str:
     """The answer to the lead question was added to the sales ticket."""
-    return _join("Thanks, I've added that for our sales team; they'll reply here.", hours_note(next_opening))
+    return voice.texts.dm("lead_noted", hours=hours_note(voice, next_opening))
 
 
-def sales_escalated(next_opening: str = "") -> str:
-    when = (
-        f"A member of our sales team will reply here; they're back {next_opening}."
-        if next_opening
-        else "A member of our sales team will reply here within one business day."
-    )
-    return f"Thanks, I've noted everything. {when}"
+def sales_escalated(voice: Voice, next_opening: str = "") -> str:
+    if next_opening:
+        return voice.texts.dm("sales_escalated_after_hours", next_opening=next_opening)
+    return voice.texts.dm("sales_escalated")
 
 
 # --- smalltalk ---------------------------------------------------------------------------------------------
 
-SMALLTALK = {
-    "greet": "Hi! I'm the Frontdesk assistant. Ask me about orders, your account, billing, events or pricing, "
-    "or say \"human\" to reach a person.",
-    "thanks": "You're welcome! Anything else I can do?",
-    "goodbye": "Bye for now, have a good day!",
-    "praise": "Thank you, that's kind! We'll pass it on to the team.",
-    "chitchat": "Ha, nice chatting! I'm best with orders, your account, billing, events and pricing; "
-    "anything I can help with?",
-}
-PUBLIC_SMALLTALK = {
-    "greet": "Hi! How can we help? For anything about your order or account, send us a DM.",
-    "thanks": "You're welcome!",
-    "goodbye": "Have a good day!",
-    "praise": "Thank you, that's kind! We'll pass it on to the team.",
-    "chitchat": "Thanks for the chat! Let us know if there's anything we can help with.",
-}
+SMALLTALK_INTENTS = ("greet", "thanks", "goodbye", "praise", "chitchat")
 
 
-def smalltalk(intent: str | None, *, public: bool) -> str:
-    table = PUBLIC_SMALLTALK if public else SMALLTALK
-    return table.get(intent or "", table["thanks"] if intent else table["greet"])
+def smalltalk(voice: Voice, intent: str | None) -> str:
+    """A short friendly line; an unknown small-talk intent is thanked, no intent at all greeted."""
+    name = intent if intent in SMALLTALK_INTENTS else ("thanks" if intent else "greet")
+    return _either(voice, f"smalltalk_{name}")
 
 
 # --- events ------------------------------------------------------------------------------------------------
 
 
-def when(event: Event) -> str:
+def when(voice: Voice, event: Event) -> str:
+    start, end = event.starts_at, event.ends_at
+    return voice.texts.part(
+        "when", weekday=f"{start:%A}", day=str(start.day), month=f"{start:%B}", year=f"{start:%Y}",
+        start=f"{start:%H:%M}", end=f"{end:%H:%M}", zone=f"{start:%Z}", timezone=event.timezone,
+    )
+
+
+def date(voice: Voice, event: Event) -> str:
+    """Short: "Wed 3 Dec, 16:00 CET"."""
     start = event.starts_at
-    end = event.ends_at
-    return f"{start:%A} {start.day} {start:%B %Y}, {start:%H:%M}–{end:%H:%M} {start:%Z} ({event.timezone})"
+    return voice.texts.part("date", weekday=f"{start:%a}", day=str(start.day), month=f"{start:%b}",
+                            start=f"{start:%H:%M}", zone=f"{start:%Z}")
 
 
-def where(event: Event) -> str:
+def where(voice: Voice, event: Event) -> str:
     if event.place and event.stream_url:
-        return f"at {event.place} and streamed at {event.stream_url}"
+        return voice.texts.part("where_place_and_stream", place=event.place, stream_url=event.stream_url)
     if event.place:
-        return f"at {event.place}"
-    return f"online at {event.stream_url}"
+        return voice.texts.part("where_place", place=event.place)
+    return voice.texts.part("where_online", stream_url=event.stream_url)
 
 
-def event_info(event: Event, *, public: bool) -> str:
-    if public:
-        start = event.starts_at
-        short = f"{event.name}: {start:%a} {start.day} {start:%b}, {start:%H:%M} {start:%Z}. Register: " \
-                f"{event.registration_url}"
-        return short[:X_POST_MAX_CHARS]
-    return (f"{event.name} is on {when(event)}, {where(event)}. "
-            f"Register at {event.registration_url}, or tell me \"register me\" and I'll sign you up.")
+def event_info(voice: Voice, event: Event) -> str:
+    if voice.public:
+        return _public(voice, "event_info", event=event.name, date=date(voice, event),
+                       registration_url=event.registration_url)
+    return voice.texts.dm("event_info", event=event.name, when=when(voice, event), where=where(voice, event),
+                          registration_url=event.registration_url)
 
 
-def event_list(events: Sequence[Event], *, public: bool) -> str:
-    if public:
+def event_list(voice: Voice, events: Sequence[Event]) -> str:
+    if voice.public:
         first = events[0]
-        return _fit(f"Next up: {first.name}, {first.starts_at:%a} {first.starts_at.day} {first.starts_at:%b}. "
-                    f"All events: {first.registration_url.rsplit('/', 1)[0]}", first.name)
-    lines = [f"{i}. {e.name}: {when(e)}" for i, e in enumerate(events, 1)]
-    return "Here's what's coming up:\n" + "\n".join(lines) + "\n\nAsk me about one, or say \"register me for …\"."
+        return _public(voice, "event_list", event=first.name, date=date(voice, first),
+                       events_url=first.registration_url.rsplit("/", 1)[0])
+    lines = [voice.texts.dm("event_list_item", number=str(i), event=e.name, when=when(voice, e))
+             for i, e in enumerate(events, 1)]
+    return voice.texts.dm("event_list", list="\n".join(lines))
 
 
-def ask_which_event(events: Sequence[Event], action: str) -> str:
-    lines = [f"{i}. {e.name} ({e.starts_at:%a} {e.starts_at.day} {e.starts_at:%b})" for i, e in enumerate(events, 1)]
-    verb = "register you for" if action == "register" else "cancel"
-    return f"Which event should I {verb}?\n" + "\n".join(lines) + "\n\nReply with the number or the name."
+def ask_which_event(voice: Voice, events: Sequence[Event], action: str) -> str:
+    verb = voice.texts.part("verb_register" if action == "register" else "verb_cancel")
+    if voice.public:
+        choices = " ".join(voice.texts.part("public_choice", number=str(i), event=e.name)
+                           for i, e in enumerate(events[:4], 1))
+        return _public(voice, "ask_which_event", verb=verb, choices=choices)
+    lines = [voice.texts.dm("event_choice", number=str(i), event=e.name, date=date(voice, e))
+             for i, e in enumerate(events, 1)]
+    return voice.texts.dm("ask_which_event", verb=verb, choices="\n".join(lines))
 
 
-def confirm_event(event: Event, action: str) -> str:
+def confirm_event(voice: Voice, event: Event, action: str) -> str:
     """The customer's words do not quite match one event: name it with its date and ask before acting."""
+    verb = voice.texts.part("verb_register" if action == "register" else "verb_cancel")
+    if voice.public:
+        return _public(voice, "confirm_event", event=event.name, date=date(voice, event), verb=verb)
     start = event.starts_at
-    verb = "register you for" if action == "register" else "cancel"
-    return f"{event.name} is on {start:%A} {start.day} {start:%B} — shall I {verb} that one? (yes / no)"
+    day = voice.texts.part("long_date", weekday=f"{start:%A}", day=str(start.day), month=f"{start:%B}")
+    return voice.texts.dm("confirm_event", event=event.name, date=day, verb=verb)
 
 
-def registered(event: Event) -> str:
-    return (f"Done: you're registered for {event.name} on {when(event)}, {where(event)}. "
-            "If your plans change, just tell me \"cancel my registration\".")
+def registered(voice: Voice, event: Event) -> str:
+    if voice.public:
+        return _public(voice, "registered", event=event.name, date=date(voice, event))
+    return voice.texts.dm("registered", event=event.name, when=when(voice, event), where=where(voice, event))
 
 
-def already_registered(event: Event) -> str:
-    return f"You're already registered for {event.name} on {when(event)}; see you there!"
+def already_registered(voice: Voice, event: Event) -> str:
+    if voice.public:
+        return _public(voice, "already_registered", event=event.name, date=date(voice, event))
+    return voice.texts.dm("already_registered", event=event.name, when=when(voice, event))
 
 
-def event_full(event: Event) -> str:
-    return f"Sorry, {event.name} is fully booked. Ask me about our other events!"
+def event_full(voice: Voice, event: Event) -> str:
+    return _either(voice, "event_full", event=event.name)
 
 
-def registration_cancelled(event: Event) -> str:
-    return f"Your registration for {event.name} is cancelled. You're welcome back any time."
+def registration_cancelled(voice: Voice, event: Event) -> str:
+    return _either(voice, "registration_cancelled", event=event.name)
 
 
-def nothing_to_cancel(event: Event | None) -> str:
+def nothing_to_cancel(voice: Voice, event: Event | None) -> str:
     if event is None:
-        return "I can't find a registration of yours for an upcoming event, so there's nothing to cancel."
-    return f"You weren't registered for {event.name}, so there's nothing to cancel."
+        return _either(voice, "nothing_to_cancel")
+    return _either(voice, "not_registered", event=event.name)
 
 
-def recording_info(event: Event) -> str:
+def recording_info(voice: Voice, event: Event) -> str:
     if event.recording:
-        return (f"Yes, {event.name} will be recorded; everyone who registers gets the recording by email "
-                f"a day later. Register at {event.registration_url}.")
-    return f"{event.name} won't be recorded, I'm afraid, so join live if you can: {when(event)}."
+        if voice.public:
+            return _public(voice, "recording_yes", event=event.name, registration_url=event.registration_url)
+        return voice.texts.dm("recording_yes", event=event.name, registration_url=event.registration_url,
+                              when=when(voice, event))
+    if voice.public:
+        return _public(voice, "recording_no", event=event.name, date=date(voice, event))
+    return voice.texts.dm("recording_no", event=event.name, when=when(voice, event))

@@ -36,10 +36,11 @@ from datetime import datetime
 from typing import Any
 
 from bot import replies
-from bot.content import Content, Event, FAQEntry
+from bot.content import Content, Event, FAQEntry, shipped_words
 from bot.event_match import Identified, identify
 from bot.hours import BusinessHours, parse_business_hours
 from bot.taxonomy import IntentRoute, Taxonomy, load_taxonomy
+from bot.words import Words
 from frontdesk.core.vocabulary import Priority
 from nlu.client import ParseResult
 
@@ -75,6 +76,7 @@ class Incoming:
     # Written by someone other than the conversation's customer (a stranger replying in their public
     # thread): the bot must not act on it for the customer (register them, read it as their answer).
     from_third_party: bool = False
+    customer_handle: str = ""  # the conversation's customer (X username): public replies name them
 
     @property
     def public(self) -> bool:
@@ -124,11 +126,13 @@ class Register:
     """Register the customer; the store decides the outcome (new, already, full) and bot/effects.py phrases it."""
 
     event: Event
+    voice: replies.Voice = field(default_factory=replies.Voice)  # how bot/effects.py phrases the outcome
 
 
 @dataclass(frozen=True)
 class CancelRegistration:
     event: Event
+    voice: replies.Voice = field(default_factory=replies.Voice)
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,7 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     if msg.status == "queued":
         if ctx.state.get("lead_asked"):
             return _lead_details_while_queued(ctx)
-        return Decision([QueueNotice(replies.queue_notice(opening))], "queued: one queue note per ticket")
+        return Decision([QueueNotice(replies.queue_notice(ctx.voice, opening))], "queued: one queue note per ticket")
     if msg.nlu is None:
         reason = (
             "no text to understand (media only?)" if not msg.text.strip()
@@ -188,7 +192,7 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     if not sure:
         # Asking a customer who asked for a person to rephrase leaves them without one: when unsure,
         # a message that asks for a person in so many words, or that the NLU reads first as one, gets one.
-        if asks_for_person(msg.text) or ctx.category == "human":
+        if asks_for_person(msg.text, content.words) or ctx.category == "human":
             return _human(ctx)
         return _faq_reply(ctx, unsure=True) or _unclear(ctx)
     if ctx.category not in _BY_CATEGORY:
@@ -196,17 +200,10 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     return _BY_CATEGORY[ctx.category](ctx)
 
 
-_PERSON = re.compile(
-    r"\b(?:(?:a|real|actual|live|human) (?:person|human|agent|being)|speak (?:to|with)|talk (?:to|with) "
-    r"(?:a|someone|somebody|your|an)|call ?back|call me|ring me|phone me|someone (?:from|at|in) your|"
-    r"representative|supervisor|manager|direct line|phone number|get through to|live chat|operator)\b",
-    re.IGNORECASE,
-)
-
-
-def asks_for_person(text: str) -> bool:
-    """Words that ask for a person ("speak to someone", "a callback", "a real human", "your manager")."""
-    return _PERSON.search(text) is not None
+def asks_for_person(text: str, words: Words | None = None) -> bool:
+    """Words that ask for a person ("speak to someone", "a callback", "a real human", "your manager"):
+    `person` in content/words.yml."""
+    return (words or shipped_words()).asks_for_person(text)
 
 
 def category_confidence(nlu: ParseResult, taxonomy: Taxonomy) -> tuple[float, float]:
@@ -256,6 +253,12 @@ class _Ctx:
         return route if route.category == category else self.config.taxonomy.category_route(category)
 
     @property
+    def voice(self) -> replies.Voice:
+        """Who is answered where: public replies name the customer and vary by message (X refuses repeats)."""
+        return replies.Voice(self.content.texts, self.msg.public, self.msg.customer_handle, self.msg.message_id,
+                             self.config.brand_user_id)
+
+    @property
     def state(self) -> dict[str, Any]:
         return self.msg.bot_state
 
@@ -289,28 +292,18 @@ class _Ctx:
 
 
 def _public_or(ctx: _Ctx, public: Any, private: Any) -> str:
-    if ctx.msg.public:
-        return public(ctx.config.brand_user_id, ctx.opening)
-    return private(ctx.opening)
+    return (public if ctx.msg.public else private)(ctx.voice, ctx.opening)
 
 
 # --- follow-ups to what the bot asked ------------------------------------------------------------------------
 
-_DID_NOT_HELP = re.compile(
-    r"\b(did(?:n'?t| not) help|does(?:n'?t| not) help|not helpful|(?:did|does)(?:n'?t| not) work|"
-    r"still (?:not|doesn'?t|can'?t|no)|no luck|not what i (?:asked|need|meant)|wrong answer|useless|"
-    r"that'?s not it|didn'?t solve|not solved|need more help)\b|^\s*(no|nope|nah)\b[.! ]*$",
-    re.IGNORECASE,
-)
-
-
 def _faq_did_not_help(ctx: _Ctx) -> Decision | None:
     faq_key = ctx.state.get("faq_answered")
-    if not faq_key or not _DID_NOT_HELP.search(ctx.msg.text):
+    if not faq_key or not ctx.content.words.did_not_help(ctx.msg.text):
         return None
     return ctx.escalate(
         ctx.route_for("support"), "the FAQ answer did not help", priority=_support_raise(ctx),
-        notice=replies.escalated_support(ctx.opening), rule="faq did not help: escalate to support",
+        notice=replies.escalated_support(ctx.voice, ctx.opening), rule="faq did not help: escalate to support",
         data={"faq_answered": faq_key},
     )
 
@@ -339,7 +332,7 @@ def _lead_details_while_queued(ctx: _Ctx) -> Decision:
     return Decision(
         [
             AddToTicket(route.queue, "sales", "lead details added", {"lead": lead}),
-            QueueNotice(replies.lead_noted(ctx.opening)),
+            QueueNotice(replies.lead_noted(ctx.voice, ctx.opening)),
             ctx.stamp(lead=lead, lead_asked=None),
         ],
         "sales: lead details added to the sales ticket",
@@ -356,22 +349,15 @@ _ORDINAL = re.compile(r"^\s*(?:#|no\.?\s*|number\s*)?(\d)\s*[.)]?\s*$|\b(first|s
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 
 
-_YES = re.compile(
-    r"^\W*(yes|yeah|yep|yup|ya|sure|ok|okay|correct|right|exactly|please|please do|go ahead|do it|that one|"
-    r"that's (?:it|the one|right)|sounds good|perfect)\b", re.I,
-)
-_NO = re.compile(r"^\W*(no|nope|nah|not that one|wrong|neither)\b", re.I)
-
-
 def _event_choice_follow_up(ctx: _Ctx) -> Decision | None:
     action = ctx.state.get("awaiting_event")
     if not action:
         return None
     offered = [e for e in (ctx.content.event(k) for k in ctx.state.get("offered_events") or []) if e]
     if ctx.state.get("confirm_event") and offered:
-        if _YES.search(ctx.msg.text):
+        if ctx.content.words.says_yes(ctx.msg.text):
             return _register(ctx, offered[0]) if action == "register" else _cancel(ctx, offered[0])
-        if _NO.search(ctx.msg.text):
+        if ctx.content.words.says_no(ctx.msg.text):
             coming = [e for e in upcoming(ctx.content, ctx.msg.now) if e.key != offered[0].key]
             return _ask_which(ctx, coming, action)
     found = _identified(ctx)
@@ -398,7 +384,7 @@ def _offered_by_number(ctx: _Ctx) -> Event | None:
 
 def _unclear(ctx: _Ctx) -> Decision:
     if not ctx.state.get("rephrase_asked"):
-        text = replies.public_ask_rephrase() if ctx.msg.public else replies.ask_rephrase()
+        text = replies.ask_rephrase(ctx.voice)
         return Decision([Reply(text), ctx.stamp(rephrase_asked=True, unclear_guess=ctx.category)],
                         "unclear: ask to rephrase once")
     # Twice unsure, but both times of the same specialised category (a sales question put two ways):
@@ -418,24 +404,14 @@ def _unclear(ctx: _Ctx) -> Decision:
 
 # --- support --------------------------------------------------------------------------------------------------
 
-_ANGRY = re.compile(
-    r"\b(angry|furious|unacceptable|ridiculous|terrible|worst|disgusting|disgrace|scam|outraged|livid|"
-    r"fed up|pathetic|useless|awful|horrible|appalling|shameful|incompetent|never again|sue you|lawyer)\b|!{3,}",
-    re.IGNORECASE,
-)
-
-
-def is_angry(text: str) -> bool:
-    """Words of anger, "!!!" or shouting (mostly capitals) mark a message for high priority."""
-    if _ANGRY.search(text):
-        return True
-    letters = [c for c in text if c.isalpha()]
-    return len(letters) >= 12 and sum(c.isupper() for c in letters) / len(letters) > 0.7
+def is_angry(text: str, words: Words | None = None) -> bool:
+    """Words of anger, "!!!" or shouting (mostly capitals) mark a message for high priority (content/words.yml)."""
+    return (words or shipped_words()).is_angry(text)
 
 
 def _support_raise(ctx: _Ctx) -> str | None:
     """The support rules' raise over the taxonomy's priority: a complaint or anger is at least high."""
-    if ctx.msg.nlu and ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text):
+    if ctx.msg.nlu and ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text, ctx.content.words):
         return "high"
     return None
 
@@ -474,7 +450,7 @@ def _faq_reply(ctx: _Ctx, *, unsure: bool = False) -> Decision | None:
         return None
     category = ctx.config.taxonomy.category(intent)
     return Decision(
-        [Reply(replies.faq_answer(entry.answer), category),
+        [Reply(replies.faq_answer(ctx.voice, entry.answer), category),
          ctx.stamp(faq_answered=entry.key, rephrase_asked=None)],
         f"{category}: FAQ answer {entry.key}" + (" (unsure of the intent, sure of the phrase)" if unsure else ""),
     )
@@ -482,17 +458,17 @@ def _faq_reply(ctx: _Ctx, *, unsure: bool = False) -> Decision | None:
 
 def _support(ctx: _Ctx, *, friendly_words: bool = False) -> Decision:
     """`friendly_words`: a support message though its intent is not (thanks or praise around a problem)."""
-    complaint = ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text)
+    complaint = ctx.nlu.intent == "complaint" or is_angry(ctx.msg.text, ctx.content.words)
     priority = _support_raise(ctx)
     if friendly_words:
         return ctx.escalate(
             ctx.route_for("support"), "a problem in friendly words", priority=priority,
-            notice=_public_or(ctx, lambda b, o: replies.public_invite_dm(b, complaint=complaint, next_opening=o),
-                              lambda o: replies.escalated_support(o, complaint=complaint)),
+            notice=_public_or(ctx, lambda v, o: replies.public_invite_dm(v, complaint=complaint, next_opening=o),
+                              lambda v, o: replies.escalated_support(v, o, complaint=complaint)),
             rule="support: a problem in friendly words, escalate", data={"source": "smalltalk words"},
         )
     if ctx.msg.public:
-        notice = replies.public_invite_dm(ctx.config.brand_user_id, complaint=complaint, next_opening=ctx.opening)
+        notice = replies.public_invite_dm(ctx.voice, complaint=complaint, next_opening=ctx.opening)
         return ctx.escalate(
             ctx.route_for("support"), "public mention: invited to DM", priority=priority, notice=notice,
             rule="support mention: public reply inviting a DM, ticket", data={"source": "public mention"},
@@ -504,7 +480,7 @@ def _support(ctx: _Ctx, *, friendly_words: bool = False) -> Decision:
     reason = "complaint" if complaint else "no FAQ answer"
     return ctx.escalate(
         ctx.route_for("support"), reason, priority=priority,
-        notice=replies.escalated_support(ctx.opening, complaint=complaint),
+        notice=replies.escalated_support(ctx.voice, ctx.opening, complaint=complaint),
         rule=f"support: escalate ({reason})",
     )
 
@@ -560,7 +536,7 @@ def _sales(ctx: _Ctx) -> Decision:
         lead["summary"] = _lead_summary(lead)
         return ctx.escalate(
             ctx.route_for("sales"), "sales lead from a public mention",
-            notice=replies.public_sales(ctx.config.brand_user_id, ctx.opening),
+            notice=replies.public_sales(ctx.voice, ctx.opening),
             # Ticket data is internal: the lead may hold what they wrote; only the public *reply* must not.
             rule="sales mention: public reply, sales ticket", data={"lead": lead},
         )
@@ -571,7 +547,7 @@ def _sales(ctx: _Ctx) -> Decision:
         lead["summary"] = _lead_summary(lead)
         return ctx.escalate(
             ctx.route_for("sales"), "sales lead", rule="sales: sales ticket, ask once for the missing details",
-            notice=replies.sales_ticket_ask(answer, missing, ctx.opening), data={"lead": lead},
+            notice=replies.sales_ticket_ask(ctx.voice, answer, missing, ctx.opening), data={"lead": lead},
             keep={"lead": lead, "lead_asked": True},
         )
     return _open_sales_ticket(ctx, lead, rule="sales: complete lead, sales ticket", answer=answer)
@@ -587,7 +563,7 @@ def _lead_summary(lead: dict[str, Any]) -> str:
 def _open_sales_ticket(ctx: _Ctx, lead: dict[str, Any], *, rule: str, answer: str = "") -> Decision:
     lead.setdefault("interest", "sales")
     lead["summary"] = _lead_summary(lead)
-    notice = replies.sales_escalated(ctx.opening)
+    notice = replies.sales_escalated(ctx.voice, ctx.opening)
     return ctx.escalate(
         ctx.route_for("sales"), "sales lead",
         notice=f"{answer}\n\n{notice}" if answer else notice, rule=rule, data={"lead": lead},
@@ -622,7 +598,9 @@ def _events(ctx: _Ctx) -> Decision:
     intent = ctx.nlu.intent or ""
     event = _mentioned_event(ctx)
     coming = upcoming(ctx.content, ctx.msg.now)
-    if intent == "event_registration" or (intent != "event_cancellation" and _asks_to_register(ctx.msg.text)):
+    if intent == "event_registration" or (
+        intent != "event_cancellation" and ctx.content.words.asks_to_register(ctx.msg.text)
+    ):
         return _register_if_clear(ctx, coming)
     if intent == "event_cancellation":
         if event:
@@ -631,14 +609,14 @@ def _events(ctx: _Ctx) -> Decision:
         if len(mine) == 1:
             return _cancel(ctx, mine[0])
         if not mine:
-            text = replies.nothing_to_cancel(None)
+            text = replies.nothing_to_cancel(ctx.voice, None)
             return Decision([Reply(text, "event"), ctx.stamp(rephrase_asked=None)], "events: nothing to cancel")
         return _ask_which(ctx, mine, "cancel")
     if intent == "livestream_recording" and event:
-        return Decision([Reply(replies.recording_info(event), "event")],
+        return Decision([Reply(replies.recording_info(ctx.voice, event), "event")],
                         "events: recording answered from the catalogue")
     if event:
-        return Decision([Reply(replies.event_info(event, public=ctx.msg.public), "event"),
+        return Decision([Reply(replies.event_info(ctx.voice, event), "event"),
                          ctx.stamp(rephrase_asked=None)],
                         f"events: answered from the catalogue ({event.key})")
     # "What are your opening hours" is not about an event: an FAQ entry for the intent answers it.
@@ -649,27 +627,15 @@ def _events(ctx: _Ctx) -> Decision:
     generic_question = intent not in ("livestream_recording", "contest_promo")
     # Only a question about events in general ("any webinars coming up?") gets the list; "is there
     # parking at the arena for the concert" is about an event the catalogue does not know: people answer.
-    generic = _EVENT_WORDS.search(ctx.msg.text) is not None and not _names_unknown_event(ctx)
+    generic = ctx.content.words.is_about_events(ctx.msg.text) and not _names_unknown_event(ctx)
     if coming and generic and generic_question:
-        return Decision([Reply(replies.event_list(coming[:4], public=ctx.msg.public), "event")],
+        return Decision([Reply(replies.event_list(ctx.voice, coming[:4]), "event")],
                         "events: listed what is coming up")
     return ctx.escalate(
         ctx.route_for("event"), "the events catalogue has no answer",
         notice=_public_or(ctx, replies.public_human, replies.escalated_events),
         rule="events: not in the catalogue, escalate to events",
     )
-
-
-_EVENT_WORDS = re.compile(
-    r"\b(?:events?|webinars?|workshops?|meetups?|livestreams?|live ?streams?|launch|conference|summit|"
-    r"keynote|sessions?|upcoming|coming up|what'?s on|register|registration|sign ?up|tickets? for|agenda|"
-    r"schedule|speakers?|venue|online session|demo day|expo|fair|stand|booth)\b", re.IGNORECASE,
-)
-_REGISTER_WORDS = re.compile(r"\b(register|sign (?:me )?up|book (?:me|a seat|a place)|reserve|rsvp)\b", re.I)
-
-
-def _asks_to_register(text: str) -> bool:
-    return _REGISTER_WORDS.search(text) is not None
 
 
 def _ask_which(ctx: _Ctx, events: Sequence[Event], action: str) -> Decision:
@@ -681,7 +647,7 @@ def _ask_which(ctx: _Ctx, events: Sequence[Event], action: str) -> Decision:
         )
     shown = list(events[:4])
     return Decision(
-        [Reply(replies.ask_which_event(shown, action), "event"),
+        [Reply(replies.ask_which_event(ctx.voice, shown, action), "event"),
          ctx.stamp(awaiting_event=action, offered_events=[e.key for e in shown], confirm_event=None,
                    faq_answered=None)],
         f"events: ask which event to {action}",
@@ -699,7 +665,7 @@ def _register_if_clear(ctx: _Ctx, coming: Sequence[Event]) -> Decision:
     if len(tied) > 1 and not found.mismatch:
         return _ask_which(ctx, tied, "register")
     return Decision(
-        [Reply(replies.confirm_event(found.best, "register"), "event"),
+        [Reply(replies.confirm_event(ctx.voice, found.best, "register"), "event"),
          ctx.stamp(awaiting_event="register", offered_events=[found.best.key], confirm_event=True,
                    faq_answered=None)],
         f"events: confirm before registering ({found.mismatch or 'two candidates'})",
@@ -709,7 +675,7 @@ def _register_if_clear(ctx: _Ctx, coming: Sequence[Event]) -> Decision:
 def _register(ctx: _Ctx, event: Event) -> Decision:
     clear = ctx.stamp(awaiting_event=None, offered_events=None, confirm_event=None, rephrase_asked=None)
     return Decision(
-        [Register(event), clear],
+        [Register(event, ctx.voice), clear],
         f"events: register for {event.key}",
     )
 
@@ -717,7 +683,7 @@ def _register(ctx: _Ctx, event: Event) -> Decision:
 def _cancel(ctx: _Ctx, event: Event) -> Decision:
     clear = ctx.stamp(awaiting_event=None, offered_events=None, confirm_event=None, rephrase_asked=None)
     return Decision(
-        [CancelRegistration(event), clear],
+        [CancelRegistration(event, ctx.voice), clear],
         f"events: cancel {event.key}",
     )
 
@@ -746,13 +712,13 @@ _STILL_A_PROBLEM = re.compile(
 def _smalltalk(ctx: _Ctx) -> Decision:
     # "Thanks for the update but my problem still isn't fixed", "shoutout for losing my bag": thanks or
     # praise words around a problem are a support message; a cheerful reply to them would be the harm.
-    if _STILL_A_PROBLEM.search(ctx.msg.text) or _DID_NOT_HELP.search(ctx.msg.text):
+    if _STILL_A_PROBLEM.search(ctx.msg.text) or ctx.content.words.did_not_help(ctx.msg.text):
         return _support(ctx, friendly_words=True)
     answered = _faq_reply(ctx)  # "what are your opening hours" read as chitchat still gets the hours
     if answered is not None:
         return answered
     return Decision(
-        [Reply(replies.smalltalk(ctx.nlu.intent, public=ctx.msg.public), "smalltalk"),
+        [Reply(replies.smalltalk(ctx.voice, ctx.nlu.intent), "smalltalk"),
          ctx.stamp(rephrase_asked=None, faq_answered=None)],
         "smalltalk: short reply, no ticket",
     )

@@ -39,7 +39,7 @@ from storage import inbox
 from storage.actions import attach_to_open_ticket_in, escalate_in, mark_handled_in
 from storage.actions.registrations import registered_events_in
 from storage.db import Database
-from storage.models import Conversation, ConversationStatus, Message, utcnow
+from storage.models import Contact, Conversation, ConversationKind, ConversationStatus, Message, utcnow
 
 log = logging.getLogger("frontdesk.bot")
 MAX_ATTEMPTS = 3  # a message failing this often (a bug, not an outage) is escalated instead of retried
@@ -317,6 +317,8 @@ class BotWorker:
                 await registered_events_in(session, conversation.contact_id)
                 if category == "event" else frozenset()
             ),
+            # A public reply names the customer (no two customers get the same text: X refuses repeats).
+            customer_handle=await _handle_of(session, conversation),
         )
         decision = route(incoming, self.content, self.config)
         applied = await apply_decision_in(session, conversation, message.id, decision)
@@ -362,6 +364,14 @@ class BotWorker:
             self.stats.nlu_failures += 1
             log.warning("NLU failed, escalating the message instead: %s", exc)
             return None, str(exc)
+
+
+async def _handle_of(session: AsyncSession, conversation: Conversation) -> str:
+    """The customer's username, for public conversations only (a DM needs no name: spare the query)."""
+    if conversation.kind != ConversationKind.public:
+        return ""
+    contact = await session.get(Contact, conversation.contact_id)  # the escalation reads it from the session
+    return contact.handle if contact is not None else ""
 
 
 def _channel_name(message: Message) -> str:

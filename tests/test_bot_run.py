@@ -128,7 +128,7 @@ async def test_broken_content_stops_start_up_with_file_and_line(tmp_path: Path, 
 async def test_a_misspelt_faq_intent_stops_start_up_with_file_and_line(
     tmp_path: Path, sqlite_database_url: str
 ) -> None:
-    for name in ("events.yml", "taxonomy.yml"):
+    for name in ("events.yml", "replies.yml", "words.yml", "taxonomy.yml"):
         (tmp_path / name).write_text((CONTENT_DIR / name).read_text())
     (tmp_path / "faq.yml").write_text(
         "faq:\n  - key: prices\n    intents: [pricing, oppening_hours]\n    keywords: [price]\n    answer: See the site.\n"

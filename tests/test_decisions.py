@@ -96,7 +96,8 @@ def test_every_shipped_faq_intent_is_in_the_taxonomy() -> None:
 
 
 def test_a_misspelt_faq_intent_fails_with_file_and_line(tmp_path: Path) -> None:
-    (tmp_path / "events.yml").write_text((CONTENT_DIR / "events.yml").read_text(encoding="utf-8"))
+    for name in ("events.yml", "replies.yml", "words.yml"):
+        (tmp_path / name).write_text((CONTENT_DIR / name).read_text(encoding="utf-8"))
     (tmp_path / "faq.yml").write_text(
         "faq:\n"
         "  - key: hours\n"

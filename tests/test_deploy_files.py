@@ -195,6 +195,65 @@ def test_rasa_and_its_clients_require_the_nlu_token(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", list(OVERLAYS))
+def test_content_comes_from_a_configmap_every_content_user_mounts(overlay: str) -> None:
+    """The brand's content is a ConfigMap built from content/ (not the image): the worker and the desk mount it
+    where FRONTDESK_CONTENT_DIR points, whole (no subPath, which never sees updates), so it reloads in place."""
+    from bot.content import CONTENT_FILES, load_content
+
+    [config] = [c for n, c in _objects(overlay, "ConfigMap").items() if n.startswith("frontdesk-config")]
+    content_dir = config["data"]["FRONTDESK_CONTENT_DIR"]
+    assert float(config["data"]["FRONTDESK_CONTENT_RELOAD_S"]) > 0
+    maps = _objects(overlay, "ConfigMap")
+    assert "frontdesk-content" in maps, "no hash suffix: the ConfigMap is updated in place, pods reload it"
+    shipped = {*CONTENT_FILES, "taxonomy.yml"}
+    assert set(maps["frontdesk-content"]["data"]) == shipped
+    for name in shipped:
+        assert maps["frontdesk-content"]["data"][name] == (PROJECT_ROOT / "content" / name).read_text()
+    for name in ("frontdesk-desk", "frontdesk-worker"):
+        spec = _pod_spec(_objects(overlay, "Deployment")[name])
+        [volume] = [v["name"] for v in spec["volumes"] if v.get("configMap", {}).get("name") == "frontdesk-content"]
+        [container] = [c for c in spec["containers"] if c["name"] in ("desk", "worker")]
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == volume]
+        assert mount["mountPath"] == content_dir and mount.get("readOnly") and "subPath" not in mount, name
+    # What the pods read is valid content.
+    assert load_content(PROJECT_ROOT / "content").faq
+
+
+def test_compose_mounts_the_content_folder_into_the_worker_and_the_desk(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        (DOCKER / ".env.example").read_text()
+        .replace("\nPOSTGRES_PASSWORD=\n", "\nPOSTGRES_PASSWORD=pw\n")
+        .replace("\nFRONTDESK_SECRET_KEY=\n", "\nFRONTDESK_SECRET_KEY=" + "k" * 64 + "\n")
+        .replace("\nFRONTDESK_NLU_AUTH_TOKEN=\n", "\nFRONTDESK_NLU_AUTH_TOKEN=" + "t" * 64 + "\n")
+    )
+    result = _compose_config(env_file)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in ("worker", "desk"):
+        content_dir = services[name]["environment"]["FRONTDESK_CONTENT_DIR"]
+        [(source, read_only)] = [(s, ro) for s, t, ro in _volumes(services[name]) if t == content_dir]
+        assert read_only, name
+        assert Path(source).resolve() == (PROJECT_ROOT / "content").resolve(), name
+    custom = env_file.read_text().replace("\nFRONTDESK_CONTENT_HOST_DIR=\n", f"\nFRONTDESK_CONTENT_HOST_DIR={tmp_path}\n")
+    env_file.write_text(custom)
+    services = yaml.safe_load(_compose_config(env_file).stdout)["services"]
+    assert any(source == str(tmp_path) for source, _, _ in _volumes(services["worker"]))
+
+
+def _volumes(service: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(source, target, read-only) of each volume, in compose v1's short form or v2's long one."""
+    found = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target, *mode = volume.split(":")
+            found.append((source, target, "ro" in mode))
+        else:
+            found.append((volume["source"], volume["target"], bool(volume.get("read_only"))))
+    return found
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS))
 def test_every_container_is_sized_probed_and_unprivileged(overlay: str) -> None:
     workloads = {**_objects(overlay, "Deployment"), **_objects(overlay, "Job")}
     for name, obj in workloads.items():

@@ -39,6 +39,10 @@ def _register_subcommands() -> None:
     # The desk owns corrections (they live in the store); the command sits with the other NLU commands.
     nlu_app.command("export-corrections")(export_corrections_command)
 
+    from bot.content_cli import app as content_app
+
+    app.add_typer(content_app, name="content", help="The brand's content (content/): check a folder.")
+
     from bot.decisions_cli import app as eval_app
     from desk.customers_cli import app as customers_app
 

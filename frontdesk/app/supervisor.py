@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import signal
 import sys
@@ -30,10 +32,10 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.content import Content, check_faq_intents, load_content
+from bot.content import Content
+from bot.content_store import Bundle, ContentStore
 from bot.hours import parse_business_hours
 from bot.router import RouterConfig
-from bot.taxonomy import TaxonomyError, load_taxonomy
 from bot.worker import BotWorker
 from frontdesk.app import sandbox_mode
 from frontdesk.app.errors import RunError
@@ -69,8 +71,9 @@ class Running:
 
     settings: Settings
     db: Database
-    content: Content
+    content: Content  # as started; `content_store.current` is what is in use after a reload
     readiness: Readiness
+    content_store: ContentStore | None = None
     role: Role = ROLE_RUN
     worker: BotWorker | None = None
     leaders: list[Any] = field(default_factory=list)
@@ -101,12 +104,8 @@ async def started(
     async with AsyncExitStack() as stack:
         # Configuration mistakes first: they are cheap to find and need no server.
         settings.check_secrets()
-        content = load_content(settings.content_dir)
-        try:
-            taxonomy = load_taxonomy(settings.effective_taxonomy_path)
-        except TaxonomyError as exc:
-            raise RunError(str(exc)) from None
-        check_faq_intents(content, taxonomy.intents, taxonomy_path=settings.effective_taxonomy_path)
+        content_store = ContentStore(settings.content_dir, settings.effective_taxonomy_path)
+        content, taxonomy = content_store.current.content, content_store.current.taxonomy
         hours = parse_business_hours(settings.business_hours, settings.business_timezone)
         db = await _open_store(settings)
         stack.push_async_callback(db.dispose)
@@ -115,7 +114,10 @@ async def started(
         readiness.pending("nlu", "starting")
         if role.pollers:
             readiness.pending("channels", "starting")
-        running = Running(settings=settings, db=db, content=content, readiness=readiness, role=role)
+        running = Running(settings=settings, db=db, content=content, readiness=readiness, role=role,
+                          content_store=content_store)
+        if settings.content_reload_s > 0:  # docs/content.md: a changed file is picked up without a restart
+            _spawn(stack, running, "content-reload", content_store.watch(settings.content_reload_s))
         say(f"frontdesk: store {_redacted(settings.effective_database_url)}; "
             f"{len(content.faq)} FAQ answers, {len(content.events)} events; "
             f"business hours: {settings.business_hours or 'always open'}")
@@ -178,21 +180,45 @@ async def started(
             on_outbound=running.outbox.wake if running.outbox is not None else None,
         )
         running.worker = worker
+        content_store.subscribe(functools.partial(_use_in_worker, worker))
         _spawn(stack, running, "worker", worker.run())
         worker.wake()  # messages recorded while we were starting
         say("frontdesk: ready" + (f" on {running.http_url}" if running.http_url else ""))
         yield running
 
 
+def _use_in_worker(worker: BotWorker, bundle: Bundle) -> None:
+    """A reloaded content folder: the next message is routed with it (one message sees one version)."""
+    worker.content = bundle.content
+    worker.config = dataclasses.replace(worker.config, taxonomy=bundle.taxonomy)
+
+
+def _use_in_desk(desk_app: Any, bundle: Bundle) -> None:
+    desk_app.state.desk.taxonomy = bundle.taxonomy  # the intents offered for corrections
+
+
+def install_reload_signal(store: ContentStore) -> Callable[[], None]:
+    """SIGHUP reloads the content (docs/content.md); returns how to remove the handler."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, store.reload, "SIGHUP")
+    except (NotImplementedError, RuntimeError, AttributeError):  # not the main thread, or no SIGHUP here
+        return lambda: None
+    return lambda: loop.remove_signal_handler(signal.SIGHUP)
+
+
 async def run_forever(settings: Settings, role: Role = ROLE_RUN, *, say: Say = say_stderr) -> None:
-    """Start `role`'s parts and run until SIGINT/SIGTERM (or a part fails for good)."""
+    """Start `role`'s parts and run until SIGINT/SIGTERM (or a part fails for good); SIGHUP reloads content."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    remove_reload_signal: Callable[[], None] = lambda: None  # noqa: E731
     try:
         async with started(settings, role, say=say) as running:
+            assert running.content_store is not None
+            remove_reload_signal = install_reload_signal(running.content_store)
             failed = asyncio.ensure_future(_first_failure(running))
             stopping = asyncio.ensure_future(stop.wait())
             done, _ = await asyncio.wait({failed, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -202,6 +228,7 @@ async def run_forever(settings: Settings, role: Role = ROLE_RUN, *, say: Say = s
                 raise failed.exception()  # type: ignore[misc]
             say("frontdesk: shutting down")
     finally:
+        remove_reload_signal()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
@@ -273,7 +300,7 @@ def _redacted(url: str) -> str:
 
 async def _start_http(stack: AsyncExitStack, running: Running, say: Say) -> None:
     settings = running.settings
-    desk_app = _desk_app(running.db, settings, say)
+    desk_app = _desk_app(running.db, settings, say, running.content_store)
     app = create_http_app(running.readiness, desk_app=desk_app, extra={"running": running}, settings=settings)
     add_routes(app, metrics.metrics_router())
     running.http_app = app
@@ -306,13 +333,17 @@ async def _store_gauges(db: Database) -> None:
     await run_store_gauges(db, interval_s=15.0)
 
 
-def _desk_app(db: Database, settings: Settings, say: Say) -> Any | None:
+def _desk_app(db: Database, settings: Settings, say: Say, store: ContentStore | None) -> Any | None:
     try:
         from desk.app import create_desk_app  # type: ignore[attr-defined]
     except ImportError:
         say("frontdesk: the desk is not installed in this build (desk/app.py missing); serving /healthz only")
         return None
-    return create_desk_app(db, settings)
+    if store is None:
+        return create_desk_app(db, settings)
+    app = create_desk_app(db, settings, taxonomy=store.current.taxonomy)
+    store.subscribe(functools.partial(_use_in_desk, app))
+    return app
 
 
 # --- NLU ---------------------------------------------------------------------------------------------------------
@@ -350,6 +381,10 @@ async def _start_x(stack: AsyncExitStack, running: Running, say: Say) -> None:
     channel = XChannel(running.db, running.settings, wake=_waker(running), poll=False)
     await _start_channel(stack, channel, XStartError)
     running.channel = channel
+    store = running.content_store
+    if channel.sender is not None and store is not None:
+        # A public reply X calls a duplicate goes out in the brand's next wording (bot/texts.py).
+        channel.sender.alternatives = lambda text: store.current.content.texts.alternatives(text)
     if running.role.pollers:
         await _poll_under_lease(stack, running, channel, f"x:{channel.brand_id}",
                                 check="channels", starting="the X channel is starting")

@@ -51,7 +51,15 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Empty means the embedded SQLite file var/frontdesk.db. "
         "PostgreSQL: postgresql+asyncpg://user@host:5432/db",
     )
-    content_dir: Path = Field(default=PROJECT_ROOT / "content", description="FAQ and events catalogue.")
+    content_dir: Path = Field(
+        default=PROJECT_ROOT / "content",
+        description="The brand's content: FAQ, events, what the bot says, word lists (docs/content.md).",
+    )
+    content_reload_s: float = Field(
+        default=5.0, ge=0,
+        description="Look for changed content files this often (seconds) and reload them without a restart; "
+        "0: only on SIGHUP.",
+    )
     taxonomy_path: Path | None = Field(
         default=None,
         description="Intent -> category, queue and priority: what the router escalates where, the intents the "

@@ -7,11 +7,12 @@ posted before it is sent again.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,10 @@ class XSender:
 
     `db` (optional) lets reconciliation skip posts already credited to another outbox row, so two rows
     with the same text to the same person are never both marked sent by one post.
+
+    `alternatives` (optional; the app sets it to the brand's wordings, bot/texts.py) gives other wordings
+    of a public reply: when X refuses a reply as a duplicate that is not ours, the next wording is sent
+    instead of failing the reply for good.
     """
 
     channel = Channel.x
@@ -67,6 +72,8 @@ class XSender:
         # One budget per kind of send: DMs and posts have separate windows at X.
         self.budgets = {"dm": SendBudget(), "reply": SendBudget()}
         self._paused_until: dict[str, float] = {}
+        self.reworded = 0
+        self.alternatives: Callable[[str], list[str]] | None = None
 
     # --- sending ----------------------------------------------------------------------------------
     async def deliver(self, delivery: Delivery) -> str:
@@ -120,6 +127,9 @@ class XSender:
                 found = await self.find_delivered(delivery)
                 if found is not None:
                     return found
+                reworded = await self._reply_reworded(delivery)
+                if reworded is not None:
+                    return reworded
             raise _send_error(error) from None
         except (tweepy.HTTPException, *TRANSIENT_ERRORS) as error:
             raise _send_error(error) from None
@@ -137,6 +147,35 @@ class XSender:
             await set_send_pause(self.db, "x", _WHAT[kind], resumes_at)
         except Exception:  # noqa: BLE001 - the banner is a courtesy; the send is retried either way
             log.exception("X: could not store the send pause for the desk")
+
+    async def _reply_reworded(self, delivery: Delivery) -> str | None:
+        """Post the reply in the next of the brand's wordings X takes; None when none is left.
+
+        A wording X also calls a duplicate may be this row's own earlier attempt (a sender that died after
+        posting it): that post is looked for before moving on, so a reply never goes out twice.
+        """
+        for text in self.alternatives(delivery.text) if self.alternatives is not None else []:
+            try:
+                result = await call(self.raw, "create_tweet", text=text,
+                                    in_reply_to_tweet_id=str(delivery.target["in_reply_to"]), user_auth=True)
+                platform_id = str(result.body["data"]["id"])
+            except (KeyError, TypeError):
+                raise SendError("X answered without the id of the new post") from None
+            except tweepy.Forbidden as error:
+                if not _is_duplicate(error):
+                    raise _send_error(error) from None
+                found = await self.find_delivered(dataclasses.replace(delivery, text=text))
+                if found is not None:
+                    return found
+                continue
+            except (tweepy.HTTPException, *TRANSIENT_ERRORS) as error:
+                raise _send_error(error) from None
+            self.sent += 1
+            self.reworded += 1
+            log.info("X: outbox row %s was a duplicate post; delivered in another wording as %s",
+                     delivery.id, platform_id)
+            return platform_id
+        return None
 
     # --- reconciling --------------------------------------------------------------------------------
     async def find_delivered(self, delivery: Delivery) -> str | None:

@@ -1,0 +1,168 @@
+"""The word lists the router decides with (`content/words.yml`): anger, "that didn't help", "register me",
+"a real person", "yes"/"no" to a confirmation, words about events.
+
+Phrases match whole words, ignoring case and apostrophes, so the brand writes plain phrases instead of
+regular expressions, and "didnt help" is read like "didn't help".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_APOSTROPHES = re.compile(r"['’‘`]")
+
+
+class WordsError(ValueError):
+    """words.yml is wrong; the message reads `<file>:<line>: <problem>`."""
+
+
+def _normalise(text: str) -> str:
+    return _APOSTROPHES.sub("", text.lower())
+
+
+@dataclass(frozen=True)
+class PhraseList:
+    phrases: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        alternatives = "|".join(re.escape(_normalise(p)) for p in sorted(self.phrases, key=len, reverse=True))
+        object.__setattr__(self, "_pattern", re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)") if self.phrases else None)
+        # The same phrases, only at the start of the message (after any punctuation): "yes please", not
+        # "I said yes to the other one".
+        object.__setattr__(self, "_start", re.compile(rf"^\W*(?:{alternatives})(?!\w)") if self.phrases else None)
+
+    def found_in(self, text: str) -> bool:
+        pattern: re.Pattern[str] | None = self._pattern  # type: ignore[attr-defined]
+        return pattern is not None and pattern.search(_normalise(text)) is not None
+
+    def starts(self, text: str) -> bool:
+        """The message begins with one of the phrases."""
+        pattern: re.Pattern[str] | None = self._start  # type: ignore[attr-defined]
+        return pattern is not None and pattern.match(_normalise(text)) is not None
+
+
+@dataclass(frozen=True)
+class Words:
+    angry: PhraseList
+    exclamations: int
+    shouting_share: float
+    did_not_help_phrases: PhraseList
+    did_not_help_alone: tuple[str, ...]
+    register: PhraseList
+    person: PhraseList
+    yes: PhraseList
+    no: PhraseList
+    about_events: PhraseList
+
+    def is_angry(self, text: str) -> bool:
+        """Words of anger, a run of "!" or shouting (mostly capitals) mark a message for high priority."""
+        if self.angry.found_in(text) or "!" * self.exclamations in text:
+            return True
+        letters = [c for c in text if c.isalpha()]
+        return len(letters) >= 12 and sum(c.isupper() for c in letters) / len(letters) > self.shouting_share
+
+    def did_not_help(self, text: str) -> bool:
+        if self.did_not_help_phrases.found_in(text):
+            return True
+        bare = re.sub(r"[\s.!?,]+", " ", _normalise(text)).strip()
+        return bare in self.did_not_help_alone
+
+    def asks_to_register(self, text: str) -> bool:
+        return self.register.found_in(text)
+
+    def asks_for_person(self, text: str) -> bool:
+        """Words that ask for a person ("speak to someone", "a callback", "a real human", "your manager")."""
+        return self.person.found_in(text)
+
+    def says_yes(self, text: str) -> bool:
+        """The answer to "shall I …? (yes / no)" begins with a yes."""
+        return self.yes.starts(text)
+
+    def says_no(self, text: str) -> bool:
+        return self.no.starts(text)
+
+    def is_about_events(self, text: str) -> bool:
+        """A question about events in general ("any webinars coming up?"), not about something else."""
+        return self.about_events.found_in(text)
+
+
+def load_words(path: Path) -> Words:
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except FileNotFoundError:
+        raise WordsError(f"{path}: not found; every content folder needs words.yml (copy the shipped one)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise WordsError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    top = _Section(path, node, "the file", ("angry", "did_not_help", "register", "person", "confirm", "about_events"))
+    angry = _Section(path, top.node("angry"), "angry", ("phrases", "exclamations", "shouting_share"))
+    help_ = _Section(path, top.node("did_not_help"), "did_not_help", ("phrases", "alone"))
+    register = _Section(path, top.node("register"), "register", ("phrases",))
+    person = _Section(path, top.node("person"), "person", ("phrases",))
+    confirm = _Section(path, top.node("confirm"), "confirm", ("yes", "no"))
+    about_events = _Section(path, top.node("about_events"), "about_events", ("phrases",))
+    exclamations = angry.scalar("exclamations")
+    if not isinstance(exclamations, int) or isinstance(exclamations, bool) or exclamations < 2:
+        raise WordsError(f"{path}:{angry.line('exclamations')}: `angry.exclamations` must be a whole number ≥ 2")
+    share = angry.scalar("shouting_share")
+    if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 < share <= 1:
+        raise WordsError(f"{path}:{angry.line('shouting_share')}: `angry.shouting_share` must be a number in "
+                         "(0, 1], e.g. 0.7")
+    return Words(
+        angry=PhraseList(angry.phrases("phrases")),
+        exclamations=exclamations,
+        shouting_share=float(share),
+        did_not_help_phrases=PhraseList(help_.phrases("phrases")),
+        did_not_help_alone=tuple(_normalise(p) for p in help_.phrases("alone")),
+        register=PhraseList(register.phrases("phrases")),
+        person=PhraseList(person.phrases("phrases")),
+        yes=PhraseList(confirm.phrases("yes")),
+        no=PhraseList(confirm.phrases("no")),
+        about_events=PhraseList(about_events.phrases("phrases")),
+    )
+
+
+class _Section:
+    def __init__(self, path: Path, node: yaml.Node | None, name: str, keys: tuple[str, ...]) -> None:
+        self.path, self.name = path, name
+        if not isinstance(node, yaml.MappingNode):
+            line = node.start_mark.line + 1 if node is not None else 1
+            raise WordsError(f"{path}:{line}: {name} must be a mapping with {', '.join(keys)}")
+        self.items = {str(k.value): (k.start_mark.line + 1, v) for k, v in node.value}
+        for key, (line, _) in self.items.items():
+            if key not in keys:
+                raise WordsError(f"{path}:{line}: unknown key `{key}` in {name}; use {', '.join(keys)}")
+        for key in keys:
+            if key not in self.items:
+                raise WordsError(f"{path}:{node.start_mark.line + 1}: {name}: `{key}` is missing")
+
+    def node(self, key: str) -> yaml.Node:
+        return self.items[key][1]
+
+    def line(self, key: str) -> int:
+        return self.items[key][0]
+
+    def scalar(self, key: str) -> Any:
+        return yaml.safe_load(yaml.serialize(self.node(key)))
+
+    def phrases(self, key: str) -> tuple[str, ...]:
+        node = self.node(key)
+        where = f"{self.path}:{node.start_mark.line + 1}"
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise WordsError(f"{where}: `{self.name}.{key}` must be a non-empty list of phrases, e.g. [a, b c]")
+        out = []
+        for item in node.value:
+            value = yaml.safe_load(yaml.serialize(item))
+            if not isinstance(value, str) or not value.strip():
+                raise WordsError(
+                    f"{self.path}:{item.start_mark.line + 1}: `{self.name}.{key}`: {value!r} is not a phrase; "
+                    "quote words YAML reads otherwise (\"no\", \"yes\", \"500\")"
+                )
+            out.append(" ".join(value.split()))
+        return tuple(out)
