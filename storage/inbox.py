@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, or_, select, text, update
+from sqlalchemy import and_, bindparam, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -48,6 +48,22 @@ _LEASE_RETURNING = (
 )
 
 
+_LEASED = _LEASE_RETURNING.cte("leased")
+_LEASE_WITH_MESSAGES = (
+    select(_LEASED.c.id, Message)
+    .select_from(_LEASED)
+    .outerjoin(
+        Message,
+        and_(
+            Message.conversation_id == _LEASED.c.id,
+            Message.direction == Direction.inbound,
+            Message.handled_at.is_(None),  # type: ignore[union-attr]
+        ),
+    )
+    .order_by(Message.id)  # type: ignore[arg-type]
+)
+
+
 async def lease_conversations(db: Database, owner: str, *, limit: int = 10, lease_s: float = 60.0) -> list[int]:
     """Lease up to `limit` conversations with unhandled inbound messages; returns their ids."""
     now = utcnow()
@@ -66,6 +82,18 @@ async def lease_conversations_with_messages(
     """
     now = utcnow()
     params = {"now": now, "limit": limit, "owner": owner, "until": now + timedelta(seconds=lease_s)}
+    if db.dialect == "postgresql":
+        # ONE statement in autocommit (no BEGIN, no COMMIT: four round trips become one): the lease as a
+        # CTE, its conversations' waiting messages joined to it.  A conversation leased with none (another
+        # worker whose lease had lapsed finished them) still comes back, with an empty list, to be released.
+        async with db.session() as session:
+            rows = (await session.execute(_LEASE_WITH_MESSAGES, params)).all()
+        leased: dict[int, list[Message]] = {}
+        for conversation_id, message in rows:
+            waiting_of = leased.setdefault(conversation_id, [])
+            if message is not None:
+                waiting_of.append(message)
+        return leased
     async with db.transaction() as session:
         ids = list((await session.execute(_LEASE_RETURNING, params)).scalars().all())
         if not ids:
