@@ -322,12 +322,13 @@ class BotWorker:
         )
         decision = route(incoming, self.content, self.config)
         applied = await apply_decision_in(session, conversation, message.id, decision)
-        outcome = _Outcome(message, parsed, decision, False, applied)
-        # The release goes first: it writes the conversation's changes in the same UPDATE (one write of
-        # the row per message, not two), not counting this message, which is marked handled right after.
-        outcome.released = await self._release_if_done(session, conversation, release_if_done, message.id)
-        await mark_handled_in(session, message.id, nlu=nlu)
-        return outcome
+        # Marked handled, and the lease released when nothing else waits: the release writes the
+        # conversation's changes in the same UPDATE (one write of the row per message, not two), and on
+        # PostgreSQL the mark and the release are one statement.
+        released = await inbox.finish_message_in(
+            session, conversation, message.id, nlu=nlu, release_owner=self.owner if release_if_done else None
+        )
+        return _Outcome(message, parsed, decision, released, applied)
 
     def _after_commit(self, outcomes: list[_Outcome]) -> None:
         """Committed: only now count the messages and wake the outbox."""
@@ -342,16 +343,6 @@ class BotWorker:
             log.info("message %s (conversation %s): %s", outcome.message.id, outcome.message.conversation_id, rule)
         if any(o.applied.queued_outbound for o in outcomes) and self.on_outbound is not None:
             self.on_outbound()
-
-    async def _release_if_done(
-        self, session: AsyncSession, conversation: Conversation, wanted: bool, message_id: int
-    ) -> bool:
-        """Give the lease back in this transaction if no message but `message_id` is waiting."""
-        if not wanted or conversation.lease_owner != self.owner:
-            return False
-        return await inbox.release_writing_changes_in(
-            session, conversation, self.owner, handling_message_id=message_id
-        )
 
     async def _parse(self, text: str) -> tuple[ParseResult | None, str]:
         if not text.strip():

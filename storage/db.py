@@ -29,6 +29,7 @@ from storage.sqlite_inline import inline_connector
 SQLITE_BUSY_TIMEOUT_S = 30
 # A pooled PostgreSQL connection idle for longer than this is pinged before use (see _ping_when_idle).
 PING_AFTER_IDLE_S = 10.0
+PREPARED_STATEMENT_CACHE_SIZE = 500  # per PostgreSQL connection (see make_engine)
 _READ_ONLY = "frontdesk_read_only"  # execution option: this connection's transactions only read
 
 
@@ -53,6 +54,13 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         return _make_sqlite_engine(url, **kwargs)
+    # asyncpg prepares every statement once per connection and keeps 100 of them (SQLAlchemy's default).
+    # The ingest lookups' IN lists render one statement per page size, so with the others they pushed
+    # statements out of the cache, and each miss is a Parse/Describe round trip: keep more.
+    parsed = make_url(url)
+    if "prepared_statement_cache_size" not in parsed.query:
+        url = parsed.update_query_dict({"prepared_statement_cache_size": str(PREPARED_STATEMENT_CACHE_SIZE)}) \
+            .render_as_string(hide_password=False)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     ping_after_idle_s = kwargs.pop("ping_after_idle_s", PING_AFTER_IDLE_S)

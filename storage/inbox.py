@@ -9,12 +9,14 @@ loses nothing: its lease lapses and another worker picks the conversation up.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, exists, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from storage.actions._common import get_for_update
+from storage.actions._common import dialect_name, get_for_update
+from storage.actions.inbound import handled_values, mark_handled_in, refresh_handled
 from storage.db import Database
 from storage.models import Conversation, Direction, Message, utcnow
 
@@ -46,6 +48,22 @@ _LEASE_RETURNING = (
 )
 
 
+_LEASED = _LEASE_RETURNING.cte("leased")
+_LEASE_WITH_MESSAGES = (
+    select(_LEASED.c.id, Message)
+    .select_from(_LEASED)
+    .outerjoin(
+        Message,
+        and_(
+            Message.conversation_id == _LEASED.c.id,
+            Message.direction == Direction.inbound,
+            Message.handled_at.is_(None),  # type: ignore[union-attr]
+        ),
+    )
+    .order_by(Message.id)  # type: ignore[arg-type]
+)
+
+
 async def lease_conversations(db: Database, owner: str, *, limit: int = 10, lease_s: float = 60.0) -> list[int]:
     """Lease up to `limit` conversations with unhandled inbound messages; returns their ids."""
     now = utcnow()
@@ -64,6 +82,18 @@ async def lease_conversations_with_messages(
     """
     now = utcnow()
     params = {"now": now, "limit": limit, "owner": owner, "until": now + timedelta(seconds=lease_s)}
+    if db.dialect == "postgresql":
+        # ONE statement in autocommit (no BEGIN, no COMMIT: four round trips become one): the lease as a
+        # CTE, its conversations' waiting messages joined to it.  A conversation leased with none (another
+        # worker whose lease had lapsed finished them) still comes back, with an empty list, to be released.
+        async with db.session() as session:
+            rows = (await session.execute(_LEASE_WITH_MESSAGES, params)).all()
+        leased: dict[int, list[Message]] = {}
+        for conversation_id, message in rows:
+            waiting_of = leased.setdefault(conversation_id, [])
+            if message is not None:
+                waiting_of.append(message)
+        return leased
     async with db.transaction() as session:
         ids = list((await session.execute(_LEASE_RETURNING, params)).scalars().all())
         if not ids:
@@ -131,10 +161,77 @@ async def release_writing_changes_in(
         result = await session.execute(_RELEASE_WRITING_CHANGES, params)
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    _written(conversation)
+    return True
+
+
+def _written(conversation: Conversation) -> None:
+    """The release wrote the row: nothing of it is left for the ORM to flush."""
     for name, value in (("lease_owner", None), ("lease_until", None), ("updated_at", conversation.updated_at),
                         ("bot_state", conversation.bot_state)):
-        set_committed_value(conversation, name, value)  # written: nothing left for the ORM to flush
+        set_committed_value(conversation, name, value)
+
+
+async def finish_message_in(
+    session: AsyncSession,
+    conversation: Conversation,
+    message_id: int,
+    *,
+    nlu: dict[str, Any] | None,
+    release_owner: str | None,
+) -> bool:
+    """Mark `message_id` handled (with its NLU result) and, if `release_owner` holds the lease and no other
+    message waits, release it writing the conversation's changes; whether it released.
+
+    On PostgreSQL that is ONE statement (`WITH handled AS (UPDATE messages …) UPDATE conversations …`):
+    both read the same snapshot, in which the message is still waiting, so the release leaves it out by
+    id exactly as `release_writing_changes_in` does.  On SQLite (no UPDATE in WITH) the two statements.
+    """
+    if release_owner is None or conversation.lease_owner != release_owner:
+        await mark_handled_in(session, message_id, nlu=nlu)
+        return False
+    if dialect_name(session) != "postgresql" or nlu is None:
+        released = await release_writing_changes_in(session, conversation, release_owner,
+                                                    handling_message_id=message_id)
+        await mark_handled_in(session, message_id, nlu=nlu)
+        return released
+    values = handled_values(message_id, nlu)
+    params = {
+        **values, "conversation_id": conversation.id, "owner": release_owner,
+        "set_updated_at": conversation.updated_at, "set_bot_state": conversation.bot_state,
+    }
+    with session.no_autoflush:  # the conversation's changes are in the statement
+        result = await session.execute(_MARK_HANDLED_AND_RELEASE, params)
+    refresh_handled(session, values)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    _written(conversation)
     return True
+
+
+def _build_mark_handled_and_release() -> Any:
+    """As typed SQL text: built with the ORM's CTE, the statement's anonymous parameters (the NULLs, the
+    direction) were lost between SQLAlchemy's cached compilations.  Compiled once either way."""
+    m, c = Message.__table__.c, Conversation.__table__.c  # type: ignore[attr-defined]
+    sql = (
+        "WITH handled AS (UPDATE messages SET handled_at = :handled_at, intent = :intent, "
+        "confidence = :confidence, category = :category, entities = :entities WHERE id = :message_id RETURNING id) "
+        "UPDATE conversations SET lease_owner = NULL, lease_until = NULL, updated_at = :set_updated_at, "
+        "bot_state = :set_bot_state WHERE id = :conversation_id AND lease_owner = :owner AND NOT EXISTS ("
+        "SELECT 1 FROM messages WHERE messages.conversation_id = conversations.id AND messages.direction = :inbound "
+        "AND messages.handled_at IS NULL AND messages.id != (SELECT id FROM handled))"
+    )
+    return text(sql).bindparams(
+        bindparam("handled_at", type_=m.handled_at.type), bindparam("intent", type_=m.intent.type),
+        bindparam("confidence", type_=m.confidence.type), bindparam("category", type_=m.category.type),
+        bindparam("entities", type_=m.entities.type), bindparam("message_id", type_=m.id.type),
+        bindparam("set_updated_at", type_=c.updated_at.type), bindparam("set_bot_state", type_=c.bot_state.type),
+        bindparam("conversation_id", type_=c.id.type), bindparam("owner", type_=c.lease_owner.type),
+        bindparam("inbound", value=Direction.inbound, type_=m.direction.type),
+    )
+
+
+_MARK_HANDLED_AND_RELEASE = _build_mark_handled_and_release()
 
 
 _UNHANDLED_OF_CONVERSATION = (

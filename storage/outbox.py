@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, or_, select, update
+from sqlalchemy import ARRAY, Integer, String, and_, bindparam, case, exists, or_, select, text, update
 from sqlalchemy.orm import aliased
 
 from storage.actions._common import audit
@@ -60,7 +60,7 @@ def _build_due_rows() -> Any:
         select(
             OutboxItem.id, OutboxItem.channel, OutboxItem.conversation_id, OutboxItem.message_id,
             OutboxItem.target, OutboxItem.text, OutboxItem.status, OutboxItem.attempts, OutboxItem.created_at,
-            followed.label("followed"),
+            followed.label("followed"), agent_first.label("agent_first"),
         )
         .join(Message, Message.id == OutboxItem.message_id)
         .where(or_(due, lapsed), ~blocked_by_earlier)
@@ -90,24 +90,53 @@ async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float
     """Lease up to `limit` due rows, at most the oldest undelivered one per conversation (order is kept);
     agents' replies first, then the rest oldest first."""
     now = utcnow()
+    until = now + timedelta(seconds=lease_s)
+    if db.dialect == "postgresql":
+        # ONE autocommit statement (the due rows locked in a CTE, leased by a second one, read as they were
+        # before the lease): BEGIN, read, lease, COMMIT were four round trips.
+        async with db.session() as session:
+            rows = (await session.execute(_LEASE_DUE_ROWS, {"now": now, "limit": limit, "owner": owner,
+                                                            "until": until})).all()
+        return _deliveries(rows)
     async with db.transaction() as session:
         rows = (await session.execute(_DUE_ROWS, {"now": now, "limit": limit})).all()
         if not rows:
             return []
         # The rows are locked (FOR UPDATE on PostgreSQL; SQLite's write lock is held): nobody else can
         # lease them between the read and this update.
-        await session.execute(
-            _TAKE_LEASES, {"ids": [row.id for row in rows], "owner": owner, "until": now + timedelta(seconds=lease_s)}
+        await session.execute(_TAKE_LEASES, {"ids": [row.id for row in rows], "owner": owner, "until": until})
+        return _deliveries(rows)
+
+
+def _deliveries(rows: Sequence[Any]) -> list[Delivery]:
+    """The leased rows as read before the lease (`status` says whether a lapsed lease needs reconciling)."""
+    return [
+        Delivery(
+            id=row.id, channel=row.channel.value, conversation_id=row.conversation_id,
+            message_id=row.message_id, target=dict(row.target), text=row.text, attempts=row.attempts + 1,
+            needs_reconcile=row.status == OutboxStatus.sending, created_at_ts=row.created_at.timestamp(),
+            followed=bool(row.followed),
         )
-        return [
-            Delivery(
-                id=row.id, channel=row.channel.value, conversation_id=row.conversation_id,
-                message_id=row.message_id, target=dict(row.target), text=row.text, attempts=row.attempts + 1,
-                needs_reconcile=row.status == OutboxStatus.sending, created_at_ts=row.created_at.timestamp(),
-                followed=bool(row.followed),
-            )
-            for row in rows
-        ]
+        for row in rows
+    ]
+
+
+def _build_lease_due_rows() -> Any:
+    due = _DUE_ROWS.cte("due")
+    taken = (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(select(due.c.id)))
+        .values(status=OutboxStatus.sending, lease_owner=bindparam("owner"), lease_until=bindparam("until"),
+                attempts=_OUTBOX.c.attempts + 1)
+        .returning(_OUTBOX.c.id)
+        .cte("taken")
+    )
+    # Every due row is taken (they are locked by this statement); the reference makes the CTE run.  The
+    # due rows' order again (a CTE's order does not survive the outer query): agents' replies first.
+    return select(due).where(due.c.id.in_(select(taken.c.id))).order_by(due.c.agent_first, due.c.id)
+
+
+_LEASE_DUE_ROWS = _build_lease_due_rows()
 
 
 async def mark_sent(db: Database, outbox_id: int, platform_message_id: str | None) -> None:
@@ -124,6 +153,13 @@ async def mark_sent_many(db: Database, sent: Sequence[tuple[int, str | None]]) -
         return
     now = utcnow()
     rows = [{"row_id": row_id, "platform_id": platform_id, "now": now} for row_id, platform_id in dict(sent).items()]
+    if db.dialect == "postgresql":
+        # ONE autocommit statement: the rows (WITH marked AS (UPDATE outbox … RETURNING)), then their
+        # messages, from two arrays.  Same rules as the two statements below; four round trips become one.
+        ids, platform_ids = zip(*dict(sent).items())
+        async with db.session() as session:
+            await session.execute(_MARK_SENT_PG, {"ids": list(ids), "platform_ids": list(platform_ids), "now": now})
+        return
     async with db.transaction() as session:
         # Two executemany for the whole batch (not a statement per row, and no read first).  The rows
         # first: a row already sent is left alone, and on PostgreSQL a second marker of the same row waits
@@ -148,6 +184,21 @@ _MARK_MESSAGE_DELIVERED = (
     update(_MESSAGES)
     .where(_MESSAGES.c.id == _MARKED_HERE)
     .values(delivered_at=bindparam("now"), platform_message_id=bindparam("platform_id"))
+)
+
+
+_MARK_SENT_PG = text(
+    "WITH marked AS (UPDATE outbox SET status = :sent, sent_at = :now, platform_message_id = s.platform_id, "
+    "lease_owner = NULL, lease_until = NULL "
+    "FROM unnest(CAST(:ids AS INTEGER[]), CAST(:platform_ids AS VARCHAR[])) AS s(row_id, platform_id) "
+    "WHERE outbox.id = s.row_id AND outbox.status != :sent RETURNING outbox.message_id, outbox.platform_message_id) "
+    "UPDATE messages SET delivered_at = :now, platform_message_id = marked.platform_message_id "
+    "FROM marked WHERE messages.id = marked.message_id"
+).bindparams(
+    bindparam("sent", value=OutboxStatus.sent, type_=_OUTBOX.c.status.type),
+    bindparam("now", type_=_OUTBOX.c.sent_at.type),
+    bindparam("ids", type_=ARRAY(Integer)),
+    bindparam("platform_ids", type_=ARRAY(String)),
 )
 
 

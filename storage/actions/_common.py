@@ -6,9 +6,9 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, event, insert, select, text
+from sqlalchemy import String, Table, TextClause, bindparam, cast, event, func, insert, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 
 from frontdesk.core.vocabulary import X_POST_MAX_CHARS
 from storage.errors import InvalidText, NotFound, PublicReplyNotAllowed
@@ -206,9 +206,17 @@ async def queue_outbound(
     agent_id: int | None = None,
     idempotency_key: str | None = None,
 ) -> Message:
-    """Write an outbound message and its outbox row; the sender delivers it after the commit."""
+    """Write an outbound message and its outbox row; the sender delivers it after the commit.
+
+    Core statements, not the ORM's unit of work (every bot answer comes through here, and the flush's
+    bookkeeping cost more than the statements): on PostgreSQL the message and its outbox row are ONE
+    statement (`WITH new_message AS (INSERT … RETURNING id) INSERT INTO outbox …`), on SQLite two.  The
+    returned message is attached to the session as a loaded row, as a flushed ORM object would be.
+    """
     check_outbound_length(conversation, text)
-    target = await reply_target(session, conversation, contact_user_id)  # first: it may refuse
+    # Where it goes first: it may refuse (a public thread X would not let us answer), and the message is
+    # then written once with its reply-to (not inserted, then updated).
+    target = await reply_target(session, conversation, contact_user_id)
     now = utcnow()
     message = Message(
         conversation_id=conversation.id,
@@ -220,33 +228,61 @@ async def queue_outbound(
         text=text,
         created_at=now,
         entities=[],
+        in_reply_to_platform_id=target["in_reply_to"] if target["kind"] == "reply" else None,
     )
+    values: dict[str, Any] = {column: getattr(message, column) for column in _MESSAGE_COLUMNS}
+    outbox_row = {"idempotency_key": idempotency_key, "target": target, "status": OutboxStatus.pending, "attempts": 0}
+    if dialect_name(session) == "postgresql":
+        message.id = (await session.execute(_INSERT_MESSAGE_WITH_OUTBOX_ROW, {**values, **outbox_row})).scalar_one()
+    else:
+        message.id = (await session.execute(_INSERT_MESSAGE, values)).scalar_one()
+        outbox_row.update(
+            idempotency_key=idempotency_key or f"message:{message.id}", channel=conversation.channel,
+            message_id=message.id, conversation_id=conversation.id, text=text, next_attempt_at=now, created_at=now,
+        )
+        await session.execute(_INSERT_OUTBOX_ROW, outbox_row)
+    make_transient_to_detached(message)  # written: the session holds it as a loaded row, nothing to flush
     session.add(message)
-    await session.flush()
-    if target["kind"] == "reply":
-        message.in_reply_to_platform_id = target["in_reply_to"]
-    # A plain INSERT, not an ORM object: nothing reads the row back in this transaction, and the unit of
-    # work's bookkeeping for it cost more than the statement (every bot answer comes through here).
-    await session.execute(
-        _INSERT_OUTBOX_ROW,
-        {
-            "idempotency_key": idempotency_key or f"message:{message.id}",
-            "channel": conversation.channel,
-            "message_id": message.id,
-            "conversation_id": conversation.id,
-            "target": target,
-            "text": text,
-            "status": OutboxStatus.pending,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        },
-    )
     conversation.updated_at = now
     return message
 
 
-_INSERT_OUTBOX_ROW = insert(OutboxItem.__table__)  # type: ignore[attr-defined]
+def _build_outbound_statements() -> tuple[Any, Any, Any]:
+    """Built once: the message INSERT, the outbox row INSERT, and both as one PostgreSQL statement."""
+    messages, outbox = Message.__table__, OutboxItem.__table__  # type: ignore[attr-defined]
+    insert_message = (
+        insert(messages)
+        .values({c: bindparam(c, type_=messages.c[c].type) for c in _MESSAGE_COLUMNS})
+        .returning(messages.c.id)
+    )
+    new = insert_message.cte("new_message")
+    key = bindparam("idempotency_key", type_=outbox.c.idempotency_key.type)
+    # The outbox row repeats the message's channel, conversation, text and time: the same parameters.
+    both = (
+        insert(outbox)
+        .from_select(
+            ["idempotency_key", "channel", "message_id", "conversation_id", "target", "text", "status",
+             "attempts", "next_attempt_at", "created_at"],
+            select(
+                func.coalesce(key, literal("message:") + cast(new.c.id, String)),
+                bindparam("channel", type_=outbox.c.channel.type),
+                new.c.id,
+                bindparam("conversation_id", type_=outbox.c.conversation_id.type),
+                bindparam("target", type_=outbox.c.target.type),
+                bindparam("text", type_=outbox.c.text.type),
+                bindparam("status", type_=outbox.c.status.type),
+                bindparam("attempts", type_=outbox.c.attempts.type),
+                bindparam("created_at", type_=outbox.c.next_attempt_at.type),
+                bindparam("created_at", type_=outbox.c.created_at.type),
+            ).select_from(new),
+        )
+        .returning(outbox.c.message_id)
+    )
+    return insert_message, insert(outbox), both
+
+
+_MESSAGE_COLUMNS = tuple(c.key for c in Message.__table__.c if c.key != "id")  # type: ignore[attr-defined]
+_INSERT_MESSAGE, _INSERT_OUTBOX_ROW, _INSERT_MESSAGE_WITH_OUTBOX_ROW = _build_outbound_statements()
 
 
 def touch(row: Any, when: datetime | None = None) -> None:

@@ -464,17 +464,25 @@ async def mark_handled_in(session: AsyncSession, message_id: int, *, nlu: dict[s
     `nlu` (intent, confidence, category, entities) records the NLU result in the same statement, which is
     what the router worker does for every message.
     """
+    values = handled_values(message_id, nlu)
+    await session.execute(_MARK_HANDLED if nlu is None else _MARK_HANDLED_WITH_NLU, values)
+    refresh_handled(session, values)
+
+
+def handled_values(message_id: int, nlu: dict[str, Any] | None) -> dict[str, Any]:
+    """The parameters of marking `message_id` handled (and its NLU result, if any)."""
     values: dict[str, Any] = {"message_id": message_id, "handled_at": utcnow()}
-    if nlu is None:
-        await session.execute(_MARK_HANDLED, values)
-    else:
+    if nlu is not None:
         values.update(
             intent=nlu.get("intent"), confidence=nlu.get("confidence"), category=nlu.get("category"),
             entities=nlu.get("entities") or [],
         )
-        await session.execute(_MARK_HANDLED_WITH_NLU, values)
-    # A Core statement does not refresh a copy of the row this session may hold: do it here.
-    held = session.identity_map.get(identity_key(Message, message_id))
+    return values
+
+
+def refresh_handled(session: AsyncSession, values: dict[str, Any]) -> None:
+    """A Core statement does not refresh a copy of the row this session may hold: do it here."""
+    held = session.identity_map.get(identity_key(Message, values["message_id"]))
     if held is not None:
         for name, value in values.items():
             if name != "message_id":
