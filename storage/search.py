@@ -6,7 +6,7 @@ The rules an agent can rely on, whichever store runs underneath:
   order number "A-10293", a handle or an e-mail address is found by typing it as it was written;
 - results are ordered newest first (never by an engine-specific relevance score, which would differ).
 
-PostgreSQL matches against a GIN index on `to_tsvector('simple', text)` (migration 0011); SQLite against
+PostgreSQL matches against a GIN index on `to_tsvector('simple', text)` (migration 0007); SQLite against
 the FTS5 table `messages_fts` that triggers keep in step with `messages`.  Known difference: SQLite also
 folds accents ("cafe" finds "café"), PostgreSQL's 'simple' configuration does not.
 

@@ -3,8 +3,8 @@
 Since 2026-02-23 X accepts the brand's reply only under such a post (self-serve tiers), so the store picks a
 public reply's target among them and refuses a reply where there is none, instead of letting X refuse it.
 
-Revision ID: 0005
-Revises: 0007
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-03
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0005'
-down_revision = '0007'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

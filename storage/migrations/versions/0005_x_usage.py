@@ -1,6 +1,6 @@
 """X usage per UTC day and item, so the desk's cost estimate survives restarts and counts every worker.
 
-Revision ID: 0007
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-03
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
+revision = '0005'
 down_revision = '0004'
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """Full-text search over message text: a GIN index on PostgreSQL, an FTS5 table on SQLite.
 
-Revision ID: 0011
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03
 
 PostgreSQL indexes the expression the desk's search queries (`to_tsvector('simple', text)`): no extra
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0011'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Contacts an agent linked as one person (the same customer on X and on Telegram).
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03
 
 A plain indexed column, no foreign key (see `Contact.person_id`): on SQLite, adding one would rebuild
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013'
-down_revision = '0012'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
