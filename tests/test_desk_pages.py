@@ -252,6 +252,8 @@ async def test_stats_page(desk_client, make_agent, make_ticket) -> None:
     await _sign_in(desk_client, "ann@example.com")
     page = await desk_client.get("/stats")
     assert page.status_code == 200 and "Median first response" in page.text and "Events" in page.text
+    assert "<title>Figures · Frontdesk desk</title>" in page.text  # the page's title, not a card's markup
+    assert page.text.count('id="x-cost"') == 1
 
 
 @pytest.mark.parametrize("path", ["/static/htmx.min.js", "/static/desk.css", "/static/desk.js"])
