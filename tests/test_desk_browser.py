@@ -35,6 +35,19 @@ async def browser_store(tmp_path: Path) -> AsyncIterator[tuple[Database, str]]:
         await db.dispose()
 
 
+async def _signed_in(browser, base_url: str, email: str):  # type: ignore[no-untyped-def]
+    """A desktop-sized page signed in as `email` (the password every test agent has)."""
+    context = await browser.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    await page.goto(f"{base_url}/login")
+    await page.get_by_label("E-mail").fill(email)
+    await page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+    await page.get_by_label("Password").press("Enter")
+    await page.wait_for_url(f"{base_url}/queues/all")
+    return context, page
+
+
 async def _ticket(db: Database, ticket_id: int) -> Ticket:
     async with db.session() as session:
         ticket = await session.get(Ticket, ticket_id)
@@ -198,13 +211,7 @@ async def test_an_agent_finds_a_ticket_by_order_number_and_pages_a_long_queue(  
     server = await start_desk_server(url, tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
-        context = await browser.new_context(viewport=DESKTOP)
-        page = await context.new_page()
-        page.set_default_timeout(15_000)
-        await page.goto(f"{server.base_url}/login")
-        await page.get_by_label("E-mail").fill("ann@example.com")
-        await page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-        await page.get_by_label("Password").press("Enter")
+        context, page = await _signed_in(browser, server.base_url, "ann@example.com")
 
         # The long queue says how much there is and pages through it.
         await page.goto(f"{server.base_url}/queues/general")
@@ -258,13 +265,7 @@ async def test_an_agent_types_slash_picks_a_saved_reply_and_sends_it(  # type: i
     server = await start_desk_server(url, tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
-        context = await browser.new_context(viewport=DESKTOP)
-        page = await context.new_page()
-        page.set_default_timeout(15_000)
-        await page.goto(f"{server.base_url}/login")
-        await page.get_by_label("E-mail").fill("ann@example.com")
-        await page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-        await page.get_by_label("Password").press("Enter")
+        context, page = await _signed_in(browser, server.base_url, "ann@example.com")
         await page.goto(f"{server.base_url}/tickets/{ticket.id}")
 
         box = page.locator("#reply-text")
