@@ -6,32 +6,17 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from bot.channels.base import SendError
-from bot.channels.x import DmPoller, MentionsPoller, XSender
+from bot.channels.x import XSender
 from bot.channels.x.client import close_x_client, make_x_client
 from bot.outbox import OutboxLoop
 from sandbox.server import RunningSandbox
 from storage.actions import bot_reply
 from storage.db import Database
-from storage.models import Channel, Message, OutboxStatus
+from storage.models import Channel, OutboxStatus
 from storage.outbox import lease_due
-from tests.fixtures.x_channel import eventually, outbox_rows, x_settings
-
-
-async def _ingest(db: Database, client: Any, brand: str) -> None:
-    await MentionsPoller(db, client, brand).poll_once()
-    await DmPoller(db, client, brand).poll_once()
-
-
-async def _conversation_of(db: Database, platform_message_id: str) -> int:
-    async with db.session() as session:
-        return (
-            await session.execute(
-                select(Message.conversation_id).where(Message.platform_message_id == platform_message_id)
-            )
-        ).scalar_one()
+from tests.fixtures.x_channel import conversation_of, eventually, ingest, outbox_rows, x_settings
 
 
 def _loop(db: Database, client: Any, brand: str, **kwargs: Any) -> tuple[OutboxLoop, XSender]:
@@ -45,9 +30,9 @@ async def test_replies_and_dms_are_posted_once(
     brand = x_sandbox.x.brand.id
     tweet = (await x_control.mention("alice", "my order is late"))["id"]
     dm = await x_control.dm("bob", "can I change my address?")
-    await _ingest(db, x_client, brand)
-    await bot_reply(db, await _conversation_of(db, tweet), "Sorry about that, we're checking your order.")
-    await bot_reply(db, await _conversation_of(db, dm["id"]), "Of course: what is the new address?")
+    await ingest(db, x_client, brand)
+    await bot_reply(db, await conversation_of(db, tweet), "Sorry about that, we're checking your order.")
+    await bot_reply(db, await conversation_of(db, dm["id"]), "Of course: what is the new address?")
 
     loop, _ = _loop(db, x_client, brand)
     assert await loop.run_once() == 2
@@ -71,9 +56,9 @@ async def test_rate_limit_storm_and_503s_still_send_every_reply_once(
     brand = x_sandbox.x.brand.id
     tweets = [(await x_control.mention(f"cust{i}", f"question {i}"))["id"] for i in range(5)]
     dms = [(await x_control.dm(f"dmcust{i}", f"private question {i}"))["id"] for i in range(5)]
-    await _ingest(db, x_client, brand)
+    await ingest(db, x_client, brand)
     for i, platform_id in enumerate(tweets + dms):
-        await bot_reply(db, await _conversation_of(db, platform_id), f"Answer number {i}, just for you.")
+        await bot_reply(db, await conversation_of(db, platform_id), f"Answer number {i}, just for you.")
     await x_control.config(
         rate_limit_window_s=1.0, rate_limits={"create_tweet": {"user": 2}, "create_dm": {"user": 2}}
     )
@@ -106,10 +91,10 @@ async def test_a_send_whose_process_died_is_reconciled_not_repeated(
     tweet = (await x_control.mention("carol", "where is my refund?"))["id"]
     dm = (await x_control.dm("dave", "do you have this in blue?"))["id"]
     untouched = (await x_control.mention("erin", "are you open today?"))["id"]
-    await _ingest(db, x_client, brand)
-    await bot_reply(db, await _conversation_of(db, tweet), "Your refund left us yesterday.")
-    await bot_reply(db, await _conversation_of(db, dm), "Yes, in every size.")
-    await bot_reply(db, await _conversation_of(db, untouched), "Yes, until 18:00.")
+    await ingest(db, x_client, brand)
+    await bot_reply(db, await conversation_of(db, tweet), "Your refund left us yesterday.")
+    await bot_reply(db, await conversation_of(db, dm), "Yes, in every size.")
+    await bot_reply(db, await conversation_of(db, untouched), "Yes, until 18:00.")
 
     # A worker leases all three, posts two of them, and dies before marking anything sent.
     dead_sender = XSender(x_client, brand)
@@ -138,8 +123,8 @@ async def test_reconciling_does_not_credit_one_post_to_two_rows(
 ) -> None:
     brand = x_sandbox.x.brand.id
     dm = (await x_control.dm("fay", "hello?"))["id"]
-    await _ingest(db, x_client, brand)
-    conversation = await _conversation_of(db, dm)
+    await ingest(db, x_client, brand)
+    conversation = await conversation_of(db, dm)
     await bot_reply(db, conversation, "Hi! How can we help?")
     loop, _ = _loop(db, x_client, brand)
     assert await loop.run_once() == 1
@@ -163,12 +148,12 @@ async def test_refusals_fail_for_good_and_are_not_retried(
     dm = (await x_control.dm("gil", "call me back"))["id"]
     first = (await x_control.mention("hal", "thanks for the help"))["id"]
     second = (await x_control.mention("ian", "thanks a lot"))["id"]
-    await _ingest(db, x_client, brand)
-    await bot_reply(db, await _conversation_of(db, dm), "We will call you today.")
-    await bot_reply(db, await _conversation_of(db, first), "You're welcome!")
+    await ingest(db, x_client, brand)
+    await bot_reply(db, await conversation_of(db, dm), "We will call you today.")
+    await bot_reply(db, await conversation_of(db, first), "You're welcome!")
     loop, _ = _loop(db, x_client, brand)
     assert await loop.run_once() == 2
-    await bot_reply(db, await _conversation_of(db, second), "You're welcome!")  # X: duplicate content
+    await bot_reply(db, await conversation_of(db, second), "You're welcome!")  # X: duplicate content
     assert await loop.run_once() == 1
     assert await loop.run_once() == 0
 
@@ -196,8 +181,8 @@ async def test_rejected_credentials_are_a_permanent_error_naming_the_settings(
         )
     )
     try:
-        await _ingest(db, good, brand)
-        await bot_reply(db, await _conversation_of(db, dm), "Hello!")
+        await ingest(db, good, brand)
+        await bot_reply(db, await conversation_of(db, dm), "Hello!")
         [delivery] = await lease_due(db, "w")
         with pytest.raises(SendError) as caught:
             await XSender(bad, brand).deliver(delivery)
@@ -215,9 +200,9 @@ async def test_a_new_answer_does_not_wait_for_a_slow_delivery_in_flight(
     brand = x_sandbox.x.brand.id
     slow_dm = await x_control.dm("carol", "hello?")
     quick_dm = await x_control.dm("dave", "hi there")
-    await _ingest(db, x_client, brand)
-    slow_conversation = await _conversation_of(db, slow_dm["id"])
-    quick_conversation = await _conversation_of(db, quick_dm["id"])
+    await ingest(db, x_client, brand)
+    slow_conversation = await conversation_of(db, slow_dm["id"])
+    quick_conversation = await conversation_of(db, quick_dm["id"])
 
     loop, sender = _loop(db, x_client, brand)
     release_slow = asyncio.Event()
@@ -267,8 +252,8 @@ async def test_a_conversations_answers_go_out_back_to_back_not_one_per_idle_poll
     """
     brand = x_sandbox.x.brand.id
     dm = await x_control.dm("erin", "three questions coming")
-    await _ingest(db, x_client, brand)
-    conversation = await _conversation_of(db, dm["id"])
+    await ingest(db, x_client, brand)
+    conversation = await conversation_of(db, dm["id"])
     answers = ["First answer.", "Second answer.", "Third answer."]
     for text in answers:
         await bot_reply(db, conversation, text)

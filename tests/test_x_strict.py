@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import tweepy
-from sqlalchemy import select
 
 from bot.channels.x import DmPoller, MentionsPoller, XChannel, XSender, XStartError
 from bot.channels.x.api import call, raw_client
@@ -28,27 +27,13 @@ from sandbox.x.control_client import SandboxControlError
 from storage.actions import agent_reply, bot_reply, claim, escalate
 from storage.cursors import active_send_pauses, get_cursor
 from storage.db import Database
-from storage.models import Channel, Message, OutboxStatus, Queue
+from storage.models import Channel, OutboxStatus, Queue
 from storage.outbox import lease_due
 from tests.fixtures.bot import CONTENT_DIR
 from tests.fixtures.desk import DEFAULT_PASSWORD
-from tests.fixtures.x_channel import inbound_ids, outbox_rows, x_settings
+from tests.fixtures.x_channel import conversation_of, inbound_ids, ingest, outbox_rows, x_settings
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-async def _ingest(db: Database, client: Any, brand: str) -> None:
-    await MentionsPoller(db, client, brand).poll_once()
-    await DmPoller(db, client, brand).poll_once()
-
-
-async def _conversation_of(db: Database, platform_message_id: str) -> int:
-    async with db.session() as session:
-        return (
-            await session.execute(
-                select(Message.conversation_id).where(Message.platform_message_id == platform_message_id)
-            )
-        ).scalar_one()
 
 
 def _outbox(db: Database, client: Any, brand: str) -> OutboxLoop:
@@ -62,8 +47,8 @@ async def test_a_reply_x_posted_despite_its_5xx_is_found_after_a_restart_and_sen
 ) -> None:
     brand = x_sandbox.x.brand.id
     tweet = (await x_control.mention("alice", "my parcel never came"))["id"]
-    await _ingest(db, x_client, brand)
-    await bot_reply(db, await _conversation_of(db, tweet), "So sorry! Please DM us your order number.")
+    await ingest(db, x_client, brand)
+    await bot_reply(db, await conversation_of(db, tweet), "So sorry! Please DM us your order number.")
     # X creates the reply, then answers 503: the sender cannot tell it from a failure.
     await x_control.fault(status=503, count=1, path_prefix="/2/tweets", method="POST", after_commit=True)
 
@@ -92,8 +77,8 @@ async def test_a_lapsed_lease_reconciles_a_reply_x_prefixed_with_the_thread_ment
 ) -> None:
     brand = x_sandbox.x.brand.id
     root = (await x_control.mention("bea", "hey @carl look, @frontdesk lost my order"))["id"]
-    await _ingest(db, x_client, brand)
-    await bot_reply(db, await _conversation_of(db, root), "We're on it, Bea.")
+    await ingest(db, x_client, brand)
+    await bot_reply(db, await conversation_of(db, root), "We're on it, Bea.")
     # A worker posts the reply and dies before marking it sent; its lease lapses.
     (leased,) = await lease_due(db, "dead-worker", lease_s=0.2)
     posted = await XSender(x_client, brand).deliver(leased)
@@ -259,19 +244,19 @@ async def test_when_the_day_is_used_up_agents_go_first_the_rest_waits_and_the_de
     brand = x_sandbox.x.brand.id
     await x_control.config(rate_limit_profile="x", daily_limits={"create_dm": {"user": 2}}, daily_window_s=4)
     early = (await x_control.dm("wes", "hi"))["id"]
-    await _ingest(db, x_client, brand)
-    await bot_reply(db, await _conversation_of(db, early), "Hi Wes, how can we help?")
+    await ingest(db, x_client, brand)
+    await bot_reply(db, await conversation_of(db, early), "Hi Wes, how can we help?")
     loop = _outbox(db, x_client, brand)
     assert await loop.run_once() == 1  # one of the day's two DMs spent; X said so in its answer
 
     dms = [(await x_control.dm(name, "my order?"))["id"] for name in ("xia", "yan", "zed")]
     tweet = (await x_control.mention("zoe", "are you open?"))["id"]
-    await _ingest(db, x_client, brand)
-    await bot_reply(db, await _conversation_of(db, dms[0]), "Bot answer for Xia.")
-    await bot_reply(db, await _conversation_of(db, dms[1]), "Bot answer for Yan.")
-    await bot_reply(db, await _conversation_of(db, tweet), "Yes, until 18:00!")
+    await ingest(db, x_client, brand)
+    await bot_reply(db, await conversation_of(db, dms[0]), "Bot answer for Xia.")
+    await bot_reply(db, await conversation_of(db, dms[1]), "Bot answer for Yan.")
+    await bot_reply(db, await conversation_of(db, tweet), "Yes, until 18:00!")
     agent = await make_agent(name="Ann")
-    ticket = await escalate(db, await _conversation_of(db, dms[2]), queue=Queue.support)
+    ticket = await escalate(db, await conversation_of(db, dms[2]), queue=Queue.support)
     await claim(db, ticket.id, agent.id)
     await agent_reply(db, ticket.id, agent.id, "Ann here: your order left today.")
 
