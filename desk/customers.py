@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from desk.queries import CustomerRef, aware
+from desk.queries import CustomerRef, aware, customer_ref
 from storage.customers import person_of
 from storage.db import Database
 from storage.errors import NotFound
@@ -41,17 +41,6 @@ class CustomerProfile:
     tickets: list[CustomerTicket]
     registrations: list[dict[str, Any]]
     conversations: int
-
-
-def _ref(contact: Contact) -> CustomerRef:
-    assert contact.id is not None
-    return CustomerRef(
-        id=contact.id,
-        handle=contact.handle or contact.platform_user_id,
-        display_name=contact.display_name,
-        channel=contact.channel.value,
-        platform_user_id=contact.platform_user_id,
-    )
 
 
 async def customer_profile(db: Database, contact_id: int) -> CustomerProfile:
@@ -96,8 +85,8 @@ async def customer_profile(db: Database, contact_id: int) -> CustomerProfile:
         for t, kind, channel in rows
     ]
     return CustomerProfile(
-        contact=_ref(contact),
-        linked=[_ref(c) for i, c in sorted(contacts.items()) if i != contact_id],
+        contact=customer_ref(contact),
+        linked=[customer_ref(c) for i, c in sorted(contacts.items()) if i != contact_id],
         tickets=tickets,
         registrations=[
             {"event": r.event_key, "status": r.status, "since": aware(r.created_at), "contact_id": r.contact_id}

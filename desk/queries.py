@@ -182,6 +182,17 @@ def _agent_ref(agent: Agent | None) -> AgentRef | None:
     return None if agent is None or agent.id is None else AgentRef(agent.id, agent.name, agent.email)
 
 
+def customer_ref(contact: Contact) -> CustomerRef:
+    assert contact.id is not None
+    return CustomerRef(
+        id=contact.id,
+        handle=contact.handle or contact.platform_user_id,
+        display_name=contact.display_name,
+        channel=contact.channel.value,
+        platform_user_id=contact.platform_user_id,
+    )
+
+
 def _ticket_select() -> Any:
     return (
         select(Ticket, Contact, Agent)
@@ -199,13 +210,7 @@ def _row(ticket: Ticket, contact: Contact, agent: Agent | None, waiting_since: d
         priority=ticket.priority.name,
         category=ticket.category,
         subject=ticket.subject,
-        customer=CustomerRef(
-            id=contact.id,
-            handle=contact.handle or contact.platform_user_id,
-            display_name=contact.display_name,
-            channel=contact.channel.value,
-            platform_user_id=contact.platform_user_id,
-        ),
+        customer=customer_ref(contact),
         assignee=_agent_ref(agent),
         created_at=aware(ticket.created_at),  # type: ignore[arg-type]
         updated_at=aware(ticket.updated_at),  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.content import ContentError, Event, load_events
 from desk.queries import TicketDetail
 from storage.db import Database
-from storage.saved_replies import fill, list_saved_replies
+from storage.saved_replies import fill, list_saved_replies, ticket_values
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,10 @@ def load_event_catalogue(path: Path) -> dict[str, Event]:
 
 def placeholder_values(detail: TicketDetail, agent_name: str, events: dict[str, Event]) -> dict[str, str]:
     ticket = detail.ticket
-    values = {
-        "customer_name": ticket.customer.display_name or ticket.customer.handle,
-        "customer_handle": f"@{ticket.customer.handle}",
-        "agent_name": agent_name,
-        "ticket_id": str(ticket.id),
-        "queue": ticket.queue,
-    }
+    values = ticket_values(
+        display_name=ticket.customer.display_name, handle=ticket.customer.handle, agent_name=agent_name,
+        ticket_id=ticket.id, queue=ticket.queue,
+    )
     registered = [r for r in detail.registrations if r.get("status") == "registered" and r.get("event") in events]
     if registered:
         event = events[max(registered, key=lambda r: r["since"])["event"]]

@@ -50,6 +50,17 @@ def check_placeholders(text: str) -> str:
     return text
 
 
+def ticket_values(*, display_name: str, handle: str, agent_name: str, ticket_id: int | None, queue: str) -> dict[str, str]:
+    """The placeholders every ticket can fill (the {event_*} ones need the events catalogue)."""
+    return {
+        "customer_name": display_name or handle,
+        "customer_handle": f"@{handle}",
+        "agent_name": agent_name,
+        "ticket_id": str(ticket_id),
+        "queue": queue,
+    }
+
+
 def fill(text: str, values: Mapping[str, str]) -> tuple[str, list[str]]:
     """The text with the placeholders `values` has filled in, and the names of those left as typed."""
     unfilled: list[str] = []
@@ -123,13 +134,11 @@ async def reply_for_ticket(db: Database, ticket_id: int, name: str, *, agent_nam
         raise NotFound("Saved reply", name)
     reply = max(candidates, key=lambda r: bool(r.queue))
     handle = contact.handle or contact.platform_user_id
-    return fill(reply.text, {
-        "customer_name": contact.display_name or handle,
-        "customer_handle": f"@{handle}",
-        "agent_name": agent_name,
-        "ticket_id": str(ticket.id),
-        "queue": ticket.queue.value,
-    })
+    values = ticket_values(
+        display_name=contact.display_name, handle=handle, agent_name=agent_name, ticket_id=ticket.id,
+        queue=ticket.queue.value,
+    )
+    return fill(reply.text, values)
 
 
 async def create_saved_reply(db: Database, *, name: str, text: str, queue: str = "", agent_id: int | None) -> SavedReply:
