@@ -369,3 +369,20 @@ class SavedReply(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="agents.id")
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class TicketTag(SQLModel, table=True):
+    """A word an agent (or a bot rule) put on a ticket ("vip", "order"): queues filter by it.
+
+    At most one row per (ticket, tag): the database refuses a second, so two agents tagging at once
+    never write the tag twice.  Tags are agent-chosen labels, not customer text: erasure keeps them.
+    """
+
+    __tablename__ = "ticket_tags"
+    __table_args__ = (UniqueConstraint("ticket_id", "tag", name="uq_ticket_tags_ticket_tag"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id")
+    tag: str = Field(max_length=32, index=True)
+    created_by: str = Field(max_length=64)  # the actor: "bot" or "agent:<id>"
+    created_at: datetime = _created()

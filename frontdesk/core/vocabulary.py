@@ -64,3 +64,8 @@ CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
 X_POST_MAX_CHARS = 280
 # The longest ticket subject the store keeps (the column's length).
 TICKET_SUBJECT_MAX_CHARS = 280
+# Ticket tags: lower-case letters, digits, "-" and "_" (they appear in queue links: ?tag=vip), and how
+# many one ticket may carry (more stops being a label and becomes a note).
+TAG_MAX_CHARS = 32
+TAG_PATTERN = r"^[a-z0-9_-]{1,32}$"
+MAX_TAGS_PER_TICKET = 20

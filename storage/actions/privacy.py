@@ -13,6 +13,7 @@ or not at all.  What is erased, table by table (docs/privacy.md has the why):
 - ticket_events: `detail` keeps ids and labels only; an `erased` event says who erased and when;
 - outbox: text and target erased; rows not yet sent are cancelled (failed, with the reason);
 - event_registrations: deleted.
+- ticket_tags: kept (words agents or the bot's rules chose, such as `vip`; never the customer's text).
 
 Kept on purpose: row ids, times, statuses and intents (the desk's statistics, the audit trail), and the
 platform's message ids, which de-duplicate ingest: a tweet or DM a poller reads again must be recognised,
@@ -58,7 +59,8 @@ ERASED_TEXT = "[erased]"
 CANCELLED_DELIVERY = "cancelled: the customer's personal data was erased"
 PSEUDONYM_PREFIX = "erased-"
 # Audit details keep what identifies rows and states, never free text (a reason may one day quote someone).
-_DETAIL_LABELS = frozenset({"queue", "priority", "from", "to"})
+# A tag is a label agents chose ("vip"), kept like the ticket_tags rows themselves.
+_DETAIL_LABELS = frozenset({"queue", "priority", "from", "to", "tag"})
 _CLOSED_NOTE = "closed: the customer's data was erased"
 _CHUNK = 500  # ids per IN (...) list: well inside SQLite's and asyncpg's bind-parameter limits
 
