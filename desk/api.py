@@ -96,6 +96,7 @@ class TicketOut(BaseModel):
     first_response_at: datetime | None
     resolved_at: datetime | None
     waiting_since: datetime | None
+    tags: list[str] = Field(description="the ticket's tags, alphabetically")
 
 
 class MessageOut(BaseModel):
@@ -175,6 +176,7 @@ def ticket_out(row: queries.TicketRow) -> TicketOut:
         first_response_at=row.first_response_at,
         resolved_at=row.resolved_at,
         waiting_since=row.waiting_since,
+        tags=list(row.tags),
     )
 
 
@@ -295,6 +297,7 @@ async def list_tickets(
     priority: Annotated[str | None, Query(description="urgent, high, normal or low")] = None,
     category: str | None = None,
     channel: Annotated[str | None, Query(description="x or telegram")] = None,
+    tag: Annotated[str | None, Query(max_length=64, description="only tickets with this tag")] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE_SIZE, description="tickets per page")] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="tickets to skip")] = 0,
 ) -> list[TicketOut]:
@@ -306,6 +309,7 @@ async def list_tickets(
             priority=priority or None,
             category=category or None,
             channel=channel or None,
+            tag=tag or None,
         ).validate()
     except ValueError as exc:
         raise unprocessable(("query",), str(exc)) from None

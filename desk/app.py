@@ -74,7 +74,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     Raises InsecureSettings when real accounts are configured with a secret key anyone could know.
     `/docs`, `/redoc` and `/openapi.json` exist only when `settings.effective_public_docs`.
     """
-    from desk import api, customers_api, docs, live, pages, saved_replies_api
+    from desk import api, customers_api, docs, live, pages, saved_replies_api, tags_api
 
     settings.check_secrets()
 
@@ -123,6 +123,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     app.include_router(api.router)
     app.include_router(saved_replies_api.router)
     app.include_router(customers_api.router)
+    app.include_router(tags_api.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     _install_error_handlers(app)

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -34,6 +34,7 @@ from desk.public_guard import public_reply_warning
 from desk.saved_replies import replies_for_ticket
 from storage import actions, usage
 from storage import saved_replies as saved_replies_store
+from storage.actions.tags import add_tag, remove_tag
 from storage.cursors import active_send_pauses
 from storage.customers import CannotLink, link_contacts, unlink_contact
 from storage.errors import AlreadyClaimed, NotFound, StoreError
@@ -153,11 +154,13 @@ async def _render(
     request: Request, name: str, context: dict[str, Any], *, agent: CurrentAgent | None, status_code: int = 200
 ) -> HTMLResponse:
     state = request.app.state.desk
+    # A queue filtered by a tag counts its tabs with the same filter (the tabs' links keep it too).
+    tag = getattr(context.get("filters"), "tag", None)
     base: dict[str, Any] = {
         "agent": agent,
         "csrf": csrf_token(request),
         "flash": _take_flash(request) if not request.headers.get("hx-request") else None,
-        "counts": await queries.open_counts(state.db, agent.id if agent else None) if agent else {},
+        "counts": await queries.open_counts(state.db, agent.id if agent else None, tag=tag) if agent else {},
         # A platform's rate limit holding replies back: every page says so, and until when.
         "send_pauses": await active_send_pauses(state.db) if agent else [],
     }
@@ -237,6 +240,7 @@ def _queue_filters(name: str, agent: CurrentAgent, params: dict[str, str]) -> qu
             priority=params.get("priority") or None,
             category=params.get("category") or None,
             channel=params.get("channel") or None,
+            tag=params.get("tag") or None,
         ).validate()
     except ValueError:
         return queries.Filters(
@@ -245,7 +249,7 @@ def _queue_filters(name: str, agent: CurrentAgent, params: dict[str, str]) -> qu
 
 
 def _filter_params(request: Request) -> dict[str, str]:
-    keys = ("status", "priority", "category", "channel")
+    keys = ("status", "priority", "category", "channel", "tag")
     return {k: request.query_params[k] for k in keys if request.query_params.get(k)}
 
 
@@ -279,6 +283,7 @@ async def queue_page(name: str, request: Request, agent: PageAgent) -> Response:
         "page": page,
         "rows": page.rows,
         "query": urlencode(context["params"]),
+        "unfiltered_query": urlencode({k: v for k, v in context["params"].items() if k != "tag"}),
     }
     return await _render(request, "queue.html", context, agent=agent)
 
@@ -457,6 +462,23 @@ async def ticket_assign(
 ) -> Response:
     db = request.app.state.desk.db
     return await _do(request, ticket_id, agent, csrf, lambda: actions.reassign(db, ticket_id, agent_id, by_agent_id=agent.id))
+
+
+@router.post("/tickets/{ticket_id}/tags", name="ticket_tag_add")
+async def ticket_tag_add(
+    ticket_id: RowId, request: Request, agent: PageAgent,
+    tag: Annotated[str, Form()] = "", csrf: Csrf = "",
+) -> Response:
+    db = request.app.state.desk.db
+    return await _do(request, ticket_id, agent, csrf, lambda: add_tag(db, ticket_id, tag, agent_id=agent.id))
+
+
+@router.post("/tickets/{ticket_id}/tags/{tag}/delete", name="ticket_tag_remove")
+async def ticket_tag_remove(
+    ticket_id: RowId, tag: Annotated[str, Path(max_length=64)], request: Request, agent: PageAgent, csrf: Csrf = "",
+) -> Response:
+    db = request.app.state.desk.db
+    return await _do(request, ticket_id, agent, csrf, lambda: remove_tag(db, ticket_id, tag, agent_id=agent.id))
 
 
 @router.post("/tickets/{ticket_id}/messages/{message_id}/intent", name="message_intent")

@@ -7,13 +7,14 @@ plain dataclasses so that the HTML pages and the JSON API render the same facts.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.actions.tags import normalise_tag, tags_of_in
 from storage.db import Database
 from storage.errors import NotFound
 from storage.models import (
@@ -30,6 +31,7 @@ from storage.models import (
     Ticket,
     TicketEvent,
     TicketStatus,
+    TicketTag,
     utcnow,
 )
 
@@ -63,6 +65,7 @@ class Filters:
     priority: str | None = None  # a Priority name
     category: str | None = None
     channel: str | None = None
+    tag: str | None = None  # only tickets carrying this tag (normalised by `validate`)
 
     def validate(self) -> Filters:
         if self.queue is not None and self.queue not in QUEUE_NAMES:
@@ -73,6 +76,8 @@ class Filters:
             Priority.from_name(self.priority)
         if self.channel is not None and self.channel not in ("x", "telegram"):
             raise ValueError(f"unknown channel {self.channel!r}; use x or telegram")
+        if self.tag is not None and self.tag != normalise_tag(self.tag):
+            return replace(self, tag=normalise_tag(self.tag))
         return self
 
 
@@ -107,6 +112,7 @@ class TicketRow:
     first_response_at: datetime | None
     resolved_at: datetime | None
     waiting_since: datetime | None  # the customer's oldest message not yet answered by an agent
+    tags: tuple[str, ...] = ()  # alphabetically
 
     @property
     def is_open(self) -> bool:
@@ -201,7 +207,9 @@ def _ticket_select() -> Any:
     )
 
 
-def _row(ticket: Ticket, contact: Contact, agent: Agent | None, waiting_since: datetime | None) -> TicketRow:
+def _row(
+    ticket: Ticket, contact: Contact, agent: Agent | None, waiting_since: datetime | None, tags: tuple[str, ...] = ()
+) -> TicketRow:
     assert ticket.id is not None and contact.id is not None
     return TicketRow(
         id=ticket.id,
@@ -217,6 +225,7 @@ def _row(ticket: Ticket, contact: Contact, agent: Agent | None, waiting_since: d
         first_response_at=aware(ticket.first_response_at),
         resolved_at=aware(ticket.resolved_at),
         waiting_since=waiting_since,
+        tags=tags,
     )
 
 
@@ -290,6 +299,8 @@ async def list_tickets(
         conditions.append(Ticket.category == filters.category)
     if filters.channel:
         conditions.append(Contact.channel == filters.channel)
+    if filters.tag:
+        conditions.append(_tagged(filters.tag))
     stmt = _ticket_select().where(*conditions)
     if filters.status == "open":
         stmt = stmt.order_by(Ticket.priority, Ticket.created_at, Ticket.id)
@@ -300,7 +311,15 @@ async def list_tickets(
         rows = (await session.execute(stmt.offset(offset).limit(limit))).all()
         total = (await session.execute(count.where(*conditions))).scalar_one()
         waiting = await _waiting_since(session, [t.id for t, _, _ in rows if t.status.is_open])
-    return TicketPage([_row(t, c, a, waiting.get(t.id)) for t, c, a in rows], total, offset, limit)
+        tags = await tags_of_in(session, [t.id for t, _, _ in rows])
+    return TicketPage(
+        [_row(t, c, a, waiting.get(t.id), tags.get(t.id, ())) for t, c, a in rows], total, offset, limit
+    )
+
+
+def _tagged(tag: str) -> Any:
+    """Tickets carrying `tag` (the tag index finds them; the unique (ticket, tag) key makes IN exact)."""
+    return Ticket.id.in_(select(TicketTag.ticket_id).where(TicketTag.tag == tag))  # type: ignore[union-attr]
 
 
 async def tickets_by_ids(db: Database, ticket_ids: list[int]) -> list[TicketRow]:
@@ -310,17 +329,22 @@ async def tickets_by_ids(db: Database, ticket_ids: list[int]) -> list[TicketRow]
     async with db.session() as session:
         rows = (await session.execute(_ticket_select().where(Ticket.id.in_(ticket_ids)))).all()  # type: ignore[union-attr]
         waiting = await _waiting_since(session, [t.id for t, _, _ in rows if t.status.is_open])
-    by_id = {t.id: _row(t, c, a, waiting.get(t.id)) for t, c, a in rows}
+        tags = await tags_of_in(session, [t.id for t, _, _ in rows])
+    by_id = {t.id: _row(t, c, a, waiting.get(t.id), tags.get(t.id, ())) for t, c, a in rows}
     return [by_id[i] for i in ticket_ids if i in by_id]
 
 
-async def open_counts(db: Database, assignee_id: int | None = None) -> dict[str, int]:
-    """Open tickets per queue, plus "all" and (given an agent) "mine": the numbers on the queue tabs."""
+async def open_counts(db: Database, assignee_id: int | None = None, *, tag: str | None = None) -> dict[str, int]:
+    """Open tickets per queue, plus "all" and (given an agent) "mine": the numbers on the queue tabs.
+
+    With `tag`, only the tickets carrying it, so the tabs agree with a queue filtered by that tag.
+    """
+    tagged = [_tagged(tag)] if tag else []
     async with db.session() as session:
         rows = (
             await session.execute(
                 select(Ticket.queue, func.count())
-                .where(Ticket.status.in_(OPEN_STATUSES))  # type: ignore[attr-defined]
+                .where(Ticket.status.in_(OPEN_STATUSES), *tagged)  # type: ignore[attr-defined]
                 .group_by(Ticket.queue)
             )
         ).all()
@@ -332,7 +356,7 @@ async def open_counts(db: Database, assignee_id: int | None = None) -> dict[str,
             counts["mine"] = (
                 await session.execute(
                     select(func.count()).where(
-                        Ticket.status == TicketStatus.assigned, Ticket.assignee_id == assignee_id
+                        Ticket.status == TicketStatus.assigned, Ticket.assignee_id == assignee_id, *tagged
                     )
                 )
             ).scalar_one()
@@ -370,6 +394,7 @@ async def ticket_detail(db: Database, ticket_id: int) -> TicketDetail:
             )
         ).scalars()
         waiting = await _waiting_since(session, [ticket_id]) if ticket.status.is_open else {}
+        tags = (await tags_of_in(session, [ticket_id])).get(ticket_id, ())
         messages = [
             _message_view(m, status, error, agents, author=author, customer_id=ticket.contact_id)
             for m, status, error, author in message_rows
@@ -386,7 +411,7 @@ async def ticket_detail(db: Database, ticket_id: int) -> TicketDetail:
             for e in event_rows
         ]
         return TicketDetail(
-            ticket=_row(ticket, contact, assignee, waiting.get(ticket_id)),
+            ticket=_row(ticket, contact, assignee, waiting.get(ticket_id), tags),
             conversation_id=conversation.id,  # type: ignore[arg-type]
             conversation_kind=conversation.kind.value,
             conversation_status=conversation.status.value,

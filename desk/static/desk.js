@@ -160,7 +160,7 @@
     });
     // The page's own handlers live here, not in on*= or hx-on attributes: the CSP allows no inline script.
     document.body.addEventListener("htmx:afterRequest", function (e) {
-      var form = e.target.closest && e.target.closest("#composer-form");
+      var form = e.target.closest && e.target.closest("#composer-form, #tag-form");
       if (form && e.detail.xhr && e.detail.xhr.getResponseHeader("X-Desk-Ok")) { form.reset(); }
     });
     document.body.addEventListener("click", function (e) {
