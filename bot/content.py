@@ -1,6 +1,6 @@
 """The bot's content: FAQ answers (`content/faq.yml`), the events catalogue (`content/events.yml`), what the
-bot says (`content/replies.yml`, bot/texts.py) and the word lists it decides with (`content/words.yml`,
-bot/words.py).  docs/content.md describes every file.
+bot says (`content/replies.yml`, bot/texts.py), the word lists it decides with (`content/words.yml`,
+bot/words.py) and the rules that tag its tickets (`content/tags.yml`, bot/tags.py).  docs/content.md describes every file.
 
 All are loaded and validated together at start-up (and on every reload, bot/content_store.py), so that a
 typo fails `frontdesk run` with the file, the line and the problem, instead of surfacing as a wrong answer
@@ -21,12 +21,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bot.tags import TagRules, TagRulesError, load_tag_rules
 from bot.texts import Texts, TextsError, load_texts
 from bot.words import Words, WordsError, load_words
 from frontdesk.core.settings import PROJECT_ROOT
 
 SHIPPED_CONTENT_DIR = PROJECT_ROOT / "content"
-CONTENT_FILES = ("faq.yml", "events.yml", "replies.yml", "words.yml")
+CONTENT_FILES = ("faq.yml", "events.yml", "replies.yml", "words.yml", "tags.yml")  # tags.yml may be absent
 
 
 class ContentError(ValueError):
@@ -95,6 +96,7 @@ class Content:
     sources: dict[str, Path] = field(default_factory=dict)
     texts: Texts = field(default_factory=shipped_texts)
     words: Words = field(default_factory=shipped_words)
+    tags: TagRules = field(default_factory=TagRules)  # none unless loaded from a folder
 
     def event(self, key: str) -> Event | None:
         return next((e for e in self.events if e.key == key), None)
@@ -115,9 +117,12 @@ def load_content(content_dir: Path) -> Content:
     try:
         texts = load_texts(paths["replies"], events=events)
         words = load_words(paths["words"])
-    except (TextsError, WordsError) as exc:
+        tags = load_tag_rules(paths["tags"])
+    except (TextsError, WordsError, TagRulesError) as exc:
         raise ContentError(str(exc)) from None
-    return Content(faq=tuple(load_faq(paths["faq"])), events=events, sources=paths, texts=texts, words=words)
+    return Content(
+        faq=tuple(load_faq(paths["faq"])), events=events, sources=paths, texts=texts, words=words, tags=tags
+    )
 
 
 # --- FAQ -----------------------------------------------------------------------------------------------
@@ -162,6 +167,19 @@ def check_faq_intents(content: Content, known_intents: Iterable[str], *, taxonom
             raise ContentError(
                 f"{entry.where or 'faq.yml'}: FAQ entry {entry.key!r}: intent {intent!r} is not in the taxonomy"
                 f"{source}; {hint}known intents: {', '.join(known)}"
+            )
+
+
+def check_tag_intents(content: Content, known_intents: Iterable[str]) -> None:
+    """A tag rule's intent must be one the taxonomy knows, or the rule would never apply."""
+    known = sorted(set(known_intents))
+    for rule in content.tags.rules:
+        for intent in sorted(rule.intents - set(known)):
+            near = difflib.get_close_matches(intent, known, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ContentError(
+                f"{content.sources.get('tags', 'tags.yml')}:{rule.line}: the rule for {rule.tag!r}: intent {intent!r} "
+                f"is not in the taxonomy; {hint}known intents: {', '.join(known)}"
             )
 
 

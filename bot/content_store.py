@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.content import CONTENT_FILES, Content, ContentError, check_faq_intents, load_content
+from bot.content import CONTENT_FILES, Content, ContentError, check_faq_intents, check_tag_intents, load_content
 from bot.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 
 log = logging.getLogger("frontdesk.content")
@@ -40,6 +40,7 @@ def load_bundle(content_dir: Path, taxonomy_path: Path) -> Bundle:
     except TaxonomyError as exc:
         raise ContentError(str(exc)) from None
     check_faq_intents(content, taxonomy.intents, taxonomy_path=taxonomy_path)
+    check_tag_intents(content, taxonomy.intents)
     return Bundle(content=content, taxonomy=taxonomy)
 
 

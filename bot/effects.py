@@ -25,12 +25,14 @@ from bot.router import (
     QueueNotice,
     Register,
     Reply,
+    TagTicket,
     UpdateState,
 )
 from frontdesk.core import metrics
 from frontdesk.core.logging import log_context
 from storage.actions import bot_reply_in, escalate_in, send_queue_notice_in, update_bot_state_in
 from storage.actions.registrations import RegistrationOutcome, cancel_in, register_in
+from storage.actions.tags import tag_open_ticket_in
 from storage.errors import PublicReplyNotAllowed
 from storage.models import Conversation, Message
 
@@ -123,6 +125,12 @@ async def _update_state(target: _Target, effect: UpdateState, applied: Applied) 
     await update_bot_state_in(target.session, _id(target), effect.changes)
 
 
+async def _tag_ticket(target: _Target, effect: TagTicket, applied: Applied) -> None:
+    added = await tag_open_ticket_in(target.session, _id(target), effect.tags)
+    if added:
+        log.info("conversation %s: ticket tagged %s", _id(target), ", ".join(added))
+
+
 async def _answer(target: _Target, text: str, applied: Applied) -> None:
     # The key can only exist if this message's transaction committed, and then the message is marked
     # handled and never comes back here: no need to look for it first.
@@ -167,6 +175,7 @@ _APPLIERS: dict[type[Any], Callable[[_Target, Any, Applied], Awaitable[None]]] =
     Register: _register,
     CancelRegistration: _cancel_registration,
     UpdateState: _update_state,
+    TagTicket: _tag_ticket,
 }
 # Every effect the router can return has exactly one applier (checked at import, not at the first message).
 if set(_APPLIERS) != set(Effect.__args__):  # type: ignore[attr-defined]

@@ -21,6 +21,8 @@ The rules, in the order they are checked:
    ticket at once, asking once for missing lead details), event (answer from the catalogue, register
    only an event the words identify, else confirm; cancel; unknown events to the events queue), human
    (escalate now), smalltalk (a short reply, no ticket; a problem in friendly words is support).
+6. Whatever decided: when the message ends up on a ticket, the tag rules (`content/tags.yml`, bot/tags.py)
+   add their tags to it (`TagTicket`), e.g. `vip` for a key account, `order` for an order number.
 
 Category, queue and priority come from the taxonomy (`RouterConfig.taxonomy`, `content/taxonomy.yml`):
 a ticket goes to the queue of the message's intent at the intent's priority (`_Ctx.route_for`), and the
@@ -77,6 +79,9 @@ class Incoming:
     # thread): the bot must not act on it for the customer (register them, read it as their answer).
     from_third_party: bool = False
     customer_handle: str = ""  # the conversation's customer (X username): public replies name them
+    # The customer's handle on any channel, for the tag rules (content/tags.yml); read only when a rule
+    # looks at handles.  Never used in a reply (DMs do not name the customer).
+    contact_handle: str = ""
 
     @property
     def public(self) -> bool:
@@ -140,7 +145,14 @@ class UpdateState:
     changes: dict[str, Any]  # None deletes a key
 
 
-Effect = Reply | QueueNotice | Escalate | AddToTicket | Register | CancelRegistration | UpdateState
+@dataclass(frozen=True)
+class TagTicket:
+    """Tag the conversation's open ticket by the rules of content/tags.yml (the store skips tags it has)."""
+
+    tags: tuple[str, ...]
+
+
+Effect = Reply | QueueNotice | Escalate | AddToTicket | Register | CancelRegistration | UpdateState | TagTicket
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,29 @@ _ROUND_KEYS = (
 
 
 def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
+    return _tagged(_route(msg, content, config), msg, content, config)
+
+
+def _tagged(decision: Decision, msg: Incoming, content: Content, config: RouterConfig) -> Decision:
+    """When the message ends up on a ticket (escalated, added to one, or the conversation is already
+    queued or held), the tag rules of content/tags.yml tag that ticket.  A stranger's words tag nothing."""
+    on_ticket = msg.status in ("queued", "agent") or bool(decision.of(Escalate) or decision.of(AddToTicket))
+    if not content.tags.rules or not on_ticket or msg.from_third_party:
+        return decision
+    nlu = msg.nlu
+    tags = content.tags.tags_for(
+        handle=msg.contact_handle or msg.customer_handle,
+        entities=[e.entity for e in nlu.entities] if nlu else [],
+        category=config.taxonomy.category(nlu.intent) if nlu else None,
+        intent=nlu.intent if nlu else None,
+        angry=content.words.is_angry(msg.text),
+    )
+    if not tags:
+        return decision
+    return Decision([*decision.effects, TagTicket(tags)], decision.rule)
+
+
+def _route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     if msg.status == "agent":
         return Decision([], "agent holds the conversation: silent")
     if msg.from_third_party:

@@ -319,6 +319,9 @@ class BotWorker:
             ),
             # A public reply names the customer (no two customers get the same text: X refuses repeats).
             customer_handle=await _handle_of(session, conversation),
+            contact_handle=(
+                await _handle_of(session, conversation, any_kind=True) if self.content.tags.needs_handle else ""
+            ),
         )
         decision = route(incoming, self.content, self.config)
         applied = await apply_decision_in(session, conversation, message.id, decision)
@@ -357,9 +360,10 @@ class BotWorker:
             return None, str(exc)
 
 
-async def _handle_of(session: AsyncSession, conversation: Conversation) -> str:
-    """The customer's username, for public conversations only (a DM needs no name: spare the query)."""
-    if conversation.kind != ConversationKind.public:
+async def _handle_of(session: AsyncSession, conversation: Conversation, *, any_kind: bool = False) -> str:
+    """The customer's username, for public conversations only (a DM needs no name: spare the query), or
+    `any_kind` (the tag rules look at handles)."""
+    if conversation.kind != ConversationKind.public and not any_kind:
         return ""
     contact = await session.get(Contact, conversation.contact_id)  # the escalation reads it from the session
     return contact.handle if contact is not None else ""

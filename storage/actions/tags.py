@@ -80,6 +80,16 @@ async def add_tags_in(session: AsyncSession, ticket: Ticket, tags: Iterable[str]
     return await _add_in(session, ticket, wanted, actor=actor, agent_id=None, strict=False) if wanted else []
 
 
+async def tag_open_ticket_in(
+    session: AsyncSession, conversation_id: int, tags: Iterable[str], *, actor: str = "bot"
+) -> list[str]:
+    """`add_tags_in` on the conversation's open ticket (none: nothing to tag); returns the tags that were new."""
+    ticket = (
+        await session.execute(select(Ticket).where(Ticket.open_conversation_id == conversation_id).with_for_update())
+    ).scalar_one_or_none()
+    return [] if ticket is None else await add_tags_in(session, ticket, tags, actor=actor)
+
+
 async def tags_of_in(session: AsyncSession, ticket_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
     """Each ticket's tags, alphabetically (tickets without tags are absent)."""
     ids = sorted(set(ticket_ids))
@@ -130,4 +140,7 @@ async def _active_agent(session: AsyncSession, agent_id: int) -> None:
         raise NotAllowed(f"agent {agent.email} is disabled")
 
 
-__all__ = ["InvalidTag", "TooManyTags", "add_tag", "add_tags_in", "normalise_tag", "remove_tag", "tags_of_in"]
+__all__ = [
+    "InvalidTag", "TooManyTags", "add_tag", "add_tags_in", "normalise_tag", "remove_tag", "tag_open_ticket_in",
+    "tags_of_in",
+]
