@@ -10,7 +10,15 @@ from sqlalchemy import select
 from frontdesk.core.vocabulary import MAX_TAGS_PER_TICKET
 from storage import actions
 from storage.actions.privacy import erase_contacts
-from storage.actions.tags import InvalidTag, TooManyTags, add_tag, add_tags_in, normalise_tag, remove_tag, tags_of_in
+from storage.actions.tags import (
+    InvalidTag,
+    TooManyTags,
+    add_tag,
+    add_tags_in,
+    normalise_tag,
+    remove_tag,
+    tags_of_in,
+)
 from storage.agents import create_agent, set_active
 from storage.db import Database
 from storage.errors import NotAllowed, NotFound
