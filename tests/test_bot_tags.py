@@ -191,3 +191,17 @@ async def test_an_order_number_the_real_model_finds_tags_the_ticket(
     await worker.drain()
     tags = await _ticket_tags(db)
     assert len(tags) == 1 and "order" in next(iter(tags.values())), tags
+
+
+# --- the Telegram pager's card ------------------------------------------------------------------------------------
+
+
+async def test_the_pager_card_shows_the_tickets_tags(db: Database, content: Content, router_config: RouterConfig) -> None:
+    from bot.channels.telegram.pager_view import load_card, render
+
+    worker = BotWorker(db, OrderParser(), content, router_config, owner="w1", idle_poll_s=0.05)
+    await record_inbound(db, dm("my package QX-77 is lost", sender="814", handle="acme_ceo"))
+    await worker.drain()
+    [ticket_id] = (await _ticket_tags(db)).keys()
+    card = await load_card(db, ticket_id)
+    assert card is not None and "\nTags: #order #vip\n" in render(card)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlmodel import col
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from storage.actions.tags import tags_of_in
 from storage.db import Database
 from storage.models import Agent, Author, Contact, Message, MessageKind, Ticket, TicketStatus
 
@@ -41,6 +42,8 @@ class TicketCard:
     holder: str | None
     lines: tuple[Line, ...]
     last_message_id: int  # the newest message on the ticket when the card was read (0: none)
+    # As of the card's last redraw (a tag alone does not redraw it: that would spend the group's edits).
+    tags: tuple[str, ...] = ()
 
 
 def claim_data(ticket_id: int) -> str:
@@ -79,6 +82,7 @@ async def load_card(db: Database, ticket_id: int) -> TicketCard | None:
                 .limit(LAST_MESSAGES)
             )
         ).all()
+        tags = (await tags_of_in(session, [ticket_id])).get(ticket_id, ())
     assert contact is not None
     customer = customer_label(contact)
     lines = []
@@ -98,6 +102,7 @@ async def load_card(db: Database, ticket_id: int) -> TicketCard | None:
         holder=holder.name if holder else None,
         lines=tuple(lines),
         last_message_id=rows[0][0] if rows else 0,
+        tags=tags,
     )
 
 
@@ -106,6 +111,8 @@ def render(card: TicketCard) -> str:
     parts = [head, f"Customer: {card.customer} on {_channel_name(card.channel)}"]
     if card.subject:
         parts.append(f"Subject: {card.subject}")
+    if card.tags:
+        parts.append("Tags: " + " ".join(f"#{tag}" for tag in card.tags))
     if card.lines:
         parts.append("")
         parts.extend(f"{line.who}: {line.text}" for line in card.lines)
