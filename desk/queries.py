@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from frontdesk.core.sla import SlaClock, SlaPolicy
+from frontdesk.core.sla import EVENT_ACTIONS, SlaClock, SlaPolicy, SlaState
 from frontdesk.core.sla import current as current_sla
 from storage.db import Database
 from storage.errors import NotFound
@@ -181,6 +181,11 @@ class Stats:
     escalated_conversations: int
     tickets_considered: int
     since: datetime
+    sla_breaches: dict[str, int] = field(default_factory=dict)  # queue -> breaches recorded in the window
+
+    @property
+    def sla_breaches_total(self) -> int:
+        return sum(self.sla_breaches.values())
 
 
 def _agent_ref(agent: Agent | None) -> AgentRef | None:
@@ -517,6 +522,16 @@ async def stats(db: Database, *, days: int = 30, now: datetime | None = None) ->
                 )
             )
         ).scalar_one()
+        breaches = {q: 0 for q in QUEUE_NAMES}
+        for queue, n in (
+            await session.execute(
+                select(Ticket.queue, func.count())
+                .join(TicketEvent, TicketEvent.ticket_id == Ticket.id)
+                .where(TicketEvent.action == EVENT_ACTIONS[SlaState.breached], TicketEvent.created_at >= since)
+                .group_by(Ticket.queue)
+            )
+        ).all():
+            breaches[Queue(queue).value] = n
         escalated = (
             await session.execute(
                 select(func.count(func.distinct(Message.conversation_id))).where(
@@ -541,4 +556,5 @@ async def stats(db: Database, *, days: int = 30, now: datetime | None = None) ->
         escalated_conversations=escalated,
         tickets_considered=len(tickets),
         since=since,
+        sla_breaches=breaches,
     )

@@ -214,7 +214,9 @@ def _use_in_worker(worker: BotWorker, bundle: Bundle) -> None:
 
 
 def _use_in_desk(desk_app: Any, bundle: Bundle) -> None:
-    desk_app.state.desk.taxonomy = bundle.taxonomy  # the intents offered for corrections
+    state = desk_app.state.desk
+    state.taxonomy = bundle.taxonomy  # the intents offered for corrections
+    state.sla = dataclasses.replace(state.sla, targets=bundle.content.sla)  # the clocks the queues show
 
 
 def install_reload_signal(store: ContentStore) -> Callable[[], None]:
