@@ -247,7 +247,7 @@ def load_sla(path: Path) -> SlaTargets:
         raise ContentError(f"{path}:1: expected a mapping with `default:` and `queues:`")
     _only_keys(path, data, ("default", "queues"), "top-level keys")
     default = _sla_block(path, data, "default") if "default" in data else {}
-    queues_raw = data.get("queues") or {}
+    queues_raw = data.get("queues") or _LineDict()
     if not isinstance(queues_raw, _LineDict):
         raise ContentError(f"{path}:{data.line}: `queues` must map a queue name to its priorities")
     _only_keys(path, queues_raw, QUEUES, "queues")

@@ -129,7 +129,9 @@ def _sla_left(clock: SlaClock | None) -> str:
     if clock is None:
         return "—"
     left = clock.remaining_s
-    return f"{_duration(timedelta(seconds=left))} left" if left > 0 else f"overdue {_duration(timedelta(seconds=-left))}"
+    if left > 0:
+        return f"{_duration(timedelta(seconds=left))} left"
+    return "due now" if left == 0 else f"overdue {_duration(timedelta(seconds=-left))}"
 
 
 def _confidence(value: float | None) -> str:

@@ -51,7 +51,7 @@
       String(alert.metric).replace(/_/g, " ");
     var close = document.createElement("button");
     close.type = "button";
-    close.className = "btn ghost small";
+    close.className = "close";
     close.dataset.dismiss = "flash";
     close.setAttribute("aria-label", "Dismiss");
     close.textContent = "×";
