@@ -264,3 +264,50 @@ async def test_figures_count_breaches_per_queue(db: Database, desk_client, make_
 def test_a_file_with_only_a_default_block_applies_it_everywhere(tmp_path: Path) -> None:
     targets = _targets(tmp_path, "default:\n  resolution: 1d\n")
     assert targets.enabled and targets.targets_for("events", "low") == {Metric.resolution: 86400}
+
+
+# --- the sweeper in the running process, and the desk's live feed ----------------------------------------------
+
+
+async def test_the_router_process_runs_the_sweeper_and_the_desk_does_not(  # type: ignore[no-untyped-def]
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    import shutil
+    from dataclasses import replace
+
+    from frontdesk.app.roles import ROLE_DESK, ROLE_WORKER
+    from frontdesk.app.supervisor import started
+    from frontdesk.core.settings import PROJECT_ROOT, Settings
+
+    content = tmp_path / "content"
+    shutil.copytree(PROJECT_ROOT / "content", content)
+    (content / "sla.yml").write_text("default:\n  first_response: 10m\n")
+    ticket = await _ticket(db, "1601", age=timedelta(minutes=11))
+    settings = Settings(database_url=database_url, var_dir=tmp_path / "var", content_dir=content,
+                        nlu_url="http://127.0.0.1:9", sla_sweep_s=0.2, content_reload_s=0)
+    desk_role = replace(ROLE_DESK, http=False, webhooks=False, metrics_port=False)
+    async with started(settings, desk_role, say=lambda _m: None) as running:
+        assert "sla-sweeper" not in running.tasks
+    worker_role = replace(ROLE_WORKER, pollers=False, outbox=False, metrics_port=False)
+    async with started(settings, worker_role, say=lambda _m: None) as running:
+        assert "sla-sweeper" in running.tasks
+        for _ in range(100):
+            if await _sla_events(db):
+                break
+            await asyncio.sleep(0.1)
+    assert await _sla_events(db) == [(ticket.id, "sla_breach", {"metric": "first_response"})]
+
+
+async def test_the_live_feed_announces_new_alerts_once(db: Database) -> None:
+    from desk.live import LiveFeed
+
+    ticket = await _ticket(db, "1701", age=timedelta(hours=1))
+    await actions.record_sla_alert(db, ticket.id, "first_response", "warning")  # type: ignore[arg-type]
+    feed = LiveFeed(db)
+    assert await feed.poll() == []  # the first look takes the picture: old alerts are not news
+    await actions.record_sla_alert(db, ticket.id, "first_response", "breached")  # type: ignore[arg-type]
+    events = dict(await feed.poll())
+    assert events["sla"] == {"alerts": [
+        {"ticket_id": ticket.id, "metric": "first_response", "state": "breached", "subject": ticket.subject}]}
+    assert ticket.id in events["tickets"]["ids"]
+    assert "sla" not in dict(await feed.poll())
