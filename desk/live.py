@@ -26,8 +26,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from desk.auth import CurrentAgent, any_agent
-from storage.db import Database
 from frontdesk.core.sla import EVENT_ACTIONS
+from storage.db import Database
 from storage.models import Message, Ticket, TicketEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class LiveFeed:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - shutting down either way
+            except (asyncio.CancelledError, Exception):
                 pass
 
     async def _run(self) -> None:

@@ -57,7 +57,7 @@ def test_targets_fall_back_from_the_priority_to_the_queue_default_to_the_file_de
 def test_a_clock_is_ok_then_amber_at_80_percent_then_breached(tmp_path: Path) -> None:
     policy = SlaPolicy(targets=_targets(tmp_path))
     created = datetime(2026, 12, 1, 9, tzinfo=UTC)
-    at = lambda minutes: current(_times(created), policy, created + timedelta(minutes=minutes))  # noqa: E731
+    at = lambda minutes: current(_times(created), policy, created + timedelta(minutes=minutes))
     ok, amber, red = at(10), at(24), at(31)
     assert ok is not None and ok.metric == Metric.first_response and ok.state == SlaState.ok
     assert ok.remaining_s == 20 * 60 and ok.due_at == created + timedelta(minutes=30)
@@ -94,12 +94,12 @@ def test_without_a_file_there_are_no_slas(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("default:\n  first_response: soon\n", "sla.yml:2: `default.first_response`: 'soon' is not a duration; "
-         "write e.g. 30m, 4h, 2d or 1h30m"),
+        ("default:\n  first_response: soon\n", ("sla.yml:2: `default.first_response`: 'soon' is not a duration; "
+                                                 "write e.g. 30m, 4h, 2d or 1h30m")),
         ("default:\n  first_respons: 1h\n", "unknown key 'first_respons'; did you mean 'first_response'?"),
         ("queues:\n  suport:\n    urgent: {first_response: 1h}\n", "did you mean 'support'?"),
-        ("queues:\n  support:\n    critical: {first_response: 1h}\n", "priorities of queue `support` are low, "
-         "normal, high, urgent, default"),
+        ("queues:\n  support:\n    critical: {first_response: 1h}\n",
+         "priorities of queue `support` are low, normal, high, urgent, default"),
         ("default:\n  resolution: 0m\n", "a target must be longer than nothing"),
         ("defaults:\n  resolution: 1h\n", "top-level keys are default, queues"),
         ("- 1h\n", "expected a mapping"),
