@@ -311,3 +311,34 @@ async def test_the_live_feed_announces_new_alerts_once(db: Database) -> None:
         {"ticket_id": ticket.id, "metric": "first_response", "state": "breached", "subject": ticket.subject}]}
     assert ticket.id in events["tickets"]["ids"]
     assert "sla" not in dict(await feed.poll())
+
+
+async def test_the_queue_page_colours_rows_and_sorts_by_time_left(  # type: ignore[no-untyped-def]
+    db: Database, desk_app, desk_client, make_agent, tmp_path: Path
+) -> None:
+    import re
+
+    from tests.test_desk_pages import _sign_in
+
+    desk_app.state.desk.sla = SlaPolicy(targets=_targets(tmp_path))
+    agent = await make_agent()
+    await _sign_in(desk_client, agent.email)
+    low = await _ticket(db, "1801", priority="low")
+    late = await _ticket(db, "1802", priority="high", age=timedelta(hours=5))
+    amber = await _ticket(db, "1803", age=timedelta(minutes=25))
+
+    def order(html: str) -> list[int]:
+        return [int(i) for i in re.findall(r'<tr class="[^"]*" data-ticket-id="(\d+)"', html)]
+
+    page = (await desk_client.get("/queues/all")).text
+    assert order(page) == [amber.id, late.id, low.id] and "SLA time left" in page
+    assert f'class="prio-high sla-breached" data-ticket-id="{late.id}"' in page
+    assert f'class="prio-urgent sla-warning" data-ticket-id="{amber.id}"' in page
+    assert re.search(r'class="sla-clock breached"[^>]*>overdue 1h 00m<', page)
+    assert order((await desk_client.get("/queues/all?sort=sla")).text) == [late.id, amber.id, low.id]
+    rows = await desk_client.get("/queues/all/rows?sort=sla")
+    assert order(rows.text) == [late.id, amber.id, low.id]
+    bogus = await desk_client.get("/queues/all?sort=whatever")  # like other bad filters: the usual order
+    assert bogus.status_code == 200 and order(bogus.text) == [amber.id, late.id, low.id]
+    ticket_page = (await desk_client.get(f"/tickets/{amber.id}")).text
+    assert re.search(r'data-sla="warning"[^>]*>SLA first response: 4m left<', ticket_page)
