@@ -190,6 +190,14 @@ async def test_concurrent_sweepers_write_one_alert(db: Database) -> None:
     assert await _sla_events(db) == [(ticket.id, "sla_breach", {"metric": "first_response"})]
 
 
+async def test_two_sweepers_at_once_share_the_work(db: Database, tmp_path: Path) -> None:
+    policy = SlaPolicy(targets=_targets(tmp_path))
+    tickets = [await _ticket(db, str(1150 + n), age=timedelta(minutes=40)) for n in range(4)]
+    written = await asyncio.gather(*(SlaSweeper(db, lambda: policy).sweep() for _ in range(3)))
+    assert sum(written) == 4
+    assert sorted(t for t, _, _ in await _sla_events(db)) == sorted(t.id for t in tickets)
+
+
 async def test_a_closed_ticket_gets_no_alert(db: Database, make_agent) -> None:  # type: ignore[no-untyped-def]
     ticket = await _ticket(db, "1201", age=timedelta(hours=1))
     await actions.resolve(db, ticket.id, None)  # type: ignore[arg-type]
