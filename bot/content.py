@@ -25,9 +25,12 @@ from bot.tags import TagRules, TagRulesError, load_tag_rules
 from bot.texts import Texts, TextsError, load_texts
 from bot.words import Words, WordsError, load_words
 from frontdesk.core.settings import PROJECT_ROOT
+from frontdesk.core.sla import METRICS, NO_SLAS, Metric, SlaTargets, parse_duration
+from frontdesk.core.vocabulary import PRIORITIES, QUEUES
 
 SHIPPED_CONTENT_DIR = PROJECT_ROOT / "content"
 CONTENT_FILES = ("faq.yml", "events.yml", "replies.yml", "words.yml", "tags.yml")  # tags.yml may be absent
+OPTIONAL_CONTENT_FILES = ("sla.yml",)  # absent: that feature is off (no SLAs)
 
 
 class ContentError(ValueError):
@@ -97,6 +100,7 @@ class Content:
     texts: Texts = field(default_factory=shipped_texts)
     words: Words = field(default_factory=shipped_words)
     tags: TagRules = field(default_factory=TagRules)  # none unless loaded from a folder
+    sla: SlaTargets = NO_SLAS
 
     def event(self, key: str) -> Event | None:
         return next((e for e in self.events if e.key == key), None)
@@ -120,8 +124,10 @@ def load_content(content_dir: Path) -> Content:
         tags = load_tag_rules(paths["tags"])
     except (TextsError, WordsError, TagRulesError) as exc:
         raise ContentError(str(exc)) from None
+    sla_path = content_dir / "sla.yml"
     return Content(
-        faq=tuple(load_faq(paths["faq"])), events=events, sources=paths, texts=texts, words=words, tags=tags
+        faq=tuple(load_faq(paths["faq"])), events=events, sources={**paths, "sla": sla_path},
+        texts=texts, words=words, tags=tags, sla=load_sla(sla_path),
     )
 
 
@@ -243,6 +249,60 @@ def load_events(path: Path) -> list[Event]:
     return events
 
 
+# --- SLA targets (content/sla.yml; frontdesk/core/sla.py) ------------------------------------------------
+
+
+def load_sla(path: Path) -> SlaTargets:
+    """The SLA targets; a missing or empty file means no SLAs.  ContentError `file:line: problem` otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return NO_SLAS
+    data = _yaml(path, text)
+    if data is None:
+        return NO_SLAS
+    if not isinstance(data, _LineDict):
+        raise ContentError(f"{path}:1: expected a mapping with `default:` and `queues:`")
+    _only_keys(path, data, ("default", "queues"), "top-level keys")
+    default = _sla_block(path, data, "default") if "default" in data else {}
+    queues_raw = data.get("queues") or _LineDict()
+    if not isinstance(queues_raw, _LineDict):
+        raise ContentError(f"{path}:{data.line}: `queues` must map a queue name to its priorities")
+    _only_keys(path, queues_raw, QUEUES, "queues")
+    by_queue = {}
+    for queue, priorities in queues_raw.items():
+        if not isinstance(priorities, _LineDict):
+            raise ContentError(f"{path}:{queues_raw.line}: queue `{queue}` must map priorities (or `default`) "
+                               "to targets")
+        _only_keys(path, priorities, (*PRIORITIES, "default"), f"priorities of queue `{queue}`")
+        by_queue[queue] = {p: _sla_block(path, priorities, p) for p in priorities}
+    return SlaTargets(default=default, by_queue=by_queue, source=str(path))
+
+
+def _sla_block(path: Path, parent: _LineDict, key: str) -> dict[Metric, int]:
+    block = parent[key]
+    if not isinstance(block, _LineDict):
+        raise ContentError(f"{path}:{parent.line}: `{key}` must map metrics to durations, e.g. "
+                           "{first_response: 1h, next_response: 4h, resolution: 2d}")
+    _only_keys(path, block, METRICS, f"metrics of `{key}`")
+    found = {}
+    for metric, raw in block.items():
+        try:
+            found[Metric(metric)] = parse_duration(str(raw) if isinstance(raw, (str, int)) else raw)
+        except ValueError as exc:
+            raise ContentError(f"{path}:{block.line}: `{key}.{metric}`: {exc}") from None
+    return found
+
+
+def _only_keys(path: Path, mapping: _LineDict, allowed: Iterable[str], what: str) -> None:
+    allowed = tuple(allowed)
+    for key in mapping:
+        if key not in allowed:
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ContentError(f"{path}:{mapping.line}: unknown key {key!r}; {hint}{what} are {', '.join(allowed)}")
+
+
 # --- YAML with line numbers -------------------------------------------------------------------------------
 
 
@@ -270,13 +330,7 @@ def _top_list(path: Path, key: str) -> list[_LineDict]:
         raise ContentError(
             f"{path}: not found; set FRONTDESK_CONTENT_DIR to the directory holding faq.yml and events.yml"
         ) from None
-    try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ContentError(f"{path}{line}: not valid YAML: {problem}") from None
+    data = _yaml(path, text)
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         raise ContentError(f"{path}:1: expected a top-level `{key}:` list")
     items = data[key]
@@ -284,6 +338,16 @@ def _top_list(path: Path, key: str) -> list[_LineDict]:
         if not isinstance(item, _LineDict):
             raise ContentError(f"{path}: `{key}` item {index + 1} must be a mapping (key: value lines)")
     return items
+
+
+def _yaml(path: Path, text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ContentError(f"{path}{line}: not valid YAML: {problem}") from None
 
 
 class _Where:

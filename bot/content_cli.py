@@ -9,6 +9,7 @@ import typer
 
 from bot.content import ContentError
 from bot.content_store import Bundle, load_bundle
+from frontdesk.core.sla import SlaTargets, format_duration
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -50,4 +51,13 @@ def summary(directory: Path, bundle: Bundle) -> str:
         + (" -> " + ", ".join(dict.fromkeys(r.tag for r in content.tags.rules)) if content.tags.rules else ""),
         f"  taxonomy.yml  {len(bundle.taxonomy.intents)} intents -> "
         + ", ".join(f"{q} ({n})" for q, n in sorted(queues.items())),
+        f"  sla.yml       {_sla_summary(content.sla)}",
     ])
+
+
+def _sla_summary(sla: SlaTargets) -> str:
+    if not sla.enabled:
+        return "absent: no SLAs"
+    default = ", ".join(f"{m.value} {format_duration(s)}" for m, s in sla.default.items()) or "none"
+    named = sum(len(p) for p in sla.by_queue.values())
+    return f"default {default}; {named} queue/priority blocks"

@@ -19,7 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.content import CONTENT_FILES, Content, ContentError, check_faq_intents, check_tag_intents, load_content
+from bot.content import (
+    CONTENT_FILES,
+    OPTIONAL_CONTENT_FILES,
+    Content,
+    ContentError,
+    check_faq_intents,
+    check_tag_intents,
+    load_content,
+)
 from bot.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 
 log = logging.getLogger("frontdesk.content")
@@ -61,7 +69,7 @@ class ContentStore:
 
     @property
     def files(self) -> list[Path]:
-        return [self.content_dir / name for name in CONTENT_FILES] + [self.taxonomy_path]
+        return [self.content_dir / name for name in (*CONTENT_FILES, *OPTIONAL_CONTENT_FILES)] + [self.taxonomy_path]
 
     def subscribe(self, listener: Listener) -> None:
         """Call `listener` with every new bundle (not with the current one)."""

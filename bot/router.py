@@ -40,9 +40,9 @@ from typing import Any
 from bot import replies
 from bot.content import Content, Event, FAQEntry, shipped_words
 from bot.event_match import Identified, identify
-from bot.hours import BusinessHours, parse_business_hours
 from bot.taxonomy import IntentRoute, Taxonomy, load_taxonomy
 from bot.words import Words
+from frontdesk.core.business_hours import BusinessHours, parse_business_hours
 from frontdesk.core.vocabulary import Priority
 from nlu.client import ParseResult
 

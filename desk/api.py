@@ -18,6 +18,7 @@ from desk.auth import CurrentAgent, api_agent, presented_token_secret, sign_in
 from desk.inputs import RowId, refuse_unstorable_text
 from desk.public_guard import public_reply_warning
 from desk.validation import unprocessable
+from frontdesk.core.sla import SlaClock, SlaPolicy
 from storage import actions, agent_sessions
 from storage.errors import NotAllowed, NotFound
 from storage.login_throttle import LoginThrottled
@@ -82,6 +83,15 @@ class CustomerOut(BaseModel):
     platform_user_id: str
 
 
+class SlaOut(BaseModel):
+    metric: Literal["first_response", "next_response", "resolution"] = Field(
+        description="the clock with the least time left"
+    )
+    due_at: datetime = Field(description="when its target is used up, counting business hours only")
+    remaining_s: int = Field(description="business seconds left; negative: overdue by that much")
+    state: Literal["ok", "warning", "breached"] = Field(description="warning from 80% of the target used")
+
+
 class TicketOut(BaseModel):
     id: int
     queue: str
@@ -97,6 +107,9 @@ class TicketOut(BaseModel):
     resolved_at: datetime | None
     waiting_since: datetime | None
     tags: list[str] = Field(description="the ticket's tags, alphabetically")
+    sla: SlaOut | None = Field(
+        default=None, description="the running SLA clock (content/sla.yml); null when closed or without targets"
+    )
 
 
 class MessageOut(BaseModel):
@@ -150,6 +163,7 @@ class StatsOut(BaseModel):
     conversations: int
     escalated_conversations: int
     since: datetime
+    sla_breaches: dict[str, int] = Field(description="SLA breaches recorded in the period, per queue")
 
 
 def _agent_out(ref: queries.AgentRef | None) -> AgentOut | None:
@@ -177,7 +191,15 @@ def ticket_out(row: queries.TicketRow) -> TicketOut:
         resolved_at=row.resolved_at,
         waiting_since=row.waiting_since,
         tags=list(row.tags),
+        sla=_sla_out(row.sla),
     )
+
+
+def _sla_out(clock: SlaClock | None) -> SlaOut | None:
+    if clock is None:
+        return None
+    return SlaOut(metric=clock.metric.value, due_at=clock.due_at, remaining_s=clock.remaining_s,
+                  state=clock.state.value)
 
 
 def _detail_out(detail: queries.TicketDetail) -> TicketDetailOut:
@@ -215,6 +237,10 @@ def message_out(m: queries.MessageView) -> MessageOut:
         author_handle=m.author_handle,
         third_party=m.third_party,
     )
+
+
+def _sla(request: Request) -> SlaPolicy:
+    return request.app.state.desk.sla
 
 
 def _db(request: Request) -> Any:
@@ -300,6 +326,10 @@ async def list_tickets(
     tag: Annotated[str | None, Query(max_length=64, description="only tickets with this tag")] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE_SIZE, description="tickets per page")] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="tickets to skip")] = 0,
+    sort: Annotated[
+        Literal["priority", "sla"],
+        Query(description="priority: most urgent, then oldest first; sla: least SLA time left first"),
+    ] = "priority",
 ) -> list[TicketOut]:
     try:
         filters = queries.Filters(
@@ -313,7 +343,7 @@ async def list_tickets(
         ).validate()
     except ValueError as exc:
         raise unprocessable(("query",), str(exc)) from None
-    page = await queries.list_tickets(_db(request), filters, offset=offset, limit=limit)
+    page = await queries.list_tickets(_db(request), filters, offset=offset, limit=limit, sla=_sla(request), sort=sort)
     response.headers["X-Total-Count"] = str(page.total)
     if page.has_next:
         next_url = request.url.include_query_params(offset=page.last, limit=limit)
@@ -372,7 +402,7 @@ async def search_everything(
             since=_utc(from_),
             until=_utc(to),
         )
-        found = await search.search(_db(request), q, filters, limit=limit)
+        found = await search.search(_db(request), q, filters, limit=limit, sla=_sla(request))
     except ValueError as exc:
         raise unprocessable(("query",), str(exc)) from None
     return SearchOut(
@@ -390,7 +420,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetailOut, summary="A ticket with its conversation")
 async def get_ticket(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketDetailOut:
-    return _detail_out(await queries.ticket_detail(_db(request), ticket_id))
+    return _detail_out(await queries.ticket_detail(_db(request), ticket_id, sla=_sla(request)))
 
 
 @router.post(
@@ -493,7 +523,7 @@ async def correct_message_intent(db: Any, message_id: int, intent: str, agent_id
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
 
 
-@router.get("/stats", response_model=StatsOut, summary="Open tickets per queue, response times, containment")
+@router.get("/stats", response_model=StatsOut, summary="Open tickets per queue, response times, containment, SLA breaches")
 async def get_stats(
     request: Request,
     agent: ApiAgent,
@@ -508,8 +538,9 @@ async def get_stats(
         conversations=s.conversations,
         escalated_conversations=s.escalated_conversations,
         since=s.since,
+        sla_breaches=s.sla_breaches,
     )
 
 
 async def _ticket(request: Request, ticket_id: int) -> TicketOut:
-    return ticket_out((await queries.ticket_detail(_db(request), ticket_id)).ticket)
+    return ticket_out((await queries.ticket_detail(_db(request), ticket_id, sla=_sla(request))).ticket)

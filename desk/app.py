@@ -23,15 +23,17 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from starlette.middleware.sessions import SessionMiddleware
 
-from bot.content import Event
+from bot.content import Event, load_sla
 from bot.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from desk import queries
 from desk.auth import TokenSigner
 from desk.live import LiveFeed
 from desk.saved_replies import load_event_catalogue
 from desk.web_security import install_web_security
+from frontdesk.core.business_hours import parse_business_hours
 from frontdesk.core.logging import configure_logging
 from frontdesk.core.settings import Settings, get_settings
+from frontdesk.core.sla import SlaPolicy
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
 
@@ -52,6 +54,7 @@ class DeskState:
     templates: Jinja2Templates
     live: LiveFeed
     events: dict[str, Event] = field(default_factory=dict)  # for saved replies' {event_*} placeholders
+    sla: SlaPolicy = field(default_factory=SlaPolicy)  # content/sla.yml and FRONTDESK_BUSINESS_HOURS
 
     async def intent_choices(self) -> list[str]:
         """The intents an agent may pick when correcting the NLU: the taxonomy's, else those seen so far."""
@@ -108,6 +111,10 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         templates=templates,
         live=live_feed,
         events=load_event_catalogue(settings.content_dir / "events.yml"),
+        sla=SlaPolicy(
+            targets=load_sla(settings.content_dir / "sla.yml"),
+            hours=parse_business_hours(settings.business_hours, settings.business_timezone),
+        ),
     )
     app.add_middleware(
         SessionMiddleware,

@@ -7,6 +7,9 @@ from every replica and from the bot's workers, on SQLite and PostgreSQL alike.
 Events (each `data:` is JSON):
     tickets   {"ids": [...]}                          tickets created or changed (status, holder, ...)
     messages  {"ids": [...], "ticket_ids": [...]}     messages added, delivered, or given an intent
+    sla       {"alerts": [{"ticket_id", "metric", "state", "subject"}]}
+                                                      SLA warnings and breaches the sweeper recorded
+                                                      (bot/sla_sweeper.py); the page shows a banner
 """
 
 from __future__ import annotations
@@ -23,14 +26,17 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from desk.auth import CurrentAgent, any_agent
+from frontdesk.core.sla import EVENT_ACTIONS
 from storage.db import Database
-from storage.models import Message, Ticket, utcnow
+from storage.models import Message, Ticket, TicketEvent, utcnow
 
 log = logging.getLogger(__name__)
 
 # Rows are re-read over a window rather than "since the last id": on PostgreSQL a transaction that
 # started earlier can commit a lower id later, and replicas' clocks differ by a little.
 MESSAGE_ID_WINDOW = 200
+SLA_EVENT_ID_WINDOW = 200
+_SLA_STATES = {action: state.value for state, action in EVENT_ACTIONS.items()}
 TICKET_TIME_WINDOW = timedelta(seconds=30)
 HEARTBEAT_S = 15.0
 STREAM_MAX_S = 120.0  # streams end now and then (EventSource reconnects and the page refreshes itself)
@@ -49,6 +55,8 @@ class LiveFeed:
         self._ticket_marks: dict[int, tuple[Any, ...]] = {}
         self._message_marks: dict[int, tuple[Any, ...]] = {}
         self._max_message_id = 0
+        self._sla_events_seen: set[int] = set()
+        self._max_sla_event_id = 0
         self._primed = False
         self._ready = asyncio.Event()
 
@@ -75,7 +83,7 @@ class LiveFeed:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - shutting down either way
+            except (asyncio.CancelledError, Exception):
                 pass
 
     async def _run(self) -> None:
@@ -107,6 +115,11 @@ class LiveFeed:
         async with self._db.session() as session:
             if not self._primed:
                 self._max_message_id = (await session.execute(select(func.max(Message.id)))).scalar_one() or 0
+                self._max_sla_event_id = (
+                    await session.execute(
+                        select(func.max(TicketEvent.id)).where(TicketEvent.action.in_(tuple(_SLA_STATES)))  # type: ignore[attr-defined]
+                    )
+                ).scalar_one() or 0
             tickets = (
                 await session.execute(
                     select(Ticket.id, Ticket.status, Ticket.assignee_id, Ticket.priority, Ticket.updated_at).where(
@@ -121,6 +134,17 @@ class LiveFeed:
                     ).where(Message.id > self._max_message_id - MESSAGE_ID_WINDOW)
                 )
             ).all()
+            sla_events = (
+                await session.execute(
+                    select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.action, TicketEvent.detail, Ticket.subject)
+                    .join(Ticket, Ticket.id == TicketEvent.ticket_id)
+                    .where(
+                        TicketEvent.action.in_(tuple(_SLA_STATES)),  # type: ignore[attr-defined]
+                        TicketEvent.id > self._max_sla_event_id - SLA_EVENT_ID_WINDOW,
+                    )
+                    .order_by(TicketEvent.id)
+                )
+            ).all()
         ticket_marks = {row[0]: tuple(row[1:]) for row in tickets}
         message_marks = {row[0]: tuple(row[1:]) for row in messages}
         changed_tickets = sorted(t for t, mark in ticket_marks.items() if self._ticket_marks.get(t) != mark)
@@ -129,6 +153,10 @@ class LiveFeed:
         self._message_marks = message_marks
         if message_marks:
             self._max_message_id = max(self._max_message_id, max(message_marks))
+        new_sla = [row for row in sla_events if row[0] not in self._sla_events_seen]
+        self._sla_events_seen = {row[0] for row in sla_events}
+        if sla_events:
+            self._max_sla_event_id = max(self._max_sla_event_id, sla_events[-1][0])
         if not self._primed:
             self._primed = True
             return []
@@ -138,6 +166,15 @@ class LiveFeed:
         if changed_messages:
             ticket_ids = sorted({message_marks[m][0] for m in changed_messages if message_marks[m][0] is not None})
             events.append(("messages", {"ids": changed_messages, "ticket_ids": ticket_ids}))
+        if new_sla:
+            alerts = [
+                {"ticket_id": ticket_id, "metric": (detail or {}).get("metric", ""), "state": _SLA_STATES[action],
+                 "subject": subject}
+                for _, ticket_id, action, detail, subject in new_sla
+            ]
+            events.append(("sla", {"alerts": alerts}))
+            # The rows' colours and the ticket's clock changed too: the pages refresh them.
+            events.append(("tickets", {"ids": sorted({a["ticket_id"] for a in alerts})}))
         return events
 
 

@@ -32,6 +32,7 @@ from desk.auth import (
 from desk.inputs import RowId, refuse_unstorable_text
 from desk.public_guard import public_reply_warning
 from desk.saved_replies import replies_for_ticket
+from frontdesk.core.sla import SlaClock
 from storage import actions, usage
 from storage import saved_replies as saved_replies_store
 from storage.actions.tags import add_tag, remove_tag
@@ -124,6 +125,16 @@ def _time(value: datetime | None) -> Markup:
     return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(iso, shown)
 
 
+def _sla_left(clock: SlaClock | None) -> str:
+    """"25m left", "overdue 1h 05m" (business time), or "—" when no clock runs."""
+    if clock is None:
+        return "—"
+    left = clock.remaining_s
+    if left > 0:
+        return f"{_duration(timedelta(seconds=left))} left"
+    return "due now" if left == 0 else f"overdue {_duration(timedelta(seconds=-left))}"
+
+
 def _confidence(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
 
@@ -134,6 +145,7 @@ def install_template_helpers(templates: Jinja2Templates) -> None:
     env.filters["since"] = _since
     env.filters["time"] = _time
     env.filters["confidence"] = _confidence
+    env.filters["sla_left"] = _sla_left
     env.filters["seconds"] = lambda value: _duration(None if value is None else timedelta(seconds=value))
     env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str)
     env.globals["QUEUE_TABS"] = QUEUE_TABS
@@ -249,7 +261,7 @@ def _queue_filters(name: str, agent: CurrentAgent, params: dict[str, str]) -> qu
 
 
 def _filter_params(request: Request) -> dict[str, str]:
-    keys = ("status", "priority", "category", "channel", "tag")
+    keys = ("status", "priority", "category", "channel", "tag", "sort")
     return {k: request.query_params[k] for k in keys if request.query_params.get(k)}
 
 
@@ -260,18 +272,27 @@ def _page_number(request: Request) -> int:
 
 
 async def _queue_page_rows(request: Request, filters: queries.Filters) -> queries.TicketPage:
-    db = request.app.state.desk.db
+    state = request.app.state.desk
     size = queries.PAGE_SIZE
-    page = await queries.list_tickets(db, filters, offset=(_page_number(request) - 1) * size, limit=size)
+    sort = _sort(request)
+    page = await queries.list_tickets(
+        state.db, filters, offset=(_page_number(request) - 1) * size, limit=size, sla=state.sla, sort=sort
+    )
     if not page.rows and page.total:  # past the end (tickets were closed meanwhile): show the last page
         last_offset = (page.total - 1) // size * size
-        page = await queries.list_tickets(db, filters, offset=last_offset, limit=size)
+        page = await queries.list_tickets(state.db, filters, offset=last_offset, limit=size, sla=state.sla, sort=sort)
     return page
+
+
+def _sort(request: Request) -> str:
+    """`?sort=sla`: least SLA time left first; anything else is the usual order."""
+    return "sla" if request.query_params.get("sort") == "sla" else "priority"
 
 
 def _queue_context(name: str, request: Request, agent: CurrentAgent) -> dict[str, Any]:
     params = _filter_params(request)
-    return {"queue": name, "params": params, "filters": _queue_filters(name, agent, params), "now": utcnow()}
+    return {"queue": name, "params": params, "filters": _queue_filters(name, agent, params), "now": utcnow(),
+            "sort": _sort(request), "sla_enabled": request.app.state.desk.sla.targets.enabled}
 
 
 @router.get("/queues/{name}", name="queue_page")
@@ -313,7 +334,8 @@ async def search_page(request: Request, agent: PageAgent) -> Response:
                 since=_date_param(params.get("from"), end_of_day=False),
                 until=_date_param(params.get("to"), end_of_day=True),
             )
-            context["results"] = await search.search(request.app.state.desk.db, q, filters)
+            context["results"] = await search.search(request.app.state.desk.db, q, filters,
+                                                     sla=request.app.state.desk.sla)
         except ValueError as exc:
             context["error"] = str(exc)
     status_code = 422 if context["error"] else 200
@@ -337,7 +359,7 @@ def _date_param(raw: str | None, *, end_of_day: bool) -> datetime | None:
 
 async def _ticket_context(request: Request, ticket_id: int, agent: CurrentAgent) -> dict[str, Any]:
     state = request.app.state.desk
-    detail = await queries.ticket_detail(state.db, ticket_id)
+    detail = await queries.ticket_detail(state.db, ticket_id, sla=state.sla)
     ticket = detail.ticket
     holds = ticket.assignee is not None and ticket.assignee.id == agent.id
     return {

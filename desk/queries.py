@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from frontdesk.core.sla import EVENT_ACTIONS, SlaClock, SlaPolicy, SlaState
+from frontdesk.core.sla import current as current_sla
 from storage.actions.tags import normalise_tag, tags_of_in
 from storage.db import Database
 from storage.errors import NotFound
@@ -34,6 +36,7 @@ from storage.models import (
     TicketTag,
     utcnow,
 )
+from storage.sla import ticket_times, waiting_since
 
 QUEUE_NAMES: tuple[str, ...] = tuple(q.value for q in Queue)
 OPEN_STATUSES = (TicketStatus.queued, TicketStatus.assigned)
@@ -46,6 +49,7 @@ STATUS_FILTERS: dict[str, tuple[TicketStatus, ...]] = {
     "resolved": (TicketStatus.resolved,),
     "all": tuple(TicketStatus),
 }
+SORTS = ("priority", "sla")  # most urgent then oldest first; least SLA time left first
 PAGE_SIZE = 50  # a queue page in the desk
 MAX_PAGE_SIZE = 500  # the most one API call returns
 
@@ -113,6 +117,7 @@ class TicketRow:
     resolved_at: datetime | None
     waiting_since: datetime | None  # the customer's oldest message not yet answered by an agent
     tags: tuple[str, ...] = ()  # alphabetically
+    sla: SlaClock | None = None  # the SLA clock with the least time left (None: closed, or no targets)
 
     @property
     def is_open(self) -> bool:
@@ -182,6 +187,11 @@ class Stats:
     escalated_conversations: int
     tickets_considered: int
     since: datetime
+    sla_breaches: dict[str, int] = field(default_factory=dict)  # queue -> breaches recorded in the window
+
+    @property
+    def sla_breaches_total(self) -> int:
+        return sum(self.sla_breaches.values())
 
 
 def _agent_ref(agent: Agent | None) -> AgentRef | None:
@@ -208,9 +218,11 @@ def _ticket_select() -> Any:
 
 
 def _row(
-    ticket: Ticket, contact: Contact, agent: Agent | None, waiting_since: datetime | None, tags: tuple[str, ...] = ()
+    ticket: Ticket, contact: Contact, agent: Agent | None, waiting_since: datetime | None,
+    tags: tuple[str, ...] = (), sla: SlaPolicy | None = None, now: datetime | None = None,
 ) -> TicketRow:
     assert ticket.id is not None and contact.id is not None
+    clock = None if sla is None else current_sla(ticket_times(ticket, waiting_since), sla, now or utcnow())
     return TicketRow(
         id=ticket.id,
         queue=ticket.queue.value,
@@ -226,31 +238,9 @@ def _row(
         resolved_at=aware(ticket.resolved_at),
         waiting_since=waiting_since,
         tags=tags,
+        sla=clock,
     )
 
-
-async def _waiting_since(session: AsyncSession, ticket_ids: list[int]) -> dict[int, datetime]:
-    """Per ticket, the first customer message after the last agent reply (absent: nobody is waiting)."""
-    if not ticket_ids:
-        return {}
-    rows = (
-        await session.execute(
-            select(Message.ticket_id, Message.author, Message.created_at)
-            .where(
-                Message.ticket_id.in_(ticket_ids),  # type: ignore[union-attr]
-                Message.kind == MessageKind.message,
-                Message.author.in_([Author.customer, Author.agent]),  # type: ignore[attr-defined]
-            )
-            .order_by(Message.ticket_id, Message.created_at, Message.id)
-        )
-    ).all()
-    waiting: dict[int, datetime] = {}
-    for ticket_id, author, created_at in rows:
-        if author == Author.agent:
-            waiting.pop(ticket_id, None)
-        elif ticket_id not in waiting:
-            waiting[ticket_id] = aware(created_at)  # type: ignore[assignment]
-    return waiting
 
 
 @dataclass(frozen=True)
@@ -280,10 +270,14 @@ class TicketPage:
 
 
 async def list_tickets(
-    db: Database, filters: Filters | None = None, *, offset: int = 0, limit: int = PAGE_SIZE
+    db: Database, filters: Filters | None = None, *, offset: int = 0, limit: int = PAGE_SIZE,
+    sla: SlaPolicy | None = None, sort: str = "priority",
 ) -> TicketPage:
-    """A page of the tickets matching the filters, most urgent first, then oldest first (how agents work)."""
+    """A page of the tickets matching the filters, most urgent first, then oldest first (how agents work);
+    `sort="sla"`: least SLA time left first (breached first), tickets without a clock after them."""
     filters = (filters or Filters()).validate()
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
     if offset < 0:
@@ -307,13 +301,24 @@ async def list_tickets(
     else:
         stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.id.desc())  # type: ignore[attr-defined]
     count = select(func.count()).select_from(Ticket).join(Contact, Contact.id == Ticket.contact_id)
+    now = utcnow()
     async with db.session() as session:
-        rows = (await session.execute(stmt.offset(offset).limit(limit))).all()
         total = (await session.execute(count.where(*conditions))).scalar_one()
-        waiting = await _waiting_since(session, [t.id for t, _, _ in rows if t.status.is_open])
+        if sort == "sla":
+            # Time left depends on business hours, which SQL cannot count: order every match here, then
+            # read the page's rows.  Open queues are what agents sort so; they stay small enough for that.
+            ids = await _ids_by_time_left(session, stmt, sla, now)
+            page_ids = ids[offset:offset + limit]
+            found = {t.id: (t, c, a) for t, c, a in (
+                await session.execute(_ticket_select().where(Ticket.id.in_(page_ids)))  # type: ignore[union-attr]
+            ).all()}
+            rows = [found[i] for i in page_ids if i in found]
+        else:
+            rows = (await session.execute(stmt.offset(offset).limit(limit))).all()
+        waiting = await waiting_since(session, [t.id for t, _, _ in rows if t.status.is_open])
         tags = await tags_of_in(session, [t.id for t, _, _ in rows])
     return TicketPage(
-        [_row(t, c, a, waiting.get(t.id), tags.get(t.id, ())) for t, c, a in rows], total, offset, limit
+        [_row(t, c, a, waiting.get(t.id), tags.get(t.id, ()), sla, now) for t, c, a in rows], total, offset, limit
     )
 
 
@@ -322,15 +327,26 @@ def _tagged(tag: str) -> Any:
     return Ticket.id.in_(select(TicketTag.ticket_id).where(TicketTag.tag == tag))  # type: ignore[union-attr]
 
 
-async def tickets_by_ids(db: Database, ticket_ids: list[int]) -> list[TicketRow]:
+async def _ids_by_time_left(session: AsyncSession, stmt: Any, sla: SlaPolicy | None, now: datetime) -> list[int]:
+    tickets = [t for t, _, _ in (await session.execute(stmt)).all()]  # in the usual order: ties keep it
+    waiting = await waiting_since(session, [t.id for t in tickets if t.status.is_open])
+    left: list[tuple[int, float, int]] = []
+    for position, t in enumerate(tickets):
+        clock = None if sla is None else current_sla(ticket_times(t, waiting.get(t.id)), sla, now)
+        left.append((t.id, float("inf") if clock is None else clock.remaining_s, position))  # type: ignore[arg-type]
+    return [ticket_id for ticket_id, _, _ in sorted(left, key=lambda x: (x[1], x[2]))]
+
+
+async def tickets_by_ids(db: Database, ticket_ids: list[int], *, sla: SlaPolicy | None = None) -> list[TicketRow]:
     """The tickets with these ids, in the order given (ids with no ticket are left out)."""
     if not ticket_ids:
         return []
     async with db.session() as session:
         rows = (await session.execute(_ticket_select().where(Ticket.id.in_(ticket_ids)))).all()  # type: ignore[union-attr]
-        waiting = await _waiting_since(session, [t.id for t, _, _ in rows if t.status.is_open])
+        waiting = await waiting_since(session, [t.id for t, _, _ in rows if t.status.is_open])
         tags = await tags_of_in(session, [t.id for t, _, _ in rows])
-    by_id = {t.id: _row(t, c, a, waiting.get(t.id), tags.get(t.id, ())) for t, c, a in rows}
+    now = utcnow()
+    by_id = {t.id: _row(t, c, a, waiting.get(t.id), tags.get(t.id, ()), sla, now) for t, c, a in rows}
     return [by_id[i] for i in ticket_ids if i in by_id]
 
 
@@ -363,7 +379,7 @@ async def open_counts(db: Database, assignee_id: int | None = None, *, tag: str 
     return counts
 
 
-async def ticket_detail(db: Database, ticket_id: int) -> TicketDetail:
+async def ticket_detail(db: Database, ticket_id: int, *, sla: SlaPolicy | None = None) -> TicketDetail:
     async with db.session() as session:
         found = (await session.execute(_ticket_select().where(Ticket.id == ticket_id))).first()
         if found is None:
@@ -393,7 +409,7 @@ async def ticket_detail(db: Database, ticket_id: int) -> TicketDetail:
                 .order_by(EventRegistration.id)
             )
         ).scalars()
-        waiting = await _waiting_since(session, [ticket_id]) if ticket.status.is_open else {}
+        waiting = await waiting_since(session, [ticket_id]) if ticket.status.is_open else {}
         tags = (await tags_of_in(session, [ticket_id])).get(ticket_id, ())
         messages = [
             _message_view(m, status, error, agents, author=author, customer_id=ticket.contact_id)
@@ -411,7 +427,7 @@ async def ticket_detail(db: Database, ticket_id: int) -> TicketDetail:
             for e in event_rows
         ]
         return TicketDetail(
-            ticket=_row(ticket, contact, assignee, waiting.get(ticket_id), tags),
+            ticket=_row(ticket, contact, assignee, waiting.get(ticket_id), tags, sla),
             conversation_id=conversation.id,  # type: ignore[arg-type]
             conversation_kind=conversation.kind.value,
             conversation_status=conversation.status.value,
@@ -529,6 +545,16 @@ async def stats(db: Database, *, days: int = 30, now: datetime | None = None) ->
                 )
             )
         ).scalar_one()
+        breaches = {q: 0 for q in QUEUE_NAMES}
+        for queue, n in (
+            await session.execute(
+                select(Ticket.queue, func.count())
+                .join(TicketEvent, TicketEvent.ticket_id == Ticket.id)
+                .where(TicketEvent.action == EVENT_ACTIONS[SlaState.breached], TicketEvent.created_at >= since)
+                .group_by(Ticket.queue)
+            )
+        ).all():
+            breaches[Queue(queue).value] = n
         escalated = (
             await session.execute(
                 select(func.count(func.distinct(Message.conversation_id))).where(
@@ -553,4 +579,5 @@ async def stats(db: Database, *, days: int = 30, now: datetime | None = None) ->
         escalated_conversations=escalated,
         tickets_considered=len(tickets),
         since=since,
+        sla_breaches=breaches,
     )

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 
 from desk.queries import QUEUE_NAMES, STATUS_FILTERS, TicketRow, aware, tickets_by_ids
+from frontdesk.core.sla import SlaPolicy
 from storage.db import Database
 from storage.models import Contact, Message, MessageKind, Queue, Ticket
 from storage.search import query_words, text_matches
@@ -97,7 +98,8 @@ def check_query(query: str) -> str:
 
 
 async def search(
-    db: Database, query: str, filters: SearchFilters | None = None, *, limit: int = DEFAULT_LIMIT
+    db: Database, query: str, filters: SearchFilters | None = None, *, limit: int = DEFAULT_LIMIT,
+    sla: SlaPolicy | None = None,
 ) -> SearchResults:
     query = check_query(query)
     filters = (filters or SearchFilters()).validate()
@@ -106,7 +108,7 @@ async def search(
     ticket_ids = await _ticket_ids(db, query, filters, limit)
     return SearchResults(
         query=query,
-        tickets=await tickets_by_ids(db, ticket_ids),
+        tickets=await tickets_by_ids(db, ticket_ids, sla=sla),
         customers=await _customers(db, query, filters, limit),
         messages=await _messages(db, query, filters, limit),
     )

@@ -198,14 +198,14 @@ def test_rasa_and_its_clients_require_the_nlu_token(overlay: str) -> None:
 def test_content_comes_from_a_configmap_every_content_user_mounts(overlay: str) -> None:
     """The brand's content is a ConfigMap built from content/ (not the image): the worker and the desk mount it
     where FRONTDESK_CONTENT_DIR points, whole (no subPath, which never sees updates), so it reloads in place."""
-    from bot.content import CONTENT_FILES, load_content
+    from bot.content import CONTENT_FILES, OPTIONAL_CONTENT_FILES, load_content
 
     [config] = [c for n, c in _objects(overlay, "ConfigMap").items() if n.startswith("frontdesk-config")]
     content_dir = config["data"]["FRONTDESK_CONTENT_DIR"]
     assert float(config["data"]["FRONTDESK_CONTENT_RELOAD_S"]) > 0
     maps = _objects(overlay, "ConfigMap")
     assert "frontdesk-content" in maps, "no hash suffix: the ConfigMap is updated in place, pods reload it"
-    shipped = {*CONTENT_FILES, "taxonomy.yml"}
+    shipped = {*CONTENT_FILES, *OPTIONAL_CONTENT_FILES, "taxonomy.yml"}
     assert set(maps["frontdesk-content"]["data"]) == shipped
     for name in shipped:
         assert maps["frontdesk-content"]["data"][name] == (PROJECT_ROOT / "content" / name).read_text()

@@ -7,6 +7,7 @@ and ticket pages at desktop and phone sizes land in tests/artifacts/.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -290,4 +291,68 @@ async def test_an_agent_types_slash_picks_a_saved_reply_and_sends_it(  # type: i
         await expect(box).to_have_value("Refunds take 5 days.")
         await context.close()
     finally:
+        stop_desk_server(server)
+
+
+async def test_an_agent_sees_the_sla_clock_turn_amber_then_red(browser, browser_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Tiny targets (content/sla.yml with a 30-second first response): the ticket is shown ok, turns amber at
+    80% when the sweeper records the warning (row, clock and banner, without a reload), then red."""
+    import asyncio
+    import contextlib
+
+    from playwright.async_api import expect
+
+    from bot.content import load_sla
+    from bot.sla_sweeper import SlaSweeper
+    from frontdesk.core.sla import SlaPolicy
+    from storage.agents import create_agent
+
+    db, url = browser_store
+    await create_agent(db, email="ann@example.com", name="Ann Agent", password=DEFAULT_PASSWORD)
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "sla.yml").write_text("default:\n  first_response: 30s\n  resolution: 1d\n")
+    policy = SlaPolicy(targets=load_sla(content / "sla.yml"))
+    server = await start_desk_server(url, tmp_path, env={"FRONTDESK_CONTENT_DIR": str(content)})
+    sweeper = asyncio.ensure_future(SlaSweeper(db, lambda: policy, interval_s=0.5).run())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        context, page = await _signed_in(browser, server.base_url, "ann@example.com")
+        await expect(page.locator("body")).to_have_attribute("data-live", "on")
+        recorded = await actions.record_inbound(db, inbound("where is my refund?", sender="8201", handle="omar_k"))
+        ticket = await actions.escalate(db, recorded.conversation_id, queue="support", subject="Refund missing",
+                                        reason="test")
+        row = page.locator(f"#queue-rows tr[data-ticket-id='{ticket.id}']")
+        await expect(row).to_have_attribute("data-sla", "ok")
+        await expect(row.locator(".sla-clock")).to_contain_text("s left")
+        await page.screenshot(path=str(ARTIFACTS / "desk-sla-ok-1280x800.png"))
+
+        # Sorted by time left, the page keeps the order the agent asked for.
+        await page.get_by_label("Sort").select_option("sla")
+        await expect(page).to_have_url(re.compile(r"/queues/all\?.*sort=sla"))
+        row = page.locator(f"#queue-rows tr[data-ticket-id='{ticket.id}']")
+
+        # 24 seconds in (80% of 30), the sweeper records the warning: the row turns amber by itself.
+        await expect(row).to_have_attribute("data-sla", "warning", timeout=30_000)
+        await expect(row).to_have_class(re.compile(r"\bsla-warning\b"))
+        color = await row.locator(".sla-clock").evaluate("e => getComputedStyle(e).color")
+        assert color == "rgb(181, 71, 8)"  # amber
+        banner = page.locator("#sla-alerts .sla-banner").first
+        await expect(banner).to_contain_text("SLA warning (80% used): first response")
+        await expect(banner).to_contain_text(f"#{ticket.id} Refund missing")
+        await page.screenshot(path=str(ARTIFACTS / "desk-sla-amber-1280x800.png"))
+
+        # On the ticket page the clock is amber too, and goes red when the target is used up.
+        await banner.get_by_role("link").click()
+        clock = page.get_by_test_id("sla-clock")
+        await expect(clock).to_contain_text("SLA first response:")
+        await expect(clock).to_have_attribute("data-sla", re.compile("warning|breached"))
+        await expect(clock).to_have_attribute("data-sla", "breached", timeout=30_000)
+        await expect(clock).to_contain_text(re.compile("overdue|due now"))
+        await page.screenshot(path=str(ARTIFACTS / "desk-sla-breached-ticket-1280x800.png"))
+        await context.close()
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         stop_desk_server(server)

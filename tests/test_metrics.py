@@ -24,6 +24,7 @@ EXPECTED_FAMILIES = {
     "frontdesk_tickets_opened",
     "frontdesk_tickets_claimed",
     "frontdesk_tickets_resolved",
+    "frontdesk_sla_alerts",
     "frontdesk_first_response_seconds",
     "frontdesk_outbox_retries",
     "frontdesk_outbox_failures",

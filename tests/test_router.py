@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.content import Content, ContentError, load_content
-from bot.hours import HoursError, parse_business_hours
+from frontdesk.core.business_hours import HoursError, parse_business_hours
 from bot.router import (
     AddToTicket,
     CancelRegistration,

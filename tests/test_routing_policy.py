@@ -14,7 +14,7 @@ import yaml
 from sqlalchemy import select
 
 from bot.content import Content
-from bot.hours import parse_business_hours
+from frontdesk.core.business_hours import parse_business_hours
 from bot.router import Escalate, RouterConfig, route
 from bot.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy, TaxonomyError, load_taxonomy
 from bot.worker import BotWorker

@@ -12,6 +12,7 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
+from bot.channels.telegram.agents import TelegramPager
 from storage import actions
 from storage.db import Database
 from storage.models import (
@@ -229,3 +230,26 @@ async def test_reply_name_sends_a_saved_reply_filled_in_for_the_ticket(tg: Teleg
     missing = await _reply_in_group(tg, ADA_TG, card["message_id"], "/reply nope")
     assert "no saved reply /nope" in missing
     assert await _count(tg, OutboxItem) == 1  # only the first was queued
+
+
+async def test_an_sla_breach_is_posted_once_as_a_reply_to_the_card(tg: TelegramHarness) -> None:
+    ticket = await tg.escalated(4800, "still no refund", username="dora", priority="high")
+    assert ticket.id is not None
+    card = await tg.card_of(ticket.id)
+    assert await actions.record_sla_alert(tg.db, ticket.id, "first_response", "warning")
+    assert await actions.record_sla_alert(tg.db, ticket.id, "first_response", "breached")
+
+    async def both() -> list[str] | None:
+        found = [t for t in await _replies_to(tg, card["message_id"]) if "SLA" in t]
+        return found if len(found) >= 2 else None
+
+    alerts = await eventually(both, what="the SLA warning and breach under the card")
+    assert alerts == [
+        f"🟠 SLA warning: first response on ticket #{ticket.id} (support, high) has used 80% of its time",
+        f"🔴 SLA breached: first response on ticket #{ticket.id} (support, high)",
+    ]
+    # The pager re-reads the last minutes of events on every pass (and after a restart): still one of each.
+    await asyncio.sleep(0.5)
+    restarted = TelegramPager(tg.channel.bot, tg.db, AGENTS_CHAT)
+    await restarted.sync()
+    assert [t for t in await _replies_to(tg, card["message_id"]) if "SLA" in t] == alerts

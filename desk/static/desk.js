@@ -31,7 +31,33 @@
       fire("desk:messages", data);
       data.ticket_ids.forEach(function (id) { fire("desk:ticket-" + id, data); });
     });
+    source.addEventListener("sla", function (e) { JSON.parse(e.data).alerts.forEach(slaBanner); });
     source.onerror = function () { document.body.dataset.live = "off"; };  // EventSource retries by itself
+  }
+
+  // An SLA warning or breach the sweeper recorded: a banner on whatever page the agent is on (newest first,
+  // a few at most), with a link to the ticket.  Text only: the subject is the customer's words.
+  function slaBanner(alert) {
+    var box = document.getElementById("sla-alerts");
+    if (!box) { return; }
+    var banner = document.createElement("div");
+    banner.className = "sla-banner " + (alert.state === "breached" ? "breached" : "warning");
+    banner.setAttribute("role", "alert");
+    var link = document.createElement("a");
+    link.href = box.dataset.ticketPath + Number(alert.ticket_id);
+    link.textContent = "#" + Number(alert.ticket_id) + " " + (alert.subject || "");
+    var what = document.createElement("span");
+    what.textContent = (alert.state === "breached" ? "SLA breached: " : "SLA warning (80% used): ") +
+      String(alert.metric).replace(/_/g, " ");
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "close";
+    close.dataset.dismiss = "flash";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    banner.append(what, link, close);
+    box.prepend(banner);
+    while (box.children.length > 5) { box.lastElementChild.remove(); }
   }
 
   function scrollConversation() {

@@ -95,8 +95,8 @@ def desk() -> None:
 
 def _run_supervised(role: Role) -> None:
     from bot.content import ContentError
-    from bot.hours import HoursError
     from frontdesk.app.supervisor import RunError, run_forever
+    from frontdesk.core.business_hours import HoursError
     from frontdesk.core.logging import configure_logging
     from frontdesk.core.settings import InsecureSettings, get_settings
 

@@ -11,7 +11,7 @@ Start order (each step fails with a message that names the fix; a step the role 
    `settings.sandbox_port`, or the one at FRONTDESK_X_API_BASE), announced loudly with a curl line;
 4. the NLU server (FRONTDESK_NLU_URL, or Rasa trained on first use and started here);
 5. the X and Telegram channels (pollers under their leader lease, webhooks), the outbox loop, the router
-   worker and the retention loop.
+   worker, the SLA sweeper (with the router: bot/sla_sweeper.py) and the retention loop.
 
 Shutdown runs the same steps backwards: channels stop taking messages, loops finish their current item,
 Rasa and the emulator are stopped, the store is closed.
@@ -34,8 +34,8 @@ from typing import Any
 
 from bot.content import Content
 from bot.content_store import Bundle, ContentStore
-from bot.hours import parse_business_hours
 from bot.router import RouterConfig
+from bot.sla_sweeper import SlaSweeper
 from bot.worker import BotWorker
 from frontdesk.app import sandbox_mode
 from frontdesk.app.errors import RunError
@@ -50,7 +50,9 @@ from frontdesk.app.http import (
 )
 from frontdesk.app.roles import ROLE_RUN, Role
 from frontdesk.core import metrics
+from frontdesk.core.business_hours import BusinessHours, parse_business_hours
 from frontdesk.core.settings import Settings
+from frontdesk.core.sla import SlaPolicy
 from storage.db import Database
 from storage.gauges import run_store_gauges
 from storage.migrate import open_database
@@ -120,7 +122,8 @@ async def started(
             _spawn(stack, running, "content-reload", content_store.watch(settings.content_reload_s))
         say(f"frontdesk: store {_redacted(settings.effective_database_url)}; "
             f"{len(content.faq)} FAQ answers, {len(content.events)} events; "
-            f"business hours: {settings.business_hours or 'always open'}")
+            f"business hours: {settings.business_hours or '24x7'}"
+            + (f"; SLAs from {content.sla.source}" if content.sla.enabled else "; no SLAs (no sla.yml)"))
 
         if role.http:
             await _start_http(stack, running, say)
@@ -183,8 +186,25 @@ async def started(
         content_store.subscribe(functools.partial(_use_in_worker, worker))
         _spawn(stack, running, "worker", worker.run())
         worker.wake()  # messages recorded while we were starting
+        _spawn(stack, running, "sla-sweeper", _sla_sweeper(running, hours).run())
         say("frontdesk: ready" + (f" on {running.http_url}" if running.http_url else ""))
         yield running
+
+
+def _sla_sweeper(running: Running, hours: BusinessHours) -> SlaSweeper:
+    """The SLA sweeper with the current content's targets (a reload applies at its next pass); what it
+    records wakes this process's pager at once rather than at its next poll."""
+    store = running.content_store
+
+    def policy() -> SlaPolicy:
+        return SlaPolicy(targets=(store.current.content if store else running.content).sla, hours=hours)
+
+    def wake_pager() -> None:
+        pager = getattr(running.telegram, "pager", None)
+        if pager is not None:
+            pager.wake()
+
+    return SlaSweeper(running.db, policy, interval_s=running.settings.sla_sweep_s, on_alert=wake_pager)
 
 
 def _use_in_worker(worker: BotWorker, bundle: Bundle) -> None:
@@ -194,7 +214,9 @@ def _use_in_worker(worker: BotWorker, bundle: Bundle) -> None:
 
 
 def _use_in_desk(desk_app: Any, bundle: Bundle) -> None:
-    desk_app.state.desk.taxonomy = bundle.taxonomy  # the intents offered for corrections
+    state = desk_app.state.desk
+    state.taxonomy = bundle.taxonomy  # the intents offered for corrections
+    state.sla = dataclasses.replace(state.sla, targets=bundle.content.sla)  # the clocks the queues show
 
 
 def install_reload_signal(store: ContentStore) -> Callable[[], None]:
@@ -214,7 +236,7 @@ async def run_forever(settings: Settings, role: Role = ROLE_RUN, *, say: Say = s
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    remove_reload_signal: Callable[[], None] = lambda: None  # noqa: E731
+    remove_reload_signal: Callable[[], None] = lambda: None
     try:
         async with started(settings, role, say=say) as running:
             assert running.content_store is not None

@@ -103,6 +103,11 @@ TICKETS_RESOLVED = Counter(
     "Tickets closed, by queue and outcome (resolved, or handed_back to the bot).",
     ["queue", "outcome"], registry=REGISTRY,
 )
+SLA_ALERTS = Counter(
+    f"{NAMESPACE}_sla_alerts_total",
+    "SLA warnings (80% of a target used) and breaches, once per ticket and metric, by queue, metric and state.",
+    ["queue", "metric", "state"], registry=REGISTRY,
+)
 FIRST_RESPONSE = Histogram(
     f"{NAMESPACE}_first_response_seconds",
     "From a ticket's creation to the first agent message the customer sees, by queue.",
@@ -246,6 +251,14 @@ def ticket_claimed(queue: str) -> None:
 
 def ticket_resolved(queue: str, outcome: str = "resolved") -> None:
     TICKETS_RESOLVED.labels(_queue(queue), _one_of(outcome, ("resolved", "handed_back"), "resolved")).inc()
+
+
+def sla_alert(queue: str, metric: str, state: str) -> None:
+    SLA_ALERTS.labels(
+        _queue(queue),
+        _one_of(metric, ("first_response", "next_response", "resolution"), "resolution"),
+        _one_of(state, ("warning", "breached"), "breached"),
+    ).inc()
 
 
 def first_response(queue: str, seconds: float) -> None:

@@ -219,8 +219,16 @@ class Settings(BaseSettings):
     desk_live_poll_s: float = Field(default=1.0, description="How often the live feed looks for changes.")
 
     # --- the bot's manners ---------------------------------------------------------------------
-    business_hours: str = Field(default="", description="e.g. 'Mon-Fri 09:00-17:00'; empty = always open.")
-    business_timezone: str = "UTC"
+    business_hours: str = Field(
+        default="24x7",
+        description="When agents work, for the bot's 'back at' note and the SLA clocks: '24x7', or days and hours "
+        "with an optional IANA zone, e.g. 'Mon-Fri 09:00-17:00; Sat 10:00-14:00 Europe/London' "
+        "(frontdesk/core/business_hours.py).",
+    )
+    business_timezone: str = Field(default="UTC", description="The zone of FRONTDESK_BUSINESS_HOURS when it names none.")
+    sla_sweep_s: float = Field(
+        default=30.0, gt=0, description="How often each router process looks for SLA warnings and breaches."
+    )
 
     # --- personal data (issue 17; storage/actions/privacy.py, docs/privacy.md) ---------------------
     retention_days: int = Field(

@@ -11,6 +11,7 @@ from storage.actions.inbound import (
     record_nlu_result,
     record_nlu_result_in,
 )
+from storage.actions.sla import record_sla_alert
 from storage.actions.tickets import (
     add_note,
     agent_reply,
@@ -49,6 +50,7 @@ __all__ = [
     "hand_back",
     "mark_handled",
     "reassign",
+    "record_sla_alert",
     "record_inbound",
     "record_nlu_result",
     "resolve",

@@ -8,6 +8,9 @@
 Only Telegram users linked to an active agent (`frontdesk agents link-telegram`) may act; anyone else gets
 a short refusal and nothing changes.
 
+SLA warnings and breaches (bot/sla_sweeper.py writes them as `sla_warning` / `sla_breach` events) are posted
+as replies to the ticket's card.
+
 How escalations reach the pager: it polls the store's audit trail (``ticket_events``) rather than being
 called by the router.  That works whichever process escalated (the bot worker, the desk, a second
 machine), survives restarts (the last event seen is a persisted cursor), and also brings changes made
@@ -57,7 +60,8 @@ from storage.models import (
 
 log = logging.getLogger("frontdesk.telegram.pager")
 
-WATCHED_EVENTS = ("escalated", "claimed", "reassigned", "resolved", "handed_back")
+SLA_EVENTS = ("sla_warning", "sla_breach")  # written by bot/sla_sweeper.py, posted as replies to the card
+WATCHED_EVENTS = ("escalated", "claimed", "reassigned", "resolved", "handed_back", *SLA_EVENTS)
 LOOKBACK = timedelta(minutes=2)
 _SEEN_MEMORY = 5_000
 
@@ -196,7 +200,8 @@ class TelegramPager:
         async with self.db.session() as session:
             rows = (
                 await session.execute(
-                    select(col(TicketEvent.id), col(TicketEvent.ticket_id), col(TicketEvent.action))
+                    select(col(TicketEvent.id), col(TicketEvent.ticket_id), col(TicketEvent.action),
+                           col(TicketEvent.detail))
                     .where(
                         col(TicketEvent.action).in_(WATCHED_EVENTS),
                         or_(col(TicketEvent.id) > last, col(TicketEvent.created_at) >= since),
@@ -205,10 +210,12 @@ class TelegramPager:
                 )
             ).all()
         newest = last
-        for event_id, ticket_id, action in rows:
+        for event_id, ticket_id, action, detail in rows:
             if event_id in self._events_seen:
                 continue
-            if action == "escalated":
+            if action in SLA_EVENTS:
+                await self.post_sla_alert(event_id, ticket_id, action, detail or {})
+            elif action == "escalated":
                 await self.post_card(ticket_id)
             else:
                 await self.refresh_card(ticket_id)
@@ -246,6 +253,28 @@ class TelegramPager:
         await self.cards.remember(ticket_id, sent.message_id, card.last_message_id)
         log.info("telegram pager: ticket %s posted as message %s", ticket_id, sent.message_id)
         return sent.message_id
+
+    async def post_sla_alert(self, event_id: int, ticket_id: int, action: str, detail: dict[str, object]) -> None:
+        """An SLA warning or breach, as a reply to the ticket's card (alone if it has none).  Posted once:
+        which alerts went out is kept in the store, as the cards are, since the look-back re-reads events."""
+        posted = f"telegram-pager:{self.chat_id}:sla:{event_id}"
+        if await get_cursor(self.db, posted):
+            return
+        metric = str(detail.get("metric", "")).replace("_", " ")
+        async with self.db.session() as session:
+            ticket = await session.get(Ticket, ticket_id)
+        if ticket is None:
+            return
+        where = f"ticket #{ticket_id} ({ticket.queue.value}, {ticket.priority.name})"
+        text = (f"🔴 SLA breached: {metric} on {where}" if action == "sla_breach"
+                else f"🟠 SLA warning: {metric} on {where} has used 80% of its time")
+        card = await self.cards.message_for(ticket_id)
+        await self.flood.acquire(self.chat_id)
+        await self.bot.send_message(
+            self.chat_id, text,
+            reply_parameters=ReplyParameters(card, allow_sending_without_reply=True) if card is not None else None,
+        )
+        await set_cursor(self.db, posted, "1")
 
     async def refresh_card(self, ticket_id: int) -> None:
         """Make the card show the ticket as it is now (holder, status, buttons)."""
