@@ -21,12 +21,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bot.listening_rules import ListeningError, ListeningRules, load_listening
 from bot.texts import Texts, TextsError, load_texts
 from bot.words import Words, WordsError, load_words
 from frontdesk.core.settings import PROJECT_ROOT
 
 SHIPPED_CONTENT_DIR = PROJECT_ROOT / "content"
-CONTENT_FILES = ("faq.yml", "events.yml", "replies.yml", "words.yml")
+CONTENT_FILES = ("faq.yml", "events.yml", "replies.yml", "words.yml", "listening.yml")
 
 
 class ContentError(ValueError):
@@ -95,6 +96,8 @@ class Content:
     sources: dict[str, Path] = field(default_factory=dict)
     texts: Texts = field(default_factory=shipped_texts)
     words: Words = field(default_factory=shipped_words)
+    # X recent-search rules (listening.yml, optional: no file, no listening).
+    listening: ListeningRules = field(default_factory=ListeningRules)
 
     def event(self, key: str) -> Event | None:
         return next((e for e in self.events if e.key == key), None)
@@ -115,9 +118,13 @@ def load_content(content_dir: Path) -> Content:
     try:
         texts = load_texts(paths["replies"], events=events)
         words = load_words(paths["words"])
-    except (TextsError, WordsError) as exc:
+        listening = load_listening(paths["listening"])
+    except (TextsError, WordsError, ListeningError) as exc:
         raise ContentError(str(exc)) from None
-    return Content(faq=tuple(load_faq(paths["faq"])), events=events, sources=paths, texts=texts, words=words)
+    return Content(
+        faq=tuple(load_faq(paths["faq"])), events=events, sources=paths, texts=texts, words=words,
+        listening=listening,
+    )
 
 
 # --- FAQ -----------------------------------------------------------------------------------------------

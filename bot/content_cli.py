@@ -16,7 +16,7 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("check")
 def check_command(
     directory: Path = typer.Argument(..., help="The content folder: faq.yml, events.yml, replies.yml, words.yml, "
-                                     "taxonomy.yml."),
+                                     "listening.yml, taxonomy.yml."),
     taxonomy: Path | None = typer.Option(None, help="The taxonomy file, if not DIRECTORY/taxonomy.yml "
                                          "(FRONTDESK_TAXONOMY_PATH)."),
 ) -> None:
@@ -46,6 +46,8 @@ def summary(directory: Path, bundle: Bundle) -> str:
         f"register {len(words.register.phrases)}, person {len(words.person.phrases)}, "
         f"confirm {len(words.yes.phrases)} yes / {len(words.no.phrases)} no, "
         f"about_events {len(words.about_events.phrases)} phrases",
+        f"  listening.yml {len(content.listening.rules)} rules ({content.listening.tier}): "
+        + (", ".join(content.listening.names) or "none"),
         f"  taxonomy.yml  {len(bundle.taxonomy.intents)} intents -> "
         + ", ".join(f"{q} ({n})" for q, n in sorted(queues.items())),
     ])
