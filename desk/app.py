@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from starlette.middleware.sessions import SessionMiddleware
 
-from bot.content import Event
+from bot.content import Event, ListeningRules
 from bot.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from desk import queries
 from desk.auth import TokenSigner
@@ -52,6 +52,7 @@ class DeskState:
     templates: Jinja2Templates
     live: LiveFeed
     events: dict[str, Event] = field(default_factory=dict)  # for saved replies' {event_*} placeholders
+    listening: ListeningRules = field(default_factory=ListeningRules)  # the Listening page's rule filter
 
     async def intent_choices(self) -> list[str]:
         """The intents an agent may pick when correcting the NLU: the taxonomy's, else those seen so far."""
@@ -74,7 +75,8 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     Raises InsecureSettings when real accounts are configured with a secret key anyone could know.
     `/docs`, `/redoc` and `/openapi.json` exist only when `settings.effective_public_docs`.
     """
-    from desk import api, customers_api, docs, live, pages, saved_replies_api
+    from desk import api, customers_api, docs, listening_api, listening_pages, live, pages, saved_replies_api
+    from desk.listening import load_rules
 
     settings.check_secrets()
 
@@ -108,6 +110,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         templates=templates,
         live=live_feed,
         events=load_event_catalogue(settings.content_dir / "events.yml"),
+        listening=load_rules(settings),
     )
     app.add_middleware(
         SessionMiddleware,
@@ -123,6 +126,8 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     app.include_router(api.router)
     app.include_router(saved_replies_api.router)
     app.include_router(customers_api.router)
+    app.include_router(listening_api.router)
+    app.include_router(listening_pages.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     _install_error_handlers(app)

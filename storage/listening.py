@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from storage.db import Database
-from storage.models import ListeningEvent, ListeningItem
+from storage.models import Direction, ListeningEvent, ListeningItem, Message
 
 PAGE_MAX = 100
 
@@ -35,6 +35,21 @@ async def known_post_ids(db: Database, post_ids: Iterable[str]) -> set[str]:
     async with db.session() as session:
         rows = await session.execute(
             select(ListeningItem.platform_post_id).where(ListeningItem.platform_post_id.in_(ids))  # type: ignore[attr-defined]
+        )
+        return {str(r) for r in rows.scalars()}
+
+
+async def brand_post_ids(db: Database, post_ids: Iterable[str]) -> set[str]:
+    """Which of `post_ids` are posts the brand made through Frontdesk (a post quoting one addressed the brand)."""
+    ids = list(dict.fromkeys(post_ids))
+    if not ids:
+        return set()
+    async with db.session() as session:
+        rows = await session.execute(
+            select(Message.platform_message_id).where(
+                Message.direction == Direction.outbound,
+                Message.platform_message_id.in_(ids),  # type: ignore[union-attr]
+            )
         )
         return {str(r) for r in rows.scalars()}
 
