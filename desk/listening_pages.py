@@ -5,7 +5,7 @@ accepts them, else why not).  Forms post with the session's CSRF token and redir
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -17,7 +17,7 @@ from desk.pages import Csrf, PageAgent, _explain, _flash, _render, path_for
 from frontdesk.core.vocabulary import CATEGORIES, LISTENING_STATUSES, SENTIMENTS
 from storage import listening as store
 from storage.actions import listening as actions
-from storage.errors import StoreError
+from storage.errors import NotFound, StoreError
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_unstorable_text)])
 PAGE_SIZE = 25
@@ -38,7 +38,7 @@ def _filters(request: Request) -> dict[str, str]:
 
 def _back(request: Request, filters: str) -> str:
     """Where a form returns: the page with the filters it was posted from (never another site)."""
-    params = {k: v for k, v in (p.split("=", 1) for p in filters.split("&") if "=" in p) if k in _FILTERS}
+    params = {k: v for k, v in parse_qsl(filters) if k in _FILTERS}
     query = urlencode(params)
     return path_for(request, "listening_page") + (f"?{query}" if query else "")
 
@@ -80,8 +80,6 @@ async def _act(request: Request, csrf: str, filters: str, action: Any, done: str
 async def _route(request: Request, item_id: int) -> actions.TicketRoute:
     item = await store.get_item(request.app.state.desk.db, item_id)
     if item is None:
-        from storage.errors import NotFound
-
         raise NotFound("ListeningItem", item_id)
     return ticket_route(item, request.app.state.desk.taxonomy)
 

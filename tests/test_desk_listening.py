@@ -161,3 +161,6 @@ async def test_the_page_lists_filters_and_acts(db, desk_client, make_agent) -> N
     assert "Not sent:" in (await desk_client.get("/listening")).text
     forged = await desk_client.post(f"/listening/{quiet}/dismiss", data={"csrf_token": "nope"})
     assert forged.status_code == 403
+    gone = await desk_client.post("/listening/424242/ticket", data={"csrf_token": csrf})
+    assert gone.status_code == 303 and "does not exist" in (await desk_client.get("/listening")).text
+    assert (await desk_client.get("/listening?rule=nope&sentiment=angry&before=x")).status_code == 200
