@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from bot.tags import TagRules, TagRulesError, load_tag_rules
+from bot.listening_rules import ListeningError, ListeningRules, load_listening
 from bot.texts import Texts, TextsError, load_texts
 from bot.words import Words, WordsError, load_words
 from frontdesk.core.settings import PROJECT_ROOT
@@ -29,7 +30,7 @@ from frontdesk.core.sla import METRICS, NO_SLAS, Metric, SlaTargets, parse_durat
 from frontdesk.core.vocabulary import PRIORITIES, QUEUES
 
 SHIPPED_CONTENT_DIR = PROJECT_ROOT / "content"
-CONTENT_FILES = ("faq.yml", "events.yml", "replies.yml", "words.yml", "tags.yml")  # tags.yml may be absent
+CONTENT_FILES = ("faq.yml", "events.yml", "replies.yml", "words.yml", "tags.yml", "listening.yml")  # tags, listening may be absent
 OPTIONAL_CONTENT_FILES = ("sla.yml",)  # absent: that feature is off (no SLAs)
 
 
@@ -101,6 +102,8 @@ class Content:
     words: Words = field(default_factory=shipped_words)
     tags: TagRules = field(default_factory=TagRules)  # none unless loaded from a folder
     sla: SlaTargets = NO_SLAS
+    # X recent-search rules (listening.yml, optional: no file, no listening).
+    listening: ListeningRules = field(default_factory=ListeningRules)
 
     def event(self, key: str) -> Event | None:
         return next((e for e in self.events if e.key == key), None)
@@ -122,12 +125,13 @@ def load_content(content_dir: Path) -> Content:
         texts = load_texts(paths["replies"], events=events)
         words = load_words(paths["words"])
         tags = load_tag_rules(paths["tags"])
-    except (TextsError, WordsError, TagRulesError) as exc:
+        listening = load_listening(paths["listening"])
+    except (TextsError, WordsError, TagRulesError, ListeningError) as exc:
         raise ContentError(str(exc)) from None
     sla_path = content_dir / "sla.yml"
     return Content(
         faq=tuple(load_faq(paths["faq"])), events=events, sources={**paths, "sla": sla_path},
-        texts=texts, words=words, tags=tags, sla=load_sla(sla_path),
+        texts=texts, words=words, tags=tags, sla=load_sla(sla_path), listening=listening,
     )
 
 

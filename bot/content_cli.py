@@ -17,7 +17,7 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("check")
 def check_command(
     directory: Path = typer.Argument(..., help="The content folder: faq.yml, events.yml, replies.yml, words.yml, "
-                                     "tags.yml, taxonomy.yml."),
+                                     "tags.yml, listening.yml, taxonomy.yml."),
     taxonomy: Path | None = typer.Option(None, help="The taxonomy file, if not DIRECTORY/taxonomy.yml "
                                          "(FRONTDESK_TAXONOMY_PATH)."),
 ) -> None:
@@ -49,6 +49,8 @@ def summary(directory: Path, bundle: Bundle) -> str:
         f"about_events {len(words.about_events.phrases)} phrases",
         f"  tags.yml      {len(content.tags.rules)} rules"
         + (" -> " + ", ".join(dict.fromkeys(r.tag for r in content.tags.rules)) if content.tags.rules else ""),
+        f"  listening.yml {len(content.listening.rules)} rules ({content.listening.tier}): "
+        + (", ".join(content.listening.names) or "none"),
         f"  taxonomy.yml  {len(bundle.taxonomy.intents)} intents -> "
         + ", ".join(f"{q} ({n})" for q, n in sorted(queues.items())),
         f"  sla.yml       {_sla_summary(content.sla)}",

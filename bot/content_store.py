@@ -49,6 +49,13 @@ def load_bundle(content_dir: Path, taxonomy_path: Path) -> Bundle:
         raise ContentError(str(exc)) from None
     check_faq_intents(content, taxonomy.intents, taxonomy_path=taxonomy_path)
     check_tag_intents(content, taxonomy.intents)
+    words = content.words
+    for intent in (*words.negative_intents, *words.positive_intents):
+        if intent not in taxonomy.intents:
+            raise ContentError(
+                f"{content.sources.get('words', 'words.yml')}: sentiment: intent {intent!r} is not in the taxonomy "
+                f"({taxonomy_path}); use one of {', '.join(sorted(taxonomy.intents))}"
+            )
     return Bundle(content=content, taxonomy=taxonomy)
 
 

@@ -58,6 +58,19 @@ class Words:
     yes: PhraseList
     no: PhraseList
     about_events: PhraseList
+    # Listening's sentiment (bot/listening.py): phrases and the intents that mark a post negative / positive.
+    negative: PhraseList = PhraseList(())
+    positive: PhraseList = PhraseList(())
+    negative_intents: tuple[str, ...] = ()
+    positive_intents: tuple[str, ...] = ()
+
+    def sentiment(self, text: str, intent: str | None) -> str:
+        """negative | neutral | positive for a post: its intent, anger, then the word lists."""
+        if intent in self.negative_intents or self.is_angry(text) or self.negative.found_in(text):
+            return "negative"
+        if intent in self.positive_intents or self.positive.found_in(text):
+            return "positive"
+        return "neutral"
 
     def is_angry(self, text: str) -> bool:
         """Words of anger, a run of "!" or shouting (mostly capitals) mark a message for high priority."""
@@ -100,13 +113,16 @@ def load_words(path: Path) -> Words:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise WordsError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    top = _Section(path, node, "the file", ("angry", "did_not_help", "register", "person", "confirm", "about_events"))
+    top = _Section(path, node, "the file",
+                   ("angry", "did_not_help", "register", "person", "confirm", "about_events", "sentiment"))
     angry = _Section(path, top.node("angry"), "angry", ("phrases", "exclamations", "shouting_share"))
     help_ = _Section(path, top.node("did_not_help"), "did_not_help", ("phrases", "alone"))
     register = _Section(path, top.node("register"), "register", ("phrases",))
     person = _Section(path, top.node("person"), "person", ("phrases",))
     confirm = _Section(path, top.node("confirm"), "confirm", ("yes", "no"))
     about_events = _Section(path, top.node("about_events"), "about_events", ("phrases",))
+    sentiment = _Section(path, top.node("sentiment"), "sentiment",
+                         ("negative", "positive", "negative_intents", "positive_intents"))
     exclamations = angry.scalar("exclamations")
     if not isinstance(exclamations, int) or isinstance(exclamations, bool) or exclamations < 2:
         raise WordsError(f"{path}:{angry.line('exclamations')}: `angry.exclamations` must be a whole number ≥ 2")
@@ -125,6 +141,10 @@ def load_words(path: Path) -> Words:
         yes=PhraseList(confirm.phrases("yes")),
         no=PhraseList(confirm.phrases("no")),
         about_events=PhraseList(about_events.phrases("phrases")),
+        negative=PhraseList(sentiment.phrases("negative")),
+        positive=PhraseList(sentiment.phrases("positive")),
+        negative_intents=sentiment.phrases("negative_intents"),
+        positive_intents=sentiment.phrases("positive_intents"),
     )
 
 

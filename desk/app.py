@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from starlette.middleware.sessions import SessionMiddleware
 
-from bot.content import Event, load_sla
+from bot.content import Event, ListeningRules, load_sla
 from bot.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from desk import queries
 from desk.auth import TokenSigner
@@ -55,6 +55,7 @@ class DeskState:
     live: LiveFeed
     events: dict[str, Event] = field(default_factory=dict)  # for saved replies' {event_*} placeholders
     sla: SlaPolicy = field(default_factory=SlaPolicy)  # content/sla.yml and FRONTDESK_BUSINESS_HOURS
+    listening: ListeningRules = field(default_factory=ListeningRules)  # the Listening page's rule filter
 
     async def intent_choices(self) -> list[str]:
         """The intents an agent may pick when correcting the NLU: the taxonomy's, else those seen so far."""
@@ -77,7 +78,18 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     Raises InsecureSettings when real accounts are configured with a secret key anyone could know.
     `/docs`, `/redoc` and `/openapi.json` exist only when `settings.effective_public_docs`.
     """
-    from desk import api, customers_api, docs, live, pages, saved_replies_api, tags_api
+    from desk import (
+        api,
+        customers_api,
+        docs,
+        listening_api,
+        listening_pages,
+        live,
+        pages,
+        saved_replies_api,
+        tags_api,
+    )
+    from desk.listening import load_rules
 
     settings.check_secrets()
 
@@ -115,6 +127,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
             targets=load_sla(settings.content_dir / "sla.yml"),
             hours=parse_business_hours(settings.business_hours, settings.business_timezone),
         ),
+        listening=load_rules(settings),
     )
     app.add_middleware(
         SessionMiddleware,
@@ -131,6 +144,8 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     app.include_router(saved_replies_api.router)
     app.include_router(customers_api.router)
     app.include_router(tags_api.router)
+    app.include_router(listening_api.router)
+    app.include_router(listening_pages.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     _install_error_handlers(app)

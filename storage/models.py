@@ -21,7 +21,15 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 # The shared vocabulary is defined once, in the core; the store's columns use it (and re-export it).
-from frontdesk.core.vocabulary import TICKET_SUBJECT_MAX_CHARS, Channel, ConversationKind, Priority, Queue  # noqa: F401
+from frontdesk.core.vocabulary import (  # noqa: F401
+    TICKET_SUBJECT_MAX_CHARS,
+    Channel,
+    ConversationKind,
+    ListeningStatus,
+    Priority,
+    Queue,
+    Sentiment,
+)
 
 
 def utcnow() -> datetime:
@@ -385,4 +393,54 @@ class TicketTag(SQLModel, table=True):
     ticket_id: int = Field(foreign_key="tickets.id")
     tag: str = Field(max_length=32, index=True)
     created_by: str = Field(max_length=64)  # the actor: "bot" or "agent:<id>"
+    created_at: datetime = _created()
+
+
+class ListeningItem(SQLModel, table=True):
+    """A public X post a listening rule found (recent search), classified, for agents to act on.
+
+    One row per post (the platform post id is unique): a post several rules match is kept under the first.
+    `addressed_brand`: the author @mentioned the brand or quoted one of its posts, the only posts X lets the
+    brand reply under (since 2026-02-23); nothing is ever sent to the others on its own.
+    """
+
+    __tablename__ = "listening_items"
+    __table_args__ = (
+        Index("ix_listening_items_rule_posted", "rule", "posted_at"),
+        Index("ix_listening_items_status", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform_post_id: str = Field(max_length=64, unique=True)
+    conversation_ref: str = Field(max_length=64)  # the thread's root post id
+    rule: str = Field(max_length=32)
+    author_id: str = Field(max_length=64)
+    author_handle: str = Field(default="", max_length=128)
+    author_name: str = Field(default="", max_length=256)
+    # X's `receives_your_dm` for the brand (user-context reads only); None: X did not say.
+    author_accepts_dms: bool | None = None
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    posted_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    category: str | None = Field(default=None, max_length=16)
+    intent: str | None = Field(default=None, max_length=64)
+    confidence: float | None = None
+    sentiment: Sentiment = Field(sa_column=Column(EnumAsString(Sentiment), nullable=False, index=True))
+    status: ListeningStatus = _enum(ListeningStatus.new)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id")
+    addressed_brand: bool = False
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class ListeningEvent(SQLModel, table=True):
+    """The audit trail of a listening item: who noted, dismissed, ticketed or answered it, when."""
+
+    __tablename__ = "listening_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="listening_items.id", index=True)
+    agent_id: int | None = Field(default=None, foreign_key="agents.id")
+    action: str = Field(max_length=32)
+    detail: dict[str, Any] = _json()
     created_at: datetime = _created()

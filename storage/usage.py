@@ -27,6 +27,11 @@ from storage.models import XUsageDay, utcnow
 POSTS_READ = "posts_read"  # posts returned by an app-auth (bearer) read, or by a read of others' data
 POSTS_READ_OWN = "posts_read_own"  # posts returned by a user-auth read of the brand's own mentions/timeline
 USERS_READ = "users_read"
+# Listening (recent search, docs/listening.md): billed as posts_read / users_read, counted apart so the desk's
+# Figures card and /metrics show what listening costs.
+POSTS_READ_LISTENING = "posts_read_listening"
+USERS_READ_LISTENING = "users_read_listening"
+_PRICED_AS = {POSTS_READ_LISTENING: POSTS_READ, USERS_READ_LISTENING: USERS_READ}
 DM_EVENTS_READ = "dm_events_read"
 POSTS_CREATED = "posts_created"
 POSTS_CREATED_URL = "posts_created_url"
@@ -36,6 +41,8 @@ ITEMS: tuple[str, ...] = (
     POSTS_READ,
     POSTS_READ_OWN,
     USERS_READ,
+    POSTS_READ_LISTENING,
+    USERS_READ_LISTENING,
     DM_EVENTS_READ,
     POSTS_CREATED,
     POSTS_CREATED_URL,
@@ -46,7 +53,7 @@ PRICES_FILE = "x_prices.yml"
 OWNED_READ = "owned_read"
 # The prices the table must give: one per item, except posts_read_own, which is priced as owned_read when
 # the brand's account owns the developer app and as posts_read otherwise.
-PRICE_KEYS: tuple[str, ...] = (*(i for i in ITEMS if i != POSTS_READ_OWN), OWNED_READ)
+PRICE_KEYS: tuple[str, ...] = (*(i for i in ITEMS if i != POSTS_READ_OWN and i not in _PRICED_AS), OWNED_READ)
 PROJECTION_DAYS = 30
 WINDOW_DAYS = 7
 
@@ -65,7 +72,7 @@ class PriceTable:
     def unit_price(self, item: str) -> float:
         if item == POSTS_READ_OWN:
             return self.prices[OWNED_READ] if self.brand_owns_app else self.prices[POSTS_READ]
-        return self.prices.get(item, 0.0)
+        return self.prices.get(_PRICED_AS.get(item, item), 0.0)
 
     def cost(self, counts: Mapping[str, int]) -> float:
         return sum(self.unit_price(item) * n for item, n in counts.items())

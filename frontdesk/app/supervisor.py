@@ -88,6 +88,7 @@ class Running:
     telegram: Any = None
     brand_user_id: str = ""
     http_app: Any = None
+    nlu: Any = None
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
 
 
@@ -149,6 +150,7 @@ async def started(
             nlu = _nlu_client(settings, running.nlu_url)
             stack.push_async_callback(nlu.aclose)
             readiness.add("nlu", nlu_check(nlu))
+            running.nlu = nlu
         else:
             readiness.add("nlu", flag_check(lambda: True, ""))
 
@@ -217,6 +219,7 @@ def _use_in_desk(desk_app: Any, bundle: Bundle) -> None:
     state = desk_app.state.desk
     state.taxonomy = bundle.taxonomy  # the intents offered for corrections
     state.sla = dataclasses.replace(state.sla, targets=bundle.content.sla)  # the clocks the queues show
+    state.listening = bundle.content.listening  # the Listening page's rules
 
 
 def install_reload_signal(store: ContentStore) -> Callable[[], None]:
@@ -407,6 +410,14 @@ async def _start_x(stack: AsyncExitStack, running: Running, say: Say) -> None:
     if channel.sender is not None and store is not None:
         # A public reply X calls a duplicate goes out in the brand's next wording (bot/texts.py).
         channel.sender.alternatives = lambda text: store.current.content.texts.alternatives(text)
+    if running.role.pollers and store is not None:
+        # Listening (docs/listening.md): the rules and words in use follow reloads; polled under the lease.
+        from bot.listening import ListeningClassifier
+
+        classifier = ListeningClassifier(
+            running.nlu, lambda: store.current, confidence_threshold=running.settings.nlu_confidence_threshold
+        )
+        channel.listening = (lambda: store.current.content.listening, classifier.classify)
     if running.role.pollers:
         await _poll_under_lease(stack, running, channel, f"x:{channel.brand_id}",
                                 check="channels", starting="the X channel is starting")

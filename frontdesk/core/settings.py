@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     x_bearer_token: SecretStr | None = None
     x_mentions_poll_s: float = 0.0  # 0: derived from the rate limit the API reports
     x_dms_poll_s: float = 0.0
+    # Listening (docs/listening.md): one recent search per rule per poll.  X bills the posts returned, not the
+    # requests, so polling more often costs no more per post; 60 s keeps 10 rules at 150 of the 300 searches a
+    # user may make per 15 minutes and a finding on the desk within a minute.  0: no listening.
+    x_listening_poll_s: float = Field(
+        default=60.0, ge=0, description="Seconds between listening polls (X recent search per rule); 0: off."
+    )
     x_webhook_enabled: bool = False
 
     # --- X channel (bot/channels/x) -------------------------------------------------------------

@@ -55,7 +55,26 @@ class Category(str, enum.Enum):
     other = "other"
 
 
+class Sentiment(str, enum.Enum):
+    """How a post found by listening speaks of the brand (bot/listening.py, content/words.yml `sentiment`)."""
+
+    negative = "negative"
+    neutral = "neutral"
+    positive = "positive"
+
+
+class ListeningStatus(str, enum.Enum):
+    """Where a listening item stands: new, noted by an agent, dismissed, or opened as a ticket."""
+
+    new = "new"
+    noted = "noted"
+    dismissed = "dismissed"
+    ticketed = "ticketed"
+
+
 CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
+SENTIMENTS: tuple[str, ...] = tuple(s.value for s in Sentiment)
+LISTENING_STATUSES: tuple[str, ...] = tuple(s.value for s in ListeningStatus)
 QUEUES: tuple[str, ...] = tuple(q.value for q in Queue)
 PRIORITIES: tuple[str, ...] = tuple(p.name for p in sorted(Priority, reverse=True))  # low … urgent
 CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from sandbox.x import errors, views
+from sandbox.x import errors, search, views
 from sandbox.x.account_activity import add_account_activity_routes
 from sandbox.x.auth import AuthContext, authenticate
 from sandbox.x.limits import RateWindow
@@ -25,6 +26,7 @@ from sandbox.x.state import XState
 
 log = logging.getLogger(__name__)
 X_STATE = web.AppKey("x_state", XState)
+_AUTH_KIND = web.RequestKey("x_auth_kind", str)
 _JSON = "application/json"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -84,6 +86,7 @@ async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamRes
         response = _error_response(error)
         response.headers.update(state.limits.headers(state.limits.peek(endpoint, "app")))
         return response
+    request[_AUTH_KIND] = context.kind  # "user" or "app": some fields exist only for a user (receives_your_dm)
     window, allowed = state.limits.hit(endpoint, context.key)
     if not allowed:
         response = _error_response(errors.too_many_requests())
@@ -219,6 +222,76 @@ def _timeline(request: web.Request, state: XState, tweets: list[Any]) -> web.Res
     return _json(views.tweet_page_body(state, cut.items, cut.next_token, query, cut.previous_token))
 
 
+@_endpoint("search_recent", user_only=False)
+async def search_recent(request: web.Request) -> web.Response:
+    """`GET /2/tweets/search/recent`: posts of the last 7 days matching `query`, newest first.
+
+    As X answers it (the spec's searchPostsRecent; build-a-query.mdx): `query` required, at most 512
+    characters on self-serve tiers, X's operators only; `max_results` 10-100 (default 10); `since_id` /
+    `until_id`; `start_time` no earlier than 7 days ago; pages by `next_token`.
+    """
+    state = _state(request)
+    query = request.query
+    unknown = set(query) - _SEARCH_PARAMETERS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise errors.invalid_request(
+            f"The query parameter [{name}] is not one of [{','.join(sorted(_SEARCH_PARAMETERS))}]",
+            {name: [query[name]]},
+        )
+    raw_query = query.get("query")
+    if raw_query is None:
+        raise errors.invalid_request("The `query` query parameter can not be empty", {"query": [""]})
+    matcher = search.compile_query(raw_query)
+    since_id = views.parse_id(query, "since_id")
+    until_id = views.parse_id(query, "until_id")
+    max_results = views.parse_max_results(query, 10, 100, 10)
+    start_time = views.parse_time(query, "start_time")
+    end_time = views.parse_time(query, "end_time")
+    earliest = state.clock() - search.WINDOW_S
+    if start_time is not None and start_time.timestamp() < earliest:
+        raise errors.invalid_request(
+            f"Invalid 'start_time':'{query['start_time']}'. 'start_time' must be on or after "
+            f"{views.iso(datetime.fromtimestamp(earliest, tz=UTC))}",
+            {"start_time": [query["start_time"]]},
+        )
+    sort_order = query.get("sort_order")
+    if sort_order is not None and sort_order not in ("recency", "relevancy"):
+        raise errors.invalid_request(
+            f"The `sort_order` query parameter value [{sort_order}] is not one of [recency, relevancy]",
+            {"sort_order": [sort_order]},
+        )
+    tweets = state.search_recent(lambda t: matcher(_search_post(state, t)), search.WINDOW_S)
+    tweets = views.id_window(tweets, since_id, until_id, start_time, end_time)
+    paging = dict(query)
+    if "next_token" in query:  # search pages by `next_token` (the timelines by `pagination_token`)
+        paging["pagination_token"] = query["next_token"]
+    cut = views.page(tweets, paging, max_results, base32=False, ragged=state.config.ragged_pages)
+    return _json(
+        views.tweet_page_body(state, cut.items, cut.next_token, query,
+                              user_context=request.get(_AUTH_KIND) == "user")
+    )
+
+
+_SEARCH_PARAMETERS = frozenset({
+    "query", "start_time", "end_time", "since_id", "until_id", "max_results", "next_token", "pagination_token",
+    "sort_order", "tweet.fields", "expansions", "media.fields", "poll.fields", "user.fields", "place.fields",
+})
+
+
+def _search_post(state: XState, tweet: Any) -> search.Post:
+    author = state.users.get(tweet.author_id)
+    replied = state.users.get(tweet.in_reply_to_user_id or "")
+    return search.Post(
+        text=tweet.text,
+        author_username=author.username if author else "",
+        in_reply_to_username=replied.username if replied else None,
+        conversation_id=tweet.conversation_id,
+        is_reply=tweet.in_reply_to_tweet_id is not None,
+        is_quote=tweet.quoted_tweet_id is not None,
+    )
+
+
 @_endpoint("tweet_lookup", user_only=False)
 async def tweet_lookup(request: web.Request) -> web.Response:
     state = _state(request)
@@ -342,6 +415,7 @@ def build_x_api_app(state: XState) -> web.Application:
     api.router.add_get("/users/me", users_me)
     api.router.add_get("/users/{id}/mentions", user_mentions)
     api.router.add_get("/users/{id}/tweets", user_tweets)
+    api.router.add_get("/tweets/search/recent", search_recent)  # before /tweets/{id}, which would take it
     api.router.add_get("/tweets/{id}", tweet_lookup)
     api.router.add_post("/tweets", create_tweet)
     api.router.add_get("/dm_events", dm_events)

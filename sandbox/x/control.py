@@ -101,6 +101,17 @@ async def control_mention(request: web.Request) -> web.Response:
     )
 
 
+async def control_post(request: web.Request) -> web.Response:
+    """Someone posts in public without addressing the brand: only recent search (listening) finds it."""
+    state = request.app[X_STATE]
+    body = await _control_body(request)
+    tweet = state.add_post(_required_str(body, "author"), _required_str(body, "text"))
+    return _json(
+        {"id": tweet.id, "text": tweet.text, "author_id": tweet.author_id, "conversation_id": tweet.conversation_id},
+        201,
+    )
+
+
 async def control_delete_tweet(request: web.Request) -> web.Response:
     """A customer deletes one of their posts (with its whole edit chain, as on X)."""
     state = request.app[X_STATE]
@@ -244,6 +255,7 @@ def add_control_routes(app: web.Application) -> None:
     """Register the ``/_sandbox/`` routes (and their 400-on-bad-input middleware) on the root ``app``."""
     app.middlewares.append(_control_errors)
     app.router.add_post("/_sandbox/mentions", control_mention)
+    app.router.add_post("/_sandbox/posts", control_post)
     app.router.add_delete("/_sandbox/tweets/{tweet_id}", control_delete_tweet)
     app.router.add_post("/_sandbox/dms", control_dm)
     app.router.add_get("/_sandbox/sent", control_sent)

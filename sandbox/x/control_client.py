@@ -61,6 +61,10 @@ class XSandboxControl:
             body["mention_brand"] = False
         return await self._call("POST", "mentions", body)
 
+    async def post(self, author: str, text: str) -> dict[str, Any]:
+        """Someone posts in public without addressing the brand (only recent search finds it)."""
+        return await self._call("POST", "posts", {"author": author, "text": text})
+
     async def delete_tweet(self, tweet_id: str) -> dict[str, Any]:
         """The customer deletes their post (and every version of it)."""
         return await self._call("DELETE", f"tweets/{tweet_id}")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 X_RATE_LIMITS: dict[str, dict[str, int]] = {
     "users_me": {"user": 75},
     "mentions": {"app": 450, "user": 300},
+    # GET /2/tweets/search/recent: 450 per app, 300 per user (x-limits-and-prices.md, rate-limits.mdx).
+    "search_recent": {"app": 450, "user": 300},
     "user_tweets": {"app": 1500, "user": 900},
     "dm_events": {"user": 15},
     "dm_conversation_events": {"user": 15},

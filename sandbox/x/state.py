@@ -334,6 +334,29 @@ class XState:
                         timeline.remove(item)
         return gone
 
+    def add_post(self, author: str, text: str) -> XTweet:
+        """Someone posts publicly without addressing the brand (what only recent search finds)."""
+        user = self.user_by_username(author)
+        assert user is not None
+        if user.id == self.brand.id:
+            raise ValueError("the author must be a customer, not the brand itself")
+        if not text.strip():
+            raise ValueError("text must not be empty")
+        if self.brand.username.lower() in _mentions_in(text):
+            raise ValueError("this post @mentions the brand: post it with POST /_sandbox/mentions")
+        return self._store_tweet(user, text, None)
+
+    def search_recent(self, matches: Callable[[XTweet], bool], window_s: float) -> list[XTweet]:
+        """Posts of the last `window_s` seconds that `matches`, newest first (edited: latest version only)."""
+        cutoff = self.clock() - window_s
+        found = []
+        for tweet in reversed(list(self.tweets.values())):
+            if tweet.created_at.timestamp() < cutoff:
+                break  # insertion order is id order is time order
+            if tweet.is_latest_version and matches(tweet):
+                found.append(tweet)
+        return found
+
     def add_dm(self, sender: str, text: str, *, index_delay_s: float = 0.0) -> XDmEvent:
         """A customer sends the brand a direct message; listed only `index_delay_s` after it was sent."""
         user = self.user_by_username(sender)

@@ -292,7 +292,9 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def render_user(user: XUser, fields: Sequence[str] = ()) -> dict[str, Any]:
+def render_user(user: XUser, fields: Sequence[str] = (), *, user_context: bool = False) -> dict[str, Any]:
+    """`user_context`: the request was made as a user (OAuth 1.0a), so `receives_your_dm` ("if you can send a
+    DM to this User", the spec's User schema) has a "you" to be about; an app-only answer leaves it out."""
     full: dict[str, Any] = {
         "id": user.id,
         "name": user.name,
@@ -304,6 +306,8 @@ def render_user(user: XUser, fields: Sequence[str] = ()) -> dict[str, Any]:
         "profile_image_url": "https://abs.twimg.com/sticky/default_profile_images/default_profile_normal.png",
         "public_metrics": {"followers_count": 0, "following_count": 0, "tweet_count": 0, "listed_count": 0},
     }
+    if user_context:
+        full["receives_your_dm"] = user.accepts_dms
     wanted = {"id", "name", "username", *fields}
     return {k: v for k, v in full.items() if k in wanted}
 
@@ -388,6 +392,8 @@ def tweet_page_body(
     next_token: str | None,
     query: Mapping[str, str],
     previous_token: str | None = None,
+    *,
+    user_context: bool = False,
 ) -> dict[str, Any]:
     """A timeline response: ``data``, ``includes``, ``meta``; an empty page is only ``meta``."""
     tweet_fields = parse_list(query, "tweet.fields", TWEET_FIELDS)
@@ -399,7 +405,7 @@ def tweet_page_body(
             meta["next_token"] = next_token
         return {"meta": meta}
     body: dict[str, Any] = {"data": [render_tweet(state, t, tweet_fields) for t in tweets]}
-    includes = _tweet_includes(state, tweets, expansions, tweet_fields, user_fields)
+    includes = _tweet_includes(state, tweets, expansions, tweet_fields, user_fields, user_context)
     if includes:
         body["includes"] = includes
     meta.update(newest_id=tweets[0].id, oldest_id=tweets[-1].id)
@@ -417,6 +423,7 @@ def _tweet_includes(
     expansions: list[str],
     tweet_fields: list[str],
     user_fields: list[str],
+    user_context: bool = False,
 ) -> dict[str, Any]:
     user_ids: list[str] = []
     referenced: list[XTweet] = []
@@ -440,7 +447,7 @@ def _tweet_includes(
     includes: dict[str, Any] = {}
     users = [state.users[u] for u in dict.fromkeys(user_ids) if u in state.users]
     if users:
-        includes["users"] = [render_user(u, user_fields) for u in users]
+        includes["users"] = [render_user(u, user_fields, user_context=user_context) for u in users]
     if referenced:
         unique = {t.id: t for t in referenced}
         includes["tweets"] = [render_tweet(state, t, tweet_fields) for t in unique.values()]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import tweepy
@@ -22,12 +23,14 @@ from bot.channels.base import Wake
 from bot.channels.x.api import CREDENTIALS_HINT, TRANSIENT_ERRORS, api_message, call, raw_client
 from bot.channels.x.client import close_x_client, make_x_client, usage_meter
 from bot.channels.x.dms import DmPoller
+from bot.channels.x.listening import Classify, ListeningPoller
 from bot.channels.x.mentions import MentionsPoller
 from bot.channels.x.poller import Poller
 from bot.channels.x.rate_limits import Pacer
 from bot.channels.x.sender import XSender
 from bot.channels.x.usage import UsageFlusher
 from bot.channels.x.webhook import make_x_webhook_router
+from bot.listening_rules import ListeningRules
 from frontdesk.core.settings import Settings
 from storage.db import Database
 
@@ -71,6 +74,8 @@ class XChannel:
         self.pollers: list[Poller] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.usage: UsageFlusher | None = None
+        # Listening (bot/channels/x/listening.py): the rules in use and the classifier; None: no listening.
+        self.listening: tuple[Callable[[], ListeningRules], Classify] | None = None
 
     @property
     def ready(self) -> bool:
@@ -127,7 +132,9 @@ class XChannel:
         mentions_s, dms_s = s.x_mentions_poll_s, s.x_dms_poll_s
         if s.x_webhook_enabled:
             if s.x_webhook_backstop_poll_s <= 0:
-                return []
+                return self._listening_pollers({
+                    "floor_s": s.x_poll_floor_s, "backoff_max_s": s.x_backoff_max_s, "backfill_s": s.x_backfill_s,
+                })
             mentions_s = dms_s = (
                 s.x_webhook_backstop_poll_s
             )  # webhooks carry the load; polls catch what X dropped
@@ -138,13 +145,26 @@ class XChannel:
             "backfill_s": s.x_backfill_s,
         }
         assert self.brand_id is not None
-        return [
+        pollers: list[Poller] = [
             MentionsPoller(self.db, self.client, self.brand_id, interval_s=mentions_s, **common),
             DmPoller(
                 self.db, self.client, self.brand_id, interval_s=dms_s, page_size=s.x_dms_page_size,
                 overlap_s=s.x_dm_overlap_s, **common,
             ),
         ]
+        return pollers + self._listening_pollers(common)
+
+    def _listening_pollers(self, common: dict[str, Any]) -> list[Poller]:
+        """Recent search per listening rule; it runs beside webhooks too (they never deliver search)."""
+        if self.listening is None or self.settings.x_listening_poll_s <= 0:
+            return []
+        assert self.brand_id is not None
+        rules, classify = self.listening
+        return [ListeningPoller(
+            self.db, self.client, self.brand_id, interval_s=self.settings.x_listening_poll_s, rules=rules,
+            classify=classify, brand_username=self.brand_username or "",
+            **{k: v for k, v in common.items() if k != "wake"},
+        )]
 
     async def _resolve_brand(self) -> None:
         pacer = Pacer(floor_s=self.settings.x_poll_floor_s, backoff_max_s=self.settings.x_backoff_max_s)

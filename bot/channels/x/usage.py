@@ -81,6 +81,11 @@ def items_of(
         usage.POSTS_READ: _count(includes.get("tweets")),
     }
     data = body.get("data")
+    if path == "/2/tweets/search/recent":  # listening: the same prices, its own lines on the Figures card
+        return {item: n for item, n in {
+            usage.POSTS_READ_LISTENING: _count(data) + found[usage.POSTS_READ],
+            usage.USERS_READ_LISTENING: found[usage.USERS_READ],
+        }.items() if n}
     if path.startswith("/2/dm_events") or (path.startswith("/2/dm_conversations/") and path.endswith("/dm_events")):
         found[usage.DM_EVENTS_READ] = _count(data)
     elif path.startswith("/2/tweets") or _OWN_TIMELINES.match(path):
