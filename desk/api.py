@@ -22,6 +22,7 @@ from frontdesk.core.sla import SlaClock, SlaPolicy
 from storage import actions, agent_sessions
 from storage.errors import NotAllowed, NotFound
 from storage.login_throttle import LoginThrottled
+from frontdesk.core.vocabulary import Queue
 from storage.models import SessionKind
 
 router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(refuse_unstorable_text)])
@@ -64,6 +65,10 @@ class ReplyBody(TextBody):
 
 class AssignBody(BaseModel):
     agent_id: RowId
+
+
+class MoveBody(BaseModel):
+    queue: Queue
 
 
 class IntentBody(BaseModel):
@@ -494,6 +499,18 @@ async def assign(
         if exc.what == "Agent":
             raise unprocessable(("body", "agent_id"), f"{exc}: pick an agent id from the desk") from None
         raise
+    return await _ticket(request, ticket_id)
+
+
+@router.post(
+    "/tickets/{ticket_id}/move",
+    response_model=TicketOut,
+    summary="Move an open ticket to another queue (a label for `frontdesk nlu retrain`)",
+    responses={403: {"description": "held by another agent (its holder or an admin may move it)"},
+               409: {"description": "the ticket is closed"}},
+)
+async def move(ticket_id: RowId, body: MoveBody, request: Request, agent: ApiAgent) -> TicketOut:
+    await actions.move_to_queue(_db(request), ticket_id, body.queue, agent_id=agent.id)
     return await _ticket(request, ticket_id)
 
 

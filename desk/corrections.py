@@ -1,11 +1,13 @@
-"""Agents' intent corrections, exported as Rasa NLU training data (`nlu/corrections.yml`).
+"""Agents' labels in the store: intent corrections and queue moves, as `frontdesk nlu retrain` learns them.
 
 When an agent tells the desk what a customer message really meant, the store keeps it in
-`messages.corrected_intent`.  `frontdesk nlu export-corrections` writes those messages as Rasa 3.x NLU
-YAML, one `- intent:` block per corrected intent, so the next training run learns from them.  They are
-anonymised like the corpora first (nlu/anonymise.py: handles -> @user, links, e-mail addresses, phone and
-order numbers -> placeholders): a training file gets copied, committed and shared, a customer's details
-must not travel with it.
+`messages.corrected_intent`; when an agent moves a ticket to another queue, the audit trail keeps a
+`moved` event, and the ticket's opening message is a label for that queue (nlu/retrain.py turns it into
+the queue's intent the model ranks highest).  `frontdesk nlu export-corrections` writes the corrections as
+Rasa 3.x NLU YAML without training; `frontdesk nlu retrain` trains on both and keeps the model only if it
+is not worse.  Either way the texts are anonymised like the corpora (nlu/anonymise.py: handles -> @user,
+links, e-mail addresses, phone and order numbers -> placeholders) and rows of the evaluation sets are left
+out: a training file gets copied, committed and shared, a customer's details must not travel with it.
 
     version: "3.1"
     nlu:
@@ -17,20 +19,20 @@ must not travel with it.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from frontdesk.core.settings import get_settings
-from nlu.anonymise import anonymise_message
+from frontdesk.core.settings import PROJECT_ROOT, get_settings
+from nlu.retrain import Label, QueueMove, eval_keys, render_rasa_nlu, training_labels
 from storage.db import Database
-from storage.models import Author, Message
+from storage.models import Author, Message, TicketEvent
 
-_WHITESPACE = re.compile(r"\s+")
+# Every labelled CSV of the NLU project: dev sets and held-out sets are never trained on.
+EVAL_DIR = PROJECT_ROOT / "nlu" / "eval"
 
 
 @dataclass(frozen=True)
@@ -40,51 +42,70 @@ class ExportResult:
     intents: dict[str, int]
 
 
-def normalise_example(text: str) -> str:
-    """One anonymised line per example (a Rasa example is one line), with no accidental entity annotation.
-
-    Square brackets become parentheses, as in the corpora: Rasa reads "[text](entity)" as an annotation,
-    and the placeholders then read "(email)", "(phone)", as they do in the corpus files.
-    """
-    text = anonymise_message(_WHITESPACE.sub(" ", text).strip())
-    return text.replace("[", "(").replace("]", ")")
-
-
-async def collect_corrections(db: Database) -> dict[str, list[str]]:
-    """Corrected customer messages grouped by their corrected intent: sorted, de-duplicated, non-empty."""
+async def collect_labels(db: Database) -> list[Label]:
+    """Customer messages an agent gave an intent, oldest first."""
     async with db.session() as session:
         rows = (
             await session.execute(
-                select(Message.corrected_intent, Message.text)
+                select(Message.text, Message.corrected_intent)
                 .where(Message.corrected_intent.is_not(None), Message.author == Author.customer)  # type: ignore[union-attr]
                 .order_by(Message.id)
             )
         ).all()
-    by_intent: dict[str, list[str]] = {}
-    seen: set[tuple[str, str]] = set()
-    for intent, text in rows:
-        example = normalise_example(text or "")
-        key = (intent, example.casefold())
-        if not example or key in seen:
-            continue
-        seen.add(key)
-        by_intent.setdefault(intent, []).append(example)
-    return {intent: by_intent[intent] for intent in sorted(by_intent)}
+    return [Label(text or "", intent) for text, intent in rows]
 
 
-def render_rasa_nlu(corrections: dict[str, list[str]]) -> str:
-    """Rasa NLU YAML (format version 3.1); the examples are a literal block, so no quoting is needed."""
-    lines = [
-        "# Written by `frontdesk nlu export-corrections` from agents' intent corrections in the desk.",
-        "# Regenerated on every export: edit the corrections in the desk, not this file.",
-        'version: "3.1"',
-        "nlu:" if corrections else "nlu: []",
-    ]
-    for intent, examples in corrections.items():
-        lines.append(f"- intent: {intent}")
-        lines.append("  examples: |")
-        lines.extend(f"    - {example}" for example in examples)
-    return "\n".join(lines) + "\n"
+async def collect_queue_moves(db: Database) -> list[QueueMove]:
+    """Each moved ticket's opening customer message and the queue it was last moved to.
+
+    A ticket whose opening message also carries an intent correction is left to the correction, the
+    more precise label.
+    """
+    async with db.session() as session:
+        last_moves = (
+            select(TicketEvent.ticket_id, func.max(TicketEvent.id).label("event_id"))
+            .where(TicketEvent.action == "moved")
+            .group_by(TicketEvent.ticket_id)
+            .subquery()
+        )
+        moves = (
+            await session.execute(
+                select(TicketEvent.ticket_id, TicketEvent.detail).join(
+                    last_moves, TicketEvent.id == last_moves.c.event_id
+                ).order_by(TicketEvent.ticket_id)
+            )
+        ).all()
+        if not moves:
+            return []
+        openers = (
+            select(Message.ticket_id, func.min(Message.id).label("message_id"))
+            .where(Message.ticket_id.in_([t for t, _ in moves]), Message.author == Author.customer)  # type: ignore[union-attr]
+            .group_by(Message.ticket_id)
+            .subquery()
+        )
+        first = {
+            ticket_id: (text, corrected)
+            for ticket_id, text, corrected in (
+                await session.execute(
+                    select(Message.ticket_id, Message.text, Message.corrected_intent).join(
+                        openers, Message.id == openers.c.message_id
+                    )
+                )
+            ).all()
+        }
+    out: list[QueueMove] = []
+    for ticket_id, detail in moves:
+        text, corrected = first.get(ticket_id, (None, None))
+        queue = (detail or {}).get("to")
+        if text and queue and corrected is None:
+            out.append(QueueMove(text, queue))
+    return out
+
+
+async def collect_corrections(db: Database, *, eval_dir: Path = EVAL_DIR) -> dict[str, list[str]]:
+    """Corrected messages grouped by intent: anonymised, de-duplicated, evaluation rows left out."""
+    labels = await collect_labels(db)
+    return training_labels(labels, excluded=eval_keys(sorted(eval_dir.glob("*.csv")))).examples
 
 
 async def export_corrections(db: Database, path: Path) -> ExportResult:

@@ -40,7 +40,7 @@ from storage.cursors import active_send_pauses
 from storage.customers import CannotLink, link_contacts, unlink_contact
 from storage.errors import AlreadyClaimed, NotFound, StoreError
 from storage.login_throttle import LoginThrottled
-from storage.models import Priority, SessionKind, utcnow
+from storage.models import Priority, Queue, SessionKind, utcnow
 from storage.personal_data import find_contacts
 
 # A path id out of range is a 404 page (desk.app); unstorable text in a form or query string a 422.
@@ -369,6 +369,7 @@ async def _ticket_context(request: Request, ticket_id: int, agent: CurrentAgent)
         "can_reply": ticket.status == "assigned" and (holds or agent.is_admin),
         "intents": await state.intent_choices(),
         "agents": await queries.active_agents(state.db) if agent.is_admin else [],
+        "queue_names": queries.QUEUE_NAMES,
         "saved_replies": await replies_for_ticket(state.db, detail, agent.name, state.events)
         if ticket.status in ("queued", "assigned")
         else [],
@@ -501,6 +502,20 @@ async def ticket_tag_remove(
 ) -> Response:
     db = request.app.state.desk.db
     return await _do(request, ticket_id, agent, csrf, lambda: remove_tag(db, ticket_id, tag, agent_id=agent.id))
+
+
+@router.post("/tickets/{ticket_id}/move", name="ticket_move")
+async def ticket_move(
+    ticket_id: RowId, request: Request, agent: PageAgent,
+    queue: Annotated[str, Form()] = "", csrf: Csrf = "",
+) -> Response:
+    db = request.app.state.desk.db
+    if queue not in queries.QUEUE_NAMES:
+        check_csrf(request, csrf)
+        return await _after_action(request, ticket_id, agent, f"Pick a queue from the list (got {queue!r}).")
+    return await _do(
+        request, ticket_id, agent, csrf, lambda: actions.move_to_queue(db, ticket_id, Queue(queue), agent_id=agent.id)
+    )
 
 
 @router.post("/tickets/{ticket_id}/messages/{message_id}/intent", name="message_intent")

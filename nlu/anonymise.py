@@ -48,3 +48,16 @@ def anonymise_message(text: str) -> str:
     shop's own customers quote their order numbers all the time.
     """
     return _ORDER_NUMBER.sub("[order]", anonymise_tweet(text))
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def training_example(text: str) -> str:
+    """One anonymised line per example (a Rasa example is one line), with no accidental entity annotation.
+
+    Square brackets become parentheses, as in the corpora: Rasa reads "[text](entity)" as an annotation,
+    and the placeholders then read "(email)", "(phone)", as they do in the corpus files.
+    """
+    text = anonymise_message(_WHITESPACE.sub(" ", text).strip())
+    return text.replace("[", "(").replace("]", ")")

@@ -33,6 +33,7 @@ from nlu.eval import (
 from nlu.machine import MachineSpeed, machine_speed_for
 from nlu.rasa_process import RasaRuntimeError, stderr_progress
 from nlu.rasa_venv import ensure_rasa_venv
+from nlu.retrain import DEFAULT_TOLERANCE, DevScores, RetrainResult, retrain
 from nlu.serving import nlu_endpoint, running_nlu_server, serve_forever
 from nlu.training import train as train_model
 
@@ -237,6 +238,112 @@ def eval_command(
     if base is not None:
         typer.echo("\n" + format_report(base, "baseline (Rasa default pipeline)"))
         typer.echo("\n" + format_comparison(report, base))
+
+
+DEV_SETS_HELP = "A dev CSV (text,category) to score both models on; repeat it. Default: nlu/eval/dev_*.csv."
+
+
+@app.command("retrain")
+def retrain_command(
+    dev: Annotated[list[Path] | None, typer.Option("--dev", help=DEV_SETS_HELP)] = None,
+    tolerance: Annotated[
+        float, typer.Option(min=0.0, max=0.2, help="How much lower the mean dev macro-F1 may be and still count as not worse.")
+    ] = DEFAULT_TOLERANCE,
+    nlu_url: Annotated[
+        str | None,
+        typer.Option("--nlu-url", help="The Rasa in use (default: FRONTDESK_NLU_URL, else 127.0.0.1:FRONTDESK_NLU_PORT if one answers)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    project: ProjectOption = None,
+    taxonomy: TaxonomyOption = None,
+) -> None:
+    """Learn from the desk: train on agents' corrections and queue moves, keep the model only if not worse."""
+    from desk.corrections import EVAL_DIR, collect_labels, collect_queue_moves
+    from storage.migrate import open_database
+
+    settings = _settings(project, taxonomy)
+    tax = _load_taxonomy(settings)
+    dev_sets = [p.resolve() for p in dev] if dev else sorted(EVAL_DIR.glob("dev_*.csv"))
+    missing = [str(p) for p in dev_sets if not p.is_file()]
+    if missing or not dev_sets:
+        raise _fail(f"no dev set at {', '.join(missing) or EVAL_DIR / 'dev_*.csv'}: pass --dev FILE.csv")
+
+    async def main() -> RetrainResult:
+        db = await open_database(settings.effective_database_url)
+        try:
+            labels, moves = await collect_labels(db), await collect_queue_moves(db)
+        finally:
+            await db.dispose()
+        stderr_progress(f"retrain: {len(labels)} intent correction(s) and {len(moves)} queue move(s) in the store")
+        return await retrain(
+            settings, labels, moves,
+            dev_sets=dev_sets, category_of=tax.category, queue_of=lambda i: tax.route(i).queue,
+            known_intents=tax.intents, running_url=await _running_nlu(settings, nlu_url), tolerance=tolerance,
+        )  # fmt: skip
+
+    result = _run(main())
+    if as_json:
+        typer.echo(json.dumps(_retrain_json(result), indent=2))
+    else:
+        typer.echo(_retrain_table(result))
+    if not result.verdict.kept and result.candidate is not None:
+        raise typer.Exit(3)  # scripts can tell "kept" (0) from "trained but not kept" (3)
+
+
+async def _running_nlu(settings: Settings, explicit: str | None) -> str | None:
+    """The Rasa the bot uses: the one named, else FRONTDESK_NLU_URL, else `frontdesk run`'s on its port."""
+    if explicit or settings.nlu_url:
+        return (explicit or settings.nlu_url).rstrip("/")
+    url = f"http://127.0.0.1:{settings.nlu_port}"
+    try:
+        async with NLUClient(url, 2.0, 0, auth_token=nlu_auth_token(settings)) as client:
+            await client.status()
+    except NLUError:
+        return None
+    return url
+
+
+def _retrain_json(result: RetrainResult) -> dict[str, Any]:
+    def scores(s: DevScores | None) -> dict[str, Any] | None:
+        if s is None:
+            return None
+        return {"mean_macro_f1": round(s.mean_macro_f1, 4), **{n: round(r.macro_f1, 4) for n, r in s.reports.items()}}
+
+    return {
+        "labels": result.labels.count,
+        "by_intent": {intent: len(v) for intent, v in result.labels.examples.items()},
+        "dropped_as_eval_rows": result.labels.dropped_as_eval,
+        "unknown_intents": list(result.labels.unknown_intents),
+        "moves_without_intent": result.moves_without_intent,
+        "current": scores(result.current),
+        "candidate": scores(result.candidate),
+        "kept": result.verdict.kept,
+        "reason": result.verdict.reason,
+        "model": str(result.model) if result.model else None,
+        "reloaded": result.reloaded_url,
+    }
+
+
+def _retrain_table(result: RetrainResult) -> str:
+    lines = [f"labels: {result.labels.count} example(s) "
+             f"({', '.join(f'{i} {len(v)}' for i, v in result.labels.examples.items()) or 'none'}); "
+             f"{result.labels.dropped_as_eval} left out as evaluation rows"]  # fmt: skip
+    if result.labels.unknown_intents:
+        lines.append(f"not in the taxonomy, not trained: {', '.join(result.labels.unknown_intents)}")
+    if result.moves_without_intent:
+        lines.append(f"{result.moves_without_intent} queue move(s) left out: the model ranks no intent of that queue")
+    lines.append(f"{'dev set':<28} {'current':>8} {'candidate':>10}")
+    for name, report in result.current.reports.items():
+        cand = f"{result.candidate.reports[name].macro_f1:.3f}" if result.candidate else "-"
+        lines.append(f"{name:<28} {report.macro_f1:>8.3f} {cand:>10}")
+    mean = f"{result.candidate.mean_macro_f1:.3f}" if result.candidate else "-"
+    lines.append(f"{'mean macro-F1':<28} {result.current.mean_macro_f1:>8.3f} {mean:>10}")
+    lines.append(("kept: " if result.verdict.kept else "not kept: ") + result.verdict.reason)
+    if result.model:
+        lines.append(f"model: {result.model}")
+        lines.append(f"the running NLU at {result.reloaded_url} now serves it" if result.reloaded_url
+                     else "no running NLU found: the next start loads it")  # fmt: skip
+    return "\n".join(lines)
 
 
 def main() -> None:  # pragma: no cover - `python -m nlu.cli` for debugging without the root app

@@ -147,6 +147,41 @@ class NLUClient:
             )
         return body
 
+    async def load_model(self, model_file: str, *, timeout_s: float = 180.0) -> None:
+        """Rasa's ``PUT /model``: swap in another model file (a path as Rasa's machine sees it).
+
+        Rasa loads the new model, then replaces the old one: parses sent meanwhile wait, none fail.
+        Not retried: a model that failed to load once fails again.
+        """
+        url = f"{self.base_url}/model"
+        request = self._session().put(
+            url,
+            params=self._auth_params,
+            json={"model_file": model_file},
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        )
+        try:
+            async with request as response:
+                status, raw = response.status, await response.read()
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise NLUUnavailable(
+                f"{url}: loading {model_file} did not finish ({type(exc).__name__}); "
+                "the server keeps its old model: restart it to load the new one",
+                url=url,
+            ) from None
+        if status in (401, 403):
+            raise NLUUnauthorized(
+                f"{url} refused the NLU auth token (HTTP {status}): set FRONTDESK_NLU_AUTH_TOKEN to the "
+                "token Rasa was started with",
+                url=url,
+            )
+        if status >= 300:
+            raise NLUBadResponse(
+                f"{url} could not load {model_file} (HTTP {status}: "
+                f"{_excerpt(raw.decode('utf-8', errors='replace'))}); is the path visible to the Rasa server?",
+                url=url,
+            )
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
         attempts = self.retries + 1

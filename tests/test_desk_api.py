@@ -26,6 +26,7 @@ API_ROUTES = [
     ("POST", "/api/tickets/1/handback", None),
     ("POST", "/api/tickets/1/resolve", None),
     ("POST", "/api/tickets/1/assign", {"agent_id": 1}),
+    ("POST", "/api/tickets/1/move", {"queue": "sales"}),
     ("POST", "/api/messages/1/intent", {"intent": "greet"}),
     ("GET", "/api/stats", None),
 ]
@@ -319,6 +320,36 @@ async def test_assign_is_for_admins(desk_client, make_agent, make_ticket) -> Non
     await desk_client.post(f"/api/tickets/{ticket.id}/resolve", headers=ann_h)
     closed = await desk_client.post(f"/api/tickets/{ticket.id}/assign", headers=admin_h, json={"agent_id": bob.id})
     assert closed.status_code == 409 and closed.json()["status"] == "resolved"
+
+
+async def test_moving_a_ticket_to_another_queue(desk_client, make_agent, make_ticket, db) -> None:
+    admin, ann, bob = await make_agent(name="Boss", admin=True), await make_agent(name="Ann"), await make_agent(name="Bob")
+    admin_h, ann_h = await api_login(desk_client, admin.email), await api_login(desk_client, ann.email)
+    bob_h = await api_login(desk_client, bob.email)
+    ticket = await make_ticket("how much is the pro plan", queue="general", category="other")
+    moved = await desk_client.post(f"/api/tickets/{ticket.id}/move", headers=ann_h, json={"queue": "sales"})
+    assert moved.status_code == 200 and moved.json()["queue"] == "sales"
+    assert (await desk_client.get("/api/tickets?queue=sales", headers=ann_h)).json()[0]["id"] == ticket.id
+    events = (await desk_client.get(f"/api/tickets/{ticket.id}", headers=ann_h)).json()["events"]
+    assert events[-1]["action"] == "moved" and events[-1]["detail"] == {"from": "general", "to": "sales"}
+    again = await desk_client.post(f"/api/tickets/{ticket.id}/move", headers=ann_h, json={"queue": "sales"})
+    assert again.status_code == 200  # already there: nothing changes, no second event
+    events = (await desk_client.get(f"/api/tickets/{ticket.id}", headers=ann_h)).json()["events"]
+    assert [e["action"] for e in events].count("moved") == 1
+
+    bad = await desk_client.post(f"/api/tickets/{ticket.id}/move", headers=ann_h, json={"queue": "vip"})
+    assert bad.status_code == 422
+    assert (await desk_client.post(f"/api/tickets/{ticket.id}/move", headers=ann_h, json={})).status_code == 422
+    missing = await desk_client.post("/api/tickets/999999/move", headers=ann_h, json={"queue": "sales"})
+    assert missing.status_code == 404
+    await desk_client.post(f"/api/tickets/{ticket.id}/claim", headers=ann_h)
+    held = await desk_client.post(f"/api/tickets/{ticket.id}/move", headers=bob_h, json={"queue": "events"})
+    assert held.status_code == 403 and "held by another agent" in held.json()["detail"]
+    by_admin = await desk_client.post(f"/api/tickets/{ticket.id}/move", headers=admin_h, json={"queue": "events"})
+    assert by_admin.status_code == 200 and by_admin.json()["queue"] == "events"
+    await desk_client.post(f"/api/tickets/{ticket.id}/resolve", headers=ann_h)
+    closed = await desk_client.post(f"/api/tickets/{ticket.id}/move", headers=ann_h, json={"queue": "sales"})
+    assert closed.status_code == 409
 
 
 async def test_intent_correction(desk_client, make_agent, make_ticket, db) -> None:

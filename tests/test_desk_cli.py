@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from desk.corrections import render_rasa_nlu
+from nlu.retrain import render_rasa_nlu
 from storage import actions
 from storage.agents import agent_for_telegram_user, authenticate, list_agents
 from tests.fixtures.desk import inbound

@@ -360,6 +360,32 @@ async def reassign(db: Database, ticket_id: int, to_agent_id: int, *, by_agent_i
         )
         return ticket
 
+async def move_to_queue(db: Database, ticket_id: int, queue: Queue, *, agent_id: int) -> Ticket:
+    """An agent says the ticket belongs in another queue; its holder (if any) keeps it.
+
+    A held ticket is moved by its holder or an admin.  Moving to the queue it is in changes nothing.  The
+    move is a label too: `frontdesk nlu retrain` learns that the ticket's opening message is this queue's.
+    """
+    async with db.transaction() as session:
+        ticket = await get_for_update(session, Ticket, ticket_id)
+        if not ticket.status.is_open:
+            raise InvalidTransition("move", ticket.status.value)
+        if ticket.queue == queue:
+            return ticket
+        if ticket.status == TicketStatus.assigned and ticket.assignee_id != agent_id:
+            mover = await get_agent(session, agent_id)
+            if mover.role != AgentRole.admin:
+                raise NotAllowed("this ticket is held by another agent: they or an admin can move it")
+        previous = ticket.queue
+        ticket.queue = queue
+        ticket.updated_at = utcnow()
+        audit(
+            session, ticket, "moved", actor=agent_actor(agent_id), agent_id=agent_id,
+            detail={"from": previous.value, "to": queue.value},
+        )
+        return ticket
+
+
 async def correct_intent(db: Database, message_id: int, intent: str, *, agent_id: int) -> Message:
     """An agent says what a customer message really meant; exported later as training data."""
     async with db.transaction() as session:
