@@ -25,9 +25,10 @@ from bot.tags import TagRules, TagRulesError, load_tag_rules
 from bot.listening_rules import ListeningError, ListeningRules, load_listening
 from bot.texts import Texts, TextsError, load_texts
 from bot.words import Words, WordsError, load_words
-from frontdesk.core.settings import PROJECT_ROOT
+from frontdesk.core.settings import PROJECT_ROOT, Settings
 from frontdesk.core.sla import METRICS, NO_SLAS, Metric, SlaTargets, parse_duration
 from frontdesk.core.vocabulary import PRIORITIES, QUEUES
+from storage.actions.csat import CsatPolicy
 
 SHIPPED_CONTENT_DIR = PROJECT_ROOT / "content"
 CONTENT_FILES = ("faq.yml", "events.yml", "replies.yml", "words.yml", "tags.yml", "listening.yml")  # tags, listening may be absent
@@ -107,6 +108,25 @@ class Content:
 
     def event(self, key: str) -> Event | None:
         return next((e for e in self.events if e.key == key), None)
+
+
+def csat_policy(settings: Settings, texts: Texts | None = None) -> CsatPolicy:
+    """When and how the satisfaction question is asked (FRONTDESK_CSAT_*, the brand's `csat_question`).
+
+    Here, beside the content, so that whoever resolves tickets (the desk, the agents' pager) asks in the
+    brand's words without composing them itself.  Without `texts`: the replies.yml of `CONTENT_DIR`.
+    """
+    from bot.replies import csat_phrasing  # bot.replies imports this module
+
+    if texts is None:
+        try:
+            texts = load_texts(settings.content_dir / "replies.yml")
+        except (OSError, TextsError):
+            texts = shipped_texts()  # the bot refuses to start on a bad file; the desk still asks in the shipped words
+    return CsatPolicy(
+        question=csat_phrasing(texts), enabled=settings.csat_enabled, window_days=settings.csat_window_days,
+        after_bot_only=settings.csat_after_bot_only, answer_hours=settings.csat_answer_hours,
+    )
 
 
 def contains_phrase(text: str, phrase: str) -> bool:

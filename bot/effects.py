@@ -23,6 +23,7 @@ from bot.router import (
     Effect,
     Escalate,
     QueueNotice,
+    RecordCsat,
     Register,
     Reply,
     TagTicket,
@@ -31,10 +32,11 @@ from bot.router import (
 from frontdesk.core import metrics
 from frontdesk.core.logging import log_context
 from storage.actions import bot_reply_in, escalate_in, send_queue_notice_in, update_bot_state_in
+from storage.actions.csat import record_answer_in
 from storage.actions.registrations import RegistrationOutcome, cancel_in, register_in
 from storage.actions.tags import tag_open_ticket_in
 from storage.errors import PublicReplyNotAllowed
-from storage.models import Conversation, Message
+from storage.models import Conversation, Message, utcnow
 
 log = logging.getLogger("frontdesk.bot")
 
@@ -131,6 +133,21 @@ async def _tag_ticket(target: _Target, effect: TagTicket, applied: Applied) -> N
         log.info("conversation %s: ticket tagged %s", _id(target), ", ".join(added))
 
 
+async def _record_csat(target: _Target, effect: RecordCsat, applied: Applied) -> None:
+    if not await record_answer_in(target.session, effect.ticket_id, target.message_id, effect.score, effect.comment,
+                                  utcnow()):
+        return  # answered before (a retried message): said thanks then
+    try:
+        sent = await bot_reply_in(target.session, _id(target), effect.thanks, idempotency_key=target.answer_key,
+                                  check_queued=False)
+    except PublicReplyNotAllowed:  # X would refuse a thanks here: the score is stored, nothing else to do
+        log.info("conversation %s: CSAT thanks withheld (X would refuse the public reply)", _id(target))
+        return
+    if sent is not None:
+        applied.replied += 1
+        applied.queued_outbound = True
+
+
 async def _answer(target: _Target, text: str, applied: Applied) -> None:
     # The key can only exist if this message's transaction committed, and then the message is marked
     # handled and never comes back here: no need to look for it first.
@@ -176,6 +193,7 @@ _APPLIERS: dict[type[Any], Callable[[_Target, Any, Applied], Awaitable[None]]] =
     CancelRegistration: _cancel_registration,
     UpdateState: _update_state,
     TagTicket: _tag_ticket,
+    RecordCsat: _record_csat,
 }
 # Every effect the router can return has exactly one applier (checked at import, not at the first message).
 if set(_APPLIERS) != set(Effect.__args__):  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ account details are repeated in public).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.content import Event, shipped_texts
@@ -259,3 +259,21 @@ def recording_info(voice: Voice, event: Event) -> str:
     if voice.public:
         return _public(voice, "recording_no", event=event.name, date=date(voice, event))
     return voice.texts.dm("recording_no", event=event.name, when=when(voice, event))
+
+
+# --- satisfaction (CSAT) ----------------------------------------------------------------------------
+
+
+def csat_question(voice: Voice) -> str:
+    """Asked once when an agent resolved the customer's ticket (storage/actions/csat.py decides when)."""
+    return _public(voice, "csat_question") if voice.public else voice.texts.dm("csat_question")
+
+
+def csat_thanks(voice: Voice) -> str:
+    """The answer to "how did we do?" was recorded."""
+    return _public(voice, "csat_thanks") if voice.public else voice.texts.dm("csat_thanks")
+
+
+def csat_phrasing(texts: Texts) -> Callable[[bool, str, int], str]:
+    """The question as `storage.actions.csat.CsatPolicy` asks it: (public?, handle, seed) -> text."""
+    return lambda public, handle, seed: csat_question(Voice(texts, public, handle, seed))

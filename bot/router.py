@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,8 @@ from bot.words import Words
 from frontdesk.core.business_hours import BusinessHours, parse_business_hours
 from frontdesk.core.vocabulary import Priority
 from nlu.client import ParseResult
+from storage.actions.csat import STATE_KEY as CSAT_STATE_KEY
+from storage.actions.csat import awaiting as csat_awaiting
 
 # --- inputs --------------------------------------------------------------------------------------------------
 
@@ -152,7 +154,20 @@ class TagTicket:
     tags: tuple[str, ...]
 
 
-Effect = Reply | QueueNotice | Escalate | AddToTicket | Register | CancelRegistration | UpdateState | TagTicket
+@dataclass(frozen=True)
+class RecordCsat:
+    """The customer's answer to "how did we do?": stored on the ticket's question, then `thanks` is said
+    (where it can be: a public thanks X would refuse is left unsaid, never turned into a ticket)."""
+
+    ticket_id: int
+    score: int
+    comment: str
+    thanks: str
+
+
+Effect = (
+    Reply | QueueNotice | Escalate | AddToTicket | Register | CancelRegistration | UpdateState | TagTicket | RecordCsat
+)
 
 
 @dataclass(frozen=True)
@@ -203,6 +218,8 @@ def _route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
         return Decision([], "agent holds the conversation: silent")
     if msg.from_third_party:
         return Decision([], "a third party in the customer's thread: no bot action (agents see it marked)")
+    if CSAT_STATE_KEY in msg.bot_state:
+        return _csat_answer_or_lapse(msg, content, config)
     opening = "" if config.hours.is_open(msg.now) else config.hours.describe_next_opening(msg.now)
     ctx = _Ctx(msg, content, config, opening)
     if msg.status == "queued":
@@ -233,6 +250,49 @@ def _route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     if ctx.category not in _BY_CATEGORY:
         return _faq_reply(ctx) or _unclear(ctx)
     return _BY_CATEGORY[ctx.category](ctx)
+
+
+def _csat_answer_or_lapse(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
+    """The message after "How did we do? Reply 1–5": a score is recorded and thanked, not routed; anything
+    else is routed as any message would be, and the question lapses (it is never asked again for it)."""
+    ticket_id = csat_awaiting(msg.bot_state, msg.now)
+    answer = csat_score(msg.text, content.words) if ticket_id is not None else None
+    if ticket_id is not None and answer is not None:
+        voice = replies.Voice(content.texts, msg.public, msg.customer_handle, msg.message_id, config.brand_user_id)
+        return Decision(
+            [RecordCsat(ticket_id, answer[0], answer[1], replies.csat_thanks(voice)),
+             UpdateState({CSAT_STATE_KEY: None, "last_message_id": msg.message_id})],
+            f"csat: score {answer[0]} recorded for ticket {ticket_id}",
+        )
+    rest = {k: v for k, v in msg.bot_state.items() if k != CSAT_STATE_KEY}
+    decision = _route(replace(msg, bot_state=rest), content, config)  # route() tags the result once
+    return Decision([*decision.effects, UpdateState({CSAT_STATE_KEY: None})], f"{decision.rule} (CSAT question lapsed)")
+
+
+_MENTIONS = re.compile(r"^(?:\s*@\w+[,:]?)+")
+# "4", "5/5", "4 out of 5", "4 - quick and kind", "5 great"; not "10", "4.5", "5/10", "2nd", "3 items?"
+_DIGIT_SCORE = re.compile(r"^\s*([1-5])(?:\s*(?:/|out of|of)\s*5)?(?![\w/]|[.,]\d)(.*)$", re.S | re.I)
+_STARS = re.compile(r"^\s*([⭐★]{1,5})(?![⭐★])(.*)$", re.S)
+_COMMENT_LEAD = " \t\n-–—:;,.!)/"
+
+
+def csat_score(text: str, words: Words | None = None) -> tuple[int, str] | None:
+    """The score 1–5 a message begins with, and the rest of its words as the comment; None: not an answer.
+
+    A digit, "N/5", stars, or a score word of `csat_scores` in content/words.yml ("five", "four stars").
+    Leading @mentions (a reply in an X thread) are skipped.  A question ("2 items missing?") is not a score.
+    """
+    body = _MENTIONS.sub("", text.replace("\ufe0f", "")).strip()
+    found: tuple[int, str] | None = None
+    if m := _DIGIT_SCORE.match(body):
+        found = int(m.group(1)), m.group(2)
+    elif m := _STARS.match(body):
+        found = len(m.group(1)), m.group(2)
+    else:
+        found = (words or shipped_words()).csat_score_word(body)
+    if found is None or "?" in found[1]:
+        return None
+    return found[0], found[1].strip().lstrip(_COMMENT_LEAD).strip()
 
 
 def asks_for_person(text: str, words: Words | None = None) -> bool:

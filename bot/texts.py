@@ -69,6 +69,8 @@ DM_KEYS: dict[str, frozenset[str]] = {
     "not_registered": frozenset({"event"}),
     "recording_yes": frozenset({"event", "registration_url", "when"}),
     "recording_no": frozenset({"event", "when"}),
+    "csat_question": frozenset(),
+    "csat_thanks": frozenset(),
 }
 _INVITE = frozenset({"handle", "dm_link", "hours"})
 PUBLIC_KEYS: dict[str, frozenset[str]] = {
@@ -95,6 +97,8 @@ PUBLIC_KEYS: dict[str, frozenset[str]] = {
     "not_registered": frozenset({"handle", "event"}),
     "recording_yes": frozenset({"handle", "event", "registration_url"}),
     "recording_no": frozenset({"handle", "event", "date"}),
+    "csat_question": frozenset({"handle"}),
+    "csat_thanks": frozenset({"handle"}),
 }
 PART_KEYS: dict[str, frozenset[str]] = {
     "hours_note": frozenset({"next_opening"}),

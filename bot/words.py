@@ -40,6 +40,19 @@ class PhraseList:
         pattern: re.Pattern[str] | None = self._pattern  # type: ignore[attr-defined]
         return pattern is not None and pattern.search(_normalise(text)) is not None
 
+    def after_start(self, text: str) -> str | None:
+        """What follows the phrase the message begins with, when it stands apart (the end, or punctuation
+        after it: "five!", "five - lovely"); None otherwise."""
+        pattern: re.Pattern[str] | None = self._start  # type: ignore[attr-defined]
+        match = pattern.match(_normalise(text)) if pattern is not None else None
+        if match is None:
+            return None
+        after = _normalise(text)[match.end():].lstrip()
+        if after and after[0].isalnum():
+            return None  # "one more thing": a word of a sentence, not an answer on its own
+        # The match is on the normalised text (apostrophes gone): cut the original at the same word count.
+        return " ".join(text.split()[len(match.group(0).split()):])
+
     def starts(self, text: str) -> bool:
         """The message begins with one of the phrases."""
         pattern: re.Pattern[str] | None = self._start  # type: ignore[attr-defined]
@@ -71,6 +84,8 @@ class Words:
         if intent in self.positive_intents or self.positive.found_in(text):
             return "positive"
         return "neutral"
+    # "five", "four stars": the CSAT score a message begins with, highest score first on a tie of length.
+    csat_scores: tuple[tuple[int, PhraseList], ...] = ()
 
     def is_angry(self, text: str) -> bool:
         """Words of anger, a run of "!" or shouting (mostly capitals) mark a message for high priority."""
@@ -99,6 +114,14 @@ class Words:
     def says_no(self, text: str) -> bool:
         return self.no.starts(text)
 
+    def csat_score_word(self, text: str) -> tuple[int, str] | None:
+        """The score a message begins with in words ("five - lovely"), and the words after it."""
+        for score, phrases in self.csat_scores:
+            rest = phrases.after_start(text)
+            if rest is not None:
+                return score, rest
+        return None
+
     def is_about_events(self, text: str) -> bool:
         """A question about events in general ("any webinars coming up?"), not about something else."""
         return self.about_events.found_in(text)
@@ -114,7 +137,8 @@ def load_words(path: Path) -> Words:
         line = f":{mark.line + 1}" if mark is not None else ""
         raise WordsError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
     top = _Section(path, node, "the file",
-                   ("angry", "did_not_help", "register", "person", "confirm", "about_events", "sentiment"))
+                   ("angry", "did_not_help", "register", "person", "confirm", "about_events", "sentiment",
+                    "csat_scores"))
     angry = _Section(path, top.node("angry"), "angry", ("phrases", "exclamations", "shouting_share"))
     help_ = _Section(path, top.node("did_not_help"), "did_not_help", ("phrases", "alone"))
     register = _Section(path, top.node("register"), "register", ("phrases",))
@@ -123,6 +147,7 @@ def load_words(path: Path) -> Words:
     about_events = _Section(path, top.node("about_events"), "about_events", ("phrases",))
     sentiment = _Section(path, top.node("sentiment"), "sentiment",
                          ("negative", "positive", "negative_intents", "positive_intents"))
+    scores = _Section(path, top.node("csat_scores"), "csat_scores", ("1", "2", "3", "4", "5"))
     exclamations = angry.scalar("exclamations")
     if not isinstance(exclamations, int) or isinstance(exclamations, bool) or exclamations < 2:
         raise WordsError(f"{path}:{angry.line('exclamations')}: `angry.exclamations` must be a whole number ≥ 2")
@@ -145,6 +170,7 @@ def load_words(path: Path) -> Words:
         positive=PhraseList(sentiment.phrases("positive")),
         negative_intents=sentiment.phrases("negative_intents"),
         positive_intents=sentiment.phrases("positive_intents"),
+        csat_scores=tuple((int(key), PhraseList(scores.phrases(key))) for key in ("5", "4", "3", "2", "1")),
     )
 
 

@@ -478,7 +478,7 @@ async def hand_back(ticket_id: RowId, request: Request, agent: ApiAgent) -> Tick
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut, summary="Close the ticket as resolved")
 async def resolve(ticket_id: RowId, request: Request, agent: ApiAgent) -> TicketOut:
-    await actions.resolve(_db(request), ticket_id, agent.id)
+    await actions.resolve(_db(request), ticket_id, agent.id, csat=request.app.state.desk.csat)
     return await _ticket(request, ticket_id)
 
 

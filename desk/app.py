@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from starlette.middleware.sessions import SessionMiddleware
 
-from bot.content import Event, ListeningRules, load_sla
+from bot.content import Event, ListeningRules, csat_policy, load_sla
 from bot.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from desk import queries
 from desk.auth import TokenSigner
@@ -34,6 +34,7 @@ from frontdesk.core.business_hours import parse_business_hours
 from frontdesk.core.logging import configure_logging
 from frontdesk.core.settings import Settings, get_settings
 from frontdesk.core.sla import SlaPolicy
+from storage.actions.csat import CsatPolicy
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
 
@@ -56,6 +57,7 @@ class DeskState:
     events: dict[str, Event] = field(default_factory=dict)  # for saved replies' {event_*} placeholders
     sla: SlaPolicy = field(default_factory=SlaPolicy)  # content/sla.yml and FRONTDESK_BUSINESS_HOURS
     listening: ListeningRules = field(default_factory=ListeningRules)  # the Listening page's rule filter
+    csat: CsatPolicy | None = None  # asked when an agent resolves a ticket (FRONTDESK_CSAT_*)
 
     async def intent_choices(self) -> list[str]:
         """The intents an agent may pick when correcting the NLU: the taxonomy's, else those seen so far."""
@@ -128,6 +130,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
             hours=parse_business_hours(settings.business_hours, settings.business_timezone),
         ),
         listening=load_rules(settings),
+        csat=csat_policy(settings),
     )
     app.add_middleware(
         SessionMiddleware,

@@ -475,7 +475,7 @@ async def ticket_resolve(
     csrf: Csrf = "",
 ) -> Response:
     db = request.app.state.desk.db
-    return await _do(request, ticket_id, agent, csrf, lambda: actions.resolve(db, ticket_id, agent.id))
+    return await _do(request, ticket_id, agent, csrf, lambda: actions.resolve(db, ticket_id, agent.id, csat=request.app.state.desk.csat))
 
 
 @router.post("/tickets/{ticket_id}/assign", name="ticket_assign")

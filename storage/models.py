@@ -444,3 +444,22 @@ class ListeningEvent(SQLModel, table=True):
     action: str = Field(max_length=32)
     detail: dict[str, Any] = _json()
     created_at: datetime = _created()
+
+
+class CsatResponse(SQLModel, table=True):
+    """The satisfaction question asked after one resolved ticket, and the customer's answer (score 1-5).
+
+    One per ticket (UNIQUE): a ticket resolved twice is never asked twice.  `asked_at` per contact is what
+    the re-ask window counts; `score` stays NULL while unanswered (or when the question lapsed).
+    """
+
+    __tablename__ = "csat_responses"
+    __table_args__ = (Index("ix_csat_responses_contact", "contact_id", "asked_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", unique=True)
+    contact_id: int = Field(foreign_key="contacts.id")
+    asked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    score: int | None = None
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    answered_at: datetime | None = _ts(index=True)

@@ -236,6 +236,19 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="How often each router process looks for SLA warnings and breaches."
     )
 
+    # --- satisfaction survey (CSAT; storage/actions/csat.py, docs/desk.md "CSAT") -------------------
+    csat_enabled: bool = Field(default=True, description="Ask the customer \"How did we do? 1-5\" when a ticket is resolved.")
+    csat_window_days: int = Field(
+        default=30, ge=0, description="Never ask the same contact again within this many days; 0: ask after every ticket."
+    )
+    csat_after_bot_only: bool = Field(
+        default=False, description="Also ask after a ticket no agent ever held or replied to."
+    )
+    csat_answer_hours: int = Field(
+        default=72, ge=1, le=24 * 30,
+        description="How long the customer's next message is read as the answer; after that the question lapses.",
+    )
+
     # --- personal data (issue 17; storage/actions/privacy.py, docs/privacy.md) ---------------------
     retention_days: int = Field(
         default=0, ge=0,

@@ -13,6 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from storage.actions._common import audit, get_for_update, insert_ignoring_conflict
+from storage.actions.csat import STATE_KEY as CSAT_STATE_KEY
 from storage.db import Database
 from storage.models import (
     Author,
@@ -193,7 +194,9 @@ async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now
         conversation = await get_for_update(session, Conversation, conversation.id)  # re-read under the lock
         if conversation.status == ConversationStatus.resolved:
             conversation.status = ConversationStatus.bot
-            conversation.bot_state = {}
+            # A new round forgets the last one, except the satisfaction question this message may answer.
+            csat = conversation.bot_state.get(CSAT_STATE_KEY)
+            conversation.bot_state = {CSAT_STATE_KEY: csat} if csat else {}
             conversation.updated_at = now
     moved_ticket_id = None
     known: dict[Any, Any] = session.info.setdefault(_INBOUND_CACHE, {})

@@ -10,6 +10,7 @@ or not at all.  What is erased, table by table (docs/privacy.md has the why):
 - messages, in and out, notes included: text -> `[erased]`, the entities the NLU found -> none, the
   agent's intent correction -> none; an unhandled inbound one is marked handled so the bot never answers it;
 - tickets: subject -> `[erased]`, data (the lead, registration details) -> {}; an open one is closed;
+- csat_responses: the comment -> `[erased]` (the score stays);
 - ticket_events: `detail` keeps ids and labels only; an `erased` event says who erased and when;
 - outbox: text and target erased; rows not yet sent are cancelled (failed, with the reason);
 - event_registrations: deleted.
@@ -40,6 +41,7 @@ from storage.db import Database
 from storage.models import (
     Contact,
     Conversation,
+    CsatResponse,
     ConversationStatus,
     Direction,
     EventRegistration,
@@ -306,6 +308,12 @@ async def _erase_tickets(
             audit(session, ticket, "resolved", actor=actor, detail={"note": _CLOSED_NOTE})
         ticket.subject = ERASED_TEXT
         ticket.data = {}
+        # The CSAT comment is the customer's own words (the score alone says nothing about them).
+        await session.execute(
+            update(CsatResponse)
+            .where(CsatResponse.ticket_id == ticket_id, CsatResponse.comment != "")
+            .values(comment=ERASED_TEXT)
+        )
         ticket.updated_at = now
         audit(session, ticket, "erased", actor=actor, detail={"note": note})
         erased += 1

@@ -24,6 +24,7 @@ from storage.actions._common import (
     insert_ignoring_conflict,
     queue_outbound,
 )
+from storage.actions.csat import CsatPolicy, ask_after_resolve_in
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidTransition, NotAllowed, NotFound, PublicReplyNotAllowed
 from storage.models import (
@@ -292,9 +293,14 @@ async def hand_back(db: Database, ticket_id: int, agent_id: int) -> Ticket:
     metrics.ticket_resolved(_queue_name(ticket), "handed_back")
     return ticket
 
-async def resolve(db: Database, ticket_id: int, agent_id: int | None) -> Ticket:
-    """Close the ticket; the customer's next message starts a new round with the bot."""
-    ticket = await _close(db, ticket_id, agent_id, TicketStatus.resolved, ConversationStatus.resolved, "resolve")
+async def resolve(db: Database, ticket_id: int, agent_id: int | None, *, csat: CsatPolicy | None = None) -> Ticket:
+    """Close the ticket; the customer's next message starts a new round with the bot.
+
+    With `csat`, the satisfaction question is decided (and queued) in the same transaction (actions/csat.py).
+    """
+    ticket = await _close(
+        db, ticket_id, agent_id, TicketStatus.resolved, ConversationStatus.resolved, "resolve", csat=csat
+    )
     metrics.ticket_resolved(_queue_name(ticket), "resolved")
     return ticket
 
@@ -305,6 +311,8 @@ async def _close(
     ticket_status: TicketStatus,
     conversation_status: ConversationStatus,
     action: str,
+    *,
+    csat: CsatPolicy | None = None,
 ) -> Ticket:
     now = utcnow()
     async with db.transaction() as session:
@@ -330,6 +338,8 @@ async def _close(
             actor=agent_actor(agent_id) if agent_id else "system",
             agent_id=agent_id,
         )
+        if ticket_status == TicketStatus.resolved:
+            await ask_after_resolve_in(session, ticket, csat, now)
         return ticket
 
 async def reassign(db: Database, ticket_id: int, to_agent_id: int, *, by_agent_id: int) -> Ticket:

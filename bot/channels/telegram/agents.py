@@ -42,6 +42,7 @@ from bot.channels.telegram.client import retry_after_seconds
 from bot.channels.telegram.flood import FloodControl
 from bot.channels.telegram.pager_view import keyboard, load_card, render, ticket_from_claim_data
 from storage import actions, saved_replies
+from storage.actions.csat import CsatPolicy
 from storage.agents import agent_for_telegram_user
 from storage.cursors import get_cursor, set_cursor
 from storage.db import Database
@@ -132,8 +133,9 @@ class TelegramPager:
     """
 
     def __init__(self, bot: Bot, db: Database, chat_id: int, *, poll_s: float = 2.0,
-                 flood: FloodControl | None = None) -> None:
+                 flood: FloodControl | None = None, csat: CsatPolicy | None = None) -> None:
         self.bot = bot
+        self.csat = csat  # the satisfaction question asked on /resolve (FRONTDESK_CSAT_*)
         self.db = db
         self.chat_id = chat_id
         # Shared with the sender: the group's 20 messages a minute, and the bot's 30 a second, are counted
@@ -419,7 +421,7 @@ class TelegramPager:
             await self.refresh_card(ticket_id)
             return "↩️ Handed back to the bot."
         if command == "/resolve":
-            await actions.resolve(self.db, ticket_id, agent.id)
+            await actions.resolve(self.db, ticket_id, agent.id, csat=self.csat)
             await self.refresh_card(ticket_id)
             return "✅ Resolved."
         return HELP

@@ -28,6 +28,7 @@ from bot.channels.telegram.polling import TelegramPoller
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.telegram.updates import UpdateDispatcher
 from bot.channels.telegram.webhook import check_webhook_url, register_webhook, telegram_webhook_router
+from bot.content import csat_policy
 from frontdesk.core.settings import Settings
 from storage.db import Database
 
@@ -94,7 +95,7 @@ class TelegramChannel:
         if self.settings.telegram_agents_chat is not None:
             self.pager = TelegramPager(
                 self.bot, self.db, self.settings.telegram_agents_chat, poll_s=self.settings.telegram_pager_poll_s,
-                flood=self.flood,
+                flood=self.flood, csat=csat_policy(self.settings),
             )
         self.dispatcher = UpdateDispatcher(self.db, self.bot.id, self.customers, self.pager)
         await self.dispatcher.load()
