@@ -46,7 +46,8 @@ def summary(directory: Path, bundle: Bundle) -> str:
         f"  words.yml     angry {len(words.angry.phrases)}, did_not_help {len(words.did_not_help_phrases.phrases)}, "
         f"register {len(words.register.phrases)}, person {len(words.person.phrases)}, "
         f"confirm {len(words.yes.phrases)} yes / {len(words.no.phrases)} no, "
-        f"about_events {len(words.about_events.phrases)} phrases",
+        f"about_events {len(words.about_events.phrases)}, "
+        f"csat_scores {sum(len(p.phrases) for _, p in words.csat_scores)} phrases",
         f"  tags.yml      {len(content.tags.rules)} rules"
         + (" -> " + ", ".join(dict.fromkeys(r.tag for r in content.tags.rules)) if content.tags.rules else ""),
         f"  listening.yml {len(content.listening.rules)} rules ({content.listening.tier}): "

@@ -8,12 +8,13 @@ bad text 422.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from datetime import date as date_
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from desk import queries, search
+from desk import figures, queries, search
 from desk.auth import CurrentAgent, api_agent, presented_token_secret, sign_in
 from desk.inputs import RowId, refuse_unstorable_text
 from desk.public_guard import public_reply_warning
@@ -160,6 +161,26 @@ class AcceptedMessage(BaseModel):
     status: str
 
 
+class DayFiguresOut(BaseModel):
+    messages_in: int = Field(description="customer messages written that day (per queue: on its tickets)")
+    new_tickets: int
+    conversations: int | None = Field(description="conversations with a customer message that day (all queues only)")
+    contained: int | None = Field(description="of those, handled by the bot alone (no ticket)")
+    containment: float | None
+    first_response_median_s: float | None
+    first_response_p90_s: float | None
+    resolution_median_s: float | None
+    resolution_p90_s: float | None
+    sla_breaches: int
+    csat_average: float | None
+    csat_count: int
+
+
+class DayOut(DayFiguresOut):
+    date: date_
+    by_queue: dict[str, DayFiguresOut]
+
+
 class StatsOut(BaseModel):
     open_by_queue: dict[str, dict[str, int]]
     median_first_response_s: float | None
@@ -169,6 +190,13 @@ class StatsOut(BaseModel):
     escalated_conversations: int
     since: datetime
     sla_breaches: dict[str, int] = Field(description="SLA breaches recorded in the period, per queue")
+    csat_average: float | None = Field(description="average score (1-5) of the answers to questions asked in the window")
+    csat_count: int = Field(description="answers to the satisfaction questions asked in the window")
+    csat_asked: int = Field(description="satisfaction questions asked in the window")
+    csat_response_rate: float | None = Field(description="csat_count / csat_asked")
+    days: list[DayOut] | None = Field(
+        default=None, description="with from/to: the figures of every UTC day of the period, oldest first"
+    )
 
 
 def _agent_out(ref: queries.AgentRef | None) -> AgentOut | None:
@@ -540,14 +568,26 @@ async def correct_message_intent(db: Any, message_id: int, intent: str, agent_id
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
 
 
-@router.get("/stats", response_model=StatsOut, summary="Open tickets per queue, response times, containment, SLA breaches")
+@router.get(
+    "/stats", response_model=StatsOut,
+    summary="Open tickets per queue, response times, containment, SLA breaches, CSAT; with from/to, every day",
+)
 async def get_stats(
     request: Request,
     agent: ApiAgent,
+    period: Annotated[figures.PeriodQuery, Depends(figures.period_query)],
     days: Annotated[int, Query(ge=1, le=3650, description="window for the times and containment")] = 30,
 ) -> StatsOut:
     s = await queries.stats(_db(request), days=days)
+    per_day = None
+    if period.period is not None:
+        per_day = [day_out(d) for d in await figures.daily(_db(request), period.period, queue=period.queue)]
     return StatsOut(
+        csat_average=s.csat_average,
+        csat_count=s.csat_count,
+        csat_asked=s.csat_asked,
+        csat_response_rate=s.csat_response_rate,
+        days=per_day,
         open_by_queue=s.open_by_queue,
         median_first_response_s=s.median_first_response_s,
         median_resolution_s=s.median_resolution_s,
@@ -556,6 +596,13 @@ async def get_stats(
         escalated_conversations=s.escalated_conversations,
         since=s.since,
         sla_breaches=s.sla_breaches,
+    )
+
+
+def day_out(day: figures.Day) -> DayOut:
+    return DayOut(
+        date=day.day, **day.figures.as_dict(),
+        by_queue={q: DayFiguresOut(**f.as_dict()) for q, f in day.by_queue.items()},
     )
 
 

@@ -84,6 +84,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         api,
         customers_api,
         docs,
+        figures_api,
         listening_api,
         listening_pages,
         live,
@@ -149,6 +150,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     app.include_router(tags_api.router)
     app.include_router(listening_api.router)
     app.include_router(listening_pages.router)
+    app.include_router(figures_api.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     _install_error_handlers(app)

@@ -13,12 +13,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from desk import customers, queries, search
+from desk import charts, customers, queries, search
+from desk import figures as daily_figures
+from desk.figures_api import csv_response
 from desk.auth import (
     CSRF_FORM_FIELD,
     CurrentAgent,
@@ -536,17 +538,74 @@ async def message_intent(
 
 
 @router.get("/stats", name="stats_page")
-async def stats_page(request: Request, agent: PageAgent, days: int = 30) -> Response:
+async def stats_page(
+    request: Request, agent: PageAgent, days: int = 30, from_: str = Query(default="", alias="from"),
+    to: str = "", queue: str = "",
+) -> Response:
     days = min(max(days, 1), 3650)
     state = request.app.state.desk
     figures = await queries.stats(state.db, days=days)
+    period, period_error = _chosen_period(from_, to, days)
+    chosen_queue = queue if queue in queries.QUEUE_NAMES else None
+    per_day = await daily_figures.daily(state.db, period, queue=chosen_queue)
     try:  # X's bill: the stored usage priced by the brand's table (a bad table shows its error, not a 500)
         cost: usage.CostEstimate | None = await usage.estimate_cost(state.db, usage.load_prices(state.settings.content_dir))
         cost_error = None
     except usage.PriceTableError as exc:
         cost, cost_error = None, str(exc)
-    context = {"s": figures, "days": days, "cost": cost, "cost_error": cost_error}
+    context = {
+        "s": figures, "days": days, "cost": cost, "cost_error": cost_error, "period": period,
+        "period_error": period_error, "queue": chosen_queue or "", "queues": queries.QUEUE_NAMES,
+        "charts": _charts(per_day), "day_rows": per_day,
+    }
     return await _render(request, "stats.html", context, agent=agent)
+
+
+@router.get("/stats.csv", name="stats_csv")
+async def stats_csv_page(
+    request: Request, agent: PageAgent, period: Annotated[daily_figures.PeriodQuery, Depends(daily_figures.period_query)]
+) -> Response:
+    """The figures page's CSV download (the same as `GET /api/stats.csv`, signed in by the session)."""
+    return await csv_response(request, period)
+
+
+def _chosen_period(from_: str, to: str, days: int) -> tuple[daily_figures.Period, str | None]:
+    """The period the form asked for; a bad one shows the last `days` days (up to a year) and says why."""
+    today = utcnow().date()
+    fallback = daily_figures.Period(today - timedelta(days=min(days, daily_figures.MAX_DAYS) - 1), today)
+    if not from_ and not to:
+        return fallback, None
+    try:
+        return daily_figures.Period.checked(date.fromisoformat(from_ or to), date.fromisoformat(to or from_)), None
+    except ValueError as exc:  # PeriodError is one; so is a date that is not YYYY-MM-DD
+        reason = str(exc) if isinstance(exc, daily_figures.PeriodError) else "dates are written YYYY-MM-DD"
+        return fallback, f"That period cannot be shown ({reason}); showing {fallback.start} to {fallback.end}."
+
+
+def _charts(per_day: list[daily_figures.Day]) -> list[Markup]:
+    days = [d.day for d in per_day]
+    f = [d.figures for d in per_day]
+    duration = charts.duration_label
+    return [
+        charts.chart("Volume in", days, [
+            charts.Series("Customer messages", [x.messages_in for x in f], "s0"),
+            charts.Series("New tickets", [x.new_tickets for x in f], "s1"),
+        ], kind="bar"),
+        charts.chart("Handled by the bot alone", days, [
+            charts.Series("Containment", [None if x.containment is None else x.containment * 100 for x in f], "s0"),
+        ], fmt=lambda v: f"{v:.0f}%", top=100),
+        charts.chart("First response", days, [
+            charts.Series("Median", [x.first_response_median_s for x in f], "s0"),
+            charts.Series("p90", [x.first_response_p90_s for x in f], "s1"),
+        ], fmt=duration),
+        charts.chart("Resolution", days, [
+            charts.Series("Median", [x.resolution_median_s for x in f], "s0"),
+            charts.Series("p90", [x.resolution_p90_s for x in f], "s1"),
+        ], fmt=duration),
+        charts.chart("SLA breaches", days, [charts.Series("Breaches", [x.sla_breaches for x in f], "s2")], kind="bar"),
+        charts.chart("CSAT", days, [charts.Series("Average score", [x.csat_average for x in f], "s0")],
+                     fmt=lambda v: f"{v:.1f}", top=5),
+    ]
 
 
 # --- saved replies ---------------------------------------------------------------------------------

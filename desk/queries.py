@@ -24,6 +24,7 @@ from storage.models import (
     Author,
     Contact,
     Conversation,
+    CsatResponse,
     EventRegistration,
     Message,
     MessageKind,
@@ -192,6 +193,15 @@ class Stats:
     @property
     def sla_breaches_total(self) -> int:
         return sum(self.sla_breaches.values())
+
+    # The satisfaction question (CSAT) asked in the window: how many, how many answered, their average score.
+    csat_asked: int = 0
+    csat_count: int = 0
+    csat_average: float | None = None
+
+    @property
+    def csat_response_rate(self) -> float | None:
+        return self.csat_count / self.csat_asked if self.csat_asked else None
 
 
 def _agent_ref(agent: Agent | None) -> AgentRef | None:
@@ -564,6 +574,13 @@ async def stats(db: Database, *, days: int = 30, now: datetime | None = None) ->
                 )
             )
         ).scalar_one()
+        csat_asked, csat_count, csat_total = (
+            await session.execute(
+                select(func.count(), func.count(CsatResponse.score), func.sum(CsatResponse.score)).where(
+                    CsatResponse.asked_at >= since
+                )
+            )
+        ).one()
     first_response = [
         (aware(fr) - aware(created)).total_seconds() for created, fr, _ in tickets if fr is not None  # type: ignore[operator]
     ]
@@ -580,4 +597,7 @@ async def stats(db: Database, *, days: int = 30, now: datetime | None = None) ->
         tickets_considered=len(tickets),
         since=since,
         sla_breaches=breaches,
+        csat_asked=int(csat_asked),
+        csat_count=int(csat_count),
+        csat_average=int(csat_total) / int(csat_count) if csat_count else None,
     )
