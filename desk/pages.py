@@ -555,13 +555,13 @@ async def stats_page(
         cost, cost_error = None, str(exc)
     context = {
         "s": figures, "days": days, "cost": cost, "cost_error": cost_error, "period": period,
-        "period_error": period_error, "queue": chosen_queue or "", "queues": queries.QUEUE_NAMES,
-        "charts": _charts(per_day), "day_rows": per_day,
+        "period_error": period_error, "period_queue": chosen_queue or "", "queues": queries.QUEUE_NAMES,
+        "charts": _charts(per_day, one_queue=chosen_queue is not None),
     }
     return await _render(request, "stats.html", context, agent=agent)
 
 
-@router.get("/stats.csv", name="stats_csv")
+@router.get("/stats.csv", name="stats_csv_page")
 async def stats_csv_page(
     request: Request, agent: PageAgent, period: Annotated[daily_figures.PeriodQuery, Depends(daily_figures.period_query)]
 ) -> Response:
@@ -582,7 +582,7 @@ def _chosen_period(from_: str, to: str, days: int) -> tuple[daily_figures.Period
         return fallback, f"That period cannot be shown ({reason}); showing {fallback.start} to {fallback.end}."
 
 
-def _charts(per_day: list[daily_figures.Day]) -> list[Markup]:
+def _charts(per_day: list[daily_figures.Day], *, one_queue: bool) -> list[Markup]:
     days = [d.day for d in per_day]
     f = [d.figures for d in per_day]
     duration = charts.duration_label
@@ -591,7 +591,7 @@ def _charts(per_day: list[daily_figures.Day]) -> list[Markup]:
             charts.Series("Customer messages", [x.messages_in for x in f], "s0"),
             charts.Series("New tickets", [x.new_tickets for x in f], "s1"),
         ], kind="bar"),
-        charts.chart("Handled by the bot alone", days, [
+        charts.chart("Handled by the bot alone" + (" (all queues only)" if one_queue else ""), days, [
             charts.Series("Containment", [None if x.containment is None else x.containment * 100 for x in f], "s0"),
         ], fmt=lambda v: f"{v:.0f}%", top=100),
         charts.chart("First response", days, [

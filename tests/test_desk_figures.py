@@ -190,8 +190,10 @@ async def test_the_page_draws_the_chosen_period(desk_client, three_days) -> None
     assert page.status_code == 200
     assert page.text.count('<svg class="chart"') == 6 and "2026-11-01 to 2026-11-03" in page.text
     assert 'value="support" selected' in page.text
+    tabs = page.text.split('id="queue-tabs"', 1)[1].split("</nav>", 1)[0]
+    assert 'aria-current="page"' not in tabs  # the chosen queue is not the Support tab
     assert "style=" not in page.text.split('<div class="charts">', 1)[1]  # the CSP allows no inline style
-    assert "/stats.csv?from=2026-11-01&amp;to=2026-11-03&amp;by=day&amp;queue=support" in page.text
+    assert 'href="/stats.csv?from=2026-11-01&amp;to=2026-11-03&amp;by=day&amp;queue=support"' in page.text
     download = await desk_client.get("/stats.csv?from=2026-11-01&to=2026-11-03&by=day")
     assert download.status_code == 200 and download.text.startswith("date,queue,messages_in")
 
