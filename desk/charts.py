@@ -42,8 +42,8 @@ def chart(
         return _TOP + plot_h * (1 - min(v, peak) / peak)
 
     parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+        (f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
+         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>')
     ]
     for frac in (0.0, 0.5, 1.0):  # grid and y labels
         gy = _TOP + plot_h * (1 - frac)

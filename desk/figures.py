@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from sqlalchemy import case, func, select
@@ -283,10 +283,10 @@ class PeriodQuery:
 
 
 def period_query(
-    from_: date | None = Query(default=None, alias="from", description="first UTC day, YYYY-MM-DD"),
-    to: date | None = Query(default=None, description="last UTC day (included), YYYY-MM-DD"),
-    by: Literal["day"] = Query(default="day", description="the step; only `day` so far"),
-    queue: str | None = Query(default=None, max_length=16, description="support, sales, events or general"),
+    from_: Annotated[date | None, Query(alias="from", description="first UTC day, YYYY-MM-DD")] = None,
+    to: Annotated[date | None, Query(description="last UTC day (included), YYYY-MM-DD")] = None,
+    by: Annotated[Literal["day"], Query(description="the step; only `day` so far")] = "day",
+    queue: Annotated[str | None, Query(max_length=16, description="support, sales, events or general")] = None,
 ) -> PeriodQuery:
     """`from`/`to` both or neither, from ≤ to, at most MAX_DAYS days, a known queue: else 422."""
     if (from_ is None) != (to is None):

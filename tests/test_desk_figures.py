@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import update
 
+from bot.content import csat_policy
 from desk import figures
 from frontdesk.core.settings import Settings
-from bot.content import csat_policy
 from storage import actions
 from storage.db import Database
 from storage.models import CsatResponse, Message, Ticket, TicketEvent
@@ -67,7 +67,7 @@ async def three_days(db: Database, make_agent):  # type: ignore[no-untyped-def]
     """1 Nov: two support tickets and one bot-only conversation; 2 Nov: a sales ticket; 3 Nov: nothing."""
     agent = await make_agent("ann@example.com", "Ann")
     a = await _ticket(db, agent.id, "7001", "support", _at(1, 8), _at(1, 8, 10), _at(1, 9), score=(4, _at(2, 9)))
-    b = await _ticket(db, agent.id, "7002", "support", _at(1, 10), _at(1, 10, 30), _at(2, 10), score=(2, _at(2, 11)))
+    await _ticket(db, agent.id, "7002", "support", _at(1, 10), _at(1, 10, 30), _at(2, 10), score=(2, _at(2, 11)))
     d = await _ticket(db, agent.id, "7003", "sales", _at(2, 12), _at(2, 12, 1))
     await _bot_only_conversation(db, "7004", _at(1, 15))
     await _breach(db, a, _at(1, 9, 30))
