@@ -29,6 +29,7 @@ API_ROUTES = [
     ("POST", "/api/tickets/1/move", {"queue": "sales"}),
     ("POST", "/api/messages/1/intent", {"intent": "greet"}),
     ("GET", "/api/stats", None),
+    ("GET", "/api/stats.csv?from=2026-11-01&to=2026-11-02", None),
 ]
 
 

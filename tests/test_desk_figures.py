@@ -199,3 +199,9 @@ async def test_the_page_draws_the_chosen_period(desk_client, three_days) -> None
 
     bad = await desk_client.get("/stats?from=2026-11-05&to=2026-11-01")
     assert bad.status_code == 200 and "That period cannot be shown" in bad.text
+
+
+async def test_the_routes_are_documented(desk_client) -> None:
+    paths = (await desk_client.get("/openapi.json")).json()["paths"]
+    assert paths["/api/stats.csv"]["get"]["summary"].startswith("The figures of every day")
+    assert {"from", "to", "by", "queue", "days"} <= {p["name"] for p in paths["/api/stats"]["get"]["parameters"]}
