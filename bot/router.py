@@ -9,7 +9,8 @@ The rules, in the order they are checked:
 
 1. `agent`: silence.  A third party writing in a customer's public thread: silence (the desk shows it
    marked; the bot never acts on a stranger's words for the customer).  `queued`: silence, except one
-   "you're in the queue" note per ticket.
+   "you're in the queue" note per ticket.  After "How did we do? 1–5" (a resolved ticket): a score is
+   recorded and thanked instead of routed; anything else goes on through these rules and the question lapses.
 2. NLU unavailable: escalate by the taxonomy's fallback route (`general`) with the reason (never lost).
 3. Follow-ups the bot asked for: "that didn't help" after an FAQ answer, the sales lead details (added
    to the open sales ticket, also while it is queued), which event to register for or cancel, "yes"/"no"
