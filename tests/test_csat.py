@@ -222,3 +222,40 @@ async def test_erasing_the_customer_erases_their_comment_and_keeps_the_score(
 def test_what_counts_as_a_score(text: str, expected: tuple[int, str] | None) -> None:
     assert csat_score(text) == expected
 
+
+
+# --- the router's rule, as data ----------------------------------------------------------------------------
+
+
+def _awaiting(hours: float) -> dict:
+    from tests.fixtures.bot import NOW
+
+    return {"csat": {"ticket_id": 12, "until": (NOW + timedelta(hours=hours)).isoformat()}}
+
+
+def test_the_router_records_a_score_and_thanks_without_routing(content: Content, router_config: RouterConfig) -> None:
+    from bot.router import Escalate, RecordCsat, Reply, UpdateState, route
+    from tests.fixtures.bot import incoming
+
+    decision = route(incoming("4 - quick and kind", "out_of_scope", 0.99, state=_awaiting(1)), content, router_config)
+    [recorded] = decision.of(RecordCsat)
+    assert (recorded.ticket_id, recorded.score, recorded.comment) == (12, 4, "quick and kind")
+    assert recorded.thanks.startswith("Thank you for your feedback")
+    assert not decision.of(Escalate) and not decision.of(Reply)
+    assert decision.of(UpdateState)[0].changes["csat"] is None
+
+    public = route(incoming("@brand 5", "out_of_scope", 0.99, kind="public", state=_awaiting(1)), content, router_config)
+    assert "{handle}" not in public.of(RecordCsat)[0].thanks
+
+
+@pytest.mark.parametrize(("text", "hours"), [("I want a real human", 1), ("5", -1)])
+def test_anything_else_or_too_late_is_routed_and_the_question_lapses(
+    content: Content, router_config: RouterConfig, text: str, hours: float
+) -> None:
+    from bot.router import RecordCsat, UpdateState, route
+    from tests.fixtures.bot import incoming
+
+    decision = route(incoming(text, "ask_human", 0.99, state=_awaiting(hours)), content, router_config)
+    assert not decision.of(RecordCsat)
+    assert decision.rule.endswith("(CSAT question lapsed)")
+    assert any(u.changes.get("csat", "kept") is None for u in decision.of(UpdateState))
