@@ -148,11 +148,19 @@ class EventOut(BaseModel):
     created_at: datetime
 
 
+class CsatOut(BaseModel):
+    asked_at: datetime
+    score: int | None = Field(description="1-5; null while unanswered (or the question lapsed)")
+    comment: str = Field(description="the rest of the customer's answer")
+    answered_at: datetime | None
+
+
 class TicketDetailOut(TicketOut):
     conversation: dict[str, Any]
     data: dict[str, Any]
     messages: list[MessageOut]
     events: list[EventOut]
+    csat: CsatOut | None = Field(default=None, description="the satisfaction question asked after resolving")
 
 
 class AcceptedMessage(BaseModel):
@@ -249,6 +257,7 @@ def _detail_out(detail: queries.TicketDetail) -> TicketDetailOut:
             EventOut(action=e.action, actor=e.actor, agent=_agent_out(e.agent), detail=e.detail, created_at=e.created_at)
             for e in detail.events
         ],
+        csat=CsatOut(**detail.csat) if detail.csat else None,
     )
 
 

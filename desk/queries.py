@@ -176,6 +176,8 @@ class TicketDetail:
     messages: list[MessageView]
     events: list[EventView]
     registrations: list[dict[str, Any]] = field(default_factory=list)
+    # The satisfaction question about this ticket: {"asked_at", "score", "comment", "answered_at"}, or None.
+    csat: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -421,6 +423,9 @@ async def ticket_detail(db: Database, ticket_id: int, *, sla: SlaPolicy | None =
         ).scalars()
         waiting = await waiting_since(session, [ticket_id]) if ticket.status.is_open else {}
         tags = (await tags_of_in(session, [ticket_id])).get(ticket_id, ())
+        csat = (
+            await session.execute(select(CsatResponse).where(CsatResponse.ticket_id == ticket_id))
+        ).scalar_one_or_none()
         messages = [
             _message_view(m, status, error, agents, author=author, customer_id=ticket.contact_id)
             for m, status, error, author in message_rows
@@ -447,6 +452,10 @@ async def ticket_detail(db: Database, ticket_id: int, *, sla: SlaPolicy | None =
             registrations=[
                 {"event": r.event_key, "status": r.status, "since": aware(r.created_at)} for r in registrations
             ],
+            csat=None if csat is None else {
+                "asked_at": aware(csat.asked_at), "score": csat.score, "comment": csat.comment,
+                "answered_at": aware(csat.answered_at) if csat.answered_at else None,
+            },
         )
 
 

@@ -259,3 +259,33 @@ def test_anything_else_or_too_late_is_routed_and_the_question_lapses(
     assert not decision.of(RecordCsat)
     assert decision.rule.endswith("(CSAT question lapsed)")
     assert any(u.changes.get("csat", "kept") is None for u in decision.of(UpdateState))
+
+
+# --- the desk ---------------------------------------------------------------------------------------------
+
+
+async def test_the_desk_resolves_asks_and_shows_the_answer_on_the_ticket(
+    db: Database, desk_client, make_agent, content: Content, router_config: RouterConfig
+) -> None:
+    from tests.fixtures.desk import api_login
+
+    agent = await make_agent("ann@example.com", "Ann")
+    headers = await api_login(desk_client, agent.email)
+    recorded = await actions.record_inbound(db, dm("my parcel is broken", sender="920"))
+    await actions.mark_handled(db, recorded.message_id)
+    ticket = await actions.escalate(db, recorded.conversation_id, queue="support", subject="broken")
+    for step, body in (("claim", None), ("reply", {"text": "A new one is on its way"}), ("resolve", None)):
+        assert (await desk_client.post(f"/api/tickets/{ticket.id}/{step}", json=body, headers=headers)).status_code < 300
+    assert (await _sent(db, ticket.conversation_id))[-1].startswith(QUESTION)
+    detail = (await desk_client.get(f"/api/tickets/{ticket.id}", headers=headers)).json()
+    assert detail["csat"]["score"] is None and detail["csat"]["asked_at"]
+
+    await actions.record_inbound(db, dm("⭐⭐⭐⭐⭐ <b>lovely</b>", sender="920"))
+    await _worker(db, content, router_config).drain()
+    detail = (await desk_client.get(f"/api/tickets/{ticket.id}", headers=headers)).json()
+    assert (detail["csat"]["score"], detail["csat"]["comment"]) == (5, "<b>lovely</b>")
+    from tests.test_desk_pages import _sign_in
+
+    await _sign_in(desk_client, "ann@example.com")
+    page = (await desk_client.get(f"/tickets/{ticket.id}")).text
+    assert "<strong>5/5</strong> · “&lt;b&gt;lovely&lt;/b&gt;”" in page
