@@ -289,3 +289,14 @@ async def test_the_desk_resolves_asks_and_shows_the_answer_on_the_ticket(
     await _sign_in(desk_client, "ann@example.com")
     page = (await desk_client.get(f"/tickets/{ticket.id}")).text
     assert "<strong>5/5</strong> · “&lt;b&gt;lovely&lt;/b&gt;”" in page
+
+
+def test_a_lapsed_question_tags_the_new_ticket_once(content: Content, router_config: RouterConfig) -> None:
+    from dataclasses import replace
+
+    from bot.router import Escalate, TagTicket, route
+    from tests.fixtures.bot import incoming
+
+    msg = replace(incoming("I want a real human", "ask_human", 0.99, state=_awaiting(1)), customer_handle="acme_ceo")
+    decision = route(msg, content, router_config)
+    assert decision.of(Escalate) and [t.tags for t in decision.of(TagTicket)] == [("vip",)]
