@@ -306,31 +306,48 @@ async def _close(
     conversation_status: ConversationStatus,
     action: str,
 ) -> Ticket:
-    now = utcnow()
     async with db.transaction() as session:
-        ticket = await get_for_update(session, Ticket, ticket_id)
-        if not ticket.status.is_open:
-            raise InvalidTransition(action, ticket.status.value)
-        if ticket.status == TicketStatus.assigned and agent_id is not None:
-            await _ticket_held_by(session, ticket_id, agent_id, action)
-        ticket.status = ticket_status
-        ticket.open_conversation_id = None
-        ticket.updated_at = now
-        if ticket_status == TicketStatus.resolved:
-            ticket.resolved_at = now
-        await session.execute(
-            update(Conversation)
-            .where(Conversation.id == ticket.conversation_id)
-            .values(status=conversation_status, bot_state={}, updated_at=now)
-        )
-        audit(
-            session,
-            ticket,
-            ticket_status.value,
-            actor=agent_actor(agent_id) if agent_id else "system",
-            agent_id=agent_id,
-        )
-        return ticket
+        return await close_in(session, ticket_id, agent_id, ticket_status, conversation_status, action)
+
+
+async def close_in(
+    session: AsyncSession,
+    ticket_id: int,
+    agent_id: int | None,
+    ticket_status: TicketStatus,
+    conversation_status: ConversationStatus,
+    action: str,
+    *,
+    check_holder: bool = True,
+    detail: dict[str, Any] | None = None,
+) -> Ticket:
+    """`resolve` / `hand_back` inside the caller's transaction.  `check_holder=False`: the caller has
+    already decided the agent may close tickets others hold (an incident's resolution)."""
+    now = utcnow()
+    ticket = await get_for_update(session, Ticket, ticket_id)
+    if not ticket.status.is_open:
+        raise InvalidTransition(action, ticket.status.value)
+    if check_holder and ticket.status == TicketStatus.assigned and agent_id is not None:
+        await _ticket_held_by(session, ticket_id, agent_id, action)
+    ticket.status = ticket_status
+    ticket.open_conversation_id = None
+    ticket.updated_at = now
+    if ticket_status == TicketStatus.resolved:
+        ticket.resolved_at = now
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == ticket.conversation_id)
+        .values(status=conversation_status, bot_state={}, updated_at=now)
+    )
+    audit(
+        session,
+        ticket,
+        ticket_status.value,
+        actor=agent_actor(agent_id) if agent_id else "system",
+        agent_id=agent_id,
+        detail=detail,
+    )
+    return ticket
 
 async def reassign(db: Database, ticket_id: int, to_agent_id: int, *, by_agent_id: int) -> Ticket:
     """An admin moves an open ticket to another agent."""

@@ -21,6 +21,9 @@ twice (which ticket has which card is kept in the store, see `_CardMap`).  `wake
 Customers' follow-ups on a carded, open ticket are posted as replies to its card, so whoever holds it
 in Telegram sees them.
 
+Spike alerts (docs/incidents.md) reach the pager the same way: it reads new rows of ``alerts`` after a
+persisted cursor and posts each once, with the desk link that opens an incident from it.
+
 Run one pager per agents' chat: two would both post every card.
 """
 
@@ -42,6 +45,7 @@ from bot.channels.telegram.client import retry_after_seconds
 from bot.channels.telegram.flood import FloodControl
 from bot.channels.telegram.pager_view import keyboard, load_card, render, ticket_from_claim_data
 from storage import actions, saved_replies
+from storage.incidents import alert_title, alerts_after, newest_alert_id
 from storage.agents import agent_for_telegram_user
 from storage.cursors import get_cursor, set_cursor
 from storage.db import Database
@@ -132,7 +136,7 @@ class TelegramPager:
     """
 
     def __init__(self, bot: Bot, db: Database, chat_id: int, *, poll_s: float = 2.0,
-                 flood: FloodControl | None = None) -> None:
+                 flood: FloodControl | None = None, desk_url: str = "") -> None:
         self.bot = bot
         self.db = db
         self.chat_id = chat_id
@@ -143,6 +147,8 @@ class TelegramPager:
         self.cards = _CardMap(db, chat_id)
         self._event_cursor_name = f"telegram-pager:{chat_id}:last_event_id"
         self._message_cursor_name = f"telegram-pager:{chat_id}:last_message_id"
+        self._alert_cursor_name = f"telegram-pager:{chat_id}:last_alert_id"
+        self.desk_url = desk_url.rstrip("/")
         self._events_seen = _Seen()
         self._messages_seen = _Seen()
         self._relay_primed = False
@@ -189,6 +195,7 @@ class TelegramPager:
         async with self._lock:
             await self._sync_events()
             await self._relay_customer_messages()
+            await self._post_alerts()
 
     async def _sync_events(self) -> None:
         cursor = await get_cursor(self.db, self._event_cursor_name)
@@ -335,6 +342,22 @@ class TelegramPager:
             if message_id > newest:
                 newest = message_id
                 await set_cursor(self.db, self._message_cursor_name, str(newest))
+
+    async def _post_alerts(self) -> None:
+        """Each new spike alert once, oldest first; on first start, none of the past ones."""
+        cursor = await get_cursor(self.db, self._alert_cursor_name)
+        if cursor is None:
+            await set_cursor(self.db, self._alert_cursor_name, str(await newest_alert_id(self.db)))
+            return
+        for alert in await alerts_after(self.db, int(cursor)):
+            link = f"{self.desk_url}/incidents/new?alert={alert.id}"
+            await self.flood.acquire(self.chat_id)
+            await self.bot.send_message(
+                self.chat_id,
+                f"🚨 Spike: {alert_title(alert)}: {alert.count} messages this window "
+                f"(usually {alert.baseline:g}). Open an incident in the desk: {link}",
+            )
+            await set_cursor(self.db, self._alert_cursor_name, str(alert.id))
 
     # ------------------------------------------------------------------ what agents do in the group
     async def handle(self, update: Update) -> bool:
