@@ -56,6 +56,6 @@ async def run_spike_alerts(db: Database, config: SpikeConfig, *, interval_s: flo
             await check_spikes(db, config)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - the store hiccupped; the next check retries
+        except Exception:
             log.exception("spike alerts: check failed; retrying")
         await asyncio.sleep(interval_s)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Windows:
     def index_of(self, when: datetime) -> int | None:
         """0 … baseline_windows-1 for a baseline window, baseline_windows for the current one, else None."""
         if when.tzinfo is None:  # SQLite hands timestamps back naive (stored in UTC)
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         if when < self.since or when >= self.now:
             return None
         return min(int((when - self.since) / self.window), len(self.baseline_starts))
@@ -73,7 +73,7 @@ class Spike:
 def windows_at(now: datetime, config: SpikeConfig) -> Windows:
     """The current epoch-aligned window (the one `now` falls in) and the full windows before it."""
     epoch_s = int(now.timestamp())
-    current = datetime.fromtimestamp(epoch_s - epoch_s % config.window_s, tz=timezone.utc)
+    current = datetime.fromtimestamp(epoch_s - epoch_s % config.window_s, tz=UTC)
     step = timedelta(seconds=config.window_s)
     baseline = tuple(current - step * (config.baseline_windows - i) for i in range(config.baseline_windows))
     return Windows(current_start=current, now=now, window=step, baseline_starts=baseline)

@@ -37,9 +37,9 @@ from storage import actions, usage
 from storage import saved_replies as saved_replies_store
 from storage.actions.tags import add_tag, remove_tag
 from storage.cursors import active_send_pauses
-from storage.incidents import active_alerts, alert_title
 from storage.customers import CannotLink, link_contacts, unlink_contact
 from storage.errors import AlreadyClaimed, NotFound, StoreError
+from storage.incidents import active_alerts, alert_title
 from storage.login_throttle import LoginThrottled
 from storage.models import Priority, Queue, SessionKind, utcnow
 from storage.personal_data import find_contacts

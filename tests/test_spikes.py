@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.spikes import SpikeConfig, detect, threshold, windows_at
 
 CONFIG = SpikeConfig(window_s=900, baseline_windows=4, stdevs=3.0, min_count=10, quiet_s=7200)
-NOW = datetime(2026, 12, 3, 14, 7, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 3, 14, 7, 30, tzinfo=UTC)
 
 
 def test_windows_are_aligned_so_every_process_names_the_same_one() -> None:
     windows = windows_at(NOW, CONFIG)
-    assert windows.current_start == datetime(2026, 12, 3, 14, 0, tzinfo=timezone.utc)
-    assert windows.baseline_starts[0] == datetime(2026, 12, 3, 13, 0, tzinfo=timezone.utc)
+    assert windows.current_start == datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
+    assert windows.baseline_starts[0] == datetime(2026, 12, 3, 13, 0, tzinfo=UTC)
     assert windows_at(NOW + timedelta(minutes=7), CONFIG).current_start == windows.current_start
-    assert windows.index_of(datetime(2026, 12, 3, 13, 59, tzinfo=timezone.utc)) == 3
+    assert windows.index_of(datetime(2026, 12, 3, 13, 59, tzinfo=UTC)) == 3
     assert windows.index_of(datetime(2026, 12, 3, 14, 1)) == 4  # naive (SQLite) counts as UTC
-    assert windows.index_of(datetime(2026, 12, 3, 12, 59, tzinfo=timezone.utc)) is None
+    assert windows.index_of(datetime(2026, 12, 3, 12, 59, tzinfo=UTC)) is None
 
 
 def test_a_burst_over_a_flat_baseline_is_a_spike_and_names_its_category() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -22,11 +22,11 @@ from storage.actions import incidents as incident_actions
 from storage.db import Database
 from storage.errors import IncidentResolved, InvalidText, NotAllowed, NotFound
 from storage.models import Alert, Message, OutboxItem, Ticket, TicketEvent, TicketStatus
-from tests.store_helpers import dm, mention
 from tests.fixtures.desk import inbound
+from tests.store_helpers import dm, mention
 
 CONFIG = SpikeConfig(window_s=900, baseline_windows=8, stdevs=3.0, min_count=10, quiet_s=7200)
-T0 = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)  # a window start
+T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)  # a window start
 _n = iter(range(10_000, 99_999))
 
 

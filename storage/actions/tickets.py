@@ -8,7 +8,7 @@ event and any outbound message are written together or not at all.
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -249,7 +249,7 @@ async def agent_reply(db: Database, ticket_id: int, agent_id: int, text: str) ->
         if ticket.first_response_at is None:
             ticket.first_response_at = now
             # SQLite hands timestamps back naive (they are stored in UTC).
-            created = ticket.created_at if ticket.created_at.tzinfo else ticket.created_at.replace(tzinfo=timezone.utc)
+            created = ticket.created_at if ticket.created_at.tzinfo else ticket.created_at.replace(tzinfo=UTC)
             waited_s = (now - created).total_seconds()
         ticket.updated_at = now
         audit(

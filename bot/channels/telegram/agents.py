@@ -45,11 +45,11 @@ from bot.channels.telegram.client import retry_after_seconds
 from bot.channels.telegram.flood import FloodControl
 from bot.channels.telegram.pager_view import keyboard, load_card, render, ticket_from_claim_data
 from storage import actions, saved_replies
-from storage.incidents import alert_title, alerts_after, newest_alert_id
 from storage.agents import agent_for_telegram_user
 from storage.cursors import get_cursor, set_cursor
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
+from storage.incidents import alert_title, alerts_after, newest_alert_id
 from storage.models import (
     Agent,
     Author,
@@ -185,7 +185,7 @@ class TelegramPager:
                 # Nothing is skipped: the cards wait until the bot can post in the group again.
                 log.error("telegram pager: cannot post in chat %s (%s); add the bot to the agents' group "
                           "or fix FRONTDESK_TELEGRAM_AGENTS_CHAT", self.chat_id, exc.message)
-            except Exception:  # noqa: BLE001 - the store or Telegram hiccupped; the next pass retries
+            except Exception:
                 log.exception("telegram pager: pass failed; retrying")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self.poll_s)
