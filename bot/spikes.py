@@ -11,7 +11,7 @@ window's count so far is compared with the `baseline_windows` full windows befor
 `min_count` keeps a quiet brand's 3 messages from being a spike even against a baseline of zeros.  One spike
 raises one alert: after an alert the key is quiet for `quiet_s` seconds (the store checks it), so a burst
 that lasts an hour is one alert, not four.  An intent's alert also quiets its category (the same burst,
-said less precisely).
+said less precisely), and a category's alert quiets its intents.
 
 Counting happens elsewhere (a *source* is a function from time windows to counts per key, see
 `storage/spike_sources.py`); this module only decides.

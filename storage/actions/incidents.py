@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,7 +73,7 @@ async def raise_alert(
     quiet_s: int,
     now: datetime | None = None,
 ) -> Alert | None:
-    """Record a spike as an alert, unless `key` (or an intent under it) already alerted within `quiet_s`.
+    """Record a spike as an alert, unless the same burst already alerted within `quiet_s` (`_same_burst`).
 
     Returns the new alert, or None: quiet, or another process raised the same (key, window) first (the
     unique index decides, so several workers checking at once raise it once).
@@ -83,7 +84,7 @@ async def raise_alert(
         recent = (
             await session.execute(
                 select(Alert.id)
-                .where(or_(Alert.key == key, Alert.parent_key == key), Alert.created_at > quiet_since)
+                .where(or_(*_same_burst(key, parent_key)), Alert.created_at > quiet_since)
                 .limit(1)
             )
         ).first()
@@ -103,6 +104,15 @@ async def raise_alert(
         alert = await session.get(Alert, alert_id)
     metrics.spike_alert_raised(key.partition(":")[0])
     return alert
+
+
+def _same_burst(key: str, parent_key: str | None) -> list[Any]:
+    """What quiets `key`: its own alert, an alert of an intent under it, or one of its category (the same
+    burst, whichever of the two crossed its threshold first)."""
+    found = [Alert.key == key, Alert.parent_key == key]
+    if parent_key:
+        found.append(Alert.key == parent_key)
+    return found
 
 
 # --- incidents ------------------------------------------------------------------------------------------------
