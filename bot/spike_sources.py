@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.spikes import Windows
-from storage.models import Author, Direction, Message, MessageKind
+from storage.models import Author, Direction, ListeningItem, Message, MessageKind
 
 
 @dataclass
@@ -79,7 +79,27 @@ async def category_counts(session: AsyncSession, windows: Windows) -> Counts:
     return counts
 
 
-SOURCES: tuple[Source, ...] = (intent_counts, category_counts)
+async def rule_counts(session: AsyncSession, windows: Windows) -> Counts:
+    """`rule:<name>` per listening rule (docs/listening.md): posts it found, by when they were posted.
+
+    By the post's time, not when it was found: a rule's first search brings up to 7 days of posts at once,
+    which by their finding time would be one false spike.
+    """
+    counts, width = Counts(), len(windows.baseline_starts) + 1
+    starts = [*windows.baseline_starts, windows.current_start]
+    for index, start in enumerate(starts):
+        end = windows.now if index == len(starts) - 1 else start + windows.window
+        found = await session.execute(
+            select(ListeningItem.rule, func.count())
+            .where(ListeningItem.posted_at >= start, ListeningItem.posted_at < end)
+            .group_by(ListeningItem.rule)
+        )
+        for rule, n in found.all():
+            counts.add(f"rule:{rule}", index, width, int(n))
+    return counts
+
+
+SOURCES: tuple[Source, ...] = (intent_counts, category_counts, rule_counts)
 
 
 async def count_all(session: AsyncSession, windows: Windows, sources: tuple[Source, ...] = SOURCES) -> Counts:

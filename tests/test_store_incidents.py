@@ -215,3 +215,24 @@ async def test_links_and_alerts_in_the_store(db: Database, make_agent) -> None: 
         await incident_actions.open_incident(db, title="t", agent_id=ann.id, keywords=[f"w{i}" for i in range(11)])
     with pytest.raises(InvalidText, match="title is empty"):
         await incident_actions.open_incident(db, title="  ", agent_id=ann.id)
+
+
+async def test_a_listening_rules_burst_is_an_alert_of_its_own(db: Database) -> None:
+    """Posts a listening rule found (docs/listening.md) count by when they were posted: a burst of "checkout"
+    posts is `rule:checkout`; a week of posts found at once by the first search is no spike."""
+    from storage.actions import listening
+
+    def post(n: int, at: datetime) -> listening.NewListeningItem:
+        return listening.NewListeningItem(
+            platform_post_id=f"77{n}", conversation_ref=f"77{n}", rule="checkout", author_id=f"9{n}",
+            author_handle=f"p{n}", author_name="", author_accepts_dms=None, text="checkout broken again",
+            posted_at=at, category="support", addressed_brand=False,
+            intent="complaint", confidence=0.9, sentiment="negative",
+        )
+
+    now = T0 + timedelta(minutes=10)
+    await listening.record_items(db, [post(i, T0 - timedelta(hours=1 + i)) for i in range(30)])  # the backfill
+    assert await check_spikes(db, CONFIG, now=now) == []
+    await listening.record_items(db, [post(100 + i, T0 + timedelta(minutes=2)) for i in range(11)])
+    [alert] = await check_spikes(db, CONFIG, now=now)
+    assert (alert.key, alert.count) == ("rule:checkout", 11)
