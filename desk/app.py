@@ -85,6 +85,8 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         customers_api,
         docs,
         figures_api,
+        incident_pages,
+        incidents_api,
         listening_api,
         listening_pages,
         live,
@@ -151,8 +153,10 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     app.include_router(listening_api.router)
     app.include_router(listening_pages.router)
     app.include_router(figures_api.router)
+    app.include_router(incidents_api.router)
     app.include_router(live.router)
     app.include_router(pages.router)
+    app.include_router(incident_pages.router)
     _install_error_handlers(app)
     install_web_security(app, settings)  # last, so that it runs first
     return app

@@ -41,6 +41,7 @@ from storage.actions.tags import add_tag, remove_tag
 from storage.cursors import active_send_pauses
 from storage.customers import CannotLink, link_contacts, unlink_contact
 from storage.errors import AlreadyClaimed, NotFound, StoreError
+from storage.incidents import active_alerts, alert_title
 from storage.login_throttle import LoginThrottled
 from storage.models import Priority, Queue, SessionKind, utcnow
 from storage.personal_data import find_contacts
@@ -154,6 +155,7 @@ def install_template_helpers(templates: Jinja2Templates) -> None:
     env.globals["PRIORITIES"] = [p.name for p in Priority]
     env.globals["CATEGORIES"] = CATEGORIES
     env.globals["CSRF_FORM_FIELD"] = CSRF_FORM_FIELD
+    env.filters["alert_title"] = alert_title
 
 
 def _flash(request: Request, text: str, kind: str = "error") -> None:
@@ -177,8 +179,21 @@ async def _render(
         "counts": await queries.open_counts(state.db, agent.id if agent else None, tag=tag) if agent else {},
         # A platform's rate limit holding replies back: every page says so, and until when.
         "send_pauses": await active_send_pauses(state.db) if agent else [],
+        # A spike no incident took up yet: every page says so, with the link that opens one.
+        "spike_alerts": await active_alerts(state.db, within_s=max(state.settings.spike_quiet_s, 900)) if agent else [],
     }
     return state.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+
+
+render_page = _render  # for the feature page modules (desk/incident_pages.py)
+
+
+def flash(request: Request, text: str, kind: str = "error") -> None:
+    _flash(request, text, kind)
+
+
+def explain(exc: StoreError) -> str:
+    return _explain(exc)
 
 
 def _is_htmx(request: Request) -> bool:

@@ -36,6 +36,14 @@ class AlreadyClaimed(InvalidTransition):
         self.holder_id = holder_id
 
 
+class IncidentResolved(InvalidTransition):
+    """An incident already resolved takes no more links, updates or resolutions."""
+
+    def __init__(self, action: str, incident_id: int) -> None:
+        super().__init__(action, "resolved")
+        self.args = (f"cannot {action}: incident #{incident_id} is already resolved; open a new one",)
+
+
 class NotAllowed(StoreError):
     """The acting agent may not do this (e.g. reply on a ticket another agent holds)."""
 

@@ -463,3 +463,73 @@ class CsatResponse(SQLModel, table=True):
     score: int | None = None
     comment: str = Field(default="", sa_column=Column(Text, nullable=False))
     answered_at: datetime | None = _ts(index=True)
+
+
+class Alert(SQLModel, table=True):
+    """A spike one detector saw (bot/spikes.py): raised once per (key, window), however many processes look."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("key", "window_start", name="uq_alerts_key_window"),
+        Index("ix_alerts_key_created", "key", "created_at"),
+        Index("ix_alerts_parent_created", "parent_key", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=96)  # "intent:payment_failed", "category:support", "rule:<name>"
+    parent_key: str | None = Field(default=None, max_length=96)  # an intent's category, quieted with it
+    window_start: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    count: int = 0
+    baseline: float = 0.0
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id")
+
+
+class IncidentStatus(str, enum.Enum):
+    open = "open"
+    resolved = "resolved"
+
+
+class Incident(SQLModel, table=True):
+    """Something that affects many customers at once (checkout is down): its tickets are worked together."""
+
+    __tablename__ = "incidents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    intent: str = Field(default="", max_length=64)  # suggests tickets with messages of this intent
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: IncidentStatus = _enum(IncidentStatus.open, index=True)
+    opened_by: int | None = Field(default=None, foreign_key="agents.id")
+    resolved_by: int | None = Field(default=None, foreign_key="agents.id")
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+    resolved_at: datetime | None = _ts()
+
+
+class IncidentLink(SQLModel, table=True):
+    __tablename__ = "incident_links"
+    __table_args__ = (UniqueConstraint("incident_id", "ticket_id", name="uq_incident_links_ticket"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    linked_by: int | None = Field(default=None, foreign_key="agents.id")
+    created_at: datetime = _created()
+
+
+class IncidentUpdate(SQLModel, table=True):
+    """One status update of an incident, sent to every linked customer (outbox key per update and ticket)."""
+
+    __tablename__ = "incident_updates"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    final: bool = False  # the message sent when the incident was resolved
+    agent_id: int | None = Field(default=None, foreign_key="agents.id")
+    sent_to: int = 0  # customers it was queued for
+    withheld: int = 0  # public threads X would refuse a reply in
+    created_at: datetime = _created()

@@ -11,7 +11,8 @@ Start order (each step fails with a message that names the fix; a step the role 
    `settings.sandbox_port`, or the one at FRONTDESK_X_API_BASE), announced loudly with a curl line;
 4. the NLU server (FRONTDESK_NLU_URL, or Rasa trained on first use and started here);
 5. the X and Telegram channels (pollers under their leader lease, webhooks), the outbox loop, the router
-   worker, the SLA sweeper (with the router: bot/sla_sweeper.py) and the retention loop.
+   worker, the SLA sweeper (with the router: bot/sla_sweeper.py), the spike alert loop (with the router)
+   and the retention loop.
 
 Shutdown runs the same steps backwards: channels stop taking messages, loops finish their current item,
 Rasa and the emulator are stopped, the store is closed.
@@ -187,6 +188,11 @@ async def started(
         running.worker = worker
         content_store.subscribe(functools.partial(_use_in_worker, worker))
         _spawn(stack, running, "worker", worker.run())
+        if settings.spike_window_s > 0:  # docs/incidents.md
+            from bot.spike_alerts import run_spike_alerts, spike_config
+
+            _spawn(stack, running, "spike-alerts",
+                   run_spike_alerts(db, spike_config(settings), interval_s=settings.spike_check_s))
         worker.wake()  # messages recorded while we were starting
         _spawn(stack, running, "sla-sweeper", _sla_sweeper(running, hours).run())
         say("frontdesk: ready" + (f" on {running.http_url}" if running.http_url else ""))

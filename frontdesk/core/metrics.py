@@ -108,6 +108,11 @@ SLA_ALERTS = Counter(
     "SLA warnings (80% of a target used) and breaches, once per ticket and metric, by queue, metric and state.",
     ["queue", "metric", "state"], registry=REGISTRY,
 )
+SPIKE_ALERTS = Counter(
+    f"{NAMESPACE}_spike_alerts_total",
+    "Spike alerts raised (docs/incidents.md), by kind of key (intent, category, rule).",
+    ["kind"], registry=REGISTRY,
+)
 FIRST_RESPONSE = Histogram(
     f"{NAMESPACE}_first_response_seconds",
     "From a ticket's creation to the first agent message the customer sees, by queue.",
@@ -259,6 +264,10 @@ def sla_alert(queue: str, metric: str, state: str) -> None:
         _one_of(metric, ("first_response", "next_response", "resolution"), "resolution"),
         _one_of(state, ("warning", "breached"), "breached"),
     ).inc()
+
+
+def spike_alert_raised(kind: str) -> None:
+    SPIKE_ALERTS.labels(_one_of(kind, ("intent", "category", "rule"), "other")).inc()
 
 
 def first_response(queue: str, seconds: float) -> None:

@@ -259,6 +259,30 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="How often each worker applies FRONTDESK_RETENTION_DAYS."
     )
 
+    # --- spike alerts (issue 22; bot/spikes.py, docs/incidents.md) ----------------------------------
+    spike_window_s: int = Field(
+        default=15 * 60, ge=0,
+        description="Spike alerts compare the messages of the current window of this many seconds (per intent, "
+        "per category) with the windows before it; 0 turns spike alerts off.",
+    )
+    spike_baseline_windows: int = Field(
+        default=8, ge=1, le=96, description="How many earlier windows make the baseline (mean and stdev)."
+    )
+    spike_stdevs: float = Field(
+        default=3.0, ge=0, description="A window is a spike above baseline mean + this many standard deviations."
+    )
+    spike_min_count: int = Field(
+        default=10, ge=1, description="...and only with at least this many messages (a quiet brand's 3 are no spike)."
+    )
+    spike_quiet_s: int = Field(
+        default=2 * 3600, ge=0, description="After an alert, the same key raises no other for this many seconds."
+    )
+    spike_check_s: float = Field(default=60.0, gt=0, description="How often the router's process looks for spikes.")
+    desk_public_url: str = Field(
+        default="", description="The desk's address as agents reach it (e.g. https://desk.example.com), for the "
+        "links the pager posts; empty: the pager names the path only.",
+    )
+
     # --- deployment & observability (deploy) ---------------------------------------------------
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR. Message bodies only at DEBUG.")
     log_json: bool = Field(default=False, description="One JSON object per log line (set true in containers).")

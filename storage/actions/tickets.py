@@ -8,7 +8,7 @@ event and any outbound message are written together or not at all.
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -250,7 +250,7 @@ async def agent_reply(db: Database, ticket_id: int, agent_id: int, text: str) ->
         if ticket.first_response_at is None:
             ticket.first_response_at = now
             # SQLite hands timestamps back naive (they are stored in UTC).
-            created = ticket.created_at if ticket.created_at.tzinfo else ticket.created_at.replace(tzinfo=timezone.utc)
+            created = ticket.created_at if ticket.created_at.tzinfo else ticket.created_at.replace(tzinfo=UTC)
             waited_s = (now - created).total_seconds()
         ticket.updated_at = now
         audit(
@@ -314,33 +314,52 @@ async def _close(
     *,
     csat: CsatPolicy | None = None,
 ) -> Ticket:
-    now = utcnow()
     async with db.transaction() as session:
-        ticket = await get_for_update(session, Ticket, ticket_id)
-        if not ticket.status.is_open:
-            raise InvalidTransition(action, ticket.status.value)
-        if ticket.status == TicketStatus.assigned and agent_id is not None:
-            await _ticket_held_by(session, ticket_id, agent_id, action)
-        ticket.status = ticket_status
-        ticket.open_conversation_id = None
-        ticket.updated_at = now
-        if ticket_status == TicketStatus.resolved:
-            ticket.resolved_at = now
-        await session.execute(
-            update(Conversation)
-            .where(Conversation.id == ticket.conversation_id)
-            .values(status=conversation_status, bot_state={}, updated_at=now)
-        )
-        audit(
-            session,
-            ticket,
-            ticket_status.value,
-            actor=agent_actor(agent_id) if agent_id else "system",
-            agent_id=agent_id,
-        )
-        if ticket_status == TicketStatus.resolved:
-            await ask_after_resolve_in(session, ticket, csat, now)
-        return ticket
+        return await close_in(session, ticket_id, agent_id, ticket_status, conversation_status, action, csat=csat)
+
+
+async def close_in(
+    session: AsyncSession,
+    ticket_id: int,
+    agent_id: int | None,
+    ticket_status: TicketStatus,
+    conversation_status: ConversationStatus,
+    action: str,
+    *,
+    check_holder: bool = True,
+    detail: dict[str, Any] | None = None,
+    csat: CsatPolicy | None = None,
+) -> Ticket:
+    """`resolve` / `hand_back` inside the caller's transaction.  `check_holder=False`: the caller has
+    already decided the agent may close tickets others hold (an incident's resolution).  With `csat`, a
+    resolved ticket's satisfaction question is decided (and queued) here too (actions/csat.py)."""
+    now = utcnow()
+    ticket = await get_for_update(session, Ticket, ticket_id)
+    if not ticket.status.is_open:
+        raise InvalidTransition(action, ticket.status.value)
+    if check_holder and ticket.status == TicketStatus.assigned and agent_id is not None:
+        await _ticket_held_by(session, ticket_id, agent_id, action)
+    ticket.status = ticket_status
+    ticket.open_conversation_id = None
+    ticket.updated_at = now
+    if ticket_status == TicketStatus.resolved:
+        ticket.resolved_at = now
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == ticket.conversation_id)
+        .values(status=conversation_status, bot_state={}, updated_at=now)
+    )
+    audit(
+        session,
+        ticket,
+        ticket_status.value,
+        actor=agent_actor(agent_id) if agent_id else "system",
+        agent_id=agent_id,
+        detail=detail,
+    )
+    if ticket_status == TicketStatus.resolved:
+        await ask_after_resolve_in(session, ticket, csat, now)
+    return ticket
 
 async def reassign(db: Database, ticket_id: int, to_agent_id: int, *, by_agent_id: int) -> Ticket:
     """An admin moves an open ticket to another agent."""

@@ -21,6 +21,9 @@ twice (which ticket has which card is kept in the store, see `_CardMap`).  `wake
 Customers' follow-ups on a carded, open ticket are posted as replies to its card, so whoever holds it
 in Telegram sees them.
 
+Spike alerts (docs/incidents.md) reach the pager the same way: it reads new rows of ``alerts`` after a
+persisted cursor and posts each once, with the desk link that opens an incident from it.
+
 Run one pager per agents' chat: two would both post every card.
 """
 
@@ -47,6 +50,7 @@ from storage.agents import agent_for_telegram_user
 from storage.cursors import get_cursor, set_cursor
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
+from storage.incidents import alert_title, alerts_after, newest_alert_id
 from storage.models import (
     Agent,
     Author,
@@ -133,7 +137,7 @@ class TelegramPager:
     """
 
     def __init__(self, bot: Bot, db: Database, chat_id: int, *, poll_s: float = 2.0,
-                 flood: FloodControl | None = None, csat: CsatPolicy | None = None) -> None:
+                 flood: FloodControl | None = None, csat: CsatPolicy | None = None, desk_url: str = "") -> None:
         self.bot = bot
         self.csat = csat  # the satisfaction question asked on /resolve (FRONTDESK_CSAT_*)
         self.db = db
@@ -145,6 +149,8 @@ class TelegramPager:
         self.cards = _CardMap(db, chat_id)
         self._event_cursor_name = f"telegram-pager:{chat_id}:last_event_id"
         self._message_cursor_name = f"telegram-pager:{chat_id}:last_message_id"
+        self._alert_cursor_name = f"telegram-pager:{chat_id}:last_alert_id"
+        self.desk_url = desk_url.rstrip("/")
         self._events_seen = _Seen()
         self._messages_seen = _Seen()
         self._relay_primed = False
@@ -181,7 +187,7 @@ class TelegramPager:
                 # Nothing is skipped: the cards wait until the bot can post in the group again.
                 log.error("telegram pager: cannot post in chat %s (%s); add the bot to the agents' group "
                           "or fix FRONTDESK_TELEGRAM_AGENTS_CHAT", self.chat_id, exc.message)
-            except Exception:  # noqa: BLE001 - the store or Telegram hiccupped; the next pass retries
+            except Exception:
                 log.exception("telegram pager: pass failed; retrying")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self.poll_s)
@@ -191,6 +197,7 @@ class TelegramPager:
         async with self._lock:
             await self._sync_events()
             await self._relay_customer_messages()
+            await self._post_alerts()
 
     async def _sync_events(self) -> None:
         cursor = await get_cursor(self.db, self._event_cursor_name)
@@ -337,6 +344,22 @@ class TelegramPager:
             if message_id > newest:
                 newest = message_id
                 await set_cursor(self.db, self._message_cursor_name, str(newest))
+
+    async def _post_alerts(self) -> None:
+        """Each new spike alert once, oldest first; on first start, none of the past ones."""
+        cursor = await get_cursor(self.db, self._alert_cursor_name)
+        if cursor is None:
+            await set_cursor(self.db, self._alert_cursor_name, str(await newest_alert_id(self.db)))
+            return
+        for alert in await alerts_after(self.db, int(cursor)):
+            link = f"{self.desk_url}/incidents/new?alert={alert.id}"
+            await self.flood.acquire(self.chat_id)
+            await self.bot.send_message(
+                self.chat_id,
+                f"🚨 Spike: {alert_title(alert)}: {alert.count} messages this window "
+                f"(usually {alert.baseline:g}). Open an incident in the desk: {link}",
+            )
+            await set_cursor(self.db, self._alert_cursor_name, str(alert.id))
 
     # ------------------------------------------------------------------ what agents do in the group
     async def handle(self, update: Update) -> bool:

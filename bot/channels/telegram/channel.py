@@ -95,7 +95,7 @@ class TelegramChannel:
         if self.settings.telegram_agents_chat is not None:
             self.pager = TelegramPager(
                 self.bot, self.db, self.settings.telegram_agents_chat, poll_s=self.settings.telegram_pager_poll_s,
-                flood=self.flood, csat=csat_policy(self.settings),
+                flood=self.flood, csat=csat_policy(self.settings), desk_url=self.settings.desk_public_url,
             )
         self.dispatcher = UpdateDispatcher(self.db, self.bot.id, self.customers, self.pager)
         await self.dispatcher.load()
