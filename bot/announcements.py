@@ -14,24 +14,11 @@ from collections.abc import Callable
 
 from bot import replies
 from bot.content import Content
-from frontdesk.core.settings import Settings
 from storage.actions.announcements import finish_done, release_due
-from storage.announcements import Pace, Window
+from storage.announcements import Pace
 from storage.db import Database
-from storage.models import Channel
 
 log = logging.getLogger(__name__)
-
-
-def pace_from(settings: Settings) -> Pace:
-    """The pace the settings give (docs/outbound.md): X's two DM windows, Telegram's per second."""
-    return Pace({
-        Channel.x: (
-            Window(settings.announce_x_dms_per_window, settings.announce_x_window_s),
-            Window(settings.announce_x_dms_per_day, settings.announce_x_day_s),
-        ),
-        Channel.telegram: (Window(settings.announce_telegram_per_s, 1.0),),
-    })
 
 
 class AnnouncementPacer:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from frontdesk.core.settings import Settings
 from storage.actions._common import TELEGRAM_LIMIT, X_DM_LIMIT
 from storage.db import Database
 from storage.models import (
@@ -33,7 +34,6 @@ EVENT = "event"
 TAG = "tag"
 # The audiences this build offers (a ticket-tag audience needs the tags table, which this store lacks).
 AUDIENCES: tuple[str, ...] = (OPTED_IN, EVENT)
-MAX_TEXT_CHARS = 2_000  # what an admin writes; the stop note is added below it
 # The longest message a DM channel takes: Telegram's 4,096 (an X DM takes 10,000).
 CHANNEL_LIMITS = {Channel.x: X_DM_LIMIT, Channel.telegram: TELEGRAM_LIMIT}
 
@@ -65,6 +65,17 @@ class Pace:
         return max((math.ceil(recipients / w.sends) - 1) * w.seconds for w in self.windows.get(channel, ()))
 
 
+def pace_from(settings: Settings) -> Pace:
+    """The pace the settings give (docs/outbound.md): X's two DM windows, Telegram's per second."""
+    return Pace({
+        Channel.x: (
+            Window(settings.announce_x_dms_per_window, settings.announce_x_window_s),
+            Window(settings.announce_x_dms_per_day, settings.announce_x_day_s),
+        ),
+        Channel.telegram: (Window(settings.announce_telegram_per_s, 1.0),),
+    })
+
+
 def with_stop_note(text: str, footer: str) -> str:
     """The announcement as sent: the admin's text, then how to stop."""
     return f"{text.strip()}\n\n{footer}"
@@ -74,8 +85,6 @@ def text_problem(text: str, footer: str) -> str | None:
     """Why the text cannot be sent, or None: empty, or too long for a channel once the stop note is added."""
     if not text.strip():
         return "the announcement has no text: write what to announce"
-    if len(text) > MAX_TEXT_CHARS:
-        return f"the text has {len(text):,} characters; an announcement takes at most {MAX_TEXT_CHARS:,}"
     full = len(with_stop_note(text, footer))
     limit = min(CHANNEL_LIMITS.values())
     if full > limit:
@@ -126,14 +135,14 @@ class Preview:
     recipients: dict[str, int]
     opted_out: int
     total: int
-    cost_usd: float  # X bills each DM sent (DM Interaction: Create); Telegram is free
+    cost_usd: float | None  # X bills each DM sent (DM Interaction: Create); Telegram is free; None: no prices
     price_read_on: str
     duration_s: float
     text: str  # as a recipient reads it, stop note included
 
 
 async def preview(
-    db: Database, *, audience: str, key: str, text: str, footer: str, pace: Pace, prices: PriceTable
+    db: Database, *, audience: str, key: str, text: str, footer: str, pace: Pace, prices: PriceTable | None
 ) -> Preview:
     async with db.session() as session:
         reached = await audience_in(session, audience, key)
@@ -141,7 +150,8 @@ async def preview(
     duration = max((pace.duration_s(Channel(c), n) for c, n in reached.recipients.items()), default=0.0)
     return Preview(
         recipients=reached.recipients, opted_out=reached.opted_out, total=reached.total,
-        cost_usd=round(x_count * prices.unit_price(DMS_CREATED), 4), price_read_on=prices.read_on,
+        cost_usd=round(x_count * prices.unit_price(DMS_CREATED), 4) if prices else None,
+        price_read_on=prices.read_on if prices else "",
         duration_s=duration, text=with_stop_note(text, footer),
     )
 

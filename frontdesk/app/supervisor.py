@@ -507,7 +507,8 @@ def _waker(running: Running) -> Callable[[], None]:
 
 def _start_announcements(stack: AsyncExitStack, running: Running, content_store: ContentStore) -> None:
     """The pacer that releases announcements to the outbox (docs/outbound.md), beside the outbox loop."""
-    from bot.announcements import AnnouncementPacer, pace_from
+    from bot.announcements import AnnouncementPacer
+    from storage.announcements import pace_from
 
     pacer = AnnouncementPacer(
         running.db, lambda: content_store.current.content, pace_from(running.settings),
