@@ -55,6 +55,6 @@ class AnnouncementPacer:
                 await self.step()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the store hiccupped: the next tick tries again
+            except Exception:
                 log.exception("announcements: pacer step failed; retrying in %.1f s", self.tick_s)
             await asyncio.sleep(self.tick_s)

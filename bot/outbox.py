@@ -26,8 +26,8 @@ from collections.abc import Mapping
 
 from bot.channels.base import ChannelSender, SendError
 from frontdesk.core import metrics
-from storage.db import Database
 from storage.actions.announcements import drop_if_opted_out
+from storage.db import Database
 from storage.models import Channel
 from storage.outbox import Delivery, lease_due, mark_failed, mark_retry, mark_sent_many
 

@@ -15,7 +15,13 @@ from desk.inputs import RowId, refuse_unstorable_text
 from desk.queries import aware
 from desk.validation import unprocessable
 from storage import announcements as store
-from storage.actions.announcements import AlreadySent, BadAudience, check_draft, create_announcement, start_sending
+from storage.actions.announcements import (
+    AlreadySent,
+    BadAudience,
+    check_draft,
+    create_announcement,
+    start_sending,
+)
 from storage.db import Database
 from storage.errors import InvalidText, NotFound
 from storage.models import Announcement

@@ -23,7 +23,7 @@ from storage.agents import create_agent
 from storage.announcements import Pace, Window, progress
 from storage.db import Database
 from storage.models import Announcement, AnnouncementStatus, Channel, Contact
-from tests.fixtures.bot import CONTENT_DIR, nlu_result
+from tests.fixtures.bot import CONTENT_DIR
 from tests.fixtures.x_channel import SeenRequest, conversation_of, eventually, ingest
 
 WINDOW_S = 2.0

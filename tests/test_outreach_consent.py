@@ -12,9 +12,9 @@ import pytest
 
 from bot.channels.x import XSender
 from bot.content import Content, load_content
+from bot.outbox import OutboxLoop
 from bot.router import OptIn, OptOut, RouterConfig, route
 from bot.worker import BotWorker
-from bot.outbox import OutboxLoop
 from nlu.client import ParseResult
 from sandbox.server import RunningSandbox
 from storage.actions import claim, escalate
@@ -130,8 +130,9 @@ async def test_registering_for_an_event_is_an_opt_in(
     await x_control.dm("rosa", "please register me for the Frontdesk user meetup Berlin")
     await ingest(db, x_client, brand)
     await worker.drain()
-    from storage.outreach import opted_in_clause
     from sqlalchemy import select
+
+    from storage.outreach import opted_in_clause
 
     users = {u["username"]: u["id"] for u in (await x_control.users())["users"]}
     async with db.session() as session:
