@@ -147,3 +147,35 @@ def test_the_default_pace_leaves_a_third_of_x_s_caps_for_replies() -> None:
     assert pace.duration_s(Channel.x, 1_000) == 99 * 900.0  # 100 windows of 10: a little over a day
 
 
+
+
+async def test_a_stop_after_the_row_was_queued_is_honoured_by_the_outbox_at_send_time(
+    db: Database, x_sandbox: RunningSandbox, x_client: Any, x_control: Any, fast_password_hashing: None,
+) -> None:
+    brand = x_sandbox.x.brand.id
+    content: Content = load_content(CONTENT_DIR)
+    worker = BotWorker(db, NoNLU(), content, RouterConfig(), owner="w")
+    sender = XSender(x_client, brand, db=db)
+    outbox = OutboxLoop(db, {Channel.x: sender}, owner="outbox", idle_s=0.05)
+    for name in ("una", "val"):
+        await x_control.dm(name, "keep me posted")
+    await ingest(db, x_client, brand)
+    await worker.drain()
+    while await outbox.run_once():
+        pass
+    admin = await create_agent(db, email="root@example.com", name="Rita", password="correct horse", role="admin")
+    footer = content.texts.dm("announcement_footer")
+    announcement = await create_announcement(db, text=TEXT, audience="opted_in", audience_key="", footer=footer,
+                                             agent_id=admin.id)
+    await start_sending(db, announcement.id, admin.id)
+    await AnnouncementPacer(db, lambda: content, Pace()).step()  # both rows are in the outbox now
+    await x_control.dm("val", "unsubscribe")  # ... and val says stop before the outbox sends them
+    await ingest(db, x_client, brand)
+    await worker.drain()
+
+    while await outbox.run_once():
+        pass
+    announced = [d["recipient"] for d in (await x_control.sent())["dms"] if d["text"].startswith(TEXT)]
+    assert announced == ["una"] and outbox.dropped == 1
+    report = await progress(db, announcement.id)
+    assert (report.sent, report.opted_out, report.pending) == (1, 1, 0)

@@ -176,3 +176,21 @@ async def test_a_page_post_without_the_csrf_token_is_refused(desk_client, make_a
     await _sign_in(desk_client, "root@example.com")
     refused = await desk_client.post("/announcements", data={"text": "hi", "audience": "opted_in"})
     assert refused.status_code == 403
+
+
+async def test_the_pages_write_preview_and_refuse_a_second_send(desk_client, make_agent, db) -> None:
+    await make_agent("root@example.com", "Rita", admin=True)
+    await _kept_posted(db, 3, stop=1)
+    csrf = await _sign_in(desk_client, "root@example.com")
+    written = await desk_client.post("/announcements", data={"csrf_token": csrf, "text": "Big news", "audience": "opted_in"})
+    assert written.status_code == 303
+    page = await desk_client.get(written.headers["location"])
+    assert 'id="preview-recipients">2<' in page.text and "$0.03" in page.text and "Send to 2 recipients" in page.text
+    send_path = written.headers["location"] + "/send"
+    assert (await desk_client.post(send_path, data={"csrf_token": csrf})).status_code == 303
+    assert "Sending to 2 recipients" in (await desk_client.get(written.headers["location"])).text
+    await desk_client.post(send_path, data={"csrf_token": csrf})
+    assert "sent already" in (await desk_client.get(written.headers["location"])).text
+    bad = await desk_client.post("/announcements", data={"csrf_token": csrf, "text": "x", "audience": "event:nope"})
+    assert bad.status_code == 303 and "in content/events.yml" in (await desk_client.get("/announcements")).text
+    assert (await desk_client.get("/announcements/999")).status_code == 404
