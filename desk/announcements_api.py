@@ -33,10 +33,16 @@ _MAX_BODY_TEXT = 4_096  # no channel takes more in one message (Telegram); the s
 
 class DraftIn(BaseModel):
     text: str = Field(max_length=_MAX_BODY_TEXT, description="what to announce; the stop note is added below it")
-    audience: Literal["opted_in", "event"] = Field(
-        description="opted_in: every contact who asked to be kept posted; event: the registrants of `event`"
+    audience: Literal["opted_in", "event", "tag"] = Field(
+        description="opted_in: every contact who asked to be kept posted; event: the registrants of `event`; "
+        "tag: those kept posted among the customers whose tickets carry `tag`"
     )
     event: str = Field(default="", max_length=128, description="the event's key in events.yml (audience event)")
+    tag: str = Field(default="", max_length=64, description="a ticket tag (audience tag)")
+
+    @property
+    def key(self) -> str:
+        return self.tag.strip().lower() if self.audience == "tag" else self.event  # tags are stored lower-case
 
 
 class ProgressOut(BaseModel):
@@ -51,7 +57,7 @@ class AnnouncementOut(BaseModel):
     id: int
     text: str
     audience: str
-    event: str
+    event: str = Field(description="the event's key (audience event) or the tag (audience tag)")
     status: str = Field(description="draft, sending or done")
     created_at: datetime
     sending_at: datetime | None
@@ -96,12 +102,13 @@ def _setup(request: Request) -> Setup:
 
 def _check(body: DraftIn, setup: Setup) -> None:
     try:
-        check_draft(text=body.text, audience=body.audience, audience_key=body.event, footer=setup.footer,
+        check_draft(text=body.text, audience=body.audience, audience_key=body.key, footer=setup.footer,
                     event_keys=frozenset(setup.events))
     except InvalidText as exc:
         raise unprocessable(("body", "text"), str(exc), "text_invalid") from None
     except BadAudience as exc:
-        raise unprocessable(("body", "event"), str(exc), "event_unknown") from None
+        field = "tag" if body.audience == "tag" else "event"
+        raise unprocessable(("body", field), str(exc), f"{field}_invalid") from None
 
 
 async def _out(db: Database, row: Announcement) -> AnnouncementOut:
@@ -143,26 +150,28 @@ async def list_all(request: Request, agent: ApiAgent) -> list[AnnouncementOut]:
 
 @router.post(
     "/announcements/preview", response_model=PreviewOut, summary="Preview a draft: recipients, cost, duration (admins)",
-    responses={403: {"description": "you are not an admin"}, 422: {"description": "no text, too long, unknown event"}},
+    responses={403: {"description": "you are not an admin"},
+               422: {"description": "no text, too long, an unknown event, a malformed tag"}},
 )
 async def preview_draft(body: DraftIn, request: Request, agent: ApiAgent) -> PreviewOut:
     _admin(agent, "preview")
     setup = _setup(request)
     _check(body, setup)
-    return await preview_of(_db(request), setup, text=body.text, audience=body.audience, event=body.event)
+    return await preview_of(_db(request), setup, text=body.text, audience=body.audience, event=body.key)
 
 
 @router.post(
     "/announcements", response_model=AnnouncementOut, status_code=status.HTTP_201_CREATED,
     summary="Write an announcement as a draft (admins)",
-    responses={403: {"description": "you are not an admin"}, 422: {"description": "no text, too long, unknown event"}},
+    responses={403: {"description": "you are not an admin"},
+               422: {"description": "no text, too long, an unknown event, a malformed tag"}},
 )
 async def create(body: DraftIn, request: Request, agent: ApiAgent) -> AnnouncementOut:
     _admin(agent, "write")
     setup = _setup(request)
     _check(body, setup)
     row = await create_announcement(
-        _db(request), text=body.text, audience=body.audience, audience_key=body.event, footer=setup.footer,
+        _db(request), text=body.text, audience=body.audience, audience_key=body.key, footer=setup.footer,
         agent_id=agent.id, event_keys=frozenset(setup.events),
     )
     return await _out(_db(request), row)

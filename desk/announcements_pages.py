@@ -30,6 +30,7 @@ async def announcements_page(request: Request, agent: PageAgent) -> Response:
     setup = setup_of(state.settings)
     return await _render(request, "announcements.html", {
         "announcements": await store.list_announcements(state.db), "events": setup.events, "footer": setup.footer,
+        "tags": await store.known_tags(state.db),
     }, agent=agent)
 
 
@@ -38,7 +39,7 @@ async def announcement_create(
     request: Request, agent: PageAgent, csrf: Csrf = "",
     text: Annotated[str, Form(max_length=4_096)] = "", audience: Annotated[str, Form(max_length=160)] = "",
 ) -> Response:
-    """`audience` is "opted_in" or "event:<key>" (one select on the page)."""
+    """`audience` is "opted_in", "event:<key>" or "tag:<tag>" (one select on the page)."""
     check_csrf(request, csrf)
     state = request.app.state.desk
     if not agent.is_admin:

@@ -25,6 +25,8 @@ from storage.models import (
     EventRegistration,
     OutboxItem,
     OutboxStatus,
+    Ticket,
+    TicketTag,
 )
 from storage.outreach import opted_in_clause, opted_out_clause
 from storage.usage import DMS_CREATED, PriceTable
@@ -32,8 +34,9 @@ from storage.usage import DMS_CREATED, PriceTable
 OPTED_IN = "opted_in"
 EVENT = "event"
 TAG = "tag"
-# The audiences this build offers (a ticket-tag audience needs the tags table, which this store lacks).
-AUDIENCES: tuple[str, ...] = (OPTED_IN, EVENT)
+# Who an announcement may address: everyone kept posted; an event's registrants (registering is an opt-in);
+# those kept posted among the customers whose tickets carry a tag (an agent's tag is no one's consent).
+AUDIENCES: tuple[str, ...] = (OPTED_IN, EVENT, TAG)
 # The longest message a DM channel takes: Telegram's 4,096 (an X DM takes 10,000).
 CHANNEL_LIMITS = {Channel.x: X_DM_LIMIT, Channel.telegram: TELEGRAM_LIMIT}
 
@@ -108,6 +111,9 @@ def audience_query(audience: str, key: str) -> Any:
     query = select(Contact.id, Contact.channel).where(~opted_out_clause())
     if audience == OPTED_IN:
         query = query.where(opted_in_clause())
+    elif audience == TAG:
+        tagged = select(Ticket.contact_id).join(TicketTag, TicketTag.ticket_id == Ticket.id).where(TicketTag.tag == key)
+        query = query.where(opted_in_clause(), Contact.id.in_(tagged))  # type: ignore[union-attr]
     elif audience == EVENT:
         query = query.join(EventRegistration, EventRegistration.contact_id == Contact.id).where(
             EventRegistration.event_key == key, EventRegistration.status == "registered"
@@ -197,6 +203,12 @@ async def progress_in(session: AsyncSession, announcement_id: int) -> Progress:
 async def progress(db: Database, announcement_id: int) -> Progress:
     async with db.session() as session:
         return await progress_in(session, announcement_id)
+
+
+async def known_tags(db: Database) -> list[str]:
+    """The tags some ticket carries, for the audience picker."""
+    async with db.session() as session:
+        return list((await session.execute(select(TicketTag.tag).distinct().order_by(TicketTag.tag))).scalars())
 
 
 async def get_announcement(db: Database, announcement_id: int) -> Announcement | None:

@@ -194,3 +194,30 @@ async def test_the_pages_write_preview_and_refuse_a_second_send(desk_client, mak
     bad = await desk_client.post("/announcements", data={"csrf_token": csrf, "text": "x", "audience": "event:nope"})
     assert bad.status_code == 303 and "in content/events.yml" in (await desk_client.get("/announcements")).text
     assert (await desk_client.get("/announcements/999")).status_code == 404
+
+
+async def test_a_tag_audience_is_those_kept_posted_among_the_tagged(desk_client, admin, db, make_agent) -> None:
+    from storage.actions import escalate
+    from storage.actions.tags import add_tag
+
+    tagger = await make_agent("tag@example.com", "Tess")
+    kept, not_asked = await _kept_posted(db, 2)
+    stranger = (await record_inbound(db, dm("hi", sender="899", handle="quiet"))).contact_id
+    from sqlalchemy import select
+
+    from storage.models import Conversation
+
+    async with db.session() as s:
+        conversations = {c.contact_id: c.id for c in (await s.execute(select(Conversation))).scalars()}
+    await opt_out(db, not_asked)
+    for contact in (kept, not_asked, stranger):  # the last never asked to be kept posted
+        ticket = await escalate(db, conversations[contact], queue="support")
+        await add_tag(db, ticket.id, "vip", agent_id=tagger.id)
+    seen = (await desk_client.post("/api/announcements/preview", headers=admin,
+                                   json={"text": "VIP early access", "audience": "tag", "tag": "VIP"})).json()
+    assert seen["recipients"] == 1
+    await _sign_in(desk_client, "root@example.com")
+    assert "a ticket tagged vip" in (await desk_client.get("/announcements")).text  # offered on the page
+    bad = await desk_client.post("/api/announcements", headers=admin,
+                                 json={"text": "x", "audience": "tag", "tag": "not a tag!"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "tag"]

@@ -20,9 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.actions._common import get_for_update, insert_ignoring_conflict, queue_outbound
+from storage.actions.tags import InvalidTag, normalise_tag
 from storage.announcements import (
     AUDIENCES,
     EVENT,
+    TAG,
     Pace,
     Window,
     audience_query,
@@ -72,7 +74,8 @@ async def create_announcement(
     check_draft(text=text, audience=audience, audience_key=audience_key, footer=footer, event_keys=event_keys)
     async with db.transaction() as session:
         announcement = Announcement(
-            text=text.strip(), audience=audience, audience_key=audience_key if audience == EVENT else "",
+            text=text.strip(), audience=audience,
+            audience_key=normalise_tag(audience_key) if audience == TAG else audience_key if audience == EVENT else "",
             status=AnnouncementStatus.draft, created_by=agent_id, created_at=utcnow(),
         )
         session.add(announcement)
@@ -92,6 +95,11 @@ def check_draft(
     if audience == EVENT and audience_key not in event_keys:
         known = ", ".join(sorted(event_keys)) or "none"
         raise BadAudience(f"no event {audience_key!r} in content/events.yml; the events are: {known}")
+    if audience == TAG:
+        try:
+            normalise_tag(audience_key)
+        except InvalidTag as exc:
+            raise BadAudience(str(exc)) from None
 
 
 async def start_sending(db: Database, announcement_id: int, agent_id: int) -> int:
