@@ -494,7 +494,7 @@ def _merged_lead(ctx: _Ctx, found: dict[str, str]) -> dict[str, Any]:
     return lead
 
 
-_ORDINAL = re.compile(r"^\s*(?:#|no\.?\s*|number\s*)?(\d)\s*[.)]?\s*$|\b(first|second|third|fourth)\b", re.IGNORECASE)
+_ORDINAL = re.compile(r"^\s*(?:#|no\.?\s*|number\s*)?(\d)\s*[.)]?\s*$|\b(first|second|third|fourth)\b", re.I)
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 
 

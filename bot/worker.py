@@ -137,7 +137,7 @@ class BotWorker:
                         look = len(waiting) == free
                     except asyncio.CancelledError:
                         raise
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - the store hiccupped; log, back off, go on
                         self.stats.errors += 1
                         log.exception("bot worker: leasing failed; retrying shortly")
                         waiting, look = {}, True
@@ -208,7 +208,7 @@ class BotWorker:
                         released = await self._handle_backlog(batch)
                     except asyncio.CancelledError:
                         raise
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - nothing of it was applied: go one at a time
                         log.warning("bot worker: a batch of %d messages in conversation %s failed; "
                                     "handling them one at a time", len(batch), conversation_id, exc_info=True)
                     else:
@@ -228,7 +228,7 @@ class BotWorker:
                         renew_at = loop.time() + self.lease_s / 2
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the message stays unhandled and is retried
             self.stats.errors += 1
             log.exception("bot worker: conversation %s failed; it will be retried", conversation_id)
             if current is not None:

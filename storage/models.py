@@ -13,7 +13,7 @@ Uniqueness that protects against double work lives in the database itself, not i
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Text, UniqueConstraint
@@ -33,7 +33,7 @@ from frontdesk.core.vocabulary import (  # noqa: F401
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:

@@ -88,7 +88,7 @@ async def get_for_update(session: AsyncSession, model: type, key: int) -> Any:
     return row
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)
 def _locking_select(model: type) -> Any:
     """Built once per model (every message locks its conversation; building this cost more than running it).
 
