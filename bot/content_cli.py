@@ -47,7 +47,9 @@ def summary(directory: Path, bundle: Bundle) -> str:
         f"register {len(words.register.phrases)}, person {len(words.person.phrases)}, "
         f"confirm {len(words.yes.phrases)} yes / {len(words.no.phrases)} no, "
         f"about_events {len(words.about_events.phrases)}, "
-        f"csat_scores {sum(len(p.phrases) for _, p in words.csat_scores)} phrases",
+        f"csat_scores {sum(len(p.phrases) for _, p in words.csat_scores)}, "
+        f"opt_in {len(words.opt_in_phrases.phrases) + len(words.opt_in_alone)}, "
+        f"opt_out {len(words.opt_out_phrases.phrases) + len(words.opt_out_alone)} phrases",
         f"  tags.yml      {len(content.tags.rules)} rules"
         + (" -> " + ", ".join(dict.fromkeys(r.tag for r in content.tags.rules)) if content.tags.rules else ""),
         f"  listening.yml {len(content.listening.rules)} rules ({content.listening.tier}): "

@@ -22,6 +22,8 @@ from bot.router import (
     Decision,
     Effect,
     Escalate,
+    OptIn,
+    OptOut,
     QueueNotice,
     RecordCsat,
     Register,
@@ -33,6 +35,7 @@ from frontdesk.core import metrics
 from frontdesk.core.logging import log_context
 from storage.actions import bot_reply_in, escalate_in, send_queue_notice_in, update_bot_state_in
 from storage.actions.csat import record_answer_in
+from storage.actions.consent import ConsentOutcome, opt_in_in, opt_out_in
 from storage.actions.registrations import RegistrationOutcome, cancel_in, register_in
 from storage.actions.tags import tag_open_ticket_in
 from storage.errors import PublicReplyNotAllowed
@@ -113,6 +116,9 @@ async def _register(target: _Target, effect: Register, applied: Applied) -> None
     outcome = await register_in(
         target.session, target.conversation.contact_id, effect.event.key, capacity=effect.event.capacity
     )
+    if outcome is RegistrationOutcome.registered:
+        # Registering is an explicit opt-in (docs/outbound.md#consent); the registration reply says enough.
+        await opt_in_in(target.session, target.conversation.contact_id)
     await _answer(target, _REGISTRATION_REPLIES[outcome](effect.voice, effect.event), applied)
 
 
@@ -121,6 +127,20 @@ async def _cancel_registration(target: _Target, effect: CancelRegistration, appl
     text = (replies.registration_cancelled(effect.voice, effect.event) if cancelled
             else replies.nothing_to_cancel(effect.voice, effect.event))
     await _answer(target, text, applied)
+
+
+async def _opt_out(target: _Target, effect: OptOut, applied: Applied) -> None:
+    outcome = await opt_out_in(target.session, target.conversation.contact_id)
+    log.info("conversation %s: opted out of announcements (%s)", _id(target), outcome.value)
+    if outcome is ConsentOutcome.changed and effect.confirm:
+        await _answer(target, replies.opted_out(effect.voice), applied)
+
+
+async def _opt_in(target: _Target, effect: OptIn, applied: Applied) -> None:
+    outcome = await opt_in_in(target.session, target.conversation.contact_id)
+    log.info("conversation %s: opted in to announcements (%s)", _id(target), outcome.value)
+    if outcome is ConsentOutcome.changed and effect.confirm:
+        await _answer(target, replies.opted_in(effect.voice), applied)
 
 
 async def _update_state(target: _Target, effect: UpdateState, applied: Applied) -> None:
@@ -194,6 +214,8 @@ _APPLIERS: dict[type[Any], Callable[[_Target, Any, Applied], Awaitable[None]]] =
     UpdateState: _update_state,
     TagTicket: _tag_ticket,
     RecordCsat: _record_csat,
+    OptOut: _opt_out,
+    OptIn: _opt_in,
 }
 # Every effect the router can return has exactly one applier (checked at import, not at the first message).
 if set(_APPLIERS) != set(Effect.__args__):  # type: ignore[attr-defined]

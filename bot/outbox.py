@@ -7,6 +7,8 @@ conversation's messages go out in order).  For each leased row:
   error that does not tell whether the platform posted it (5xx, timeout; stored with the row, so a restart
   knows too) — it comes back with `needs_reconcile` and the channel's `find_delivered` looks at what the
   account actually posted; found → marked sent, not re-sent;
+- an announcement's row (its target names the delivery) whose contact opted out since it was queued is
+  marked not sent (`drop_if_opted_out`), never delivered;
 - otherwise `deliver`, then `mark_sent`;
 - `SendError`: permanent → `mark_failed` (agents see it); else `mark_retry` after the platform's
   `retry_after_s` or an exponential backoff; any other exception is logged and retried the same way.
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 
 from bot.channels.base import ChannelSender, SendError
 from frontdesk.core import metrics
+from storage.actions.announcements import drop_if_opted_out
 from storage.db import Database
 from storage.models import Channel
 from storage.outbox import Delivery, lease_due, mark_failed, mark_retry, mark_sent_many
@@ -56,6 +59,7 @@ class OutboxLoop:
         self.reconciled = 0
         self.retries = 0
         self.failed = 0
+        self.dropped = 0  # announcements not sent: the contact opted out after they were queued
         self._wake = asyncio.Event()
         self._to_mark: list[tuple[int, str | None, asyncio.Future[None]]] = []
         self._marking = False
@@ -153,6 +157,11 @@ class OutboxLoop:
                     metrics.message_sent(delivery.channel)
                     self.reconciled += 1
                     return
+            announcement = delivery.target.get("announcement")
+            if announcement is not None and await drop_if_opted_out(self.db, delivery.id, int(announcement)):
+                self.dropped += 1
+                log.info("outbox: row %s not sent: its contact opted out of announcements", delivery.id)
+                return
             platform_id = await sender.deliver(delivery)
         except SendError as error:
             await self._failed_attempt(delivery, error)

@@ -277,3 +277,21 @@ def csat_thanks(voice: Voice) -> str:
 def csat_phrasing(texts: Texts) -> Callable[[bool, str, int], str]:
     """The question as `storage.actions.csat.CsatPolicy` asks it: (public?, handle, seed) -> text."""
     return lambda public, handle, seed: csat_question(Voice(texts, public, handle, seed))
+
+
+# --- consent to announcements (docs/outbound.md#consent) -------------------------------------------------------
+
+
+def opted_in(voice: Voice) -> str:
+    """Said once, when "keep me posted" is new."""
+    return _public(voice, "opted_in") if voice.public else voice.texts.dm("opted_in")
+
+
+def opted_out(voice: Voice) -> str:
+    """Said once, when "stop" is new; nothing unrequested is sent after it."""
+    return _public(voice, "opted_out") if voice.public else voice.texts.dm("opted_out")
+
+
+def announcement_footer(voice: Voice) -> str:
+    """Ends every announcement: how to stop them."""
+    return voice.texts.dm("announcement_footer")

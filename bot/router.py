@@ -7,6 +7,9 @@ through `storage.actions`.
 
 The rules, in the order they are checked:
 
+0. Consent, before anything else and without the NLU: "stop" / "unsubscribe" opts out of announcements,
+   "keep me posted" / "subscribe" opts in (`opt_out` / `opt_in` in content/words.yml); confirmed once,
+   except while an agent holds the conversation (recorded, the bot stays silent).
 1. `agent`: silence.  A third party writing in a customer's public thread: silence (the desk shows it
    marked; the bot never acts on a stranger's words for the customer).  `queued`: silence, except one
    "you're in the queue" note per ticket.  After "How did we do? 1–5" (a resolved ticket): a score is
@@ -166,8 +169,28 @@ class RecordCsat:
     thanks: str
 
 
+
+@dataclass(frozen=True)
+class OptOut:
+    """No more announcements for this contact; the store says whether it is new, and only then is it
+    confirmed (`confirm` False: recorded silently, an agent holds the conversation)."""
+
+    voice: replies.Voice = field(default_factory=replies.Voice)
+    confirm: bool = True
+
+
+@dataclass(frozen=True)
+class OptIn:
+    """The contact asked to be kept posted; confirmed when new (as `OptOut`)."""
+
+    voice: replies.Voice = field(default_factory=replies.Voice)
+    confirm: bool = True
+
+
+
 Effect = (
     Reply | QueueNotice | Escalate | AddToTicket | Register | CancelRegistration | UpdateState | TagTicket | RecordCsat
+    | OptOut | OptIn
 )
 
 
@@ -215,6 +238,9 @@ def _tagged(decision: Decision, msg: Incoming, content: Content, config: RouterC
 
 
 def _route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
+    consent = _consent(msg, content, config)
+    if consent is not None:
+        return consent
     if msg.status == "agent":
         return Decision([], "agent holds the conversation: silent")
     if msg.from_third_party:
@@ -294,6 +320,33 @@ def csat_score(text: str, words: Words | None = None) -> tuple[int, str] | None:
     if found is None or "?" in found[1]:
         return None
     return found[0], found[1].strip().lstrip(_COMMENT_LEAD).strip()
+
+
+def consent_words(text: str, words: Words) -> str | None:
+    """"out" for "stop" / "unsubscribe", "in" for "keep me posted" / "subscribe", else None.
+
+    Checked before the NLU (the worker does not parse such a message): the customer's words decide, not
+    a guess at their intent.  "Stop" wins when a message says both.
+    """
+    if words.says_stop(text):
+        return "out"
+    if words.says_keep_me_posted(text):
+        return "in"
+    return None
+
+
+def _consent(msg: Incoming, content: Content, config: RouterConfig) -> Decision | None:
+    # A stranger in a customer's public thread speaks for nobody here (rule 1).
+    if msg.from_third_party:
+        return None
+    which = consent_words(msg.text, content.words)
+    if which is None:
+        return None
+    voice = replies.Voice(content.texts, msg.public, msg.customer_handle, msg.message_id, config.brand_user_id)
+    confirm = msg.status != "agent"  # the bot stays silent while an agent holds the conversation
+    if which == "out":
+        return Decision([OptOut(voice, confirm)], "consent: stop, no more announcements")
+    return Decision([OptIn(voice, confirm)], "consent: keep me posted")
 
 
 def asks_for_person(text: str, words: Words | None = None) -> bool:

@@ -71,6 +71,9 @@ DM_KEYS: dict[str, frozenset[str]] = {
     "recording_no": frozenset({"event", "when"}),
     "csat_question": frozenset(),
     "csat_thanks": frozenset(),
+    "opted_in": frozenset(),
+    "opted_out": frozenset(),
+    "announcement_footer": frozenset(),
 }
 _INVITE = frozenset({"handle", "dm_link", "hours"})
 PUBLIC_KEYS: dict[str, frozenset[str]] = {
@@ -99,6 +102,8 @@ PUBLIC_KEYS: dict[str, frozenset[str]] = {
     "recording_no": frozenset({"handle", "event", "date"}),
     "csat_question": frozenset({"handle"}),
     "csat_thanks": frozenset({"handle"}),
+    "opted_in": frozenset({"handle"}),
+    "opted_out": frozenset({"handle"}),
 }
 PART_KEYS: dict[str, frozenset[str]] = {
     "hours_note": frozenset({"next_opening"}),

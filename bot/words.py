@@ -1,5 +1,5 @@
 """The word lists the router decides with (`content/words.yml`): anger, "that didn't help", "register me",
-"a real person", "yes"/"no" to a confirmation, words about events.
+"a real person", "yes"/"no" to a confirmation, words about events, "keep me posted" and "stop".
 
 Phrases match whole words, ignoring case and apostrophes, so the brand writes plain phrases instead of
 regular expressions, and "didnt help" is read like "didn't help".
@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 _APOSTROPHES = re.compile(r"['’‘`]")
+_HANDLES = re.compile(r"(?<!\w)@\w{1,15}")  # "@brand stop" in a public post is "stop" said alone
 
 
 class WordsError(ValueError):
@@ -71,6 +72,10 @@ class Words:
     yes: PhraseList
     no: PhraseList
     about_events: PhraseList
+    opt_in_phrases: PhraseList
+    opt_in_alone: tuple[str, ...]
+    opt_out_phrases: PhraseList
+    opt_out_alone: tuple[str, ...]
     # Listening's sentiment (bot/listening.py): phrases and the intents that mark a post negative / positive.
     negative: PhraseList = PhraseList(())
     positive: PhraseList = PhraseList(())
@@ -97,8 +102,15 @@ class Words:
     def did_not_help(self, text: str) -> bool:
         if self.did_not_help_phrases.found_in(text):
             return True
-        bare = re.sub(r"[\s.!?,]+", " ", _normalise(text)).strip()
-        return bare in self.did_not_help_alone
+        return _bare(text) in self.did_not_help_alone
+
+    def says_stop(self, text: str) -> bool:
+        """The customer opts out of announcements ("stop", "unsubscribe me"): `opt_out` in words.yml."""
+        return self.opt_out_phrases.found_in(text) or _bare(_HANDLES.sub(" ", text)) in self.opt_out_alone
+
+    def says_keep_me_posted(self, text: str) -> bool:
+        """The customer opts in to announcements ("keep me posted", "subscribe"): `opt_in` in words.yml."""
+        return self.opt_in_phrases.found_in(text) or _bare(_HANDLES.sub(" ", text)) in self.opt_in_alone
 
     def asks_to_register(self, text: str) -> bool:
         return self.register.found_in(text)
@@ -127,6 +139,11 @@ class Words:
         return self.about_events.found_in(text)
 
 
+def _bare(text: str) -> str:
+    """The message without punctuation and extra spaces, for the lists of words said alone."""
+    return re.sub(r"[\s.!?,]+", " ", _normalise(text)).strip()
+
+
 def load_words(path: Path) -> Words:
     try:
         node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
@@ -136,9 +153,9 @@ def load_words(path: Path) -> Words:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise WordsError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    top = _Section(path, node, "the file",
-                   ("angry", "did_not_help", "register", "person", "confirm", "about_events", "sentiment",
-                    "csat_scores"))
+    top = _Section(path, node, "the file", (
+        "angry", "did_not_help", "register", "person", "confirm", "about_events", "sentiment", "csat_scores",
+        "opt_in", "opt_out"))
     angry = _Section(path, top.node("angry"), "angry", ("phrases", "exclamations", "shouting_share"))
     help_ = _Section(path, top.node("did_not_help"), "did_not_help", ("phrases", "alone"))
     register = _Section(path, top.node("register"), "register", ("phrases",))
@@ -148,6 +165,8 @@ def load_words(path: Path) -> Words:
     sentiment = _Section(path, top.node("sentiment"), "sentiment",
                          ("negative", "positive", "negative_intents", "positive_intents"))
     scores = _Section(path, top.node("csat_scores"), "csat_scores", ("1", "2", "3", "4", "5"))
+    opt_in = _Section(path, top.node("opt_in"), "opt_in", ("phrases", "alone"))
+    opt_out = _Section(path, top.node("opt_out"), "opt_out", ("phrases", "alone"))
     exclamations = angry.scalar("exclamations")
     if not isinstance(exclamations, int) or isinstance(exclamations, bool) or exclamations < 2:
         raise WordsError(f"{path}:{angry.line('exclamations')}: `angry.exclamations` must be a whole number ≥ 2")
@@ -171,6 +190,10 @@ def load_words(path: Path) -> Words:
         negative_intents=sentiment.phrases("negative_intents"),
         positive_intents=sentiment.phrases("positive_intents"),
         csat_scores=tuple((int(key), PhraseList(scores.phrases(key))) for key in ("5", "4", "3", "2", "1")),
+        opt_in_phrases=PhraseList(opt_in.phrases("phrases")),
+        opt_in_alone=tuple(_bare(p) for p in opt_in.phrases("alone")),
+        opt_out_phrases=PhraseList(opt_out.phrases("phrases")),
+        opt_out_alone=tuple(_bare(p) for p in opt_out.phrases("alone")),
     )
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content import Content
 from bot.effects import Applied, apply_decision_in
-from bot.router import Decision, Incoming, RouterConfig, route
+from bot.router import Decision, Incoming, RouterConfig, consent_words, route
 from frontdesk.core import metrics
 from frontdesk.core.logging import log_context
 from nlu.client import NLUError, ParseResult
@@ -350,6 +350,8 @@ class BotWorker:
     async def _parse(self, text: str) -> tuple[ParseResult | None, str]:
         if not text.strip():
             return None, "empty message"
+        if consent_words(text, self.content.words) is not None:
+            return None, "a consent word (stop / keep me posted): decided without the NLU"
         try:
             async with self._nlu_slots:  # backlogs parse in parallel, but never flood the NLU server
                 with metrics.nlu_timer():

@@ -81,6 +81,8 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     `/docs`, `/redoc` and `/openapi.json` exist only when `settings.effective_public_docs`.
     """
     from desk import (
+        announcements_api,
+        announcements_pages,
         api,
         customers_api,
         docs,
@@ -154,6 +156,8 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     app.include_router(listening_pages.router)
     app.include_router(figures_api.router)
     app.include_router(incidents_api.router)
+    app.include_router(announcements_api.router)
+    app.include_router(announcements_pages.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     app.include_router(incident_pages.router)

@@ -143,6 +143,10 @@ class Contact(SQLModel, table=True):
     # contacts are never deleted (erasure pseudonymises them and unlinks), and SQLite could only add one
     # by rebuilding a table every other table points at.
     person_id: int | None = Field(default=None, index=True)
+    # Consent to announcements (docs/outbound.md): the later of the two wins.  Opt-in is explicit ("keep me
+    # posted", an event registration); "stop" on any channel opts out.  Read through storage/outreach.py.
+    outreach_opt_in_at: datetime | None = _ts()
+    outreach_opt_out_at: datetime | None = _ts()
     created_at: datetime = _created()
 
 
@@ -533,3 +537,53 @@ class IncidentUpdate(SQLModel, table=True):
     sent_to: int = 0  # customers it was queued for
     withheld: int = 0  # public threads X would refuse a reply in
     created_at: datetime = _created()
+
+
+class AnnouncementStatus(str, enum.Enum):
+    draft = "draft"  # written, not sent: the text and audience may still be previewed
+    sending = "sending"  # deliveries exist; the pacer releases them to the outbox at the allowed pace
+    done = "done"  # every delivery has an outcome (sent, failed, opted out)
+
+
+class Announcement(SQLModel, table=True):
+    """A message the brand sends first, to an audience (docs/outbound.md#announcements)."""
+
+    __tablename__ = "announcements"
+
+    id: int | None = Field(default=None, primary_key=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))  # as written; the stop note is added per send
+    audience: str = Field(max_length=16)  # opted_in | event | tag (storage/announcements.py AUDIENCES)
+    audience_key: str = Field(default="", max_length=128)  # the event key or the tag; "" for opted_in
+    status: AnnouncementStatus = _enum(AnnouncementStatus.draft, index=True)
+    created_by: int | None = Field(default=None, foreign_key="agents.id")
+    sent_by: int | None = Field(default=None, foreign_key="agents.id")
+    created_at: datetime = _created()
+    sending_at: datetime | None = _ts()
+    done_at: datetime | None = _ts()
+
+
+class AnnouncementDelivery(SQLModel, table=True):
+    """One recipient of an announcement; its outbox row once the pacer released it.
+
+    Unique per (announcement, contact): sending twice never makes a second delivery, and the outbox row's
+    idempotency key (`announcement:<delivery id>`) never a second message.
+    """
+
+    __tablename__ = "announcement_deliveries"
+    __table_args__ = (
+        UniqueConstraint("announcement_id", "contact_id", name="uq_announcement_deliveries_contact"),
+        # The pacer: each announcement's waiting deliveries in order, and what a channel released lately.
+        Index("ix_announcement_deliveries_waiting", "announcement_id", "status", "id"),
+        Index("ix_announcement_deliveries_released", "channel", "queued_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    announcement_id: int = Field(foreign_key="announcements.id")
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    channel: Channel = Field(sa_column=Column(EnumAsString(Channel), nullable=False))
+    # pending: waiting for its turn | queued: in the outbox (its outcome is the outbox row's) |
+    # opted_out: not sent, the contact opted out | unreachable: no conversation to send it in
+    status: str = Field(default="pending", max_length=16)
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id", unique=True)
+    created_at: datetime = _created()
+    queued_at: datetime | None = _ts()

@@ -54,8 +54,9 @@ def _build_due_rows() -> Any:
         later.status == OutboxStatus.pending,
     )
     # When the platform's limit allows only some sends, an agent's reply goes before the bot's answers and
-    # notices: the outbox starts deliveries in lease order and the sender spends its window in that order.
-    agent_first = case((Message.author == Author.agent, 0), else_=1)
+    # notices, and those before what the brand sends unasked (announcements, written as `system`): the
+    # outbox starts deliveries in lease order and the sender spends its window in that order.
+    agent_first = case((Message.author == Author.agent, 0), (Message.author == Author.bot, 1), else_=2)
     return (
         select(
             OutboxItem.id, OutboxItem.channel, OutboxItem.conversation_id, OutboxItem.message_id,
@@ -88,7 +89,7 @@ _TAKE_LEASES = (
 
 async def lease_due(db: Database, owner: str, *, limit: int = 20, lease_s: float = 60.0) -> list[Delivery]:
     """Lease up to `limit` due rows, at most the oldest undelivered one per conversation (order is kept);
-    agents' replies first, then the rest oldest first."""
+    agents' replies first, then the bot's, then announcements, each oldest first."""
     now = utcnow()
     until = now + timedelta(seconds=lease_s)
     if db.dialect == "postgresql":

@@ -356,3 +356,46 @@ async def test_an_agent_sees_the_sla_clock_turn_amber_then_red(browser, browser_
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         stop_desk_server(server)
+
+
+async def test_an_admin_writes_previews_and_sends_an_announcement(browser, browser_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from playwright.async_api import expect
+
+    from storage.actions.consent import opt_in, opt_out
+    from storage.agents import create_agent
+
+    db, url = browser_store
+    await create_agent(db, email="root@example.com", name="Rita Admin", password=DEFAULT_PASSWORD, role="admin")
+    for i in range(5):  # five asked to be kept posted; the last one said stop since
+        contact = (await actions.record_inbound(db, inbound("keep me posted", sender=f"95{i}", handle=f"fan{i}"))).contact_id
+        await opt_in(db, contact)
+        if i == 4:
+            await opt_out(db, contact)
+
+    server = await start_desk_server(url, tmp_path)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        context, page = await _signed_in(browser, server.base_url, "root@example.com")
+        await page.get_by_role("link", name="Announcements").click()
+        await expect(page.get_by_role("heading", name="Announcements")).to_be_visible()
+        await page.get_by_label("Audience").select_option("opted_in")
+        await page.get_by_label("Text").fill("Our spring launch is on 18 February: join the livestream!")
+        await page.get_by_role("button", name="Preview").click()
+
+        # The preview: who it reaches (the one who said stop is left out), what X charges, how long it takes.
+        await expect(page.locator("#preview-recipients")).to_have_text("4")
+        await expect(page.locator("#preview-cost")).to_have_text("$0.06")  # 4 DMs at $0.015
+        await expect(page.locator("#preview-duration")).to_have_text("at once")
+        await expect(page.locator("#announcement-preview")).to_contain_text('Reply "stop" to get no more announcements.')
+        await page.screenshot(path=str(ARTIFACTS / "desk-announcement-preview-1280x800.png"), full_page=True)
+
+        await page.get_by_role("button", name="Send to 4 recipients").click()
+        await expect(page.locator(".flash, [role=status]").first).to_contain_text("Sending to 4 recipients")
+        await expect(page.locator("#progress-pending")).to_have_text("4")  # no worker runs here: all waiting
+        await page.screenshot(path=str(ARTIFACTS / "desk-announcement-progress-1280x800.png"), full_page=True)
+        await page.get_by_role("link", name="all announcements").click()
+        await expect(page.locator("#announcements tbody tr")).to_have_count(1)
+        await expect(page.locator("#announcements")).to_contain_text("sending")
+        await context.close()
+    finally:
+        stop_desk_server(server)

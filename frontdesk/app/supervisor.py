@@ -164,6 +164,8 @@ async def started(
             await _start_telegram(stack, running, say)
         if role.outbox:
             running.outbox = _start_outbox(stack, running, owner)
+            if running.outbox is not None:
+                _start_announcements(stack, running, content_store)
         if role.retention and settings.retention_days:  # docs/privacy.md
             from storage.retention import run_retention
 
@@ -507,6 +509,18 @@ def _waker(running: Running) -> Callable[[], None]:
             running.worker.wake()
 
     return wake
+
+
+def _start_announcements(stack: AsyncExitStack, running: Running, content_store: ContentStore) -> None:
+    """The pacer that releases announcements to the outbox (docs/outbound.md), beside the outbox loop."""
+    from bot.announcements import AnnouncementPacer
+    from storage.announcements import pace_from
+
+    pacer = AnnouncementPacer(
+        running.db, lambda: content_store.current.content, pace_from(running.settings),
+        tick_s=running.settings.announce_tick_s, on_released=running.outbox.wake,
+    )
+    _spawn(stack, running, "announcements", pacer.run())
 
 
 def _start_outbox(stack: AsyncExitStack, running: Running, owner: str) -> Any:

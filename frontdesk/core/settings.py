@@ -189,6 +189,24 @@ class Settings(BaseSettings):
         "late (after newer ones) is still ingested; stored ones are skipped by event id (0: no overlap).",
     )
 
+    # --- Announcements (docs/outbound.md): the pace, below the platforms' caps -----------------------
+    announce_x_dms_per_window: int = Field(
+        default=10, ge=1,
+        description="Announcement DMs per X window (X allows 15 DM sends per 15 minutes); the rest of the "
+        "window is kept for agents' and the bot's replies.",
+    )
+    announce_x_window_s: float = Field(default=900.0, gt=0, description="X's short DM window, seconds.")
+    announce_x_dms_per_day: int = Field(
+        default=960, ge=1, description="Announcement DMs per X day window (X allows 1,440 per 24 hours).",
+    )
+    announce_x_day_s: float = Field(default=86_400.0, gt=0, description="X's long DM window, seconds.")
+    announce_telegram_per_s: int = Field(
+        default=20, ge=1, description="Announcement messages per second on Telegram (its bulk limit is ~30).",
+    )
+    announce_tick_s: float = Field(
+        default=1.0, gt=0, description="How often the worker's pacer releases the next announcement deliveries.",
+    )
+
     # --- Telegram -----------------------------------------------------------------------------
     telegram_token: SecretStr | None = None
     telegram_api_base: str = Field(default="", description="Redirect the Bot API (e.g. to the sandbox).")

@@ -205,6 +205,7 @@ async def queue_outbound(
     ticket_id: int | None,
     agent_id: int | None = None,
     idempotency_key: str | None = None,
+    target_extra: dict[str, Any] | None = None,
 ) -> Message:
     """Write an outbound message and its outbox row; the sender delivers it after the commit.
 
@@ -217,6 +218,8 @@ async def queue_outbound(
     # Where it goes first: it may refuse (a public thread X would not let us answer), and the message is
     # then written once with its reply-to (not inserted, then updated).
     target = await reply_target(session, conversation, contact_user_id)
+    if target_extra:  # what the outbox loop needs to know of the row (an announcement's delivery id)
+        target = {**target, **target_extra}
     now = utcnow()
     message = Message(
         conversation_id=conversation.id,
