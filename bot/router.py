@@ -218,11 +218,15 @@ def route(msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     return _tagged(_route(msg, content, config), msg, content, config)
 
 
+def lands_on_ticket(decision: Decision, msg: Incoming) -> bool:
+    """The message ends up on a ticket: escalated, added to one, or the conversation is queued or held."""
+    return msg.status in ("queued", "agent") or bool(decision.of(Escalate) or decision.of(AddToTicket))
+
+
 def _tagged(decision: Decision, msg: Incoming, content: Content, config: RouterConfig) -> Decision:
     """When the message ends up on a ticket (escalated, added to one, or the conversation is already
     queued or held), the tag rules of content/tags.yml tag that ticket.  A stranger's words tag nothing."""
-    on_ticket = msg.status in ("queued", "agent") or bool(decision.of(Escalate) or decision.of(AddToTicket))
-    if not content.tags.rules or not on_ticket or msg.from_third_party:
+    if not content.tags.rules or not lands_on_ticket(decision, msg) or msg.from_third_party:
         return decision
     nlu = msg.nlu
     tags = content.tags.tags_for(

@@ -19,6 +19,7 @@ and then handed to a person, so it never blocks its conversation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import logging
 import uuid
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content import Content
 from bot.effects import Applied, apply_decision_in
-from bot.router import Decision, Incoming, RouterConfig, consent_words, route
+from bot.router import Decision, Incoming, RouterConfig, consent_words, lands_on_ticket, route
 from frontdesk.core import metrics
 from frontdesk.core.logging import log_context
 from nlu.client import NLUError, ParseResult
@@ -319,11 +320,15 @@ class BotWorker:
             ),
             # A public reply names the customer (no two customers get the same text: X refuses repeats).
             customer_handle=await _handle_of(session, conversation),
-            contact_handle=(
-                await _handle_of(session, conversation, any_kind=True) if self.content.tags.needs_handle else ""
-            ),
         )
         decision = route(incoming, self.content, self.config)
+        if self.content.tags.needs_handle and not incoming.customer_handle and lands_on_ticket(decision, incoming):
+            # A tag rule names handles (content/tags.yml): only a message that lands on a ticket needs the
+            # contact's handle, so the bot's everyday answer spares the query and routes once.
+            incoming = dataclasses.replace(
+                incoming, contact_handle=await _handle_of(session, conversation, any_kind=True)
+            )
+            decision = route(incoming, self.content, self.config)
         applied = await apply_decision_in(session, conversation, message.id, decision)
         # Marked handled, and the lease released when nothing else waits: the release writes the
         # conversation's changes in the same UPDATE (one write of the row per message, not two), and on
