@@ -112,6 +112,14 @@ async def ensure_presence_row(session: AsyncSession, agent_id: int, now: datetim
     await session.execute(insert.values(values).on_conflict_do_nothing(index_elements=["agent_id"]))
 
 
+async def is_away(db: Database, agent_id: int) -> bool:
+    """Only the flag (every desk page shows it in the top bar)."""
+    async with db.session() as session:
+        return bool((await session.execute(
+            select(AgentPresence.away).where(AgentPresence.agent_id == agent_id)
+        )).scalar_one_or_none())
+
+
 async def presence_of(db: Database, agent_id: int, *, window_s: float, now: datetime | None = None) -> Presence:
     found = await presences(db, window_s=window_s, now=now, agent_id=agent_id)
     if not found:
