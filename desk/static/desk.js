@@ -48,10 +48,10 @@
     link.textContent = "Open ticket #" + data.ticket_id;
     var close = document.createElement("button");
     close.type = "button";
-    close.className = "btn ghost small";
+    close.className = "btn small";
     close.textContent = "Dismiss";
     close.addEventListener("click", function () { notice.remove(); });
-    notice.append("📌 Ticket #" + data.ticket_id + (data.queue ? " (" + data.queue + ")" : "") +
+    notice.append("Ticket #" + data.ticket_id + (data.queue ? " (" + data.queue + ")" : "") +
                   " was assigned to you. ", link, " ", close);
     box.append(notice);
   }
