@@ -92,6 +92,8 @@ async def test_an_online_agent_gets_the_next_escalated_ticket_and_sees_it(  # ty
 
         notice = ann_page.locator(f'.assigned-notice[data-ticket="{ticket.id}"]')
         await expect(notice).to_contain_text(f"Ticket #{ticket.id} (support) was assigned to you.")
+        await expect(ann_page.locator("#queue-rows")).to_contain_text("Parcel never arrived")
+        await expect(ann_page.get_by_role("link", name="Mine")).to_contain_text("1")
         assert await ann_page.evaluate("window.__deskNoReload === true")  # no reload: the live feed said so
         await ann_page.screenshot(path=str(ARTIFACTS / "desk-assigned-notice-1280x800.png"))
         await notice.get_by_role("link", name=f"Open ticket #{ticket.id}").click()
