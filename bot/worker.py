@@ -88,6 +88,7 @@ class BotWorker:
         idle_poll_s: float = 1.0,
         lease_s: float = 60.0,
         on_outbound: Callable[[], None] | None = None,
+        on_escalated: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
@@ -99,6 +100,7 @@ class BotWorker:
         self.idle_poll_s = idle_poll_s
         self.lease_s = lease_s
         self.on_outbound = on_outbound  # e.g. OutboxLoop.wake: deliver what we queued now
+        self.on_escalated = on_escalated  # e.g. Assigner.wake: give the new ticket to an online agent now
         self.clock = clock
         self.stats = WorkerStats()
         self._wakeup = asyncio.Event()
@@ -351,6 +353,8 @@ class BotWorker:
             log.info("message %s (conversation %s): %s", outcome.message.id, outcome.message.conversation_id, rule)
         if any(o.applied.queued_outbound for o in outcomes) and self.on_outbound is not None:
             self.on_outbound()
+        if any(o.applied.escalated for o in outcomes) and self.on_escalated is not None:
+            self.on_escalated()
 
     async def _parse(self, text: str) -> tuple[ParseResult | None, str]:
         if not text.strip():

@@ -84,6 +84,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         announcements_api,
         announcements_pages,
         api,
+        assignment_api,
         customers_api,
         docs,
         figures_api,
@@ -158,6 +159,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     app.include_router(incidents_api.router)
     app.include_router(announcements_api.router)
     app.include_router(announcements_pages.router)
+    app.include_router(assignment_api.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     app.include_router(incident_pages.router)

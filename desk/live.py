@@ -10,6 +10,10 @@ Events (each `data:` is JSON):
     sla       {"alerts": [{"ticket_id", "metric", "state", "subject"}]}
                                                       SLA warnings and breaches the sweeper recorded
                                                       (bot/sla_sweeper.py); the page shows a banner
+    assigned  {"ticket_id", "agent_id", "queue"}       a ticket was assigned automatically (only to its agent)
+
+An open stream is also the agent's presence in the desk (storage/assignment.py `seen`): automatic
+assignment counts them online while it lasts, and a little after.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from sqlalchemy import func, select
 
 from desk.auth import CurrentAgent, any_agent
 from frontdesk.core.sla import EVENT_ACTIONS
+from storage.assignment import seen
 from storage.db import Database
 from storage.models import Message, Ticket, TicketEvent, utcnow
 
@@ -54,6 +59,7 @@ class LiveFeed:
         self._closed = False
         self._ticket_marks: dict[int, tuple[Any, ...]] = {}
         self._message_marks: dict[int, tuple[Any, ...]] = {}
+        self._assigned_seen: set[int] = set()
         self._max_message_id = 0
         self._sla_events_seen: set[int] = set()
         self._max_sla_event_id = 0
@@ -145,6 +151,13 @@ class LiveFeed:
                     .order_by(TicketEvent.id)
                 )
             ).all()
+            assigned = (
+                await session.execute(
+                    select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.agent_id, TicketEvent.detail).where(
+                        TicketEvent.action == "assigned", TicketEvent.created_at >= cutoff
+                    )
+                )
+            ).all()
         ticket_marks = {row[0]: tuple(row[1:]) for row in tickets}
         message_marks = {row[0]: tuple(row[1:]) for row in messages}
         changed_tickets = sorted(t for t, mark in ticket_marks.items() if self._ticket_marks.get(t) != mark)
@@ -157,10 +170,15 @@ class LiveFeed:
         self._sla_events_seen = {row[0] for row in sla_events}
         if sla_events:
             self._max_sla_event_id = max(self._max_sla_event_id, sla_events[-1][0])
+        new_assignments = [row for row in assigned if row[0] not in self._assigned_seen]
+        self._assigned_seen = {row[0] for row in assigned}
         if not self._primed:
             self._primed = True
             return []
-        events: list[tuple[str, dict[str, Any]]] = []
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("assigned", {"ticket_id": ticket_id, "agent_id": agent_id, "queue": (detail or {}).get("queue", "")})
+            for _, ticket_id, agent_id, detail in sorted(new_assignments)
+        ]
         if changed_tickets:
             events.append(("tickets", {"ids": changed_tickets}))
         if changed_messages:
@@ -176,6 +194,14 @@ class LiveFeed:
             # The rows' colours and the ticket's clock changed too: the pages refresh them.
             events.append(("tickets", {"ids": sorted({a["ticket_id"] for a in alerts})}))
         return events
+
+
+async def _here(db: Database, agent: CurrentAgent) -> None:
+    """The agent is in the desk now; a failed write only delays their presence (the stream goes on)."""
+    try:
+        await seen(db, agent.id)
+    except Exception:  # noqa: BLE001
+        log.warning("desk live feed: could not record that agent %s is online", agent.id, exc_info=True)
 
 
 def _offer(queue: asyncio.Queue[tuple[str, dict[str, Any]] | None], item: tuple[str, dict[str, Any]] | None) -> None:
@@ -204,6 +230,7 @@ router = APIRouter(tags=["live"])
 )
 async def live_events(request: Request, agent: Annotated[CurrentAgent, Depends(any_agent)]) -> StreamingResponse:
     feed: LiveFeed = request.app.state.desk.live
+    db: Database = request.app.state.desk.db
 
     async def stream() -> AsyncIterator[str]:
         queue = feed.subscribe()
@@ -211,9 +238,11 @@ async def live_events(request: Request, agent: Annotated[CurrentAgent, Depends(a
         ends_at = loop.time() + STREAM_MAX_S
         try:
             yield f"retry: {CLIENT_RETRY_MS}\n: hello {agent.name}\n\n"
+            await _here(db, agent)
             await feed.wait_ready()
             yield _sse("ready", {})
             while not feed.closed and loop.time() < ends_at:
+                await _here(db, agent)  # at most one write per agent per 30 s (storage/assignment.py)
                 try:
                     item = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_S)
                 except TimeoutError:
@@ -223,6 +252,8 @@ async def live_events(request: Request, agent: Annotated[CurrentAgent, Depends(a
                     continue
                 if item is None:
                     return
+                if item[0] == "assigned" and item[1]["agent_id"] != agent.id:
+                    continue  # the notice is for the agent who got the ticket
                 yield _sse(*item)
         finally:
             feed.unsubscribe(queue)

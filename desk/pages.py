@@ -35,7 +35,8 @@ from desk.inputs import RowId, refuse_unstorable_text
 from desk.public_guard import public_reply_warning
 from desk.saved_replies import replies_for_ticket
 from frontdesk.core.sla import SlaClock
-from storage import actions, usage
+from frontdesk.core.vocabulary import ASSIGN_CAPACITY_MAX
+from storage import actions, assignment, usage
 from storage import saved_replies as saved_replies_store
 from storage.actions.tags import add_tag, remove_tag
 from storage.cursors import active_send_pauses
@@ -181,6 +182,7 @@ async def _render(
         "send_pauses": await active_send_pauses(state.db) if agent else [],
         # A spike no incident took up yet: every page says so, with the link that opens one.
         "spike_alerts": await active_alerts(state.db, within_s=max(state.settings.spike_quiet_s, 900)) if agent else [],
+        "away": await assignment.is_away(state.db, agent.id) if agent else False,
     }
     return state.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
@@ -734,3 +736,60 @@ async def customer_unlink(contact_id: RowId, request: Request, agent: PageAgent,
     await unlink_contact(request.app.state.desk.db, contact_id)
     _flash(request, "This contact is on its own again.", "ok")
     return RedirectResponse(path_for(request, "customer_page", contact_id=contact_id), status_code=303)
+
+
+# --- automatic assignment --------------------------------------------------------------------------
+
+
+@router.post("/me/away", name="me_away")
+async def me_away(
+    request: Request, agent: PageAgent, csrf: Csrf = "",
+    away: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "",
+) -> Response:
+    """The top bar's toggle: away (no new assignments; held tickets stay) or back."""
+    check_csrf(request, csrf)
+    going = away == "1"
+    await actions.set_away(request.app.state.desk.db, agent.id, going)
+    _flash(request, "You are away: no new tickets are assigned to you; the ones you hold stay yours." if going
+           else "You are back: automatic assignment may give you tickets again.", "ok")
+    return RedirectResponse(_safe_next(next) or path_for(request, "home"), status_code=303)
+
+
+@router.get("/assignment", name="assignment_page")
+async def assignment_page(request: Request, agent: PageAgent) -> Response:
+    state = request.app.state.desk
+    if not agent.is_admin:
+        return await _render(request, "assignment.html", {"forbidden": True}, agent=agent, status_code=403)
+    context = {
+        "settings_by_queue": await assignment.queue_settings(state.db),
+        "people": await assignment.presences(state.db, window_s=state.settings.assign_online_window_s),
+        "window_s": int(state.settings.assign_online_window_s),
+        "capacity_max": ASSIGN_CAPACITY_MAX,
+    }
+    return await _render(request, "assignment.html", context, agent=agent)
+
+
+@router.post("/assignment/{queue}", name="assignment_update")
+async def assignment_update(
+    queue: str, request: Request, agent: PageAgent, csrf: Csrf = "",
+    auto_assign: Annotated[str, Form()] = "", capacity: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    if queue not in queries.QUEUE_NAMES:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no queue {queue!r}")
+    if not agent.is_admin:
+        _flash(request, "Only an admin can change how queues are assigned.")
+    elif not capacity.strip().isdigit():
+        _flash(request, f"The capacity is a number of open tickets, 1 to {ASSIGN_CAPACITY_MAX}.")
+    else:
+        on = auto_assign == "1"
+        try:
+            await actions.set_queue_assignment(
+                request.app.state.desk.db, queue, auto_assign=on, capacity=int(capacity), by_agent_id=agent.id
+            )
+            _flash(request, f"{queue.capitalize()}: " + (
+                f"new tickets go to online agents by round robin, at most {int(capacity)} open each." if on
+                else "tickets wait for an agent to claim them."), "ok")
+        except ValueError as exc:
+            _flash(request, str(exc)[:1].upper() + str(exc)[1:] + ".")
+    return RedirectResponse(path_for(request, "assignment_page"), status_code=303)

@@ -22,6 +22,7 @@ from sqlmodel import Field, SQLModel
 
 # The shared vocabulary is defined once, in the core; the store's columns use it (and re-export it).
 from frontdesk.core.vocabulary import (  # noqa: F401
+    ASSIGN_CAPACITY_DEFAULT,
     TICKET_SUBJECT_MAX_CHARS,
     Channel,
     ConversationKind,
@@ -587,3 +588,35 @@ class AnnouncementDelivery(SQLModel, table=True):
     outbox_id: int | None = Field(default=None, foreign_key="outbox.id", unique=True)
     created_at: datetime = _created()
     queued_at: datetime | None = _ts()
+
+
+class QueueAssignment(SQLModel, table=True):
+    """How a queue's new tickets find an agent: by hand (Claim) only, or also round robin (`auto_assign`).
+
+    No row for a queue means by hand only.  `capacity`: the assigner gives an agent no more tickets while
+    they hold this many open ones (in any queue); agents may still claim more themselves.
+    """
+
+    __tablename__ = "queue_assignment"
+
+    queue: str = Field(primary_key=True, max_length=16)
+    auto_assign: bool = False
+    capacity: int = ASSIGN_CAPACITY_DEFAULT
+    updated_at: datetime = _created()
+    updated_by: int | None = Field(default=None, foreign_key="agents.id")
+
+
+class AgentPresence(SQLModel, table=True):
+    """Whether an agent can take a ticket now: last seen in the desk or the pager, and away or not.
+
+    One row per agent, made on first sight.  `last_assigned_at` orders the round robin (the one assigned
+    least recently goes first); the assigner locks these rows, so two assigners never both fill one agent.
+    """
+
+    __tablename__ = "agent_presence"
+
+    agent_id: int = Field(primary_key=True, foreign_key="agents.id")
+    last_seen_at: datetime | None = _ts()
+    away: bool = False
+    last_assigned_at: datetime | None = _ts()
+    updated_at: datetime = _created()

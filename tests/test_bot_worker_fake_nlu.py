@@ -24,7 +24,8 @@ from storage.models import Direction, EventRegistration, Message, OutboxItem
 from tests.fixtures.bot import dated_content_dir, nlu_result
 from tests.store_helpers import dm, mention
 
-_INTENTS = (("register", "event_registration"), ("package", "order_problem"), ("hello", "greet"))
+_INTENTS = (("register", "event_registration"), ("package", "order_problem"), ("hello", "greet"),
+            ("person", "ask_human"))
 
 
 class KeywordParser:
@@ -160,3 +161,22 @@ async def _thread_of(db: Database, conversation_id: int) -> str:
         conversation = await session.get(Conversation, conversation_id)
         assert conversation is not None
         return conversation.platform_ref
+
+
+async def test_an_escalation_wakes_the_assigner_once_committed(
+    db: Database, content: Content, router_config: RouterConfig
+) -> None:
+    """The worker tells the assigner (bot/assigner.py) right after a decision that opened a ticket commits."""
+    from storage.models import Ticket
+
+    wakes: list[bool] = []
+    worker = BotWorker(db, KeywordParser(), content, router_config, owner="w1", idle_poll_s=0.05,
+                       on_escalated=lambda: wakes.append(True))
+    await record_inbound(db, dm("hello there", sender="811"))
+    await worker.drain()
+    assert wakes == []  # answered by the bot: nothing to assign
+    await record_inbound(db, dm("I want to talk to a person", sender="812"))
+    await worker.drain()
+    assert wakes == [True]
+    async with db.session() as session:
+        assert (await session.execute(select(func.count()).select_from(Ticket))).scalar_one() == 1

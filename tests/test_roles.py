@@ -67,3 +67,39 @@ def test_the_roles_differ_only_where_the_docs_say() -> None:
     assert [r.name for r in ROLES.values() if r.retention] == ["run", "worker"]
     assert not ROLE_DESK.pollers and not ROLE_DESK.outbox and not ROLE_DESK.router and ROLE_DESK.webhooks
     assert not ROLE_WORKER.http and ROLE_WORKER.pollers and ROLE_WORKER.outbox and ROLE_WORKER.router
+
+
+async def test_the_worker_sweeps_waiting_tickets_to_online_agents_and_the_desk_does_not(
+    db, database_url: str, tmp_path: Path, make_agent, make_ticket  # type: ignore[no-untyped-def]
+) -> None:
+    """A ticket that queued while nobody was online goes to the agent who comes online (the assigner runs
+    with the router, frontdesk/app/supervisor.py); a desk process leaves it to the workers."""
+    import asyncio
+    from dataclasses import replace
+
+    from storage import actions
+    from storage.assignment import forget_seen_memo, seen
+    from storage.models import Ticket
+
+    forget_seen_memo()
+    root = await make_agent(admin=True)
+    await actions.set_queue_assignment(db, "support", auto_assign=True, capacity=1, by_agent_id=root.id)
+    ticket = await make_ticket("my parcel is lost")
+    ada = await make_agent(name="Ada")
+    await seen(db, ada.id)
+    settings = _desk_settings(database_url, tmp_path, assign_sweep_s=0.2).model_copy(
+        update={"nlu_url": "http://127.0.0.1:9"})  # a worker needs an NLU URL; nothing is parsed here
+
+    desk_role = replace(ROLE_DESK, http=False, webhooks=False, metrics_port=False)
+    async with started(settings, desk_role, say=_quiet) as running:
+        assert "assigner" not in running.tasks
+    worker_role = replace(ROLE_WORKER, pollers=False, outbox=False, metrics_port=False)
+    async with started(settings, worker_role, say=_quiet) as running:
+        assert "assigner" in running.tasks
+        for _ in range(100):
+            async with db.session() as session:
+                held = (await session.get(Ticket, ticket.id)).assignee_id  # type: ignore[union-attr]
+            if held is not None:
+                break
+            await asyncio.sleep(0.1)
+    assert held == ada.id

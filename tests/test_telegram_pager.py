@@ -253,3 +253,66 @@ async def test_an_sla_breach_is_posted_once_as_a_reply_to_the_card(tg: TelegramH
     restarted = TelegramPager(tg.channel.bot, tg.db, AGENTS_CHAT)
     await restarted.sync()
     assert [t for t in await _replies_to(tg, card["message_id"]) if "SLA" in t] == alerts
+
+
+async def _say_in_group(tg: TelegramHarness, user_id: int, text: str) -> str:
+    """An agent writes in the group (not as a reply to a card); returns the bot's answer to them."""
+    sent = await tg.control.message(user_id, text, chat_id=AGENTS_CHAT, chat_type="supergroup")
+
+    async def answer() -> list[str] | None:
+        return await _replies_to(tg, sent["message_id"]) or None
+
+    return (await eventually(answer, what=f"the bot's answer to {text!r}"))[0]
+
+
+async def test_away_and_back_from_the_pager_and_the_assigned_agent_is_told_under_the_card(
+    tg: TelegramHarness,
+) -> None:
+    from storage.assignment import forget_seen_memo, presence_of
+
+    forget_seen_memo()
+    root = await make_agent(tg.db, "Root")
+    async with tg.db.transaction() as session:  # an admin of the desk switches support to round robin
+        from storage.models import Agent, AgentRole
+
+        (await session.get(Agent, root.id)).role = AgentRole.admin  # type: ignore[union-attr]
+    await actions.set_queue_assignment(tg.db, "support", auto_assign=True, capacity=2, by_agent_id=root.id)  # type: ignore[arg-type]
+    ada = await make_agent(tg.db, "Ada", ADA_TG)
+
+    assert "Ada, you are away" in await _say_in_group(tg, ADA_TG, "/away")
+    assert (await presence_of(tg.db, ada.id, window_s=120)).away  # type: ignore[arg-type]
+    ticket = await tg.escalated(4700, "Where is my refund?", username="fay")
+    card = await tg.card_of(ticket.id)  # type: ignore[arg-type]
+    assert await actions.assign_waiting(tg.db, online_window_s=120) == []  # away: nobody to give it to
+
+    assert "Welcome back, Ada" in await _say_in_group(tg, ADA_TG, "/back@FrontdeskBot")
+    presence = await presence_of(tg.db, ada.id, window_s=120)  # type: ignore[arg-type]
+    assert not presence.away and presence.online
+    [assigned] = await actions.assign_waiting(tg.db, online_window_s=120)
+    assert assigned.agent_id == ada.id
+
+    async def told() -> list[str] | None:
+        return [t for t in await _replies_to(tg, card["message_id"]) if t.startswith("📌")] or None
+
+    assert await eventually(told, what="the assignment told under the card") == [
+        f"📌 Ada, ticket #{ticket.id} is yours (assigned automatically). Reply to its card to answer."
+    ]
+
+    async def card_shows_holder() -> str | None:
+        text = await tg.latest_card_text(ticket.id)  # type: ignore[arg-type]
+        return text if "Held by Ada" in text else None
+
+    await eventually(card_shows_holder, what="the card to name Ada")
+    # The pager is a way of being online too: Bob presses Claim on a card, and counts as online.
+    bob = await make_agent(tg.db, "Bob", BOB_TG)
+    other = await tg.escalated(4701, "Broken zipper", username="gus")
+    other_card = await tg.card_of(other.id)  # type: ignore[arg-type]
+    assert not (await presence_of(tg.db, bob.id, window_s=120)).online  # type: ignore[arg-type]
+    await tg.control.press(BOB_TG, AGENTS_CHAT, other_card["message_id"], f"claim:{other.id}")
+    await eventually(lambda: _answered(tg, 1), what="Bob's press to be answered")
+    assert (await presence_of(tg.db, bob.id, window_s=120)).online  # type: ignore[arg-type]
+
+
+async def test_away_from_someone_not_linked_is_refused(tg: TelegramHarness) -> None:
+    answer = await _say_in_group(tg, EVE_TG, "/away")
+    assert "only Frontdesk agents" in answer and str(EVE_TG) in answer

@@ -32,7 +32,28 @@
       data.ticket_ids.forEach(function (id) { fire("desk:ticket-" + id, data); });
     });
     source.addEventListener("sla", function (e) { JSON.parse(e.data).alerts.forEach(slaBanner); });
+    source.addEventListener("assigned", function (e) { showAssigned(JSON.parse(e.data)); });
     source.onerror = function () { document.body.dataset.live = "off"; };  // EventSource retries by itself
+  }
+
+  // Automatic assignment gave this agent a ticket (the feed sends the notice to that agent only).
+  function showAssigned(data) {
+    var box = document.getElementById("assigned-notices");
+    if (!box || box.querySelector('[data-ticket="' + data.ticket_id + '"]')) { return; }
+    var notice = document.createElement("p");
+    notice.className = "assigned-notice";
+    notice.dataset.ticket = String(data.ticket_id);
+    var link = document.createElement("a");
+    link.href = (document.body.dataset.homeUrl || "/") + "tickets/" + data.ticket_id;
+    link.textContent = "Open ticket #" + data.ticket_id;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn small";
+    close.textContent = "Dismiss";
+    close.addEventListener("click", function () { notice.remove(); });
+    notice.append("Ticket #" + data.ticket_id + (data.queue ? " (" + data.queue + ")" : "") +
+                  " was assigned to you. ", link, " ", close);
+    box.append(notice);
   }
 
   // An SLA warning or breach the sweeper recorded: a banner on whatever page the agent is on (newest first,

@@ -11,8 +11,8 @@ Start order (each step fails with a message that names the fix; a step the role 
    `settings.sandbox_port`, or the one at FRONTDESK_X_API_BASE), announced loudly with a curl line;
 4. the NLU server (FRONTDESK_NLU_URL, or Rasa trained on first use and started here);
 5. the X and Telegram channels (pollers under their leader lease, webhooks), the outbox loop, the router
-   worker, the SLA sweeper (with the router: bot/sla_sweeper.py), the spike alert loop (with the router)
-   and the retention loop.
+   worker, the SLA sweeper (with the router: bot/sla_sweeper.py), the spike alert loop (with the router),
+   the assigner (automatic assignment, with the router) and the retention loop.
 
 Shutdown runs the same steps backwards: channels stop taking messages, loops finish their current item,
 Rasa and the emulator are stopped, the store is closed.
@@ -79,6 +79,7 @@ class Running:
     content_store: ContentStore | None = None
     role: Role = ROLE_RUN
     worker: BotWorker | None = None
+    assigner: Any = None
     leaders: list[Any] = field(default_factory=list)
     metrics_url: str = ""
     outbox: Any = None
@@ -182,10 +183,12 @@ async def started(
             hours=hours,
             taxonomy=taxonomy,
         )
+        running.assigner = _start_assigner(stack, running)
         worker = BotWorker(
             db, nlu, content, config, owner=owner, concurrency=settings.bot_concurrency,
             lease_s=settings.worker_lease_s,
             on_outbound=running.outbox.wake if running.outbox is not None else None,
+            on_escalated=running.assigner.wake,
         )
         running.worker = worker
         content_store.subscribe(functools.partial(_use_in_worker, worker))
@@ -215,6 +218,16 @@ def _sla_sweeper(running: Running, hours: BusinessHours) -> SlaSweeper:
             pager.wake()
 
     return SlaSweeper(running.db, policy, interval_s=running.settings.sla_sweep_s, on_alert=wake_pager)
+
+
+def _start_assigner(stack: AsyncExitStack, running: Running) -> Any:
+    """Automatic assignment (docs/desk.md, "Assignment"): one loop per router process, safe side by side."""
+    from bot.assigner import Assigner
+
+    assigner = Assigner(running.db, online_window_s=running.settings.assign_online_window_s,
+                        sweep_s=running.settings.assign_sweep_s)
+    _spawn(stack, running, "assigner", assigner.run())
+    return assigner
 
 
 def _use_in_worker(worker: BotWorker, bundle: Bundle) -> None:

@@ -242,6 +242,18 @@ class Settings(BaseSettings):
     )
     desk_live_poll_s: float = Field(default=1.0, description="How often the live feed looks for changes.")
 
+    # --- automatic assignment (storage/actions/assignment.py, bot/assigner.py, docs/desk.md "Assignment") ---
+    assign_online_window_s: float = Field(
+        default=120.0, gt=0,
+        description="An agent counts as online for automatic assignment when their desk live feed or the "
+        "pager saw them within this many seconds.",
+    )
+    assign_sweep_s: float = Field(
+        default=15.0, gt=0,
+        description="How often each worker looks for queued tickets in auto-assign queues (ones that waited "
+        "while nobody was online); a new escalation is assigned at once.",
+    )
+
     # --- the bot's manners ---------------------------------------------------------------------
     business_hours: str = Field(
         default="24x7",

@@ -88,3 +88,7 @@ TICKET_SUBJECT_MAX_CHARS = 280
 TAG_MAX_CHARS = 32
 TAG_PATTERN = r"^[a-z0-9_-]{1,32}$"
 MAX_TAGS_PER_TICKET = 20
+
+# Automatic assignment (docs/desk.md, "Assignment"): how many open tickets the assigner gives one agent.
+ASSIGN_CAPACITY_DEFAULT = 5
+ASSIGN_CAPACITY_MAX = 100

@@ -1,5 +1,12 @@
 """Every state change of the store, one function each (in the manner of Zulip's zerver/actions)."""
 
+from storage.actions.assignment import (
+    Assignment,
+    assign_ticket,
+    assign_waiting,
+    set_away,
+    set_queue_assignment,
+)
 from storage.actions.inbound import (
     InboundMessage,
     Recorded,
@@ -32,6 +39,11 @@ from storage.actions.tickets import (
 )
 
 __all__ = [
+    "Assignment",
+    "assign_ticket",
+    "assign_waiting",
+    "set_away",
+    "set_queue_assignment",
     "attach_to_open_ticket_in",
     "bot_reply_in",
     "escalate_in",

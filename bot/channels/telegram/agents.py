@@ -4,6 +4,10 @@
     press Claim     ──▶ storage.actions.claim; the card shows the holder; a late presser is told who has it
     reply to a card ──▶ agent_reply (the customer gets it on their channel, X or Telegram)
     /note TEXT, /handback, /resolve, /claim as a reply to a card ──▶ add_note / hand_back / resolve / claim
+    /away, /back (anywhere in the group) ──▶ set_away: no new automatic assignments / available again
+    a ticket assigned automatically ──▶ the card names the holder, and a message under it tells them
+
+Every linked agent's update counts as being online for automatic assignment (storage/assignment.py).
 
 Only Telegram users linked to an active agent (`frontdesk agents link-telegram`) may act; anyone else gets
 a short refusal and nothing changes.
@@ -47,6 +51,7 @@ from bot.channels.telegram.pager_view import keyboard, load_card, render, ticket
 from storage import actions, saved_replies
 from storage.actions.csat import CsatPolicy
 from storage.agents import agent_for_telegram_user
+from storage.assignment import seen
 from storage.cursors import get_cursor, set_cursor
 from storage.db import Database
 from storage.errors import AlreadyClaimed, InvalidText, InvalidTransition, NotAllowed, NotFound
@@ -66,7 +71,7 @@ from storage.models import (
 log = logging.getLogger("frontdesk.telegram.pager")
 
 SLA_EVENTS = ("sla_warning", "sla_breach")  # written by bot/sla_sweeper.py, posted as replies to the card
-WATCHED_EVENTS = ("escalated", "claimed", "reassigned", "resolved", "handed_back", *SLA_EVENTS)
+WATCHED_EVENTS = ("escalated", "claimed", "assigned", "reassigned", "resolved", "handed_back", *SLA_EVENTS)
 LOOKBACK = timedelta(minutes=2)
 _SEEN_MEMORY = 5_000
 
@@ -76,7 +81,11 @@ NOT_LINKED = (
 )
 HELP = ("Reply to a ticket's message: plain text goes to the customer; /reply NAME sends a saved reply; "
         "/note TEXT adds an internal note; /handback gives the conversation back to the bot; "
-        "/resolve closes the ticket.")
+        "/resolve closes the ticket. Anywhere here: /away stops automatic assignment to you, /back resumes it.")
+AWAY = ("🌙 {name}, you are away: no new tickets are assigned to you; the ones you hold stay yours. "
+        "Send /back when you return.")
+BACK = "👋 Welcome back, {name}: automatic assignment may give you tickets again."
+ASSIGNED = "📌 {name}, ticket #{ticket_id} is yours (assigned automatically). Reply to its card to answer."
 
 
 class _CardMap:
@@ -226,6 +235,8 @@ class TelegramPager:
                 await self.post_sla_alert(event_id, ticket_id, action, detail or {})
             elif action == "escalated":
                 await self.post_card(ticket_id)
+            elif action == "assigned":
+                await self.tell_assigned(ticket_id, str((detail or {}).get("agent_name") or "an agent"))
             else:
                 await self.refresh_card(ticket_id)
             self._events_seen.add(event_id)
@@ -298,6 +309,17 @@ class TelegramPager:
         except BadRequest as exc:
             # "message is not modified" (already up to date) or the card was deleted: nothing to do.
             log.debug("telegram pager: card of ticket %s not edited: %s", ticket_id, exc.message)
+
+    async def tell_assigned(self, ticket_id: int, agent_name: str) -> None:
+        """The card shows the new holder, and a message under it tells them the ticket is theirs."""
+        card_id = await self.post_card(ticket_id)  # refreshes the card when it exists
+        if card_id is None:
+            return  # closed before we looked: nothing to tell
+        await self.flood.acquire(self.chat_id)
+        await self.bot.send_message(
+            self.chat_id, ASSIGNED.format(name=agent_name, ticket_id=ticket_id),
+            reply_parameters=ReplyParameters(card_id, allow_sending_without_reply=True),
+        )
 
     async def _relay_customer_messages(self) -> None:
         cursor = await get_cursor(self.db, self._message_cursor_name)
@@ -381,6 +403,7 @@ class TelegramPager:
         if agent is None:
             await self._answer(query, NOT_LINKED.format(user_id=query.from_user.id), alert=True)
             return
+        await self._here(agent)
         try:
             await actions.claim(self.db, ticket_id, agent.id)  # type: ignore[arg-type]
         except AlreadyClaimed as exc:
@@ -393,6 +416,9 @@ class TelegramPager:
 
     async def _on_group_message(self, message: TgMessage) -> None:
         text = (message.text or "").strip()
+        if _command(text) in ("/away", "/back"):
+            await self._away_or_back(message, _command(text) == "/away")
+            return
         replied = message.reply_to_message
         ticket_id = None
         if replied is not None and replied.from_user is not None and replied.from_user.id == self.bot.id:
@@ -407,6 +433,7 @@ class TelegramPager:
         if agent is None:
             await self._reply(message, NOT_LINKED.format(user_id=message.from_user.id))
             return
+        await self._here(agent)
         try:
             answer = await self._act(ticket_id, agent, text)
         except AlreadyClaimed as exc:
@@ -417,6 +444,23 @@ class TelegramPager:
         except (NotAllowed, InvalidText, NotFound) as exc:
             answer = f"Ticket #{ticket_id}: {exc}"
         await self._reply(message, answer)
+
+    async def _away_or_back(self, message: TgMessage, away: bool) -> None:
+        agent = await agent_for_telegram_user(self.db, message.from_user.id) if message.from_user else None
+        if agent is None or agent.id is None:
+            user_id = message.from_user.id if message.from_user else 0
+            await self._reply(message, NOT_LINKED.format(user_id=user_id))
+            return
+        await actions.set_away(self.db, agent.id, away)
+        await self._reply(message, (AWAY if away else BACK).format(name=agent.name))
+
+    async def _here(self, agent: Agent) -> None:
+        """A linked agent used the pager: online for automatic assignment (one write per 30 s at most)."""
+        assert agent.id is not None
+        try:
+            await seen(self.db, agent.id)
+        except Exception:  # noqa: BLE001 - presence is best effort; the agent's action goes on
+            log.warning("telegram pager: could not record that agent %s is online", agent.id, exc_info=True)
 
     async def _act(self, ticket_id: int, agent: Agent, text: str) -> str:
         assert agent.id is not None
@@ -480,3 +524,10 @@ class TelegramPager:
             await message.reply_text(text, do_quote=True)
         except TelegramError as exc:
             log.warning("telegram pager: could not answer in the agents' chat: %s", exc)
+
+
+def _command(text: str) -> str:
+    """`/away@BrandBot later` -> `/away`; "" for plain text."""
+    if not text.startswith("/"):
+        return ""
+    return text.split(None, 1)[0].split("@", 1)[0].lower()
