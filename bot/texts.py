@@ -74,6 +74,9 @@ DM_KEYS: dict[str, frozenset[str]] = {
     "opted_in": frozenset(),
     "opted_out": frozenset(),
     "announcement_footer": frozenset(),
+    "event_reminder": frozenset({"event", "when", "where", "in"}),
+    "event_changed": frozenset({"event", "when", "where"}),
+    "event_cancelled": frozenset({"event", "when"}),
 }
 _INVITE = frozenset({"handle", "dm_link", "hours"})
 PUBLIC_KEYS: dict[str, frozenset[str]] = {
@@ -104,6 +107,9 @@ PUBLIC_KEYS: dict[str, frozenset[str]] = {
     "csat_thanks": frozenset({"handle"}),
     "opted_in": frozenset({"handle"}),
     "opted_out": frozenset({"handle"}),
+    "event_reminder": frozenset({"handle", "event", "date", "link", "in"}),
+    "event_changed": frozenset({"handle", "event", "date", "link"}),
+    "event_cancelled": frozenset({"handle", "event", "date"}),
 }
 PART_KEYS: dict[str, frozenset[str]] = {
     "hours_note": frozenset({"next_opening"}),
@@ -120,6 +126,11 @@ PART_KEYS: dict[str, frozenset[str]] = {
     "where_place_and_stream": frozenset({"place", "stream_url"}),
     "where_place": frozenset({"place"}),
     "where_online": frozenset({"stream_url"}),
+    "in_days": frozenset({"count"}),
+    "in_hours": frozenset({"count"}),
+    "in_one_hour": frozenset(),
+    "in_minutes": frozenset({"count"}),
+    "in_one_minute": frozenset(),
 }
 _SECTIONS: dict[str, dict[str, frozenset[str]]] = {"dm": DM_KEYS, "public": PUBLIC_KEYS, "parts": PART_KEYS}
 
@@ -131,6 +142,8 @@ _LONGEST = {
     "next_opening": "x" * 60,
     "events_url": "https://example.com/events",
     "verb": "x" * 20,
+    "link": "x" * 60,  # a reminder's join link (23) or an event's place
+    "in": "x" * 20,  # parts.in_hours etc.
 }
 
 

@@ -11,8 +11,8 @@ Start order (each step fails with a message that names the fix; a step the role 
    `settings.sandbox_port`, or the one at FRONTDESK_X_API_BASE), announced loudly with a curl line;
 4. the NLU server (FRONTDESK_NLU_URL, or Rasa trained on first use and started here);
 5. the X and Telegram channels (pollers under their leader lease, webhooks), the outbox loop, the router
-   worker, the SLA sweeper (with the router: bot/sla_sweeper.py), the spike alert loop (with the router)
-   and the retention loop.
+   worker, the SLA sweeper (with the router: bot/sla_sweeper.py), the spike alert loop (with the router),
+   the event reminders (bot/event_reminders.py) and the retention loop.
 
 Shutdown runs the same steps backwards: channels stop taking messages, loops finish their current item,
 Rasa and the emulator are stopped, the store is closed.
@@ -90,6 +90,7 @@ class Running:
     brand_user_id: str = ""
     http_app: Any = None
     nlu: Any = None
+    event_outreach: Any = None
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
 
 
@@ -197,6 +198,7 @@ async def started(
                    run_spike_alerts(db, spike_config(settings), interval_s=settings.spike_check_s))
         worker.wake()  # messages recorded while we were starting
         _spawn(stack, running, "sla-sweeper", _sla_sweeper(running, hours).run())
+        _start_event_outreach(stack, running, content_store)
         say("frontdesk: ready" + (f" on {running.http_url}" if running.http_url else ""))
         yield running
 
@@ -215,6 +217,22 @@ def _sla_sweeper(running: Running, hours: BusinessHours) -> SlaSweeper:
             pager.wake()
 
     return SlaSweeper(running.db, policy, interval_s=running.settings.sla_sweep_s, on_alert=wake_pager)
+
+
+def _start_event_outreach(stack: AsyncExitStack, running: Running, content_store: ContentStore) -> None:
+    """Reminders before events and notices of changed ones (bot/event_reminders.py), with the router:
+    every worker runs it; the outbox's idempotency keys keep the messages single."""
+    from bot.event_reminders import EventOutreach
+
+    outreach = EventOutreach(
+        running.db, lambda: content_store.current.content,
+        default_offsets=running.settings.event_reminder_offsets,
+        interval_s=running.settings.event_reminder_interval_s,
+        on_queued=running.outbox.wake if running.outbox is not None else None,
+    )
+    running.event_outreach = outreach
+    content_store.subscribe(lambda _bundle: outreach.wake())
+    _spawn(stack, running, "event-outreach", outreach.run())
 
 
 def _use_in_worker(worker: BotWorker, bundle: Bundle) -> None:
