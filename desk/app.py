@@ -89,6 +89,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         figures_api,
         incident_pages,
         incidents_api,
+        event_registrations,
         listening_api,
         listening_pages,
         live,
@@ -158,6 +159,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     app.include_router(incidents_api.router)
     app.include_router(announcements_api.router)
     app.include_router(announcements_pages.router)
+    app.include_router(event_registrations.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     app.include_router(incident_pages.router)

@@ -623,6 +623,24 @@ def _charts(per_day: list[daily_figures.Day], *, one_queue: bool) -> list[Markup
     ]
 
 
+# --- events: registrations (desk/event_registrations.py) -------------------------------------------
+
+
+@router.get("/events", name="events_page")
+async def events_page(request: Request, agent: PageAgent) -> Response:
+    from desk.event_registrations import events_overview, registration_counts
+
+    counts = await registration_counts(request.app.state.desk.db)
+    return await _render(request, "events.html", {"events": events_overview(request, counts)}, agent=agent)
+
+
+@router.get("/events/{event_key}/registrations.csv", name="event_registrations_csv")
+async def event_registrations_csv(event_key: str, request: Request, agent: PageAgent) -> Response:
+    from desk.event_registrations import csv_response
+
+    return await csv_response(request, agent, event_key)
+
+
 # --- saved replies ---------------------------------------------------------------------------------
 
 
