@@ -133,8 +133,8 @@ class EventOutreach:
             moment = event.starts_at - timedelta(seconds=offset)
             people = [r for r in await outreach.registrants(self.db, event.key) if _aware(r.created_at) <= moment]
             queued += await self._queue_all(
-                content, event, people, key=lambda r, o=offset: reminder_key(r.registration_id, o, event),
-                text=lambda voice: replies.event_reminder(voice, event, self._seconds_to(event)),
+                content, event, people, key=lambda r, o=offset, e=event: reminder_key(r.registration_id, o, e),
+                text=lambda voice, e=event: replies.event_reminder(voice, e, self._seconds_to(e)),
             )
         self.counts.reminders += queued
         return queued
@@ -158,8 +158,8 @@ class EventOutreach:
                 people = await outreach.registrants(self.db, event.key)
                 text = replies.event_cancelled if event.cancelled else replies.event_changed
                 queued += await self._queue_all(
-                    content, event, people, key=lambda r: notice_key(event, r.registration_id),
-                    text=lambda voice: text(voice, event), cancel=event.cancelled,
+                    content, event, people, key=lambda r, e=event: notice_key(e, r.registration_id),
+                    text=lambda voice, e=event, say=text: say(voice, e), cancel=event.cancelled,
                 )
                 log.info("event %s changed: %d registrants notified", event.key, len(people))
             # Stored last: a worker stopped halfway finds the change again and queues only what is missing.

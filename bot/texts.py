@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import string
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import yaml
 
 from frontdesk.core.vocabulary import X_POST_MAX_CHARS
+from frontdesk.core.x_text import x_weighted_length
 
 MIN_PUBLIC_WORDINGS = 2
 
@@ -289,23 +289,6 @@ def _match(wording: Wording, text: str) -> dict[str, str] | None:
     if match is None:
         return None
     return {k: (v or "").strip() for k, v in match.groupdict().items()}
-
-
-def x_weighted_length(text: str) -> int:
-    """The length X counts (twitter-text v3: a URL is 23, CJK and emoji 2, the rest 1)."""
-    text = unicodedata.normalize("NFC", text)
-    total = 0
-    pos = 0
-    for match in re.finditer(r"https?://\S+", text, re.IGNORECASE):
-        total += sum(_weight(c) for c in text[pos:match.start()]) + 23
-        pos = match.end()
-    return total + sum(_weight(c) for c in text[pos:])
-
-
-def _weight(ch: str) -> int:
-    cp = ord(ch)
-    light = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
-    return 1 if any(lo <= cp <= hi for lo, hi in light) else 2
 
 
 # --- checking -------------------------------------------------------------------------------------------------
