@@ -94,6 +94,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         listening_pages,
         live,
         pages,
+        public_posts_api,
         saved_replies_api,
         tags_api,
     )
@@ -160,6 +161,7 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     app.include_router(announcements_api.router)
     app.include_router(announcements_pages.router)
     app.include_router(event_registrations.router)
+    app.include_router(public_posts_api.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     app.include_router(incident_pages.router)
