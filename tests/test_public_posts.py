@@ -123,10 +123,22 @@ async def test_the_pages_draft_refuse_self_approval_and_approve(desk_client, mak
     forged = await desk_client.post(f"/public-posts/{post_id}/approve", data={"csrf_token": "nope"})
     assert forged.status_code == 403
 
+    assert (await desk_client.post("/public-posts", data={"text": NEWS, "csrf_token": "nope"})).status_code == 403
+    assert (await desk_client.post(f"/public-posts/{post_id}/discard", data={"csrf_token": "nope"})).status_code == 403
+    long = await desk_client.post("/public-posts", data={"text": "x" * 300, "csrf_token": csrf}, follow_redirects=True)
+    assert "300 characters as X counts them" in long.text
+    gone = await desk_client.post("/public-posts/999999/approve", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "does not exist" in gone.text
+
     desk_client.cookies.clear()
     csrf = await _sign_in(desk_client, "bo@example.com")
+    bad_time = await desk_client.post(f"/public-posts/{post_id}/approve", data={"csrf_token": csrf,
+                                      "scheduled_at": "soon"}, follow_redirects=True)
+    assert "is not a date and time" in bad_time.text
     done = await desk_client.post(f"/public-posts/{post_id}/approve", data={"csrf_token": csrf}, follow_redirects=True)
     assert "Approved: it is being posted now." in done.text and 'data-status="approved"' in done.text
+    late = await desk_client.post(f"/public-posts/{post_id}/discard", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "only a draft can be" in late.text
 
 
 # --- through the outbox and the X emulator ------------------------------------------------------------------

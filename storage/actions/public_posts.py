@@ -132,7 +132,9 @@ async def _queue_post(session: AsyncSession, post: PublicPost, *, due: datetime)
     await session.flush()
     message = Message(
         conversation_id=conversation.id, channel=Channel.x, direction=Direction.outbound, author=Author.agent,
-        agent_id=post.approver_id or post.author_id, text=post.text, created_at=now, entities=[],
+        # Dated when it is to be said: retention (FRONTDESK_RETENTION_DAYS) erases old loose messages and
+        # cancels their unsent rows, and a post scheduled weeks ahead is not old.
+        agent_id=post.approver_id or post.author_id, text=post.text, created_at=due, entities=[],
     )
     session.add(message)
     await session.flush()
