@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -35,8 +35,6 @@ from storage.models import utcnow
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-# contact id -> whether the contact asked for no outreach (None: nobody opts out here)
-OptedOut = Callable[..., Awaitable[bool]] | None
 
 
 @dataclass
@@ -83,7 +81,7 @@ class EventOutreach:
         default_offsets: tuple[int, ...],
         interval_s: float,
         clock: Clock = utcnow,
-        opted_out: OptedOut = None,
+        opted_out: outreach.OptedOut | None = None,
         on_queued: Callable[[], None] | None = None,
     ) -> None:
         self.db = db

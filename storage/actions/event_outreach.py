@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # (public conversation?, the contact's handle) -> the text to send
 Compose = Callable[[bool, str], str]
+# (the transaction, a contact id) -> whether the contact asked for no outreach
+OptedOut = Callable[[AsyncSession, int], Awaitable[bool]]
 _KEY_BATCH = 500  # idempotency keys per IN (…) when looking for what is already queued
 _FINGERPRINT_PREFIX = "event_fingerprint:"
 
@@ -87,7 +89,7 @@ async def queue_for_registration(
     key: str,
     compose: Compose,
     cancel: bool = False,
-    skip_contact: Callable[[AsyncSession, int], object] | None = None,
+    skip_contact: OptedOut | None = None,
 ) -> Queued:
     """Queue one message to a registrant on the conversation they registered from, once per `key`.
 
@@ -105,7 +107,7 @@ async def queue_for_registration(
         if cancel:
             registration.status = "cancelled"
             registration.updated_at = utcnow()
-        if skip_contact is not None and await skip_contact(session, registration.contact_id):  # type: ignore[misc]
+        if skip_contact is not None and await skip_contact(session, registration.contact_id):
             return Queued.skipped
         conversation = await _conversation_of(session, registration)
         contact = await session.get(Contact, registration.contact_id)
