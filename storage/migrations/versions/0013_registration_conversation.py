@@ -1,7 +1,7 @@
 """Where each event registration was made, so reminders go back to that channel (docs/outbound.md).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-03
 
 A plain column, no foreign key (see `EventRegistration.conversation_id`): on SQLite a foreign key would
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
