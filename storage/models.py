@@ -351,7 +351,7 @@ class EventRegistration(SQLModel, table=True):
     status: str = Field(default="registered", max_length=16)  # registered | cancelled
     # The conversation the customer registered from: reminders and notices go back there.  NULL for rows
     # from before it was kept (the contact's latest conversation is used).  No foreign key: on SQLite
-    # adding one would rebuild the table (migration 0013).
+    # adding one would rebuild the table (migration 0015).
     conversation_id: int | None = None
     created_at: datetime = _created()
     updated_at: datetime = _created()

@@ -1,7 +1,7 @@
 """Where each event registration was made, so reminders go back to that channel (docs/outbound.md).
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-03
 
 A plain column, no foreign key (see `EventRegistration.conversation_id`): on SQLite a foreign key would
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013'
-down_revision = '0012'
+revision = '0015'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
