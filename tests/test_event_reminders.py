@@ -141,6 +141,19 @@ async def test_an_opted_out_contact_gets_no_reminder(db: Database) -> None:
     assert await _sent(db) == [] and outreach.counts.by_outcome == {"skipped": 1}
 
 
+async def test_a_contact_who_said_stop_gets_no_reminder_with_the_real_consent_check(db: Database) -> None:
+    from storage.actions.consent import opt_out
+    from storage.outreach import opted_out_in
+
+    stopped = await _registered(db, sender="401", handle="stopper")
+    await _registered(db, sender="402", handle="keeper")
+    await _backdate_registrations(db, START - timedelta(days=3))
+    await opt_out(db, stopped)
+    outreach = _outreach(db, Content(events=(WEBINAR,)), Clock(START - timedelta(minutes=59)), opted_out=opted_out_in)
+    await outreach.tick()
+    assert len(await _sent(db)) == 1 and outreach.counts.by_outcome == {"queued": 1, "skipped": 1}
+
+
 async def test_the_reminder_goes_to_the_channel_registered_from_and_old_rows_use_the_latest(db: Database) -> None:
     # Registered in a public thread that summoned the brand: the reminder is a reply there, naming them.
     await _registered(db, sender="301", handle="pat", public=True)

@@ -223,11 +223,13 @@ def _start_event_outreach(stack: AsyncExitStack, running: Running, content_store
     """Reminders before events and notices of changed ones (bot/event_reminders.py), with the router:
     every worker runs it; the outbox's idempotency keys keep the messages single."""
     from bot.event_reminders import EventOutreach
+    from storage.outreach import opted_out_in
 
     outreach = EventOutreach(
         running.db, lambda: content_store.current.content,
         default_offsets=running.settings.event_reminder_offsets,
         interval_s=running.settings.event_reminder_interval_s,
+        opted_out=opted_out_in,  # "stop" (docs/outbound.md "Consent"): no reminders either
         on_queued=running.outbox.wake if running.outbox is not None else None,
     )
     running.event_outreach = outreach
