@@ -25,6 +25,7 @@ from bot.tags import TagRules, TagRulesError, load_tag_rules
 from bot.listening_rules import ListeningError, ListeningRules, load_listening
 from bot.texts import Texts, TextsError, load_texts
 from bot.words import Words, WordsError, load_words
+from frontdesk.core.durations import DurationError, parse_offsets
 from frontdesk.core.settings import PROJECT_ROOT, Settings
 from frontdesk.core.sla import METRICS, NO_SLAS, Metric, SlaTargets, parse_duration
 from frontdesk.core.vocabulary import PRIORITIES, QUEUES
@@ -68,6 +69,11 @@ class Event:
     place: str = ""
     stream_url: str = ""
     recording: bool = False
+    # Seconds before the start at which registrants are reminded, longest first; None: the deployment's
+    # default (FRONTDESK_EVENT_REMINDERS); (): never.
+    reminders: tuple[int, ...] | None = None
+    # Called off: the bot no longer offers it, and its registrants are told once (bot/event_reminders.py).
+    cancelled: bool = False
 
     @property
     def ends_at(self) -> datetime:
@@ -267,6 +273,8 @@ def load_events(path: Path) -> list[Event]:
                 place=place,
                 stream_url=stream_url,
                 recording=bool(where.raw("recording", default=False)),
+                reminders=_reminders(where),
+                cancelled=_flag(where, "cancelled"),
             )
         )
     events.sort(key=lambda e: e.starts_at)
@@ -325,6 +333,26 @@ def _only_keys(path: Path, mapping: _LineDict, allowed: Iterable[str], what: str
             near = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"did you mean {near[0]!r}? " if near else ""
             raise ContentError(f"{path}:{mapping.line}: unknown key {key!r}; {hint}{what} are {', '.join(allowed)}")
+
+
+def _reminders(where: _Where) -> tuple[int, ...] | None:
+    value = where.raw("reminders", default=None)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ContentError(f"{where}: `reminders` must be a list of durations, e.g. [24h, 1h] ([] for none), "
+                           f"not {value!r}")
+    try:
+        return parse_offsets(value)
+    except DurationError as exc:
+        raise ContentError(f"{where}: `reminders`: {exc}") from None
+
+
+def _flag(where: _Where, name: str) -> bool:
+    value = where.raw(name, default=False)
+    if not isinstance(value, bool):
+        raise ContentError(f"{where}: `{name}` must be true or false, not {value!r}")
+    return value
 
 
 # --- YAML with line numbers -------------------------------------------------------------------------------

@@ -114,7 +114,8 @@ _REGISTRATION_REPLIES = {
 
 async def _register(target: _Target, effect: Register, applied: Applied) -> None:
     outcome = await register_in(
-        target.session, target.conversation.contact_id, effect.event.key, capacity=effect.event.capacity
+        target.session, target.conversation.contact_id, effect.event.key, capacity=effect.event.capacity,
+        conversation_id=_id(target),
     )
     if outcome is RegistrationOutcome.registered:
         # Registering is an explicit opt-in (docs/outbound.md#consent); the registration reply says enough.

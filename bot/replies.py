@@ -295,3 +295,43 @@ def opted_out(voice: Voice) -> str:
 def announcement_footer(voice: Voice) -> str:
     """Ends every announcement: how to stop them."""
     return voice.texts.dm("announcement_footer")
+
+
+# --- event reminders and notices (bot/event_reminders.py) ----------------------------------------------------
+
+
+def time_until(voice: Voice, seconds: int) -> str:
+    """How long until the start, rounded as people say it: "in 2 days", "in 24 hours", "in an hour", "in 30 minutes"."""
+    if seconds >= 47.5 * 3600:
+        return voice.texts.part("in_days", count=str(round(seconds / 86400)))
+    if seconds >= 59.5 * 60:
+        hours = round(seconds / 3600)
+        return voice.texts.part("in_one_hour") if hours == 1 else voice.texts.part("in_hours", count=str(hours))
+    minutes = max(1, round(seconds / 60))
+    return voice.texts.part("in_one_minute") if minutes == 1 else voice.texts.part("in_minutes", count=str(minutes))
+
+
+def join_link(event: Event) -> str:
+    """What a public notice points to: the stream, else the place."""
+    return event.stream_url or event.place
+
+
+def event_reminder(voice: Voice, event: Event, seconds_to_start: int) -> str:
+    before = time_until(voice, seconds_to_start)
+    if voice.public:
+        return _public(voice, "event_reminder", event=event.name, date=date(voice, event), link=join_link(event),
+                       **{"in": before})
+    return voice.texts.dm("event_reminder", event=event.name, when=when(voice, event), where=where(voice, event),
+                          **{"in": before})
+
+
+def event_changed(voice: Voice, event: Event) -> str:
+    if voice.public:
+        return _public(voice, "event_changed", event=event.name, date=date(voice, event), link=join_link(event))
+    return voice.texts.dm("event_changed", event=event.name, when=when(voice, event), where=where(voice, event))
+
+
+def event_cancelled(voice: Voice, event: Event) -> str:
+    if voice.public:
+        return _public(voice, "event_cancelled", event=event.name, date=date(voice, event))
+    return voice.texts.dm("event_cancelled", event=event.name, when=when(voice, event))

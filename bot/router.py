@@ -727,7 +727,7 @@ def _open_sales_ticket(ctx: _Ctx, lead: dict[str, Any], *, rule: str, answer: st
 
 
 def upcoming(content: Content, now: datetime) -> list[Event]:
-    return [e for e in content.events if e.ends_at > now]
+    return [e for e in content.events if e.ends_at > now and not e.cancelled]
 
 
 def _identified(ctx: _Ctx) -> Identified:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import string
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import yaml
 
 from frontdesk.core.vocabulary import X_POST_MAX_CHARS
+from frontdesk.core.x_text import x_weighted_length
 
 MIN_PUBLIC_WORDINGS = 2
 
@@ -74,6 +74,9 @@ DM_KEYS: dict[str, frozenset[str]] = {
     "opted_in": frozenset(),
     "opted_out": frozenset(),
     "announcement_footer": frozenset(),
+    "event_reminder": frozenset({"event", "when", "where", "in"}),
+    "event_changed": frozenset({"event", "when", "where"}),
+    "event_cancelled": frozenset({"event", "when"}),
 }
 _INVITE = frozenset({"handle", "dm_link", "hours"})
 PUBLIC_KEYS: dict[str, frozenset[str]] = {
@@ -104,6 +107,9 @@ PUBLIC_KEYS: dict[str, frozenset[str]] = {
     "csat_thanks": frozenset({"handle"}),
     "opted_in": frozenset({"handle"}),
     "opted_out": frozenset({"handle"}),
+    "event_reminder": frozenset({"handle", "event", "date", "link", "in"}),
+    "event_changed": frozenset({"handle", "event", "date", "link"}),
+    "event_cancelled": frozenset({"handle", "event", "date"}),
 }
 PART_KEYS: dict[str, frozenset[str]] = {
     "hours_note": frozenset({"next_opening"}),
@@ -120,6 +126,11 @@ PART_KEYS: dict[str, frozenset[str]] = {
     "where_place_and_stream": frozenset({"place", "stream_url"}),
     "where_place": frozenset({"place"}),
     "where_online": frozenset({"stream_url"}),
+    "in_days": frozenset({"count"}),
+    "in_hours": frozenset({"count"}),
+    "in_one_hour": frozenset(),
+    "in_minutes": frozenset({"count"}),
+    "in_one_minute": frozenset(),
 }
 _SECTIONS: dict[str, dict[str, frozenset[str]]] = {"dm": DM_KEYS, "public": PUBLIC_KEYS, "parts": PART_KEYS}
 
@@ -131,6 +142,8 @@ _LONGEST = {
     "next_opening": "x" * 60,
     "events_url": "https://example.com/events",
     "verb": "x" * 20,
+    "link": "x" * 60,  # a reminder's join link (23) or an event's place
+    "in": "x" * 20,  # parts.in_hours etc.
 }
 
 
@@ -276,23 +289,6 @@ def _match(wording: Wording, text: str) -> dict[str, str] | None:
     if match is None:
         return None
     return {k: (v or "").strip() for k, v in match.groupdict().items()}
-
-
-def x_weighted_length(text: str) -> int:
-    """The length X counts (twitter-text v3: a URL is 23, CJK and emoji 2, the rest 1)."""
-    text = unicodedata.normalize("NFC", text)
-    total = 0
-    pos = 0
-    for match in re.finditer(r"https?://\S+", text, re.IGNORECASE):
-        total += sum(_weight(c) for c in text[pos:match.start()]) + 23
-        pos = match.end()
-    return total + sum(_weight(c) for c in text[pos:])
-
-
-def _weight(ch: str) -> int:
-    cp = ord(ch)
-    light = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
-    return 1 if any(lo <= cp <= hi for lo, hi in light) else 2
 
 
 # --- checking -------------------------------------------------------------------------------------------------

@@ -90,10 +90,12 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
         figures_api,
         incident_pages,
         incidents_api,
+        event_registrations,
         listening_api,
         listening_pages,
         live,
         pages,
+        public_posts_api,
         saved_replies_api,
         tags_api,
     )
@@ -160,6 +162,8 @@ def create_desk_app(db: Database, settings: Settings, *, taxonomy: Taxonomy | No
     app.include_router(announcements_api.router)
     app.include_router(announcements_pages.router)
     app.include_router(assignment_api.router)
+    app.include_router(event_registrations.router)
+    app.include_router(public_posts_api.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     app.include_router(incident_pages.router)

@@ -625,6 +625,90 @@ def _charts(per_day: list[daily_figures.Day], *, one_queue: bool) -> list[Markup
     ]
 
 
+# --- events: registrations (desk/event_registrations.py) -------------------------------------------
+
+
+@router.get("/events", name="events_page")
+async def events_page(request: Request, agent: PageAgent) -> Response:
+    from desk.event_registrations import events_overview, registration_counts
+
+    counts = await registration_counts(request.app.state.desk.db)
+    return await _render(request, "events.html", {"events": events_overview(request, counts)}, agent=agent)
+
+
+@router.get("/events/{event_key}/registrations.csv", name="event_registrations_csv")
+async def event_registrations_csv(event_key: str, request: Request, agent: PageAgent) -> Response:
+    from desk.event_registrations import csv_response
+
+    return await csv_response(request, agent, event_key)
+
+
+# --- public posts (storage/actions/public_posts.py) -----------------------------------------------
+
+
+@router.get("/public-posts", name="public_posts_page")
+async def public_posts_page(request: Request, agent: PageAgent) -> Response:
+    from storage.public_posts import list_posts
+
+    posts = await list_posts(request.app.state.desk.db)
+    return await _render(request, "public_posts.html", {"posts": posts}, agent=agent)
+
+
+async def _change_posts(request: Request, csrf: str, change: Callable[[], Awaitable[Any]], done: str) -> Response:
+    check_csrf(request, csrf)
+    try:
+        await change()
+        _flash(request, done, "ok")
+    except StoreError as exc:
+        _flash(request, _explain(exc))
+    return RedirectResponse(path_for(request, "public_posts_page"), status_code=303)
+
+
+@router.post("/public-posts", name="public_post_draft")
+async def public_post_draft(
+    request: Request, agent: PageAgent, csrf: Csrf = "",
+    text: Annotated[str, Form(max_length=1000)] = "", confirm_public: Annotated[str, Form()] = "",
+) -> Response:
+    from storage.actions.public_posts import draft_post
+
+    db = request.app.state.desk.db
+    return await _change_posts(
+        request, csrf, lambda: draft_post(db, agent.id, text, confirm_public=bool(confirm_public)),
+        "Draft saved: another agent must approve it before it is posted.",
+    )
+
+
+@router.post("/public-posts/{post_id}/approve", name="public_post_approve")
+async def public_post_approve(
+    post_id: RowId, request: Request, agent: PageAgent, csrf: Csrf = "",
+    scheduled_at: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    from storage.actions.public_posts import approve_post
+    from storage.errors import InvalidText
+
+    db = request.app.state.desk.db
+
+    async def approve() -> None:
+        when = None
+        if scheduled_at.strip():
+            try:  # the form's datetime-local has no zone: the page says it is UTC
+                when = datetime.fromisoformat(scheduled_at.strip())
+            except ValueError:
+                raise InvalidText(f"{scheduled_at!r} is not a date and time, e.g. 2026-12-24T09:00") from None
+        await approve_post(db, post_id, agent.id, scheduled_at=when)
+
+    done = "Approved: it is scheduled." if scheduled_at.strip() else "Approved: it is being posted now."
+    return await _change_posts(request, csrf, approve, done)
+
+
+@router.post("/public-posts/{post_id}/discard", name="public_post_discard")
+async def public_post_discard(post_id: RowId, request: Request, agent: PageAgent, csrf: Csrf = "") -> Response:
+    from storage.actions.public_posts import discard_post
+
+    db = request.app.state.desk.db
+    return await _change_posts(request, csrf, lambda: discard_post(db, post_id, agent.id), "Draft discarded.")
+
+
 # --- saved replies ---------------------------------------------------------------------------------
 
 

@@ -350,6 +350,10 @@ class EventRegistration(SQLModel, table=True):
     event_key: str = Field(max_length=128)
     contact_id: int = Field(foreign_key="contacts.id", index=True)
     status: str = Field(default="registered", max_length=16)  # registered | cancelled
+    # The conversation the customer registered from: reminders and notices go back there.  NULL for rows
+    # from before it was kept (the contact's latest conversation is used).  No foreign key: on SQLite
+    # adding one would rebuild the table (migration 0016).
+    conversation_id: int | None = None
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -619,4 +623,33 @@ class AgentPresence(SQLModel, table=True):
     last_seen_at: datetime | None = _ts()
     away: bool = False
     last_assigned_at: datetime | None = _ts()
+    updated_at: datetime = _created()
+
+
+class PublicPostStatus(str, enum.Enum):
+    draft = "draft"  # written, waiting for a second agent's approval
+    approved = "approved"  # approved and queued to post now
+    scheduled = "scheduled"  # approved and queued for its time (`scheduled_at`)
+    sent = "sent"  # X took it (read from its outbox row)
+    failed = "failed"  # X refused it for good (read from its outbox row)
+
+
+class PublicPost(SQLModel, table=True):
+    """A standalone post on the brand's X timeline (breaking news): drafted by one agent, approved by another.
+
+    Approval queues it in the outbox (`outbox_id`), due at `scheduled_at` or at once; `sent` and `failed`
+    are that row's outcome (storage/actions/public_posts.py).
+    """
+
+    __tablename__ = "public_posts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    status: PublicPostStatus = _enum(PublicPostStatus.draft, index=True)
+    author_id: int = Field(foreign_key="agents.id")
+    approver_id: int | None = Field(default=None, foreign_key="agents.id")
+    scheduled_at: datetime | None = _ts()
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    created_at: datetime = _created()
+    approved_at: datetime | None = _ts()
     updated_at: datetime = _created()

@@ -50,6 +50,10 @@ def _register_subcommands() -> None:
 
     app.add_typer(customers_app, name="customers", help="Customers' personal data: export, erase, retention.")
 
+    from desk.events_cli import app as events_app
+
+    app.add_typer(events_app, name="events", help="Events: export an event's registrations as CSV.")
+
     from bot.channels.x.cli import app as x_app
 
     app.add_typer(x_app, name="x", help="The X channel: register, check and remove its Account Activity webhook.")

@@ -12,7 +12,8 @@ Start order (each step fails with a message that names the fix; a step the role 
 4. the NLU server (FRONTDESK_NLU_URL, or Rasa trained on first use and started here);
 5. the X and Telegram channels (pollers under their leader lease, webhooks), the outbox loop, the router
    worker, the SLA sweeper (with the router: bot/sla_sweeper.py), the spike alert loop (with the router),
-   the assigner (automatic assignment, with the router) and the retention loop.
+   the assigner (automatic assignment, with the router), the event reminders (bot/event_reminders.py) and the
+   retention loop.
 
 Shutdown runs the same steps backwards: channels stop taking messages, loops finish their current item,
 Rasa and the emulator are stopped, the store is closed.
@@ -91,6 +92,7 @@ class Running:
     brand_user_id: str = ""
     http_app: Any = None
     nlu: Any = None
+    event_outreach: Any = None
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
 
 
@@ -200,6 +202,7 @@ async def started(
                    run_spike_alerts(db, spike_config(settings), interval_s=settings.spike_check_s))
         worker.wake()  # messages recorded while we were starting
         _spawn(stack, running, "sla-sweeper", _sla_sweeper(running, hours).run())
+        _start_event_outreach(stack, running, content_store)
         say("frontdesk: ready" + (f" on {running.http_url}" if running.http_url else ""))
         yield running
 
@@ -228,6 +231,24 @@ def _start_assigner(stack: AsyncExitStack, running: Running) -> Any:
                         sweep_s=running.settings.assign_sweep_s)
     _spawn(stack, running, "assigner", assigner.run())
     return assigner
+
+
+def _start_event_outreach(stack: AsyncExitStack, running: Running, content_store: ContentStore) -> None:
+    """Reminders before events and notices of changed ones (bot/event_reminders.py), with the router:
+    every worker runs it; the outbox's idempotency keys keep the messages single."""
+    from bot.event_reminders import EventOutreach
+    from storage.outreach import opted_out_in
+
+    outreach = EventOutreach(
+        running.db, lambda: content_store.current.content,
+        default_offsets=running.settings.event_reminder_offsets,
+        interval_s=running.settings.event_reminder_interval_s,
+        opted_out=opted_out_in,  # "stop" (docs/outbound.md "Consent"): no reminders either
+        on_queued=running.outbox.wake if running.outbox is not None else None,
+    )
+    running.event_outreach = outreach
+    content_store.subscribe(lambda _bundle: outreach.wake())
+    _spawn(stack, running, "event-outreach", outreach.run())
 
 
 def _use_in_worker(worker: BotWorker, bundle: Bundle) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from frontdesk.core.durations import DurationError, parse_offsets
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -279,6 +281,17 @@ class Settings(BaseSettings):
         description="How long the customer's next message is read as the answer; after that the question lapses.",
     )
 
+    # --- event reminders (issue 22; bot/event_reminders.py, docs/outbound.md) --------------------
+    event_reminders: str = Field(
+        default="24h,1h",
+        description="When registrants are reminded before an event, for events.yml entries without their own "
+        "`reminders:` (comma-separated durations such as 24h,1h,30m); empty: no reminders by default.",
+    )
+    event_reminder_interval_s: float = Field(
+        default=30.0, gt=0,
+        description="How often a worker looks for due event reminders and changed events (seconds).",
+    )
+
     # --- personal data (issue 17; storage/actions/privacy.py, docs/privacy.md) ---------------------
     retention_days: int = Field(
         default=0, ge=0,
@@ -358,6 +371,20 @@ class Settings(BaseSettings):
             self.telegram_token is not None and self.telegram_token.get_secret_value() != SANDBOX_TELEGRAM_TOKEN
         )
         return not (real_x or real_telegram)
+
+    @field_validator("event_reminders")
+    @classmethod
+    def _reminders_parse(cls, value: str) -> str:
+        try:
+            parse_offsets(value)
+        except DurationError as exc:
+            raise ValueError(f"FRONTDESK_EVENT_REMINDERS: {exc}") from None
+        return value
+
+    @property
+    def event_reminder_offsets(self) -> tuple[int, ...]:
+        """FRONTDESK_EVENT_REMINDERS in seconds, the longest first."""
+        return parse_offsets(self.event_reminders)
 
     def check_secrets(self) -> None:
         """Refuse (InsecureSettings) a secret key anyone could know while real accounts are configured.

@@ -24,15 +24,19 @@ class RegistrationOutcome(str, enum.Enum):
 
 
 async def register(
-    db: Database, contact_id: int, event_key: str, *, capacity: int = 0
+    db: Database, contact_id: int, event_key: str, *, capacity: int = 0, conversation_id: int | None = None
 ) -> RegistrationOutcome:
-    """Register the contact for the event (`capacity` 0: unlimited).  Registering twice changes nothing."""
+    """Register the contact for the event (`capacity` 0: unlimited).  Registering twice changes nothing.
+
+    `conversation_id`: where the customer registered; reminders and notices go back there.
+    """
     async with db.transaction() as session:
-        return await register_in(session, contact_id, event_key, capacity=capacity)
+        return await register_in(session, contact_id, event_key, capacity=capacity, conversation_id=conversation_id)
 
 
 async def register_in(
-    session: AsyncSession, contact_id: int, event_key: str, *, capacity: int = 0
+    session: AsyncSession, contact_id: int, event_key: str, *, capacity: int = 0,
+    conversation_id: int | None = None,
 ) -> RegistrationOutcome:
     """`register` inside the caller's transaction."""
     if capacity:
@@ -43,15 +47,16 @@ async def register_in(
     if capacity and await _seats_taken(session, event_key) >= capacity:
         return RegistrationOutcome.full
     now = utcnow()
-    if existing is not None:  # cancelled before: registered again
+    if existing is not None:  # cancelled before: registered again (reminders go where they asked this time)
         existing.status = "registered"
         existing.updated_at = now
+        existing.conversation_id = conversation_id or existing.conversation_id
         return RegistrationOutcome.registered
     new_id = await insert_ignoring_conflict(
         session,
         EventRegistration,
-        {"event_key": event_key, "contact_id": contact_id, "status": "registered", "created_at": now,
-         "updated_at": now},
+        {"event_key": event_key, "contact_id": contact_id, "status": "registered",
+         "conversation_id": conversation_id, "created_at": now, "updated_at": now},
         ["event_key", "contact_id"],
     )
     # No id: the same contact registered in a concurrent transaction just now (no capacity lock was taken).

@@ -49,7 +49,8 @@ _LEADING_MENTIONS = re.compile(r"^(?:\.?@[A-Za-z0-9_]{1,15}\s+)+")
 
 
 class XSender:
-    """`ChannelSender` for X: targets `{"kind": "dm", "recipient_id"}` and `{"kind": "reply", "in_reply_to"}`.
+    """`ChannelSender` for X: targets `{"kind": "dm", "recipient_id"}`, `{"kind": "reply", "in_reply_to"}` and
+    `{"kind": "post"}` (a standalone post on the brand's timeline: storage/actions/public_posts.py).
 
     `db` (optional) lets reconciliation skip posts already credited to another outbox row, so two rows
     with the same text to the same person are never both marked sent by one post.
@@ -78,10 +79,10 @@ class XSender:
     # --- sending ----------------------------------------------------------------------------------
     async def deliver(self, delivery: Delivery) -> str:
         kind = delivery.target.get("kind")
-        needed = {"dm": "recipient_id", "reply": "in_reply_to"}.get(str(kind))
-        if needed is None or not delivery.target.get(needed):
+        needed = {"dm": "recipient_id", "reply": "in_reply_to", "post": None}.get(str(kind), "")
+        if needed == "" or (needed is not None and not delivery.target.get(needed)):
             raise SendError(f"X cannot deliver to outbox target {delivery.target!r}", permanent=True)
-        kind = str(kind)
+        kind = _WINDOW[str(kind)]  # a post and a reply are both POST /2/tweets: one window
         budget = self.budgets[kind]
         resumes_at = budget.take()
         if resumes_at is not None:
@@ -99,6 +100,9 @@ class XSender:
                     user_auth=True,
                 )
                 platform_id = str(result.body["data"]["dm_event_id"])
+            elif delivery.target["kind"] == "post":  # standalone: no reply, nobody mentioned
+                result = await call(self.raw, "create_tweet", text=delivery.text, user_auth=True)
+                platform_id = str(result.body["data"]["id"])
             else:  # a reply
                 result = await call(
                     self.raw,
@@ -123,6 +127,11 @@ class XSender:
             ) from None
         except tweepy.Forbidden as error:
             if kind == "reply" and _is_duplicate(error):
+                if delivery.target["kind"] == "post":  # the same news posted twice: ours, or refused
+                    found = await self.find_delivered(delivery)
+                    if found is not None:
+                        return found
+                    raise _send_error(error) from None
                 # X says this exact text is already on the account: if it is this reply, it went out.
                 found = await self.find_delivered(delivery)
                 if found is not None:
@@ -183,7 +192,7 @@ class XSender:
         try:
             if kind == "dm":
                 candidates = await self._sent_dms(delivery)
-            elif kind == "reply":
+            elif kind in ("reply", "post"):
                 candidates = await self._sent_replies(delivery)
             else:
                 return None
@@ -233,7 +242,7 @@ class XSender:
             tweet_fields=["created_at", "referenced_tweets", "conversation_id"],
             user_auth=uses_user_auth_for_reads(self.client),
         )
-        parent = str(delivery.target["in_reply_to"])
+        parent = str(delivery.target["in_reply_to"]) if delivery.target.get("kind") == "reply" else None
         return _oldest_first(
             t["id"]
             for t in result.body.get("data") or []
@@ -257,6 +266,7 @@ class XSender:
 
 
 _WHAT = {"dm": "direct messages", "reply": "public replies"}
+_WINDOW = {"dm": "dm", "reply": "reply", "post": "reply"}
 
 
 def _held_message(kind: str, resumes_at: float) -> str:
