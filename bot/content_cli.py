@@ -9,7 +9,8 @@ import typer
 
 from bot.content import ContentError
 from bot.content_store import Bundle, load_bundle
-from frontdesk.core.sla import SlaTargets, format_duration
+from frontdesk.core.durations import format_duration
+from frontdesk.core.sla import SlaTargets
 
 app = typer.Typer(no_args_is_help=True)
 

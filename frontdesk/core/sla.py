@@ -13,12 +13,12 @@ ticket shows is the one with the least time left.  Pure: the caller passes the t
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
+from frontdesk.core import durations
 from frontdesk.core.business_hours import BusinessHours, parse_business_hours
 
 WARNING_SHARE = 0.8
@@ -40,32 +40,14 @@ METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
 # The ticket_events actions the sweeper writes (figures count "sla_breach" per day and queue).
 EVENT_ACTIONS: dict[SlaState, str] = {SlaState.warning: "sla_warning", SlaState.breached: "sla_breach"}
 
-_DURATION = re.compile(r"^(?:(?P<d>\d+)d)?\s*(?:(?P<h>\d+)h)?\s*(?:(?P<m>\d+)m)?\s*(?:(?P<s>\d+)s)?$")
 Targets = Mapping[Metric, int]  # seconds of business time
 
 
 def parse_duration(text: str) -> int:
     """"30m", "4h", "2d", "1h30m", "45s" -> seconds.  A day is 24 hours of business time (not a working day).
 
-    Raises ValueError saying how to write one."""
-    match = _DURATION.match(text.strip().lower()) if isinstance(text, str) else None
-    if not match or not any(match.groupdict().values()):
-        raise ValueError(f"{text!r} is not a duration; write e.g. 30m, 4h, 2d or 1h30m")
-    d, h, m, s = (int(match[k] or 0) for k in ("d", "h", "m", "s"))
-    seconds = ((d * 24 + h) * 60 + m) * 60 + s
-    if seconds <= 0:
-        raise ValueError(f"{text!r}: a target must be longer than nothing; write e.g. 30m")
-    return seconds
-
-
-def format_duration(seconds: int) -> str:
-    """The shortest spelling `parse_duration` reads back."""
-    out = ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        n, seconds = divmod(seconds, size)
-        if n:
-            out += f"{n}{unit}"
-    return out or "0s"
+    Raises ValueError (DurationError) saying how to write one."""
+    return durations.parse_duration(text, zero="a target must be longer than nothing")
 
 
 @dataclass(frozen=True)
