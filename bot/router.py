@@ -855,17 +855,10 @@ def _human(ctx: _Ctx) -> Decision:
     )
 
 
-_STILL_A_PROBLEM = re.compile(
-    r"\bbut\b.{0,40}\b(?:still|not|isn'?t|doesn'?t|didn'?t|won'?t|can'?t|never)\b|#?never ?again\b|"
-    r"\b(?:lost|losing|broke|broken|cancell?ed|overcharged) (?:my|our)\b|\bstill (?:not|isn'?t|no|waiting|broken)\b",
-    re.IGNORECASE,
-)
-
-
 def _smalltalk(ctx: _Ctx) -> Decision:
     # "Thanks for the update but my problem still isn't fixed", "shoutout for losing my bag": thanks or
     # praise words around a problem are a support message; a cheerful reply to them would be the harm.
-    if _STILL_A_PROBLEM.search(ctx.msg.text) or ctx.content.words.did_not_help(ctx.msg.text):
+    if ctx.content.words.names_a_problem(ctx.msg.text) or ctx.content.words.did_not_help(ctx.msg.text):
         return _support(ctx, friendly_words=True)
     answered = _faq_reply(ctx)  # "what are your opening hours" read as chitchat still gets the hours
     if answered is not None:

@@ -54,6 +54,11 @@ class PhraseList:
         # The match is on the normalised text (apostrophes gone): cut the original at the same word count.
         return " ".join(text.split()[len(match.group(0).split()):])
 
+    def ends(self, text: str) -> list[int]:
+        """Where each occurrence of a phrase ends in the normalised text (see `_normalise`)."""
+        pattern: re.Pattern[str] | None = self._pattern  # type: ignore[attr-defined]
+        return [] if pattern is None else [m.end() for m in pattern.finditer(_normalise(text))]
+
     def starts(self, text: str) -> bool:
         """The message begins with one of the phrases."""
         pattern: re.Pattern[str] | None = self._start  # type: ignore[attr-defined]
@@ -76,6 +81,11 @@ class Words:
     opt_in_alone: tuple[str, ...]
     opt_out_phrases: PhraseList
     opt_out_alone: tuple[str, ...]
+    # still_a_problem: a problem named among thanks or praise (a support message, not small talk).
+    problem_phrases: PhraseList = PhraseList(())
+    contrast: PhraseList = PhraseList(())
+    contrast_then: PhraseList = PhraseList(())
+    contrast_within: int = 40
     # Listening's sentiment (bot/listening.py): phrases and the intents that mark a post negative / positive.
     negative: PhraseList = PhraseList(())
     positive: PhraseList = PhraseList(())
@@ -98,6 +108,14 @@ class Words:
             return True
         letters = [c for c in text if c.isalpha()]
         return len(letters) >= 12 and sum(c.isupper() for c in letters) / len(letters) > self.shouting_share
+
+    def names_a_problem(self, text: str) -> bool:
+        """Thanks or praise around a problem ("thanks, but it still isn't fixed"): `still_a_problem` in words.yml."""
+        if self.problem_phrases.found_in(text):
+            return True
+        normalised = _normalise(text)
+        return any(self.contrast_then.found_in(normalised[end:end + self.contrast_within])
+                   for end in self.contrast.ends(normalised))
 
     def did_not_help(self, text: str) -> bool:
         if self.did_not_help_phrases.found_in(text):
@@ -155,7 +173,7 @@ def load_words(path: Path) -> Words:
         raise WordsError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
     top = _Section(path, node, "the file", (
         "angry", "did_not_help", "register", "person", "confirm", "about_events", "sentiment", "csat_scores",
-        "opt_in", "opt_out"))
+        "opt_in", "opt_out", "still_a_problem"))
     angry = _Section(path, top.node("angry"), "angry", ("phrases", "exclamations", "shouting_share"))
     help_ = _Section(path, top.node("did_not_help"), "did_not_help", ("phrases", "alone"))
     register = _Section(path, top.node("register"), "register", ("phrases",))
@@ -167,6 +185,11 @@ def load_words(path: Path) -> Words:
     scores = _Section(path, top.node("csat_scores"), "csat_scores", ("1", "2", "3", "4", "5"))
     opt_in = _Section(path, top.node("opt_in"), "opt_in", ("phrases", "alone"))
     opt_out = _Section(path, top.node("opt_out"), "opt_out", ("phrases", "alone"))
+    problem = _Section(path, top.node("still_a_problem"), "still_a_problem", ("phrases", "contrast", "then", "within"))
+    within = problem.scalar("within")
+    if not isinstance(within, int) or isinstance(within, bool) or not 1 <= within <= 200:
+        raise WordsError(f"{path}:{problem.line('within')}: `still_a_problem.within` must be a whole number of "
+                         "characters from 1 to 200, e.g. 40")
     exclamations = angry.scalar("exclamations")
     if not isinstance(exclamations, int) or isinstance(exclamations, bool) or exclamations < 2:
         raise WordsError(f"{path}:{angry.line('exclamations')}: `angry.exclamations` must be a whole number ≥ 2")
@@ -194,6 +217,10 @@ def load_words(path: Path) -> Words:
         opt_in_alone=tuple(_bare(p) for p in opt_in.phrases("alone")),
         opt_out_phrases=PhraseList(opt_out.phrases("phrases")),
         opt_out_alone=tuple(_bare(p) for p in opt_out.phrases("alone")),
+        problem_phrases=PhraseList(problem.phrases("phrases")),
+        contrast=PhraseList(problem.phrases("contrast")),
+        contrast_then=PhraseList(problem.phrases("then")),
+        contrast_within=within,
     )
 
 

@@ -157,6 +157,21 @@ def test_the_router_says_what_replies_yml_says_and_decides_by_words_yml(folder: 
     assert "register" not in route(incoming(text, "event_info"), Content(events=content.events), config).rule
 
 
+def test_a_problem_named_among_thanks_is_the_brands_words(folder: Path) -> None:
+    """Thanks around a problem goes to support, not a cheerful reply; which words say so is words.yml's."""
+    from bot.content import load_content
+    from bot.router import RouterConfig
+
+    config = RouterConfig(brand_user_id=BRAND_ID, taxonomy=taxonomy())
+    text = "thanks for the quick reply, gutted about the parcel though"
+    shipped = route(incoming(text, "thanks"), load_content(folder), config)
+    assert shipped.rule.startswith("smalltalk"), shipped.rule
+    _edit(folder / "words.yml", "phrases: [never again,", "phrases: [gutted, never again,")
+    edited = route(incoming(text, "thanks"), load_content(folder), config)
+    assert not edited.rule.startswith("smalltalk") and "support" in edited.rule, edited.rule
+    assert route(incoming("thanks but it still isn't fixed", "thanks"), load_content(folder), config).rule != shipped.rule
+
+
 def test_the_lead_question_the_confirmation_and_their_words_come_from_the_files(folder: Path) -> None:
     """The sales ticket's question, the "added" note, the event confirmation and the words deciding them
     (a person, yes/no, words about events) are the brand's, not Python's."""
