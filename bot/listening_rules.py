@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from bot import yaml_nodes
+
 TIERS = {"self-serve": 512, "enterprise": 4096}
 SUPPORTED_OPERATORS: dict[str, tuple[str, ...] | None] = {
     "from": None, "to": None, "conversation_id": None, "lang": None,
@@ -70,12 +72,7 @@ def load_listening(path: Path) -> ListeningRules:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ListeningRules()
-    try:
-        node = yaml.compose(raw, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ListeningError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    node = yaml_nodes.compose(path, raw, ListeningError)
     if node is None:
         return ListeningRules()
     if not isinstance(node, yaml.MappingNode):

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from bot import yaml_nodes
 from frontdesk.core.vocabulary import CATEGORIES, MAX_TAGS_PER_TICKET, TAG_PATTERN
 
 _TAG = re.compile(TAG_PATTERN)
@@ -87,12 +88,7 @@ def load_tag_rules(path: Path) -> TagRules:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return TagRules()
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise TagRulesError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    node = yaml_nodes.compose(path, text, TagRulesError)
     if node is None:
         return TagRules()
     top = _mapping(path, node, "the file")

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from bot import yaml_nodes
 from frontdesk.core.vocabulary import X_POST_MAX_CHARS
 from frontdesk.core.x_text import x_weighted_length
 
@@ -337,12 +338,7 @@ def _compose(path: Path) -> yaml.Node:
         raise TextsError(
             f"{path}: not found; every content folder needs replies.yml (copy the shipped content/replies.yml)"
         ) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise TextsError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    node = yaml_nodes.compose(path, text, TextsError)
     if node is None:
         raise TextsError(f"{path}:1: the file is empty; it needs the dm, public and parts sections")
     return node

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from bot import yaml_nodes
+
 _APOSTROPHES = re.compile(r"['’‘`]")
 _HANDLES = re.compile(r"(?<!\w)@\w{1,15}")  # "@brand stop" in a public post is "stop" said alone
 
@@ -164,13 +166,10 @@ def _bare(text: str) -> str:
 
 def load_words(path: Path) -> Words:
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WordsError(f"{path}: not found; every content folder needs words.yml (copy the shipped one)") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise WordsError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    node = yaml_nodes.compose(path, text, WordsError)
     top = _Section(path, node, "the file", (
         "angry", "did_not_help", "register", "person", "confirm", "about_events", "sentiment", "csat_scores",
         "opt_in", "opt_out", "still_a_problem"))
