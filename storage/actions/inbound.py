@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import TextClause, bindparam, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from storage.actions._common import audit, get_for_update, insert_ignoring_conflict
+from storage.actions._common import audit, dialect_name, get_for_update, insert_ignoring_conflict
 from storage.actions.csat import STATE_KEY as CSAT_STATE_KEY
 from storage.db import Database
 from storage.models import (
@@ -94,9 +95,82 @@ async def record_inbound_many(db: Database, messages: Sequence[InboundMessage]) 
         return []
     now = utcnow()
     async with db.transaction(urgent=True) as session:
-        if len(messages) > 1:
-            await _prefetch(session, messages)
-        return [await _record(session, inbound, text, now) for inbound, text in zip(messages, texts)]
+        if len(messages) == 1:
+            return [await _record(session, messages[0], texts[0], now)]
+        await _prefetch(session, messages)
+        if any(m.other_versions for m in messages):  # an edit changes a stored message: one at a time
+            return [await _record(session, inbound, text, now) for inbound, text in zip(messages, texts)]
+        return await _record_page(session, messages, texts, now)
+
+
+async def _record_page(
+    session: AsyncSession, messages: Sequence[InboundMessage], texts: Sequence[str], now: datetime
+) -> list[Recorded]:
+    """`_record` for a page of new posts, with its messages written by ONE multi-row INSERT.
+
+    Contacts and conversations first (the prefetch has most of them), then the INSERT, then what each
+    message leads to, in page order.  A repeat inside the page loses to its first occurrence, as it
+    would one at a time.  Ids still follow page order, which is the order the bot handles them in.
+    """
+    senders = []
+    for inbound in messages:
+        contact_id = await _upsert_contact(session, inbound, now)
+        senders.append((contact_id, await _get_or_create_conversation(session, inbound, contact_id, now)))
+    rows = [_message_row(inbound, text, contact_id, conversation.id, now)
+            for inbound, text, (contact_id, conversation) in zip(messages, texts, senders)]
+    statement = _insert_messages_stmt(dialect_name(session), len(rows))
+    params = {f"{column}_{n}": value for n, row in enumerate(rows) for column, value in row.items()}
+    inserted = {(row.channel, row.platform_message_id): row.id for row in await session.execute(statement, params)}
+    return [
+        await _after_insert(
+            session, inbound, contact_id, conversation,
+            inserted.pop((inbound.channel, inbound.platform_message_id), None), now,  # pop: a repeat finds none
+        )
+        for inbound, (contact_id, conversation) in zip(messages, senders)
+    ]
+
+
+def _message_row(inbound: InboundMessage, text: str, contact_id: int, conversation_id: int | None,
+                 now: datetime) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "channel": inbound.channel,
+        "direction": Direction.inbound,
+        "author": Author.customer,
+        # The sender, who is not always the conversation's customer: anyone may reply in a public thread.
+        "contact_id": contact_id,
+        "kind": "message",
+        "text": text,
+        "platform_message_id": inbound.platform_message_id,
+        "in_reply_to_platform_id": inbound.in_reply_to_platform_id,
+        "summons_brand": inbound.summons_brand,
+        "platform_created_at": inbound.platform_created_at,
+        "entities": [],
+        "created_at": now,
+    }
+
+
+_MESSAGE_ROW_COLUMNS = (  # the keys of `_message_row`, in its order
+    "conversation_id", "channel", "direction", "author", "contact_id", "kind", "text", "platform_message_id",
+    "in_reply_to_platform_id", "summons_brand", "platform_created_at", "entities", "created_at",
+)
+
+
+@functools.lru_cache(maxsize=128)
+def _insert_messages_stmt(dialect: str, rows: int) -> TextClause:
+    """`INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING` for `rows` messages, typed, built once
+    per page size (as `insert_ignoring_conflict`'s statement, and for the same reason)."""
+    del dialect  # PostgreSQL and SQLite (3.35+) spell it the same way; the cache keeps them apart anyway
+    table = Message.__table__  # type: ignore[attr-defined]
+    quoted = ", ".join(f'"{c}"' for c in _MESSAGE_ROW_COLUMNS)
+    values = ", ".join("(" + ", ".join(f":{c}_{n}" for c in _MESSAGE_ROW_COLUMNS) + ")" for n in range(rows))
+    sql = (f'INSERT INTO "messages" ({quoted}) VALUES {values} ON CONFLICT ("channel", "platform_message_id") '
+           "DO NOTHING RETURNING id, channel, platform_message_id")
+    return (
+        text(sql)
+        .bindparams(*(bindparam(f"{c}_{n}", type_=table.c[c].type) for n in range(rows) for c in _MESSAGE_ROW_COLUMNS))
+        .columns(id=table.c.id.type, channel=table.c.channel.type, platform_message_id=table.c.platform_message_id.type)
+    )
 
 
 async def _prefetch(session: AsyncSession, messages: Sequence[InboundMessage]) -> None:
@@ -159,26 +233,17 @@ async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now
     contact_id = await _upsert_contact(session, inbound, now)
     conversation = await _get_or_create_conversation(session, inbound, contact_id, now)
     message_id = await insert_ignoring_conflict(
-        session,
-        Message,
-        {
-            "conversation_id": conversation.id,
-            "channel": inbound.channel,
-            "direction": Direction.inbound,
-            "author": Author.customer,
-            # The sender, who is not always the conversation's customer: anyone may reply in a public thread.
-            "contact_id": contact_id,
-            "kind": "message",
-            "text": text,
-            "platform_message_id": inbound.platform_message_id,
-            "in_reply_to_platform_id": inbound.in_reply_to_platform_id,
-            "summons_brand": inbound.summons_brand,
-            "platform_created_at": inbound.platform_created_at,
-            "entities": [],
-            "created_at": now,
-        },
+        session, Message, _message_row(inbound, text, contact_id, conversation.id, now),
         ["channel", "platform_message_id"],
     )
+    return await _after_insert(session, inbound, contact_id, conversation, message_id, now)
+
+
+async def _after_insert(
+    session: AsyncSession, inbound: InboundMessage, contact_id: int, conversation: Conversation,
+    message_id: int | None, now: datetime,
+) -> Recorded:
+    """What recording a message leads to once its row is written (`message_id`), or found to exist (None)."""
     if message_id is None:
         existing = (
             await session.execute(
