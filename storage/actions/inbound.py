@@ -174,55 +174,49 @@ def _insert_messages_stmt(dialect: str, rows: int) -> TextClause:
 
 
 async def _prefetch(session: AsyncSession, messages: Sequence[InboundMessage]) -> None:
-    """Look up a page's contacts, conversations and tickets in four queries instead of four per message.
+    """Look up a page's contacts, conversations and open tickets in two queries instead of four per message.
 
     `_record` then finds them in the transaction's cache and only writes.  What the page itself changes
     (a public ticket following its customer into a DM) `_record` keeps up to date in the same cache.
     """
     known: dict[Any, Any] = session.info.setdefault(_INBOUND_CACHE, {})
     contact_keys = {(m.channel, m.sender_id) for m in messages}
-    contacts = (
-        await session.execute(
-            select(Contact).where(tuple_(Contact.channel, Contact.platform_user_id).in_(list(contact_keys)))
+    # Each contact with whether an open ticket of theirs waits on a public thread (a DM then picks it up).
+    has_public_ticket = (
+        select(Ticket.id)
+        .join(Conversation, Conversation.id == Ticket.conversation_id)
+        .where(
+            Ticket.contact_id == Contact.id,
+            Ticket.open_conversation_id.is_not(None),  # type: ignore[union-attr]
+            Conversation.kind == ConversationKind.public,
         )
-    ).scalars().all()
-    for contact in contacts:
-        known[("contact", contact.channel, contact.platform_user_id)] = contact
-    conversation_keys = {(m.channel, m.conversation_kind, m.conversation_ref) for m in messages}
-    conversations = (
+        .exists()
+    )
+    contact_rows = (
         await session.execute(
-            select(Conversation).where(
+            select(Contact, has_public_ticket).where(
+                tuple_(Contact.channel, Contact.platform_user_id).in_(list(contact_keys))
+            )
+        )
+    ).all()
+    for contact, _ in contact_rows:
+        known[("contact", contact.channel, contact.platform_user_id)] = contact
+    known[_PUBLIC_TICKET_CONTACTS] = {contact.id for contact, waiting in contact_rows if waiting}
+    # Each conversation with its open ticket's id, if it has one.
+    conversation_keys = {(m.channel, m.conversation_kind, m.conversation_ref) for m in messages}
+    conversation_rows = (
+        await session.execute(
+            select(Conversation, Ticket.id)
+            .outerjoin(Ticket, Ticket.open_conversation_id == Conversation.id)
+            .where(
                 tuple_(Conversation.channel, Conversation.kind, Conversation.platform_ref).in_(list(conversation_keys))
             )
         )
-    ).scalars().all()
-    for conversation in conversations:
+    ).all()
+    for conversation, _ in conversation_rows:
         known[("conversation", conversation.channel, conversation.kind, conversation.platform_ref)] = conversation
-    prefetched_ids = {c.id for c in conversations}
-    known[_PREFETCHED_CONVERSATIONS] = prefetched_ids
-    known[_OPEN_TICKETS] = dict(
-        (
-            await session.execute(
-                select(Ticket.open_conversation_id, Ticket.id).where(
-                    Ticket.open_conversation_id.in_(prefetched_ids)  # type: ignore[union-attr]
-                )
-            )
-        ).tuples().all()
-    ) if prefetched_ids else {}
-    contact_ids = [c.id for c in contacts]
-    known[_PUBLIC_TICKET_CONTACTS] = set(
-        (
-            await session.execute(
-                select(Ticket.contact_id)
-                .join(Conversation, Conversation.id == Ticket.conversation_id)
-                .where(
-                    Ticket.contact_id.in_(contact_ids),  # type: ignore[attr-defined]
-                    Ticket.open_conversation_id.is_not(None),  # type: ignore[union-attr]
-                    Conversation.kind == ConversationKind.public,
-                )
-            )
-        ).scalars().all()
-    ) if contact_ids else set()
+    known[_PREFETCHED_CONVERSATIONS] = {conversation.id for conversation, _ in conversation_rows}
+    known[_OPEN_TICKETS] = {conversation.id: ticket_id for conversation, ticket_id in conversation_rows if ticket_id}
 
 
 async def _record(session: AsyncSession, inbound: InboundMessage, text: str, now: datetime) -> Recorded:
