@@ -170,3 +170,28 @@ async def test_a_busy_worker_nobody_wakes_still_finds_new_conversations(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_page_of_dms_from_known_customers_is_three_statements_and_keeps_its_order(db: Database) -> None:
+    """Ingest: a page's contacts (with any waiting public ticket) in one query, its conversations (with their
+    open tickets) in another, and its messages in ONE multi-row INSERT, whatever the page's size (a repeat
+    of a message costs the lookup of the stored one)."""
+    from storage.actions import record_inbound_many
+
+    senders = [str(9400 + n) for n in range(5)]
+    for sender in senders:  # known customers, as most are
+        await record_inbound(db, dm("hello", sender=sender))
+    page = [dm(f"second message {n}", sender=sender) for n, sender in enumerate(senders)]
+    page.append(page[1])  # X re-sends an event: the repeat is not recorded twice
+    with _statements(db) as seen:
+        results = await record_inbound_many(db, page)
+    statements = [s for s in seen if not s.startswith(("BEGIN", "COMMIT"))]
+    repeat_lookups = [s for s in statements if s.startswith("SELECT messages.id, messages.ticket_id")]
+    assert len(statements) - len(repeat_lookups) == 3 and len(repeat_lookups) == 1, statements
+    assert [r.is_new for r in results] == [True] * 5 + [False]
+    assert results[5].message_id == results[1].message_id
+    ids = [r.message_id for r in results[:5]]
+    assert ids == sorted(ids)  # the page's order is the order the bot handles them in
+    async with db.session() as session:
+        texts = (await session.execute(select(Message.text).where(Message.id.in_(ids)).order_by(Message.id))).scalars()
+        assert list(texts) == [f"second message {n}" for n in range(5)]
