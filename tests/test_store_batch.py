@@ -28,6 +28,20 @@ async def test_a_page_is_recorded_in_order_and_lines_up_with_its_results(db: Dat
     assert texts == ["hi", "order late", "and again"]
 
 
+async def test_the_recorders_largest_page_is_recorded_whole_and_in_order(db: Database) -> None:
+    """200 DMs (the recorder's largest batch; several INSERTs of at most 50 rows) from 70 people, with the
+    same event twice across two of those INSERTs: every message once, in page order."""
+    page = [dm(f"message {n}", sender=str(7200 + n % 70), msg_id=f"dm-72-{n}") for n in range(200)]
+    page[120] = page[10]  # X sends an event again, 110 places later
+    results = await actions.record_inbound_many(db, page)
+    assert sum(r.is_new for r in results) == 199
+    assert results[120].message_id == results[10].message_id and not results[120].is_new
+    async with db.session() as s:
+        texts = (await s.execute(select(Message.text).order_by(Message.id))).scalars().all()
+    assert texts == [f"message {n}" for n in range(200) if n != 120]
+    assert len({r.conversation_id for r in results}) == 70
+
+
 async def test_a_page_deduplicates_like_one_at_a_time(db: Database) -> None:
     earlier = await actions.record_inbound(db, dm("seen before", sender="711", msg_id="dm-711-1"))
     page = [

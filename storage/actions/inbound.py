@@ -106,7 +106,7 @@ async def record_inbound_many(db: Database, messages: Sequence[InboundMessage]) 
 async def _record_page(
     session: AsyncSession, messages: Sequence[InboundMessage], texts: Sequence[str], now: datetime
 ) -> list[Recorded]:
-    """`_record` for a page of new posts, with its messages written by ONE multi-row INSERT.
+    """`_record` for a page of new posts, with its messages written by one multi-row INSERT (per 50).
 
     Contacts and conversations first (the prefetch has most of them), then the INSERT, then what each
     message leads to, in page order.  A repeat inside the page loses to its first occurrence, as it
@@ -118,9 +118,13 @@ async def _record_page(
         senders.append((contact_id, await _get_or_create_conversation(session, inbound, contact_id, now)))
     rows = [_message_row(inbound, text, contact_id, conversation.id, now)
             for inbound, text, (contact_id, conversation) in zip(messages, texts, senders)]
-    statement = _insert_messages_stmt(dialect_name(session), len(rows))
-    params = {f"{column}_{n}": value for n, row in enumerate(rows) for column, value in row.items()}
-    inserted = {(row.channel, row.platform_message_id): row.id for row in await session.execute(statement, params)}
+    inserted: dict[tuple[Channel, str], int] = {}
+    for start in range(0, len(rows), _INSERT_ROWS_MAX):  # in page order, so ids follow it
+        chunk = rows[start:start + _INSERT_ROWS_MAX]
+        statement = _insert_messages_stmt(dialect_name(session), len(chunk))
+        params = {f"{column}_{n}": value for n, row in enumerate(chunk) for column, value in row.items()}
+        for row in await session.execute(statement, params):
+            inserted[(row.channel, row.platform_message_id)] = row.id
     return [
         await _after_insert(
             session, inbound, contact_id, conversation,
@@ -156,7 +160,12 @@ _MESSAGE_ROW_COLUMNS = (  # the keys of `_message_row`, in its order
 )
 
 
-@functools.lru_cache(maxsize=128)
+# Rows per INSERT: a page of up to 200 (the recorder's largest batch) is a few statements, and every
+# statement shape (1 to 50 rows) stays in the cache below instead of being built again.
+_INSERT_ROWS_MAX = 50
+
+
+@functools.lru_cache(maxsize=2 * _INSERT_ROWS_MAX)  # both dialects (the tests run both in one process)
 def _insert_messages_stmt(dialect: str, rows: int) -> TextClause:
     """`INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING` for `rows` messages, typed, built once
     per page size (as `insert_ignoring_conflict`'s statement, and for the same reason)."""
