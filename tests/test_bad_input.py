@@ -244,6 +244,23 @@ async def test_deeply_nested_json_is_400_on_the_x_webhook(db: Database, x_sandbo
     assert await _count(db, Message) == 0
 
 
+async def test_the_x_webhook_answers_other_methods_and_bodies_with_4xx(db: Database, x_sandbox: RunningSandbox) -> None:
+    """What an attacker can send besides X's two requests: each a 4xx naming the problem, nothing stored."""
+    app, handler = _x_app(db, x_sandbox)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot") as http:
+        for method in ("PUT", "DELETE", "PATCH"):
+            assert (await http.request(method, "/webhooks/x")).status_code == 405
+        missing = await http.get("/webhooks/x")
+        assert missing.status_code == 400 and "crc_token" in missing.json()["error"]
+        unsigned = await http.post("/webhooks/x", content=b"{}", headers={"content-type": "application/json"})
+        assert unsigned.status_code == 403
+        for body, why in ((b"not json", "not JSON"), (b"[1, 2]", "JSON object")):
+            response = await http.post("/webhooks/x", content=body, headers=_signed(body))
+            assert response.status_code == 400 and why in response.json()["error"]
+    assert handler.rejected == 1
+    assert await _count(db, Message) == 0
+
+
 def _update(update_id: Any, user_id: int, text: str, first_name: str = "Ann") -> dict[str, Any]:
     return {"update_id": update_id, "message": {
         "message_id": 7, "date": 1764000000,
