@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,25 +49,58 @@ async def insert_ignoring_conflict(
     return (await session.execute(stmt, values)).scalar_one_or_none()
 
 
+# Rows per statement of `insert_many_ignoring_conflict`: a page of up to 200 (the recorder's largest batch)
+# is a few statements, and every statement shape (1 to 50 rows) stays in the builder's cache.
+INSERT_ROWS_MAX = 50
+
+
+async def insert_many_ignoring_conflict(
+    session: AsyncSession, model: type, rows: Sequence[dict[str, Any]], conflict_columns: list[str],
+    returning: tuple[str, ...],
+) -> list[Any]:
+    """`insert_ignoring_conflict` for many rows (all with the same keys) in multi-row INSERTs, in order.
+
+    Returns the `returning` columns of the rows inserted; a row that already existed, or that repeats
+    an earlier row of `rows`, returns nothing.  Ids follow the order of `rows`.
+    """
+    if not rows:
+        return []
+    table = model.__table__  # type: ignore[attr-defined]
+    columns = tuple(rows[0])
+    inserted: list[Any] = []
+    for start in range(0, len(rows), INSERT_ROWS_MAX):
+        chunk = rows[start:start + INSERT_ROWS_MAX]
+        stmt = _insert_ignoring_conflict_stmt(
+            dialect_name(session), table, columns, tuple(conflict_columns), rows=len(chunk), returning=returning
+        )
+        params = {f"{column}_{n}": value for n, row in enumerate(chunk) for column, value in row.items()}
+        inserted.extend(await session.execute(stmt, params))
+    return inserted
+
+
 @functools.lru_cache(maxsize=256)
 def _insert_ignoring_conflict_stmt(
-    dialect: str, table: Table, columns: tuple[str, ...], conflict_columns: tuple[str, ...]
+    dialect: str, table: Table, columns: tuple[str, ...], conflict_columns: tuple[str, ...], *,
+    rows: int = 0, returning: tuple[str, ...] = ("id",),
 ) -> TextClause:
     """The statement as typed SQL text, built once per shape.
 
     SQLAlchemy 2.0's dialect-specific `insert()` (needed for ON CONFLICT) has no cache key, so it would be
     compiled anew on every execution: on the ingest path that compile was the biggest single cost.  The
     same SQL as text is compiled once; its bind parameters keep the columns' types (enums, JSON, times).
-    PostgreSQL and SQLite (3.35+) spell it the same way.
+    PostgreSQL and SQLite (3.35+) spell it the same way.  `rows` (multi-row): the parameters of row n are
+    named `column_n`; 0: one row, parameters named by their column.
     """
-    quoted = ", ".join(f'"{c}"' for c in columns)  # standard SQL quoting, the same on both databases
-    params = ", ".join(f":{c}" for c in columns)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    names = [list(columns)] if rows == 0 else [[f"{c}_{n}" for c in columns] for n in range(rows)]
+    values = ", ".join("(" + ", ".join(f":{name}" for name in row) + ")" for row in names)
     conflict = ", ".join(f'"{c}"' for c in conflict_columns)
-    sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({params}) ON CONFLICT ({conflict}) DO NOTHING RETURNING id'
+    sql = (f'INSERT INTO "{table.name}" ({quoted}) VALUES {values} ON CONFLICT ({conflict}) DO NOTHING '
+           f"RETURNING {', '.join(returning)}")
     return (
         text(sql)
-        .bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
-        .columns(id=table.c.id.type)
+        .bindparams(*(bindparam(name, type_=table.c[column].type) for row in names for name, column in zip(row, columns)))
+        .columns(**{c: table.c[c].type for c in returning})
     )
 
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, select, text, tuple_, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from storage.actions._common import audit, dialect_name, get_for_update, insert_ignoring_conflict
+from storage.actions._common import (
+    audit,
+    get_for_update,
+    insert_ignoring_conflict,
+    insert_many_ignoring_conflict,
+)
 from storage.actions.csat import STATE_KEY as CSAT_STATE_KEY
 from storage.db import Database
 from storage.models import (
@@ -106,7 +110,7 @@ async def record_inbound_many(db: Database, messages: Sequence[InboundMessage]) 
 async def _record_page(
     session: AsyncSession, messages: Sequence[InboundMessage], texts: Sequence[str], now: datetime
 ) -> list[Recorded]:
-    """`_record` for a page of new posts, with its messages written by one multi-row INSERT (per 50).
+    """`_record` for a page of new posts, with its messages written by multi-row INSERTs (50 rows each).
 
     Contacts and conversations first (the prefetch has most of them), then the INSERT, then what each
     message leads to, in page order.  A repeat inside the page loses to its first occurrence, as it
@@ -118,13 +122,13 @@ async def _record_page(
         senders.append((contact_id, await _get_or_create_conversation(session, inbound, contact_id, now)))
     rows = [_message_row(inbound, text, contact_id, conversation.id, now)
             for inbound, text, (contact_id, conversation) in zip(messages, texts, senders)]
-    inserted: dict[tuple[Channel, str], int] = {}
-    for start in range(0, len(rows), _INSERT_ROWS_MAX):  # in page order, so ids follow it
-        chunk = rows[start:start + _INSERT_ROWS_MAX]
-        statement = _insert_messages_stmt(dialect_name(session), len(chunk))
-        params = {f"{column}_{n}": value for n, row in enumerate(chunk) for column, value in row.items()}
-        for row in await session.execute(statement, params):
-            inserted[(row.channel, row.platform_message_id)] = row.id
+    inserted = {
+        (row.channel, row.platform_message_id): row.id
+        for row in await insert_many_ignoring_conflict(
+            session, Message, rows, ["channel", "platform_message_id"],
+            returning=("id", "channel", "platform_message_id"),
+        )
+    }
     return [
         await _after_insert(
             session, inbound, contact_id, conversation,
@@ -152,34 +156,6 @@ def _message_row(inbound: InboundMessage, text: str, contact_id: int, conversati
         "entities": [],
         "created_at": now,
     }
-
-
-_MESSAGE_ROW_COLUMNS = (  # the keys of `_message_row`, in its order
-    "conversation_id", "channel", "direction", "author", "contact_id", "kind", "text", "platform_message_id",
-    "in_reply_to_platform_id", "summons_brand", "platform_created_at", "entities", "created_at",
-)
-
-
-# Rows per INSERT: a page of up to 200 (the recorder's largest batch) is a few statements, and every
-# statement shape (1 to 50 rows) stays in the cache below instead of being built again.
-_INSERT_ROWS_MAX = 50
-
-
-@functools.lru_cache(maxsize=2 * _INSERT_ROWS_MAX)  # both dialects (the tests run both in one process)
-def _insert_messages_stmt(dialect: str, rows: int) -> TextClause:
-    """`INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING` for `rows` messages, typed, built once
-    per page size (as `insert_ignoring_conflict`'s statement, and for the same reason)."""
-    del dialect  # PostgreSQL and SQLite (3.35+) spell it the same way; the cache keeps them apart anyway
-    table = Message.__table__  # type: ignore[attr-defined]
-    quoted = ", ".join(f'"{c}"' for c in _MESSAGE_ROW_COLUMNS)
-    values = ", ".join("(" + ", ".join(f":{c}_{n}" for c in _MESSAGE_ROW_COLUMNS) + ")" for n in range(rows))
-    sql = (f'INSERT INTO "messages" ({quoted}) VALUES {values} ON CONFLICT ("channel", "platform_message_id") '
-           "DO NOTHING RETURNING id, channel, platform_message_id")
-    return (
-        text(sql)
-        .bindparams(*(bindparam(f"{c}_{n}", type_=table.c[c].type) for n in range(rows) for c in _MESSAGE_ROW_COLUMNS))
-        .columns(id=table.c.id.type, channel=table.c.channel.type, platform_message_id=table.c.platform_message_id.type)
-    )
 
 
 async def _prefetch(session: AsyncSession, messages: Sequence[InboundMessage]) -> None:
