@@ -9,7 +9,7 @@ are ours and talk to the store, with no other process competing for the CPU exce
     outbox   `lease_due` + `mark_sent_many` for every answer (no HTTP send)
 
 and prints the CPU milliseconds per DM of each phase (this process only; the database server's CPU is
-not in it) and the statements and round trips per DM, counted by bench/statements.py's hooks.
+not in it) and the statements and round trips per DM, counted by bench/statements.py's counter.
 
     .venv/bin/python bench/bot_cpu.py                                    # SQLite (a throwaway file)
     .venv/bin/python bench/bot_cpu.py --database-url postgresql+asyncpg://postgres@127.0.0.1/bench
@@ -32,8 +32,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import event, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
+from bench import pipeline, statements  # noqa: E402
 from bot.content import load_content  # noqa: E402
 from bot.router import RouterConfig  # noqa: E402
 from bot.worker import BotWorker  # noqa: E402
@@ -45,16 +46,9 @@ from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Channel, ConversationKind  # noqa: E402
 
-# The texts bench/pipeline.py sends (answered by the bot itself: FAQ, events, small talk) and the intent
-# the shipped model gives each.
-TEXTS = (
-    ("where is my package, it is late", "order_problem"),
-    ("when is the next webinar", "event_info"),
-    ("hello there", "greet"),
-    ("how do I reset my password", "account_login"),
-    ("thanks", "thanks"),
-)
-_INTENT_OF = dict(TEXTS)
+# The intent the shipped model gives each text bench/pipeline.py sends (the bot answers them itself: FAQ,
+# events, small talk).
+_INTENT_OF = dict(zip(pipeline.TEXTS, ("order_problem", "event_info", "greet", "account_login", "thanks"), strict=True))
 
 
 class _TableParser:
@@ -66,25 +60,11 @@ class _TableParser:
                            intent_ranking=[IntentScore(intent, 0.97), IntentScore("complaint", 0.02)])
 
 
-class _RoundTrips:
-    """Statements and round trips (BEGIN / COMMIT / ROLLBACK included) on an engine, as bench/statements.py."""
-
-    def __init__(self, db: Database) -> None:
-        self.statements = self.round_trips = 0
-        engine = db.engine.sync_engine
-        postgres = db.dialect == "postgresql"
-        event.listen(engine, "before_cursor_execute", self._on_execute)
-        event.listen(engine, "commit", self._on_end)
-        event.listen(engine, "rollback", self._on_end)
-        if postgres:
-            event.listen(engine, "begin", self._on_end)
-
-    def _on_execute(self, *_args: Any) -> None:
-        self.statements += 1
-        self.round_trips += 1
-
-    def _on_end(self, *_args: Any) -> None:
-        self.round_trips += 1
+def _totals(counter: statements.StatementCounter) -> tuple[int, int]:
+    """Statements and round trips so far, all phases (this process is one phase at a time)."""
+    counts = counter.snapshot()
+    return (sum(counts.get(f"{p}.statements", 0) for p in statements.PHASES),
+            sum(counts.get(f"{p}.round_trips", 0) for p in statements.PHASES))
 
 
 def _page(start: int, size: int, customers: int) -> list[InboundMessage]:
@@ -93,7 +73,7 @@ def _page(start: int, size: int, customers: int) -> list[InboundMessage]:
         customer = str(10_000 + i % customers)
         messages.append(InboundMessage(
             channel=Channel.x, conversation_kind=ConversationKind.dm, conversation_ref=customer,
-            sender_id=customer, sender_handle=f"customer{customer}", text=TEXTS[(i // customers) % len(TEXTS)][0],
+            sender_id=customer, sender_handle=f"customer{customer}", text=pipeline.TEXTS[(i // customers) % len(pipeline.TEXTS)],
             platform_message_id=f"bench-{i}",
         ))
     return messages
@@ -110,19 +90,20 @@ async def _empty_tables(db: Database) -> None:
         await session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
-async def _one_run(db: Database, args: argparse.Namespace, counter: _RoundTrips) -> dict[str, dict[str, float]]:
+async def _one_run(db: Database, args: argparse.Namespace, counter: statements.StatementCounter) -> dict[str, dict[str, float]]:
     content = load_content(PROJECT_ROOT / "content")
     worker = BotWorker(db, _TableParser(), content, RouterConfig(), owner="bench", concurrency=args.concurrency)
 
     totals = {name: {"cpu_ms": 0.0, "statements": 0.0, "round_trips": 0.0} for name in ("ingest", "route", "outbox")}
 
     async def phase(name: str, work: Any) -> None:
-        statements, round_trips, cpu = counter.statements, counter.round_trips, time.process_time()
+        (statements_before, round_trips_before), cpu = _totals(counter), time.process_time()
         await work
         row = totals[name]
         row["cpu_ms"] += (time.process_time() - cpu) * 1000 / args.messages
-        row["statements"] += (counter.statements - statements) / args.messages
-        row["round_trips"] += (counter.round_trips - round_trips) / args.messages
+        statements_after, round_trips_after = _totals(counter)
+        row["statements"] += (statements_after - statements_before) / args.messages
+        row["round_trips"] += (round_trips_after - round_trips_before) / args.messages
 
     async def ingest(first: int, count: int) -> None:
         # Pages written concurrently, as the webhook's requests are: `--concurrency` pages in flight.
@@ -155,6 +136,8 @@ async def _one_run(db: Database, args: argparse.Namespace, counter: _RoundTrips)
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+        counter = statements.StatementCounter()  # bench/pipeline.py's count: BEGIN, COMMIT, autocommit reads
+        counter.install()
         runs = []
         for repeat in range(args.repeat):
             if not args.database_url:
@@ -163,7 +146,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 await upgrade(db)
                 await _empty_tables(db)
-                runs.append(await _one_run(db, args, _RoundTrips(db)))
+                runs.append(await _one_run(db, args, counter))
             finally:
                 await db.dispose()
     phases = runs[0].keys()
