@@ -7,6 +7,7 @@ import contextlib
 
 import typer
 
+from frontdesk.app.event_loop import run_event_loop
 from frontdesk.core.settings import (
     SANDBOX_TELEGRAM_TOKEN,
     SANDBOX_X_ACCESS_TOKEN,
@@ -75,4 +76,4 @@ def sandbox_command(
     """Run the local X and Telegram API emulators in the foreground (for demos and manual tests)."""
     chosen = port if port is not None else get_settings().sandbox_port
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(host, chosen, brand))
+        run_event_loop(_serve(host, chosen, brand))

@@ -5,9 +5,6 @@ Sub-apps are imported here and nowhere else, so the parts never import each othe
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
-from typing import Any
-
 import typer
 
 from frontdesk.app.roles import ROLE_DESK, ROLE_RUN, ROLE_WORKER, Role
@@ -99,6 +96,7 @@ def desk() -> None:
 
 def _run_supervised(role: Role) -> None:
     from bot.content import ContentError
+    from frontdesk.app.event_loop import run_event_loop
     from frontdesk.app.supervisor import RunError, run_forever
     from frontdesk.core.business_hours import HoursError
     from frontdesk.core.logging import configure_logging
@@ -107,26 +105,12 @@ def _run_supervised(role: Role) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
     try:
-        _run_event_loop(run_forever(settings, role))
+        run_event_loop(run_forever(settings, role))
     except (RunError, ContentError, HoursError, InsecureSettings) as exc:
         typer.echo(f"frontdesk: cannot start: {exc}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
-
-
-def _run_event_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run the service on uvloop (libuv): the bot is a loop of small I/O steps, and uvloop's loop spends
-    about half the CPU of asyncio's own per step.  Plain asyncio if uvloop is not installed."""
-    import asyncio
-
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
 
 
 def main() -> None:
