@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from frontdesk.core import metrics
 from storage.db import Database
-from storage.models import Direction, Message, OutboxItem, OutboxStatus, Ticket, TicketStatus
+from storage.inbox import WAITING_MESSAGES
+from storage.models import Message, OutboxItem, OutboxStatus, Ticket, TicketStatus
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,7 @@ async def refresh_store_gauges(db: Database) -> None:
         ).all()
         inbox = (
             await session.execute(
-                select(func.count()).select_from(Message).where(
-                    Message.direction == Direction.inbound, Message.handled_at.is_(None)  # type: ignore[union-attr]
-                )
+                select(func.count()).select_from(Message).where(WAITING_MESSAGES)  # ix_messages_waiting
             )
         ).scalar_one()
         outbox = (

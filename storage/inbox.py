@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, or_, select, text, update
+from sqlalchemy import and_, bindparam, exists, literal_column, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -19,6 +19,16 @@ from storage.actions._common import dialect_name, get_for_update
 from storage.actions.inbound import handled_values, mark_handled_in, refresh_handled
 from storage.db import Database
 from storage.models import Conversation, Direction, Message, utcnow
+
+# The waiting messages (inbox, gauges), with the direction as a literal: a partial index (ix_messages_waiting) serves only a
+# query whose WHERE implies its predicate, and `direction = $1` implies nothing about a generic plan.
+WAITING_MESSAGES = and_(
+    Message.direction == literal_column("'in'"),
+    Message.handled_at.is_(None),  # type: ignore[union-attr]
+)
+# The conversations with a waiting message, read from that index: the lease starts from the few
+# conversations that wait, not from every conversation the brand ever had.
+_WAITING_CONVERSATIONS = select(Message.conversation_id).where(WAITING_MESSAGES)
 
 # Built once with the time as a parameter: the worker leases on every wake, and building the statement
 # cost more CPU than running it.  One statement (UPDATE ... WHERE id IN (the leasable ones, locked,
@@ -32,11 +42,7 @@ _LEASE_RETURNING = (
             select(_CANDIDATE.c.id)
             .where(
                 or_(_CANDIDATE.c.lease_until.is_(None), _CANDIDATE.c.lease_until < bindparam("now")),
-                exists().where(
-                    Message.conversation_id == _CANDIDATE.c.id,
-                    Message.direction == Direction.inbound,
-                    Message.handled_at.is_(None),  # type: ignore[union-attr]
-                ),
+                _CANDIDATE.c.id.in_(_WAITING_CONVERSATIONS),
             )
             .order_by(_CANDIDATE.c.updated_at)
             .limit(bindparam("limit"))
@@ -54,11 +60,7 @@ _LEASE_WITH_MESSAGES = (
     .select_from(_LEASED)
     .outerjoin(
         Message,
-        and_(
-            Message.conversation_id == _LEASED.c.id,
-            Message.direction == Direction.inbound,
-            Message.handled_at.is_(None),  # type: ignore[union-attr]
-        ),
+        and_(Message.conversation_id == _LEASED.c.id, WAITING_MESSAGES),
     )
     .order_by(Message.id)  # type: ignore[arg-type]
 )

@@ -16,7 +16,7 @@ import enum
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -250,12 +250,21 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
+# The rows of the inbox: inbound messages the bot has not handled yet (ix_messages_waiting's predicate).
+WAITING_PREDICATE = "direction = 'in' AND handled_at IS NULL"
+
+
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("channel", "platform_message_id", name="uq_messages_channel_platform_id"),
         # The inbox: inbound messages not yet handled, oldest first per conversation.
         Index("ix_messages_inbox", "conversation_id", "handled_at", "id"),
+        # Only the waiting messages, so the worker's lease reads those and not the brand's whole history
+        # (migration 0018).  Outbound rows are stored handled for the same reason: then "handled_at IS
+        # NULL" is as rare in the planner's statistics as it is in the table.
+        Index("ix_messages_waiting", "conversation_id", "id",
+              postgresql_where=text(WAITING_PREDICATE), sqlite_where=text(WAITING_PREDICATE)),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -284,7 +293,9 @@ class Message(SQLModel, table=True):
     corrected_intent: str | None = Field(default=None, max_length=64)
     platform_created_at: datetime | None = _ts()
     created_at: datetime = _created()
-    handled_at: datetime | None = _ts()  # inbound: the router has dealt with it
+    # Inbound: when the router dealt with it (None: waiting).  Outbound: when it was written (there is
+    # nothing for the bot to do with it), so that only waiting messages have none (ix_messages_waiting).
+    handled_at: datetime | None = _ts()
     delivered_at: datetime | None = _ts()  # outbound: the platform accepted it
 
 

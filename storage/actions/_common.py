@@ -264,6 +264,7 @@ async def queue_outbound(
         agent_id=agent_id,
         text=text,
         created_at=now,
+        handled_at=now,  # nothing for the bot to do with it (storage.models.Message.handled_at)
         entities=[],
         in_reply_to_platform_id=target["in_reply_to"] if target["kind"] == "reply" else None,
     )

@@ -135,6 +135,7 @@ async def _queue_post(session: AsyncSession, post: PublicPost, *, due: datetime)
         # Dated when it is to be said: retention (FRONTDESK_RETENTION_DAYS) erases old loose messages and
         # cancels their unsent rows, and a post scheduled weeks ahead is not old.
         agent_id=post.approver_id or post.author_id, text=post.text, created_at=due, entities=[],
+        handled_at=now,  # nothing for the bot to do with it (storage.models.Message.handled_at)
     )
     session.add(message)
     await session.flush()

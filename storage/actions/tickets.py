@@ -281,6 +281,7 @@ async def add_note(db: Database, ticket_id: int, agent_id: int, text: str) -> Me
             text=text,
             entities=[],
             created_at=now,
+            handled_at=now,  # nothing for the bot to do with it (storage.models.Message.handled_at)
         )
         session.add(message)
         await session.flush()
