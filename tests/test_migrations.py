@@ -58,6 +58,28 @@ async def test_upgrade_from_empty_to_head_and_models_match(empty_db: Database) -
     assert await current_revision(empty_db) == head_revision()
 
 
+async def test_0018_stores_old_outbound_messages_as_handled_and_leaves_waiting_ones(empty_db: Database) -> None:
+    """Rows written before 0018 (outbound without handled_at) are brought in line; waiting inbound stay waiting."""
+    await upgrade(empty_db, "0017")
+    async with empty_db.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "INSERT INTO contacts (id, channel, platform_user_id, handle, display_name, created_at) "
+            "VALUES (1, 'x', '42', 'alice', 'Alice', '2026-01-01 00:00:00')")
+        await conn.exec_driver_sql(
+            "INSERT INTO conversations (id, contact_id, channel, kind, platform_ref, status, bot_state, created_at, "
+            "updated_at) VALUES (1, 1, 'x', 'dm', '42', 'bot', '{}', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+        for id_, direction, author in ((1, "in", "customer"), (2, "out", "bot")):
+            await conn.exec_driver_sql(
+                "INSERT INTO messages (id, conversation_id, channel, direction, author, kind, text, entities, "
+                f"created_at) VALUES ({id_}, 1, 'x', '{direction}', '{author}', 'message', 'hi', '[]', "
+                "'2026-01-01 00:00:00')")
+    await upgrade(empty_db)
+    async with empty_db.engine.connect() as conn:
+        rows = dict((await conn.exec_driver_sql("SELECT id, handled_at FROM messages ORDER BY id")).all())
+    assert rows[1] is None  # the customer's message still waits for the bot
+    assert rows[2] is not None  # the bot's answer is stored handled, as new ones are
+
+
 async def test_a_shared_database_out_of_date_refuses_to_start_and_names_the_fix(
     empty_db: Database, database_url: str
 ) -> None:
