@@ -19,6 +19,7 @@ from storage.agents import create_agent
 from storage.models import (
     Contact,
     Conversation,
+    Direction,
     EventRegistration,
     Message,
     Ticket,
@@ -52,7 +53,9 @@ async def _all_handled(bot: BotHarness, username: str, count: int) -> bool:
             select(func.count()).select_from(Message)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .join(Contact, Contact.id == Conversation.contact_id)
-            .where(Contact.handle == username, Message.handled_at.is_not(None))  # type: ignore[union-attr]
+            # The customer's messages: what the bot and agents write is stored handled (migration 0018).
+            .where(Contact.handle == username, Message.direction == Direction.inbound,
+                   Message.handled_at.is_not(None))  # type: ignore[union-attr]
         )
         return handled.scalar_one() >= count
 
