@@ -13,8 +13,7 @@ from sqlalchemy import func, select
 
 from frontdesk.core import metrics
 from storage.db import Database
-from storage.inbox import WAITING_MESSAGES
-from storage.models import Message, OutboxItem, OutboxStatus, Ticket, TicketStatus
+from storage.models import WAITING_MESSAGES, Message, OutboxItem, OutboxStatus, Ticket, TicketStatus
 
 log = logging.getLogger(__name__)
 

@@ -11,22 +11,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, literal_column, or_, select, text, update
+from sqlalchemy import and_, bindparam, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.actions._common import dialect_name, get_for_update
 from storage.actions.inbound import handled_values, mark_handled_in, refresh_handled
 from storage.db import Database
-from storage.models import Conversation, Direction, Message, utcnow
+from storage.models import WAITING_MESSAGES, Conversation, Direction, Message, utcnow
 
-# The waiting messages (inbox, gauges), with the direction as a literal: a partial index (ix_messages_waiting) serves only a
-# query whose WHERE implies its predicate, and `direction = $1` implies nothing about a generic plan.
-WAITING_MESSAGES = and_(
-    Message.direction == literal_column("'in'"),
-    Message.handled_at.is_(None),  # type: ignore[union-attr]
-)
-# The conversations with a waiting message, read from that index: the lease starts from the few
+# The conversations with a waiting message, read from ix_messages_waiting: the lease starts from the few
 # conversations that wait, not from every conversation the brand ever had.
 _WAITING_CONVERSATIONS = select(Message.conversation_id).where(WAITING_MESSAGES)
 
@@ -134,10 +128,7 @@ _RELEASE_WRITING_CHANGES = (
         Conversation.id == bindparam("conversation_id"),
         Conversation.lease_owner == bindparam("owner"),
         ~exists().where(
-            Message.conversation_id == Conversation.id,
-            Message.direction == Direction.inbound,
-            Message.handled_at.is_(None),  # type: ignore[union-attr]
-            Message.id != bindparam("handling_id"),
+            Message.conversation_id == Conversation.id, WAITING_MESSAGES, Message.id != bindparam("handling_id")
         ),
     )
     .values(lease_owner=None, lease_until=None, updated_at=bindparam("set_updated_at"),
@@ -239,9 +230,7 @@ _MARK_HANDLED_AND_RELEASE = _build_mark_handled_and_release()
 _UNHANDLED_OF_CONVERSATION = (
     select(Message)
     .where(
-        Message.conversation_id == bindparam("conversation_id"),
-        Message.direction == Direction.inbound,
-        Message.handled_at.is_(None),  # type: ignore[union-attr]
+        Message.conversation_id == bindparam("conversation_id"), WAITING_MESSAGES
     )
     .order_by(Message.id)  # type: ignore[arg-type]
 )
@@ -251,8 +240,7 @@ _UNHANDLED_OF_CONVERSATIONS = (
     select(Message)
     .where(
         Message.conversation_id.in_(bindparam("ids", expanding=True)),  # type: ignore[attr-defined]
-        Message.direction == Direction.inbound,
-        Message.handled_at.is_(None),  # type: ignore[union-attr]
+        WAITING_MESSAGES,
     )
     .order_by(Message.id)  # type: ignore[arg-type]
 )

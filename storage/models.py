@@ -16,7 +16,19 @@ import enum
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    literal_column,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -250,21 +262,12 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
-# The rows of the inbox: inbound messages the bot has not handled yet (ix_messages_waiting's predicate).
-WAITING_PREDICATE = "direction = 'in' AND handled_at IS NULL"
-
-
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("channel", "platform_message_id", name="uq_messages_channel_platform_id"),
         # The inbox: inbound messages not yet handled, oldest first per conversation.
         Index("ix_messages_inbox", "conversation_id", "handled_at", "id"),
-        # Only the waiting messages, so the worker's lease reads those and not the brand's whole history
-        # (migration 0018).  Outbound rows are stored handled for the same reason: then "handled_at IS
-        # NULL" is as rare in the planner's statistics as it is in the table.
-        Index("ix_messages_waiting", "conversation_id", "id",
-              postgresql_where=text(WAITING_PREDICATE), sqlite_where=text(WAITING_PREDICATE)),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -297,6 +300,21 @@ class Message(SQLModel, table=True):
     # nothing for the bot to do with it), so that only waiting messages have none (ix_messages_waiting).
     handled_at: datetime | None = _ts()
     delivered_at: datetime | None = _ts()  # outbound: the platform accepted it
+
+
+# The rows of the inbox: inbound messages the bot has not handled yet.  One definition for the partial
+# index below and for every query of the inbox (storage.inbox, storage.gauges).  The direction is a literal:
+# a partial index serves only a query whose WHERE implies its predicate, and `direction = $1` implies nothing
+# about a generic plan.
+WAITING_MESSAGES = and_(
+    Message.direction == literal_column(f"'{Direction.inbound.value}'"),
+    Message.handled_at.is_(None),  # type: ignore[union-attr]
+)
+# Only the waiting messages, so the worker's lease reads those and not the brand's whole history (migration
+# 0018).  Outbound rows are stored handled for the same reason: then "handled_at IS NULL" is as rare in
+# PostgreSQL's statistics as it is in the table, and its planner picks this index.
+Index("ix_messages_waiting", Message.conversation_id, Message.id,
+      postgresql_where=WAITING_MESSAGES, sqlite_where=WAITING_MESSAGES)
 
 
 class TicketEvent(SQLModel, table=True):
