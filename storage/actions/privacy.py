@@ -39,6 +39,7 @@ from storage.actions._common import audit, get_for_update
 from storage.customers import unlink_in
 from storage.db import Database
 from storage.models import (
+    WAITING_MESSAGES,
     Contact,
     Conversation,
     CsatResponse,
@@ -336,7 +337,7 @@ async def _erase_messages(
         )
         await session.execute(
             update(Message)
-            .where(in_chunk, Message.direction == Direction.inbound, col(Message.handled_at).is_(None))
+            .where(in_chunk, WAITING_MESSAGES)  # an erased message no longer waits for the bot
             .values(handled_at=now)
         )
         cancelled += await _erase_deliveries(session, col(OutboxItem.message_id).in_(chunk))
